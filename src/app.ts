@@ -1,0 +1,64 @@
+import { Elysia } from 'elysia'
+import { isCrossSiteRequest, SAFE_METHODS } from './auth/csrf.ts'
+import { isValidSession, SESSION_COOKIE } from './auth/sessions.ts'
+import type { Config } from './config.ts'
+import type { Db } from './db/open.ts'
+import type { UploadEngine } from './engine/engine.ts'
+import { HttpError } from './errors.ts'
+import { readCookie } from './http/cookies.ts'
+import { errorResponse } from './http/errors.ts'
+import { dropzoneRoutes } from './protocols/dropzone.ts'
+import { assetRoutes } from './routes/assets.ts'
+import { authRoutes } from './routes/auth.ts'
+import { downloadRoutes } from './routes/downloads.ts'
+import { pageRoutes } from './routes/pages.ts'
+import type { BlobStore } from './storage/types.ts'
+
+export interface AppDeps {
+  config: Config
+  db: Db
+  engine: UploadEngine
+  blobs: BlobStore
+  clock: () => number
+  log: (message: string, context?: Record<string, unknown>) => void
+  adminPasswordHash: string
+}
+
+/** Paths anyone may reach; everything else needs the admin session (deny by default). */
+const PUBLIC_PATHS = [/^\/login$/, /^\/assets\//, /^\/healthz$/]
+/** Routes that stream large bodies and enforce their own limits. */
+const STREAMING_PATHS = [/^\/upload$/]
+const FORM_BODY_LIMIT_BYTES = 1024 * 1024
+
+export function createApp(deps: AppDeps) {
+  return new Elysia({
+    // Bun applies this cap to streamed bodies too; each route enforces its own, smaller limit.
+    serve: { maxRequestBodySize: deps.config.maxFileBytes + 1024 * 1024 },
+  })
+    .onError(({ error, request }) => errorResponse(error, request, deps.log))
+    .onRequest(({ request }) => {
+      const path = new URL(request.url).pathname
+      if (!SAFE_METHODS.has(request.method)) {
+        if (isCrossSiteRequest(request)) throw new HttpError(403, 'Cross-site request refused')
+        const declared = Number(request.headers.get('content-length') ?? 0)
+        if (!STREAMING_PATHS.some((re) => re.test(path)) && declared > FORM_BODY_LIMIT_BYTES) {
+          throw new HttpError(413, 'Request body too large')
+        }
+      }
+      if (PUBLIC_PATHS.some((re) => re.test(path))) return
+      if (isValidSession(deps.db, readCookie(request, SESSION_COOKIE), deps.clock())) return
+      const wantsPage = request.method === 'GET' && (request.headers.get('accept') ?? '').includes('text/html')
+      if (wantsPage) {
+        return new Response(null, { status: 303, headers: { location: `/login?next=${encodeURIComponent(path)}` } })
+      }
+      throw new HttpError(401, 'Sign in first')
+    })
+    .get('/healthz', () => 'ok')
+    .use(assetRoutes())
+    .use(authRoutes(deps))
+    .use(pageRoutes(deps))
+    .use(dropzoneRoutes(deps))
+    .use(downloadRoutes(deps))
+}
+
+export type App = ReturnType<typeof createApp>

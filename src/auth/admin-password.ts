@@ -1,0 +1,23 @@
+import { randomBytes } from 'node:crypto'
+import { eq } from 'drizzle-orm'
+import type { Config } from '../config.ts'
+import type { Db } from '../db/open.ts'
+import { settings } from '../db/schema.ts'
+
+const KEY = 'admin_password_hash'
+
+export const hashPassword = (password: string) => Bun.password.hash(password, { algorithm: 'argon2id' })
+
+/**
+ * The admin password's hash. From ADMIN_PASSWORD when set; otherwise the stored one, or a new
+ * random password whose hash is stored and which is returned once so start-up can print it.
+ */
+export async function adminPasswordHash(db: Db, config: Config): Promise<{ hash: string; generated: string | null }> {
+  if (config.adminPassword !== null) return { hash: await hashPassword(config.adminPassword), generated: null }
+  const stored = db.select().from(settings).where(eq(settings.key, KEY)).get()
+  if (stored) return { hash: stored.value, generated: null }
+  const generated = randomBytes(15).toString('base64url')
+  const hash = await hashPassword(generated)
+  db.insert(settings).values({ key: KEY, value: hash }).run()
+  return { hash, generated }
+}

@@ -1,0 +1,31 @@
+import { randomBytes, createHash } from 'node:crypto'
+import { and, eq, gt, lt } from 'drizzle-orm'
+import type { Db } from '../db/open.ts'
+import { sessions } from '../db/schema.ts'
+
+export const SESSION_COOKIE = 'dropfold_session'
+
+const hashToken = (token: string) => createHash('sha256').update(token).digest('hex')
+
+export function createSession(db: Db, args: { now: number; ttlMs: number; clientAddress: string | null }): string {
+  const token = randomBytes(32).toString('base64url')
+  db.insert(sessions)
+    .values({ idHash: hashToken(token), createdAt: args.now, expiresAt: args.now + args.ttlMs, clientAddress: args.clientAddress })
+    .run()
+  db.delete(sessions).where(lt(sessions.expiresAt, args.now)).run()
+  return token
+}
+
+export function isValidSession(db: Db, token: string | undefined, now: number): boolean {
+  if (!token || token.length > 100) return false
+  const row = db
+    .select({ idHash: sessions.idHash })
+    .from(sessions)
+    .where(and(eq(sessions.idHash, hashToken(token)), gt(sessions.expiresAt, now)))
+    .get()
+  return row !== undefined
+}
+
+export function deleteSession(db: Db, token: string | undefined) {
+  if (token) db.delete(sessions).where(eq(sessions.idHash, hashToken(token))).run()
+}

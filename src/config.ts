@@ -1,0 +1,79 @@
+import { resolve } from 'node:path'
+
+/** Every setting Dropfold reads, parsed and validated once. */
+export interface Config {
+  port: number
+  host: string
+  dataDir: string
+  /** Plain admin password from the environment; when absent one is generated and only its hash kept. */
+  adminPassword: string | null
+  maxFileBytes: number
+  /** Chunk size our upload page asks Dropzone to use. */
+  chunkBytes: number
+  /** Largest single chunk the server accepts. */
+  maxChunkBytes: number
+  /** Uploads must leave at least this much free space on the data volume. */
+  minFreeBytes: number
+  /** An unfinished upload with no activity for this long expires and its staged bytes are freed. */
+  uploadTtlMs: number
+  sessionTtlMs: number
+  /** Take the client address from X-Forwarded-For (only behind a reverse proxy you control). */
+  trustProxy: boolean
+  /** Set the Secure flag on cookies (serve over HTTPS). */
+  secureCookies: boolean
+}
+
+export class ConfigError extends Error {}
+
+const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }
+
+/** Parses "512", "8M", "8MiB", "20G", "1.5T" into bytes (binary units). */
+export function parseBytes(text: string, name: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$/i.exec(text)
+  if (!m) throw new ConfigError(`${name} must be a size such as 512M or 20G, got "${text}"`)
+  const bytes = Math.floor(Number(m[1]) * UNITS[m[2]!.toLowerCase()]!)
+  if (!Number.isSafeInteger(bytes)) throw new ConfigError(`${name} is too large`)
+  return bytes
+}
+
+function parseInteger(text: string, name: string, min: number, max: number): number {
+  const n = Number(text)
+  if (!/^\d+$/.test(text.trim()) || n < min || n > max) {
+    throw new ConfigError(`${name} must be a whole number from ${min} to ${max}, got "${text}"`)
+  }
+  return n
+}
+
+function parseBoolean(text: string, name: string): boolean {
+  if (/^(1|true|yes|on)$/i.test(text)) return true
+  if (/^(0|false|no|off)$/i.test(text)) return false
+  throw new ConfigError(`${name} must be true or false, got "${text}"`)
+}
+
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const get = (name: string) => {
+    const value = env[name]?.trim()
+    return value === undefined || value === '' ? undefined : value
+  }
+  const bytes = (name: string, fallback: string) => parseBytes(get(name) ?? fallback, name)
+  const config: Config = {
+    port: parseInteger(get('PORT') ?? '3000', 'PORT', 0, 65535),
+    host: get('HOST') ?? '127.0.0.1',
+    dataDir: resolve(get('DATA_DIR') ?? './data'),
+    adminPassword: get('ADMIN_PASSWORD') ?? null,
+    maxFileBytes: bytes('MAX_FILE_SIZE', '100G'),
+    chunkBytes: bytes('CHUNK_SIZE', '8M'),
+    maxChunkBytes: bytes('MAX_CHUNK_SIZE', '64M'),
+    minFreeBytes: bytes('MIN_FREE_SPACE', '256M'),
+    uploadTtlMs: parseInteger(get('UPLOAD_TTL_HOURS') ?? '168', 'UPLOAD_TTL_HOURS', 1, 100_000) * 3_600_000,
+    sessionTtlMs: parseInteger(get('SESSION_TTL_HOURS') ?? '168', 'SESSION_TTL_HOURS', 1, 100_000) * 3_600_000,
+    trustProxy: parseBoolean(get('TRUST_PROXY') ?? 'false', 'TRUST_PROXY'),
+    secureCookies: parseBoolean(get('SECURE_COOKIES') ?? 'false', 'SECURE_COOKIES'),
+  }
+  if (config.adminPassword !== null && config.adminPassword.length < 8) {
+    throw new ConfigError('ADMIN_PASSWORD must be at least 8 characters')
+  }
+  if (config.chunkBytes < 64 * 1024) throw new ConfigError('CHUNK_SIZE must be at least 64K')
+  if (config.chunkBytes > config.maxChunkBytes) throw new ConfigError('CHUNK_SIZE must not exceed MAX_CHUNK_SIZE')
+  return config
+}

@@ -1,0 +1,77 @@
+import { and, desc, eq, sql } from 'drizzle-orm'
+import type { Db } from './open.ts'
+import { blobs, files, folders, uploads } from './schema.ts'
+
+export type FileRow = typeof files.$inferSelect
+export type FolderRow = typeof folders.$inferSelect
+
+export function findFolder(db: Db, id: number): FolderRow | undefined {
+  return db.select().from(folders).where(eq(folders.id, id)).get()
+}
+
+export function findFile(db: Db, id: number): FileRow | undefined {
+  return db.select().from(files).where(eq(files.id, id)).get()
+}
+
+export function listFiles(db: Db, folderId: number, limit: number, offset = 0): FileRow[] {
+  return db
+    .select()
+    .from(files)
+    .where(eq(files.folderId, folderId))
+    .orderBy(desc(files.createdAt), desc(files.id))
+    .limit(limit)
+    .offset(offset)
+    .all()
+}
+
+export function countFiles(db: Db, folderId: number): number {
+  return db.select({ n: sql<number>`count(*)` }).from(files).where(eq(files.folderId, folderId)).get()?.n ?? 0
+}
+
+const MULTI_EXTENSIONS = /\.tar\.(gz|bz2|xz|zst|lz4)$/i
+
+/** "report.pdf" → "report (1).pdf"; "a.tar.gz" → "a (1).tar.gz"; ".env" → ".env (1)". */
+export function numberedName(name: string, n: number): string {
+  const multi = MULTI_EXTENSIONS.exec(name)
+  const dot = multi ? multi.index : name.lastIndexOf('.')
+  if (dot <= 0) return `${name} (${n})`
+  return `${name.slice(0, dot)} (${n})${name.slice(dot)}`
+}
+
+/**
+ * Makes a finished upload visible: counts one more reference to its blob, adds the file under a
+ * free name in its folder and marks the upload complete, all or nothing.
+ */
+export function completeUpload(
+  db: Db,
+  args: { uploadId: string; folderId: number; name: string; sizeBytes: number; sha256: string; mimeType: string; now: number },
+): FileRow {
+  return db.transaction((tx) => {
+    tx.insert(blobs)
+      .values({ sha256: args.sha256, sizeBytes: args.sizeBytes, refCount: 1, createdAt: args.now })
+      .onConflictDoUpdate({ target: blobs.sha256, set: { refCount: sql`${blobs.refCount} + 1` } })
+      .run()
+    let name = args.name
+    for (let n = 1; tx.select({ id: files.id }).from(files).where(and(eq(files.folderId, args.folderId), eq(files.name, name))).get(); n++) {
+      name = numberedName(args.name, n)
+    }
+    const file = tx
+      .insert(files)
+      .values({
+        folderId: args.folderId,
+        name,
+        sizeBytes: args.sizeBytes,
+        sha256: args.sha256,
+        mimeType: args.mimeType,
+        uploadId: args.uploadId,
+        createdAt: args.now,
+      })
+      .returning()
+      .get()
+    tx.update(uploads)
+      .set({ state: 'complete', fileId: file.id, completedAt: args.now, updatedAt: args.now })
+      .where(eq(uploads.id, args.uploadId))
+      .run()
+    return file
+  })
+}

@@ -1,0 +1,26 @@
+import { Database } from 'bun:sqlite'
+import { drizzle, type BunSQLiteDatabase } from 'drizzle-orm/bun-sqlite'
+import { migrate } from 'drizzle-orm/bun-sqlite/migrator'
+import { fileURLToPath } from 'node:url'
+import * as schema from './schema.ts'
+
+export type Db = BunSQLiteDatabase<typeof schema> & { $client: Database }
+
+const MIGRATIONS = fileURLToPath(new URL('../../drizzle', import.meta.url))
+
+/** Opens (creating if needed) the database, applies pending migrations and ensures the root folder. */
+export function openDatabase(path: string, now = Date.now()): Db {
+  const sqlite = new Database(path, { create: true, strict: true })
+  sqlite.exec('PRAGMA journal_mode = WAL')
+  // NORMAL is durable in WAL mode except for the last transactions before a power cut;
+  // chunk acknowledgements need FULL so that an acknowledged chunk is never forgotten.
+  sqlite.exec('PRAGMA synchronous = FULL')
+  sqlite.exec('PRAGMA foreign_keys = ON')
+  sqlite.exec('PRAGMA busy_timeout = 5000')
+  const db = drizzle({ client: sqlite, schema }) as Db
+  migrate(db, { migrationsFolder: MIGRATIONS })
+  sqlite
+    .query('INSERT OR IGNORE INTO folders (id, parent_id, name, created_at) VALUES (?, NULL, ?, ?)')
+    .run(schema.ROOT_FOLDER_ID, '', now)
+  return db
+}

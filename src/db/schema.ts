@@ -1,0 +1,115 @@
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex, type AnySQLiteColumn } from 'drizzle-orm/sqlite-core'
+
+/** Milliseconds since the epoch; every timestamp is stored this way. */
+const timestamp = (name: string) => integer(name, { mode: 'number' })
+
+export const folders = sqliteTable(
+  'folders',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    /** Null only for the root folder. */
+    parentId: integer('parent_id').references((): AnySQLiteColumn => folders.id),
+    name: text('name').notNull(),
+    createdAt: timestamp('created_at').notNull(),
+  },
+  (t) => [uniqueIndex('folders_parent_name').on(t.parentId, t.name)],
+)
+
+/** Content-addressed bytes; one row per distinct SHA-256, shared by every file with that content. */
+export const blobs = sqliteTable('blobs', {
+  sha256: text('sha256').primaryKey(),
+  sizeBytes: integer('size_bytes').notNull(),
+  refCount: integer('ref_count').notNull(),
+  createdAt: timestamp('created_at').notNull(),
+})
+
+export const files = sqliteTable(
+  'files',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    folderId: integer('folder_id')
+      .notNull()
+      .references(() => folders.id),
+    name: text('name').notNull(),
+    sizeBytes: integer('size_bytes').notNull(),
+    sha256: text('sha256')
+      .notNull()
+      .references(() => blobs.sha256),
+    mimeType: text('mime_type').notNull(),
+    uploadId: text('upload_id'),
+    createdAt: timestamp('created_at').notNull(),
+  },
+  (t) => [
+    uniqueIndex('files_folder_name').on(t.folderId, t.name),
+    index('files_folder_created').on(t.folderId, t.createdAt),
+    index('files_sha256').on(t.sha256),
+  ],
+)
+
+export const UPLOAD_STATES = ['receiving', 'finalizing', 'complete', 'failed', 'expired', 'cancelled'] as const
+export type UploadState = (typeof UPLOAD_STATES)[number]
+
+export const uploads = sqliteTable(
+  'uploads',
+  {
+    /** Server-chosen id; also names the staging file, so it never comes from a client. */
+    id: text('id').primaryKey(),
+    protocol: text('protocol', { enum: ['dropzone', 'plain', 'tus'] }).notNull(),
+    /** Who may touch this upload: "admin" now, a drop link later. */
+    owner: text('owner').notNull(),
+    /** The client's own id for the upload (Dropzone's dzuuid), unique per owner. */
+    clientKey: text('client_key'),
+    folderId: integer('folder_id')
+      .notNull()
+      .references(() => folders.id),
+    fileName: text('file_name').notNull(),
+    mimeType: text('mime_type').notNull(),
+    totalBytes: integer('total_bytes').notNull(),
+    chunkBytes: integer('chunk_bytes').notNull(),
+    chunkCount: integer('chunk_count').notNull(),
+    receivedChunks: integer('received_chunks').notNull().default(0),
+    receivedBytes: integer('received_bytes').notNull().default(0),
+    state: text('state', { enum: UPLOAD_STATES }).notNull(),
+    /** Set once the content hash is known, before the bytes move into the blob store. */
+    sha256: text('sha256'),
+    fileId: integer('file_id').references(() => files.id),
+    error: text('error'),
+    clientAddress: text('client_address'),
+    createdAt: timestamp('created_at').notNull(),
+    updatedAt: timestamp('updated_at').notNull(),
+    completedAt: timestamp('completed_at'),
+  },
+  (t) => [
+    uniqueIndex('uploads_owner_client_key').on(t.owner, t.clientKey),
+    index('uploads_state_updated').on(t.state, t.updatedAt),
+  ],
+)
+
+/** One row per chunk whose bytes are durable in the staging file. */
+export const uploadChunks = sqliteTable(
+  'upload_chunks',
+  {
+    uploadId: text('upload_id')
+      .notNull()
+      .references(() => uploads.id, { onDelete: 'cascade' }),
+    chunkIndex: integer('chunk_index').notNull(),
+    sizeBytes: integer('size_bytes').notNull(),
+    receivedAt: timestamp('received_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.uploadId, t.chunkIndex] })],
+)
+
+export const sessions = sqliteTable('sessions', {
+  /** SHA-256 of the cookie value: a stolen database does not yield live sessions. */
+  idHash: text('id_hash').primaryKey(),
+  createdAt: timestamp('created_at').notNull(),
+  expiresAt: timestamp('expires_at').notNull(),
+  clientAddress: text('client_address'),
+})
+
+export const settings = sqliteTable('settings', {
+  key: text('key').primaryKey(),
+  value: text('value').notNull(),
+})
+
+export const ROOT_FOLDER_ID = 1

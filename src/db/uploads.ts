@@ -1,0 +1,137 @@
+import { and, asc, eq, inArray, lt, sql } from 'drizzle-orm'
+import type { Db } from './open.ts'
+import { uploadChunks, uploads, type UploadState } from './schema.ts'
+
+/** bun:sqlite reports changed rows, though drizzle types `run()` as void. */
+const changes = (result: unknown) => (result as { changes: number }).changes
+
+export type UploadRow = typeof uploads.$inferSelect
+export type NewUpload = typeof uploads.$inferInsert
+
+export function findUpload(db: Db, id: string): UploadRow | undefined {
+  return db.select().from(uploads).where(eq(uploads.id, id)).get()
+}
+
+export function findUploadByClientKey(db: Db, owner: string, clientKey: string): UploadRow | undefined {
+  return db
+    .select()
+    .from(uploads)
+    .where(and(eq(uploads.owner, owner), eq(uploads.clientKey, clientKey)))
+    .get()
+}
+
+/** Inserts the upload unless one with the same owner and client key exists; returns the row that won. */
+export function insertUploadOnce(db: Db, row: NewUpload): { upload: UploadRow; created: boolean } {
+  return db.transaction((tx) => {
+    if (row.clientKey != null) {
+      const existing = findUploadByClientKey(tx as unknown as Db, row.owner, row.clientKey)
+      if (existing) return { upload: existing, created: false }
+    }
+    const upload = tx.insert(uploads).values(row).returning().get()
+    return { upload, created: true }
+  })
+}
+
+export function receivedChunkIndexes(db: Db, uploadId: string): number[] {
+  return db
+    .select({ index: uploadChunks.chunkIndex })
+    .from(uploadChunks)
+    .where(eq(uploadChunks.uploadId, uploadId))
+    .orderBy(asc(uploadChunks.chunkIndex))
+    .all()
+    .map((r) => r.index)
+}
+
+export function hasChunk(db: Db, uploadId: string, index: number): boolean {
+  return (
+    db
+      .select({ one: sql`1` })
+      .from(uploadChunks)
+      .where(and(eq(uploadChunks.uploadId, uploadId), eq(uploadChunks.chunkIndex, index)))
+      .get() !== undefined
+  )
+}
+
+/**
+ * Records a durable chunk and counts it, once. Does nothing unless the upload is still receiving.
+ * Returns the upload as it is afterwards.
+ */
+export function recordChunk(db: Db, uploadId: string, index: number, sizeBytes: number, now: number): UploadRow | undefined {
+  return db.transaction((tx) => {
+    const upload = tx.select().from(uploads).where(eq(uploads.id, uploadId)).get()
+    if (!upload || upload.state !== 'receiving') return upload
+    const inserted = tx
+      .insert(uploadChunks)
+      .values({ uploadId, chunkIndex: index, sizeBytes, receivedAt: now })
+      .onConflictDoNothing()
+      .run()
+    if (changes(inserted) === 0) return upload
+    return tx
+      .update(uploads)
+      .set({
+        receivedChunks: sql`${uploads.receivedChunks} + 1`,
+        receivedBytes: sql`${uploads.receivedBytes} + ${sizeBytes}`,
+        updatedAt: now,
+      })
+      .where(eq(uploads.id, uploadId))
+      .returning()
+      .get()
+  })
+}
+
+/** Moves an upload from one state to another; true only for the one caller that made the change. */
+export function transition(db: Db, uploadId: string, from: UploadState[], to: UploadState, now: number, error?: string): boolean {
+  const result = db
+    .update(uploads)
+    .set({ state: to, updatedAt: now, error: error ?? null })
+    .where(and(eq(uploads.id, uploadId), inArray(uploads.state, from)))
+    .run()
+  return changes(result) === 1
+}
+
+/** The single winner of "all chunks are here" gets to finalise. */
+export function claimFinalization(db: Db, uploadId: string, now: number): boolean {
+  const result = db
+    .update(uploads)
+    .set({ state: 'finalizing', updatedAt: now })
+    .where(and(eq(uploads.id, uploadId), eq(uploads.state, 'receiving'), eq(uploads.receivedChunks, uploads.chunkCount)))
+    .run()
+  return changes(result) === 1
+}
+
+export function setUploadHash(db: Db, uploadId: string, sha256: string) {
+  db.update(uploads).set({ sha256 }).where(eq(uploads.id, uploadId)).run()
+}
+
+export function setPlainUploadSize(db: Db, uploadId: string, sizeBytes: number) {
+  db.update(uploads)
+    .set({ totalBytes: sizeBytes, chunkBytes: Math.max(sizeBytes, 1) })
+    .where(eq(uploads.id, uploadId))
+    .run()
+}
+
+export function uploadsInState(db: Db, state: UploadState): UploadRow[] {
+  return db.select().from(uploads).where(eq(uploads.state, state)).all()
+}
+
+export function staleUploads(db: Db, olderThan: number): UploadRow[] {
+  return db
+    .select()
+    .from(uploads)
+    .where(and(eq(uploads.state, 'receiving'), lt(uploads.updatedAt, olderThan)))
+    .all()
+}
+
+/** Bytes that uploads in progress have been promised but not yet written (staging files are sparse). */
+export function outstandingBytes(db: Db): number {
+  const row = db
+    .select({ bytes: sql<number>`coalesce(sum(${uploads.totalBytes} - ${uploads.receivedBytes}), 0)` })
+    .from(uploads)
+    .where(eq(uploads.state, 'receiving'))
+    .get()
+  return row?.bytes ?? 0
+}
+
+export function deleteChunkRecords(db: Db, uploadId: string) {
+  db.delete(uploadChunks).where(eq(uploadChunks.uploadId, uploadId)).run()
+}

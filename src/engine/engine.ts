@@ -1,0 +1,390 @@
+import { randomBytes } from 'node:crypto'
+import type { Config } from '../config.ts'
+import { HttpError } from '../errors.ts'
+import { completeUpload, findFile, findFolder, type FileRow } from '../db/files.ts'
+import type { Db } from '../db/open.ts'
+import * as records from '../db/uploads.ts'
+import type { UploadRow } from '../db/uploads.ts'
+import type { BlobStore, Staging } from '../storage/types.ts'
+import { cleanFileName, mimeTypeOf } from './file-names.ts'
+
+export interface EngineDeps {
+  db: Db
+  config: Config
+  staging: Staging
+  blobs: BlobStore
+  clock: () => number
+  log: (message: string, context?: Record<string, unknown>) => void
+}
+
+/** What a client declares when it starts (or continues) a chunked upload. */
+export interface ChunkedUploadSpec {
+  protocol: 'dropzone'
+  owner: string
+  clientKey: string
+  folderId: number
+  fileName: string
+  totalBytes: number
+  chunkBytes: number
+  chunkCount: number
+  clientAddress: string | null
+}
+
+export interface FileInfo {
+  id: number
+  name: string
+  folderId: number
+  sizeBytes: number
+  sha256: string
+  mimeType: string
+  createdAt: number
+  url: string
+}
+
+export interface UploadStatus {
+  id: string
+  clientKey: string | null
+  state: UploadRow['state']
+  fileName: string
+  folderId: number
+  totalBytes: number
+  receivedBytes: number
+  chunkBytes: number
+  chunkCount: number
+  receivedChunks: number
+  error: string | null
+  file: FileInfo | null
+}
+
+export function fileInfo(file: FileRow): FileInfo {
+  return {
+    id: file.id,
+    name: file.name,
+    folderId: file.folderId,
+    sizeBytes: file.sizeBytes,
+    sha256: file.sha256,
+    mimeType: file.mimeType,
+    createdAt: file.createdAt,
+    url: `/files/${file.id}/download`,
+  }
+}
+
+const newUploadId = () => randomBytes(16).toString('hex')
+
+/**
+ * The upload engine: protocol-neutral. Adapters (Dropzone, plain multipart, later tus) turn
+ * requests into calls here; bytes go to the staging area and, once complete, into the blob store.
+ *
+ * Invariants:
+ * - a chunk is recorded only after its bytes are durable, and counted once;
+ * - exactly one finalisation runs per upload (a conditional state change elects it);
+ * - a blob's refCount equals the number of files that reference it.
+ */
+export class UploadEngine {
+  /** Writes in flight per upload: finalisation waits for them so no byte changes after hashing. */
+  private readonly writes = new Map<string, Set<Promise<unknown>>>()
+  private readonly finalizing = new Map<string, Promise<UploadRow>>()
+
+  constructor(private readonly deps: EngineDeps) {}
+
+  private get db() {
+    return this.deps.db
+  }
+
+  requireFolder(folderId: number) {
+    if (!findFolder(this.db, folderId)) throw new HttpError(404, `Folder ${folderId} does not exist`)
+  }
+
+  /** Finds the upload a chunk belongs to, creating it on its first chunk, and checks the chunk agrees with it. */
+  async openChunked(spec: ChunkedUploadSpec): Promise<UploadRow> {
+    const { config } = this.deps
+    if (spec.totalBytes > config.maxFileBytes) {
+      throw new HttpError(413, `The file is ${spec.totalBytes} bytes; the limit is ${config.maxFileBytes} bytes`)
+    }
+    if (spec.chunkBytes > config.maxChunkBytes) {
+      throw new HttpError(413, `Chunks of ${spec.chunkBytes} bytes are too large; the limit is ${config.maxChunkBytes} bytes`)
+    }
+    const expectedCount = Math.max(1, Math.ceil(spec.totalBytes / spec.chunkBytes))
+    if (spec.chunkCount !== expectedCount) {
+      throw new HttpError(400, `A ${spec.totalBytes}-byte file in ${spec.chunkBytes}-byte chunks has ${expectedCount} chunks, not ${spec.chunkCount}`)
+    }
+    const fileName = cleanFileName(spec.fileName)
+    const existing = records.findUploadByClientKey(this.db, spec.owner, spec.clientKey)
+    if (existing) {
+      this.checkSameUpload(existing, spec, fileName)
+      return existing
+    }
+    this.requireFolder(spec.folderId)
+    await this.ensureSpaceForNewUpload(spec.totalBytes)
+    const now = this.deps.clock()
+    const { upload, created } = records.insertUploadOnce(this.db, {
+      id: newUploadId(),
+      protocol: spec.protocol,
+      owner: spec.owner,
+      clientKey: spec.clientKey,
+      folderId: spec.folderId,
+      fileName,
+      mimeType: mimeTypeOf(fileName),
+      totalBytes: spec.totalBytes,
+      chunkBytes: spec.chunkBytes,
+      chunkCount: spec.chunkCount,
+      state: 'receiving',
+      clientAddress: spec.clientAddress,
+      createdAt: now,
+      updatedAt: now,
+    })
+    if (!created) this.checkSameUpload(upload, spec, fileName)
+    return upload
+  }
+
+  private checkSameUpload(upload: UploadRow, spec: ChunkedUploadSpec, fileName: string) {
+    const differs = (what: string, theirs: unknown, ours: unknown) => {
+      if (theirs !== ours) throw new HttpError(400, `This chunk says ${what} is ${theirs}, but the upload started with ${ours}`)
+    }
+    differs('the total file size', spec.totalBytes, upload.totalBytes)
+    differs('the chunk size', spec.chunkBytes, upload.chunkBytes)
+    differs('the chunk count', spec.chunkCount, upload.chunkCount)
+    differs('the folder', spec.folderId, upload.folderId)
+    differs('the file name', fileName, upload.fileName)
+  }
+
+  /**
+   * Receives chunk `index` of a chunked upload from `body`. Resolves once its bytes are durable and
+   * recorded (and, if it was the last one missing, once the file is finalised).
+   */
+  async receiveChunk(upload: UploadRow, index: number, body: AsyncIterable<Uint8Array>): Promise<UploadStatus> {
+    if (!Number.isSafeInteger(index) || index < 0 || index >= upload.chunkCount) {
+      throw new HttpError(400, `Chunk index ${index} is outside 0..${upload.chunkCount - 1}`)
+    }
+    const offset = index * upload.chunkBytes
+    const expected = Math.min(upload.chunkBytes, upload.totalBytes - offset)
+    const current = records.findUpload(this.db, upload.id)!
+    const done = current.state === 'finalizing' || current.state === 'complete'
+    if (!done && current.state !== 'receiving') throw this.notReceiving(current)
+    if (done || records.hasChunk(this.db, upload.id, index)) {
+      // A retry of bytes we already hold: acknowledge without touching them again.
+      await drain(body)
+      if (current.state === 'finalizing') await this.finalizing.get(upload.id)
+      return this.status(upload.id)
+    }
+    await this.ensureSpaceForChunk(expected)
+    await this.ensureStaged(current)
+    const written = await this.track(upload.id, this.deps.staging.write(upload.id, offset, body, expected)).catch((error) => {
+      throw diskError(error)
+    })
+    if (written !== expected) {
+      throw new HttpError(400, `Chunk ${index} has ${written} bytes; expected ${expected}`)
+    }
+    const after = records.recordChunk(this.db, upload.id, index, written, this.deps.clock())
+    if (after?.state === 'receiving' && after.receivedChunks === after.chunkCount) await this.finalize(upload.id)
+    return this.status(upload.id)
+  }
+
+  /**
+   * Receives a whole file in one stream (a plain multipart upload). The size is learnt from the
+   * stream; `declaredBytes` (e.g. from Content-Length) is used only to check space up front.
+   */
+  async receiveWhole(
+    args: { owner: string; folderId: number; fileName: string; clientAddress: string | null; declaredBytes: number },
+    body: AsyncIterable<Uint8Array>,
+  ): Promise<UploadStatus> {
+    const fileName = cleanFileName(args.fileName)
+    this.requireFolder(args.folderId)
+    await this.ensureSpaceForNewUpload(Math.min(args.declaredBytes, this.deps.config.maxFileBytes))
+    const now = this.deps.clock()
+    const { upload } = records.insertUploadOnce(this.db, {
+      id: newUploadId(),
+      protocol: 'plain',
+      owner: args.owner,
+      folderId: args.folderId,
+      fileName,
+      mimeType: mimeTypeOf(fileName),
+      totalBytes: 0,
+      chunkBytes: 1,
+      chunkCount: 1,
+      state: 'receiving',
+      clientAddress: args.clientAddress,
+      createdAt: now,
+      updatedAt: now,
+    })
+    try {
+      await this.deps.staging.create(upload.id, 0)
+      const limited = limitBytes(body, this.deps.config.maxFileBytes)
+      const written = await this.track(upload.id, this.deps.staging.write(upload.id, 0, limited, Number.MAX_SAFE_INTEGER))
+      records.setPlainUploadSize(this.db, upload.id, written)
+      records.recordChunk(this.db, upload.id, 0, written, this.deps.clock())
+    } catch (error) {
+      // A plain upload cannot be resumed, so its partial bytes are of no use to anyone.
+      await this.fail(upload.id, error instanceof HttpError ? error.message : 'The upload was interrupted')
+      throw diskError(error)
+    }
+    await this.finalize(upload.id)
+    return this.status(upload.id)
+  }
+
+  status(uploadId: string): UploadStatus {
+    const upload = records.findUpload(this.db, uploadId)
+    if (!upload) throw new HttpError(404, 'No such upload')
+    const file = upload.fileId != null ? findFile(this.db, upload.fileId) : undefined
+    return {
+      id: upload.id,
+      clientKey: upload.clientKey,
+      state: upload.state,
+      fileName: upload.fileName,
+      folderId: upload.folderId,
+      totalBytes: upload.totalBytes,
+      receivedBytes: upload.receivedBytes,
+      chunkBytes: upload.chunkBytes,
+      chunkCount: upload.chunkCount,
+      receivedChunks: upload.receivedChunks,
+      error: upload.error,
+      file: file ? fileInfo(file) : null,
+    }
+  }
+
+  receivedChunks(uploadId: string): number[] {
+    return records.receivedChunkIndexes(this.db, uploadId)
+  }
+
+  findByClientKey(owner: string, clientKey: string) {
+    return records.findUploadByClientKey(this.db, owner, clientKey)
+  }
+
+  /** Runs the one finalisation of an upload whose chunks are all here; others wait for it. */
+  async finalize(uploadId: string): Promise<UploadRow> {
+    if (records.claimFinalization(this.db, uploadId, this.deps.clock())) {
+      const run = this.runFinalization(uploadId).finally(() => this.finalizing.delete(uploadId))
+      this.finalizing.set(uploadId, run)
+      return run
+    }
+    return (await this.finalizing.get(uploadId)) ?? records.findUpload(this.db, uploadId)!
+  }
+
+  private async runFinalization(uploadId: string): Promise<UploadRow> {
+    const { staging, blobs, clock } = this.deps
+    await Promise.allSettled(this.writes.get(uploadId) ?? [])
+    const upload = records.findUpload(this.db, uploadId)!
+    try {
+      let sha256 = upload.sha256
+      const stagedSize = await staging.size(uploadId)
+      if (stagedSize !== null) {
+        if (stagedSize !== upload.totalBytes) {
+          throw new HttpError(500, `Staged file has ${stagedSize} bytes; expected ${upload.totalBytes}`)
+        }
+        sha256 = await hashStream(staging.read(uploadId))
+        records.setUploadHash(this.db, uploadId, sha256)
+        await blobs.adopt(staging.pathOf(uploadId), sha256)
+      } else if (!sha256 || !(await blobs.has(sha256))) {
+        // Only reachable if the staging file vanished outside our control.
+        throw new HttpError(500, 'The staged bytes of this upload are missing')
+      }
+      completeUpload(this.db, {
+        uploadId,
+        folderId: upload.folderId,
+        name: upload.fileName,
+        sizeBytes: upload.totalBytes,
+        sha256,
+        mimeType: upload.mimeType,
+        now: clock(),
+      })
+      records.deleteChunkRecords(this.db, uploadId)
+    } catch (error) {
+      this.deps.log('finalisation failed', { uploadId, error: String(error) })
+      records.transition(this.db, uploadId, ['finalizing'], 'failed', clock(), error instanceof HttpError ? error.message : 'Finalisation failed')
+    }
+    return records.findUpload(this.db, uploadId)!
+  }
+
+  /** Finishes what a stopped server left half-done. */
+  async recover() {
+    for (const upload of records.uploadsInState(this.db, 'finalizing')) {
+      const run = this.runFinalization(upload.id).finally(() => this.finalizing.delete(upload.id))
+      this.finalizing.set(upload.id, run)
+      await run
+    }
+  }
+
+  async fail(uploadId: string, reason: string) {
+    records.transition(this.db, uploadId, ['receiving'], 'failed', this.deps.clock(), reason)
+    await this.deps.staging.remove(uploadId)
+  }
+
+  async cancel(uploadId: string) {
+    if (!records.transition(this.db, uploadId, ['receiving'], 'cancelled', this.deps.clock())) return false
+    await this.deps.staging.remove(uploadId)
+    return true
+  }
+
+  /** Expires uploads without activity for longer than the configured time and frees their bytes. */
+  async expireStale(): Promise<number> {
+    const now = this.deps.clock()
+    let expired = 0
+    for (const upload of records.staleUploads(this.db, now - this.deps.config.uploadTtlMs)) {
+      if (this.writes.get(upload.id)?.size) continue
+      if (records.transition(this.db, upload.id, ['receiving'], 'expired', now)) {
+        await this.deps.staging.remove(upload.id)
+        expired++
+      }
+    }
+    return expired
+  }
+
+  private notReceiving(upload: UploadRow) {
+    const why = { expired: 'has expired', cancelled: 'was cancelled', failed: `failed: ${upload.error ?? 'unknown error'}` }
+    return new HttpError(410, `This upload ${why[upload.state as keyof typeof why] ?? 'is closed'}; start it again`)
+  }
+
+  private async ensureStaged(upload: UploadRow) {
+    if ((await this.deps.staging.size(upload.id)) === null) await this.deps.staging.create(upload.id, upload.totalBytes)
+  }
+
+  private async ensureSpaceForNewUpload(totalBytes: number) {
+    const free = await this.deps.staging.freeBytes()
+    const available = free - records.outstandingBytes(this.db) - this.deps.config.minFreeBytes
+    if (totalBytes > available) {
+      throw new HttpError(507, `Not enough free disk space on the server for a ${totalBytes}-byte file`)
+    }
+  }
+
+  private async ensureSpaceForChunk(bytes: number) {
+    if ((await this.deps.staging.freeBytes()) - bytes < this.deps.config.minFreeBytes) {
+      throw new HttpError(507, 'The server is out of disk space')
+    }
+  }
+
+  private track<T>(uploadId: string, work: Promise<T>): Promise<T> {
+    let set = this.writes.get(uploadId)
+    if (!set) this.writes.set(uploadId, (set = new Set()))
+    set.add(work)
+    const done = () => {
+      set.delete(work)
+      if (set.size === 0) this.writes.delete(uploadId)
+    }
+    work.then(done, done)
+    return work
+  }
+}
+
+function diskError(error: unknown): unknown {
+  if ((error as NodeJS.ErrnoException)?.code === 'ENOSPC') return new HttpError(507, 'The server ran out of disk space')
+  return error
+}
+
+async function drain(body: AsyncIterable<Uint8Array>) {
+  for await (const _ of body) void _
+}
+
+async function* limitBytes(body: AsyncIterable<Uint8Array>, maxBytes: number): AsyncGenerator<Uint8Array> {
+  let total = 0
+  for await (const piece of body) {
+    total += piece.length
+    if (total > maxBytes) throw new HttpError(413, `The file is larger than the ${maxBytes}-byte limit`)
+    yield piece
+  }
+}
+
+export async function hashStream(stream: ReadableStream<Uint8Array>): Promise<string> {
+  const hasher = new Bun.CryptoHasher('sha256')
+  for await (const piece of stream) hasher.update(piece)
+  return hasher.digest('hex')
+}

@@ -1,0 +1,21 @@
+import { HttpError } from '../errors.ts'
+
+/**
+ * Renders any error thrown by a route. HttpError messages are meant for people; anything else
+ * is logged with its context and answered with a bare 500.
+ */
+export function errorResponse(error: unknown, request: Request, log: (m: string, c?: Record<string, unknown>) => void): Response {
+  let status = 500
+  let message = 'Internal server error'
+  let headers: Record<string, string> = {}
+  if (error instanceof HttpError) {
+    ;({ status, message, headers } = error)
+  } else {
+    const url = new URL(request.url)
+    log('unexpected error', { method: request.method, path: url.pathname, error: error instanceof Error ? error.stack : String(error) })
+  }
+  // Dropzone shows `error` from a JSON body; browsers navigating get text they can read.
+  const wantsJson = (request.headers.get('accept') ?? '').includes('application/json') || new URL(request.url).pathname.startsWith('/upload')
+  if (wantsJson) return Response.json({ error: message }, { status, headers })
+  return new Response(message + '\n', { status, headers: { 'content-type': 'text/plain; charset=utf-8', ...headers } })
+}

@@ -1,0 +1,162 @@
+import { Elysia } from 'elysia'
+import type { AppDeps } from '../app.ts'
+import { ROOT_FOLDER_ID } from '../db/schema.ts'
+import type { FileInfo, UploadStatus } from '../engine/engine.ts'
+import { HttpError } from '../errors.ts'
+import { clientAddress } from '../http/client-address.ts'
+import { boundaryOf, readMultipart } from './multipart.ts'
+
+/**
+ * Dropzone.js's chunk protocol (and plain multipart uploads) in front of the upload engine.
+ * Dropzone sends its dz* fields before the file part, so a chunk's bytes can be validated
+ * and streamed straight to their offset without buffering.
+ */
+
+const DZ_FIELDS = ['dzuuid', 'dzchunkindex', 'dztotalfilesize', 'dzchunksize', 'dztotalchunkcount', 'dzchunkbyteoffset'] as const
+/** Multipart headers and the small dz fields around a chunk's bytes. */
+const ENVELOPE_BYTES = 64 * 1024
+/** A refused request is read to its end (up to this much) so the browser sees our answer, not a reset. */
+const DRAIN_LIMIT_BYTES = 128 * 1024 * 1024
+const OWNER = 'admin'
+
+function wholeNumber(fields: Map<string, string>, name: string): number {
+  const text = fields.get(name)
+  if (text === undefined) throw new HttpError(400, `Missing field ${name}`)
+  const value = Number(text)
+  if (!/^\d{1,16}$/.test(text.trim()) || !Number.isSafeInteger(value)) {
+    throw new HttpError(400, `Field ${name} must be a whole number of 0 or more, got "${text.slice(0, 40)}"`)
+  }
+  return value
+}
+
+function folderOf(fields: Map<string, string>, query: Record<string, string | undefined>): number {
+  const text = fields.get('folder') ?? query.folder
+  if (text === undefined || text === '') return ROOT_FOLDER_ID
+  if (!/^\d{1,15}$/.test(text)) throw new HttpError(400, `Field folder must be a folder id, got "${text.slice(0, 40)}"`)
+  return Number(text)
+}
+
+function uploadJson(status: UploadStatus) {
+  return {
+    upload: {
+      id: status.clientKey ?? status.id,
+      state: status.state,
+      receivedChunks: status.receivedChunks,
+      totalChunks: status.chunkCount,
+      receivedBytes: status.receivedBytes,
+      totalBytes: status.totalBytes,
+      error: status.error,
+    },
+    file: status.file,
+  }
+}
+
+export function dropzoneRoutes(deps: AppDeps) {
+  const { engine, config } = deps
+
+  async function receive(request: Request, reader: ReadableStreamDefaultReader<Uint8Array>, query: Record<string, string | undefined>, address: string | null) {
+    const declared = Number(request.headers.get('content-length') ?? Number.NaN)
+    const fields = new Map<string, string>()
+    const finished: FileInfo[] = []
+    let chunk: UploadStatus | null = null
+    for await (const part of readMultipart(reader, boundaryOf(request.headers.get('content-type')))) {
+      if (part.filename === null) {
+        if (fields.size >= 100) throw new HttpError(400, 'Too many form fields')
+        fields.set(part.name, (await part.text(4096)).trim())
+        continue
+      }
+      if (chunk) throw new HttpError(400, 'A chunk request carries exactly one file part')
+      if (DZ_FIELDS.some((name) => fields.has(name))) {
+        chunk = await receiveChunk(fields, part.filename, part.body(), query, declared, address)
+      } else {
+        const status = await engine.receiveWhole(
+          { owner: OWNER, folderId: folderOf(fields, query), fileName: part.filename, clientAddress: address, declaredBytes: declared || 0 },
+          part.body(),
+        )
+        if (status.state !== 'complete' || !status.file) throw new HttpError(500, status.error ?? 'The upload could not be stored')
+        finished.push(status.file)
+      }
+    }
+    if (chunk) {
+      if (chunk.state === 'failed') throw new HttpError(500, chunk.error ?? 'The upload could not be stored')
+      return uploadJson(chunk)
+    }
+    if (finished.length === 0) throw new HttpError(400, 'The request has no file part (send the file as a form field named "file")')
+    return { file: finished[0], files: finished }
+  }
+
+  async function receiveChunk(
+    fields: Map<string, string>,
+    fileName: string,
+    body: AsyncIterable<Uint8Array>,
+    query: Record<string, string | undefined>,
+    declared: number,
+    address: string | null,
+  ) {
+    const clientKey = fields.get('dzuuid') ?? ''
+    if (!/^[A-Za-z0-9_-]{1,100}$/.test(clientKey)) throw new HttpError(400, 'Field dzuuid must be 1 to 100 letters, digits, "-" or "_"')
+    const index = wholeNumber(fields, 'dzchunkindex')
+    const totalBytes = wholeNumber(fields, 'dztotalfilesize')
+    const chunkBytes = wholeNumber(fields, 'dzchunksize')
+    const chunkCount = wholeNumber(fields, 'dztotalchunkcount')
+    const offset = wholeNumber(fields, 'dzchunkbyteoffset')
+    if (chunkBytes === 0) throw new HttpError(400, 'Field dzchunksize must be at least 1')
+    if (chunkBytes > config.maxChunkBytes) {
+      throw new HttpError(413, `Chunks of ${chunkBytes} bytes are too large; the limit is ${config.maxChunkBytes} bytes`)
+    }
+    if (declared > chunkBytes + ENVELOPE_BYTES) {
+      throw new HttpError(413, `The request is ${declared} bytes, larger than a ${chunkBytes}-byte chunk`)
+    }
+    if (index >= chunkCount) throw new HttpError(400, `Chunk index ${index} is not below the chunk count ${chunkCount}`)
+    if (offset !== index * chunkBytes) {
+      throw new HttpError(400, `Chunk ${index} must start at byte ${index * chunkBytes}, not ${offset}`)
+    }
+    const upload = await engine.openChunked({
+      protocol: 'dropzone',
+      owner: OWNER,
+      clientKey,
+      folderId: folderOf(fields, query),
+      fileName,
+      totalBytes,
+      chunkBytes,
+      chunkCount,
+      clientAddress: address,
+    })
+    return engine.receiveChunk(upload, index, body)
+  }
+
+  return new Elysia({ name: 'dropzone' })
+    .post(
+      '/upload',
+      async ({ request, query, server }) => {
+        const declared = Number(request.headers.get('content-length') ?? Number.NaN)
+        if (declared > config.maxFileBytes + ENVELOPE_BYTES) {
+          throw new HttpError(413, `The request is ${declared} bytes; the largest file accepted is ${config.maxFileBytes} bytes`)
+        }
+        if (!request.body) throw new HttpError(400, 'The request has no body')
+        const reader = request.body.getReader()
+        try {
+          return await receive(request, reader, query, clientAddress(request, server, config.trustProxy))
+        } catch (error) {
+          if (declared <= DRAIN_LIMIT_BYTES) await drainReader(reader)
+          throw error
+        }
+      },
+      { parse: 'none' },
+    )
+    .get('/upload/:key', ({ params }) => {
+      const upload = engine.findByClientKey(OWNER, params.key)
+      if (!upload) throw new HttpError(404, 'No such upload')
+      const status = engine.status(upload.id)
+      const chunks = status.state === 'complete' ? [...Array(status.chunkCount).keys()] : engine.receivedChunks(upload.id)
+      return { ...uploadJson(status), chunks }
+    })
+}
+
+async function drainReader(reader: ReadableStreamDefaultReader<Uint8Array>) {
+  try {
+    for (;;) if ((await reader.read()).done) return
+  } catch {
+    // The client went away; nothing left to drain.
+  }
+}

@@ -1,0 +1,68 @@
+import { Elysia } from 'elysia'
+import type { AppDeps } from '../app.ts'
+import { AttemptLimiter } from '../auth/rate-limit.ts'
+import { createSession, deleteSession, SESSION_COOKIE } from '../auth/sessions.ts'
+import { clientAddress } from '../http/client-address.ts'
+import { cookieHeader, readCookie } from '../http/cookies.ts'
+import { htmlResponse } from '../../views/html.ts'
+import { loginPage } from '../../views/login.ts'
+
+/** Only same-site paths may be a post-login destination. */
+function safeNext(next: unknown): string {
+  return typeof next === 'string' && /^\/(?![/\\])/.test(next) ? next : '/'
+}
+
+async function readForm(request: Request): Promise<Map<string, string>> {
+  const fields = new Map<string, string>()
+  try {
+    for (const [name, value] of await request.formData()) if (typeof value === 'string') fields.set(name, value)
+  } catch {
+    // A body that is not a form simply has no fields.
+  }
+  return fields
+}
+
+export function authRoutes(deps: AppDeps) {
+  const limiter = new AttemptLimiter()
+  return new Elysia({ name: 'auth' })
+    .get('/login', ({ query }) => htmlResponse(loginPage({ next: safeNext(query.next) })))
+    .post(
+      '/login',
+      async ({ request, server }) => {
+        const address = clientAddress(request, server, deps.config.trustProxy) ?? 'unknown'
+        const form = await readForm(request)
+        const password = form.get('password') ?? ''
+        const next = safeNext(form.get('next'))
+        const now = deps.clock()
+        const waitMs = limiter.waitMs(address, now)
+        if (waitMs > 0) {
+          const seconds = Math.ceil(waitMs / 1000)
+          return htmlResponse(loginPage({ next, error: `Too many wrong passwords. Try again in ${seconds} seconds.` }), 429, {
+            'retry-after': String(seconds),
+          })
+        }
+        if (!(await Bun.password.verify(password, deps.adminPasswordHash))) {
+          limiter.failed(address, now)
+          deps.log('login failed', { address })
+          return htmlResponse(loginPage({ next, error: 'Wrong password.' }), 401)
+        }
+        limiter.succeeded(address)
+        const token = createSession(deps.db, { now, ttlMs: deps.config.sessionTtlMs, clientAddress: address })
+        return new Response(null, {
+          status: 303,
+          headers: {
+            location: next,
+            'set-cookie': cookieHeader(SESSION_COOKIE, token, { maxAgeSeconds: deps.config.sessionTtlMs / 1000, secure: deps.config.secureCookies }),
+          },
+        })
+      },
+      { parse: 'none' },
+    )
+    .post('/logout', ({ request }) => {
+      deleteSession(deps.db, readCookie(request, SESSION_COOKIE))
+      return new Response(null, {
+        status: 303,
+        headers: { location: '/login', 'set-cookie': cookieHeader(SESSION_COOKIE, '', { maxAgeSeconds: 0, secure: deps.config.secureCookies }) },
+      })
+    })
+}

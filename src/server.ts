@@ -1,0 +1,51 @@
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { createApp } from './app.ts'
+import { adminPasswordHash } from './auth/admin-password.ts'
+import type { Config } from './config.ts'
+import { openDatabase } from './db/open.ts'
+import { UploadEngine } from './engine/engine.ts'
+import { LocalBlobStore, LocalStaging } from './storage/local-disk.ts'
+
+export type Log = (message: string, context?: Record<string, unknown>) => void
+
+export const consoleLog: Log = (message, context) => {
+  console.error(`[${new Date().toISOString()}] ${message}${context ? ' ' + JSON.stringify(context) : ''}`)
+}
+
+const EXPIRY_SWEEP_MS = 15 * 60_000
+
+/** Wires config → database → storage → engine → app and listens. Used by main.ts and by tests. */
+export async function startServer(config: Config, options: { log?: Log; clock?: () => number } = {}) {
+  const log = options.log ?? consoleLog
+  const clock = options.clock ?? Date.now
+  mkdirSync(config.dataDir, { recursive: true })
+  const db = openDatabase(join(config.dataDir, 'dropfold.sqlite'), clock())
+  const staging = new LocalStaging(join(config.dataDir, 'staging'))
+  const blobs = new LocalBlobStore(join(config.dataDir, 'blobs'))
+  await Promise.all([staging.init(), blobs.init()])
+  const engine = new UploadEngine({ db, config, staging, blobs, clock, log })
+  await engine.recover()
+  await engine.expireStale()
+  const password = await adminPasswordHash(db, config)
+  const app = createApp({ config, db, engine, blobs, clock, log, adminPasswordHash: password.hash })
+  app.listen({ port: config.port, hostname: config.host })
+  const sweep = setInterval(() => engine.expireStale().catch((error) => log('expiry sweep failed', { error: String(error) })), EXPIRY_SWEEP_MS)
+  const server = app.server!
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host
+  const url = `http://${host === '0.0.0.0' || host === '[::]' ? 'localhost' : host}:${server.port}`
+  return {
+    url,
+    app,
+    db,
+    engine,
+    generatedPassword: password.generated,
+    async stop() {
+      clearInterval(sweep)
+      await app.stop(true)
+      db.$client.close()
+    },
+  }
+}
+
+export type RunningServer = Awaited<ReturnType<typeof startServer>>

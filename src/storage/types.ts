@@ -1,0 +1,34 @@
+/**
+ * Where bytes live. The engine talks only to these interfaces, so a store on another medium
+ * (S3, say) is a new implementation, not a new engine.
+ */
+
+/** Bytes of uploads still in progress, written at byte offsets. */
+export interface Staging {
+  /** Creates the staging file for an upload at its full size; does nothing if it exists. */
+  create(uploadId: string, totalBytes: number): Promise<void>
+  /**
+   * Streams `body` into the upload's file starting at `offset` and makes it durable before
+   * resolving. Stops with an error (after writing at most `maxBytes`) if the body is longer.
+   * Resolves to the number of bytes written.
+   */
+  write(uploadId: string, offset: number, body: AsyncIterable<Uint8Array>, maxBytes: number): Promise<number>
+  /** Size of the staging file, or null if there is none. */
+  size(uploadId: string): Promise<number | null>
+  read(uploadId: string): ReadableStream<Uint8Array>
+  /** A local path to the staged bytes, for a blob store that can adopt them by renaming. */
+  pathOf(uploadId: string): string
+  remove(uploadId: string): Promise<void>
+  /** Bytes available for new data on the staging volume. */
+  freeBytes(): Promise<number>
+}
+
+/** Finished content, addressed by SHA-256. */
+export interface BlobStore {
+  has(sha256: string): Promise<boolean>
+  /** Moves a finished staging file into the store under its hash (keeps the existing copy if any). */
+  adopt(stagedPath: string, sha256: string): Promise<void>
+  /** The bytes [start, end) of a blob, ready to be a response body. */
+  body(sha256: string, start: number, end: number): Blob
+  remove(sha256: string): Promise<void>
+}

@@ -1,0 +1,63 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { loadConfig } from '../../src/config.ts'
+import { startServer, type RunningServer } from '../../src/server.ts'
+
+export const TEST_PASSWORD = 'correct horse battery'
+
+export interface TestServer {
+  url: string
+  dataDir: string
+  server: RunningServer
+  /** Session cookie header value of a signed-in admin. */
+  cookie: string
+  /** Logs collected from the server (unexpected errors end up here). */
+  logs: string[]
+  /** Authenticated fetch relative to the server. */
+  fetch(path: string, init?: RequestInit): Promise<Response>
+  /** Stops this server and starts a new one on the same data directory (and port, when possible). */
+  restart(): Promise<void>
+  stop(): Promise<void>
+}
+
+/** A real server on a random port with its own temporary data directory. */
+export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'dropfold-test-'))
+  const logs: string[] = []
+  const log = (message: string, context?: Record<string, unknown>) => logs.push(`${message} ${JSON.stringify(context ?? {})}`)
+  const configFor = (port: string) => loadConfig({ PORT: port, HOST: '127.0.0.1', DATA_DIR: dataDir, ADMIN_PASSWORD: TEST_PASSWORD, ...env })
+  let server = await startServer(configFor('0'), { log })
+  const t: TestServer = {
+    url: server.url,
+    dataDir,
+    server,
+    cookie: '',
+    logs,
+    fetch: (path, init = {}) => {
+      const headers = new Headers(init.headers)
+      if (t.cookie && !headers.has('cookie')) headers.set('cookie', t.cookie)
+      return fetch(t.url + path, { ...init, headers, redirect: 'manual' })
+    },
+    async restart() {
+      const port = new URL(t.url).port
+      await server.stop()
+      server = await startServer(configFor(port), { log })
+      t.server = server
+      t.url = server.url
+    },
+    async stop() {
+      await server.stop()
+      rmSync(dataDir, { recursive: true, force: true })
+    },
+  }
+  t.cookie = await login(t.url, TEST_PASSWORD)
+  return t
+}
+
+export async function login(url: string, password: string): Promise<string> {
+  const response = await fetch(`${url}/login`, { method: 'POST', body: new URLSearchParams({ password }), redirect: 'manual' })
+  const setCookie = response.headers.get('set-cookie')
+  if (response.status !== 303 || !setCookie) throw new Error(`login failed: ${response.status}`)
+  return setCookie.split(';')[0]!
+}
