@@ -176,7 +176,9 @@ export class UploadEngine {
       throw new HttpError(400, `Chunk ${index} has ${written} bytes; expected ${expected}`)
     }
     const after = records.recordChunk(this.db, upload.id, index, written, this.deps.clock())
-    if (after?.state === 'receiving' && after.receivedChunks === after.chunkCount) await this.finalize(upload.id)
+    const allHere = after?.state === 'receiving' && after.receivedChunks === after.chunkCount
+    // A duplicate that finished writing after another request began finalising waits for it too.
+    if (allHere || after?.state === 'finalizing') await this.finalize(upload.id)
     return this.status(upload.id)
   }
 

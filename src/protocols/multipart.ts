@@ -86,7 +86,8 @@ function parseDisposition(value: string | undefined): { name: string; filename: 
   }
   const name = params.get('name')
   if (name === undefined) throw new HttpError(400, 'A multipart part has no name')
-  let filename = params.get('filename') ?? null
+  // Browsers (per the HTML standard) send a double quote in a file name as %22.
+  let filename = params.get('filename')?.replaceAll('%22', '"') ?? null
   const extended = params.get('filename*')
   if (extended) {
     const m = /^utf-8''(.*)$/i.exec(extended)

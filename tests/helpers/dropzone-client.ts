@@ -1,6 +1,6 @@
 import type { TestServer } from './server.ts'
 
-export interface ChunkFields {
+export type ChunkFields = {
   dzuuid: string
   dzchunkindex: number | string
   dztotalfilesize: number | string
@@ -18,7 +18,7 @@ export function sendChunk(
 ) {
   const form = new FormData()
   for (const [name, value] of Object.entries(fields)) if (value !== undefined) form.append(name, String(value))
-  form.append('file', new Blob([bytes]), options.fileName ?? 'data.bin')
+  form.append('file', new Blob([bytes as Uint8Array<ArrayBuffer>]), options.fileName ?? 'data.bin')
   const query = options.folder ? `?folder=${options.folder}` : ''
   return server.fetch(`/upload${query}`, { method: 'POST', body: form, headers: { accept: 'application/json', ...options.headers } })
 }

@@ -1,0 +1,386 @@
+import { afterEach, beforeEach, describe, expect, test } from 'bun:test'
+import { readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { chunkFields, chunkOf, sendChunk } from '../helpers/dropzone-client.ts'
+import { inParallel, randomData, sha256, shuffled } from '../helpers/data.ts'
+import { startTestServer, type TestServer } from '../helpers/server.ts'
+
+let server: TestServer
+beforeEach(async () => {
+  server = await startTestServer({ MAX_FILE_SIZE: '64M', MAX_CHUNK_SIZE: '1M', CHUNK_SIZE: '1M' })
+})
+afterEach(async () => {
+  await server.stop()
+})
+
+const count = (table: string) => (server.server.db.$client.query(`select count(*) as n from ${table}`).get() as { n: number }).n
+const stagingFiles = () => readdirSync(join(server.dataDir, 'staging'))
+const blobFiles = () => readdirSync(join(server.dataDir, 'blobs'), { recursive: true }).filter((p) => String(p).length > 60)
+
+/** Sends a request head over a raw socket and returns what the server answers. */
+async function rawRequestHead(server: TestServer, lines: string[]): Promise<string> {
+  const { hostname, port } = new URL(server.url)
+  let received = ''
+  const { promise, resolve } = Promise.withResolvers<string>()
+  const socket = await Bun.connect({
+    hostname,
+    port: Number(port),
+    socket: {
+      data(_socket, chunk) {
+        received += chunk.toString()
+        if (received.includes('\r\n\r\n') && /\}\s*$/.test(received)) resolve(received)
+      },
+      close() {
+        resolve(received)
+      },
+    },
+  })
+  socket.write(lines.join('\r\n') + '\r\n\r\n')
+  const answer = await promise
+  socket.end()
+  return answer
+}
+
+async function download(url: string) {
+  const response = await server.fetch(url)
+  expect(response.status).toBe(200)
+  return new Uint8Array(await response.arrayBuffer())
+}
+
+/** Sends every chunk of `data` in the given order with `inFlight` requests at once. */
+async function uploadChunks(uuid: string, data: Uint8Array, chunkSize: number, order: number[], inFlight: number, name = 'data.bin') {
+  return inParallel(
+    order.map((i) => async () => {
+      const response = await sendChunk(server, chunkFields(uuid, data.length, chunkSize, i), chunkOf(data, chunkSize, i), { fileName: name })
+      expect(response.status).toBe(200)
+      return response.json()
+    }),
+    inFlight,
+  )
+}
+
+describe('chunked uploads', () => {
+  test('40 chunks sent shuffled, 6 at a time, some twice, make a byte-identical file', async () => {
+    const chunkSize = 64 * 1024
+    const data = randomData(40 * chunkSize - 1234)
+    const order = shuffled([...Array(40).keys()], 7)
+    const withRetries = [...order.slice(0, 20), 3, 17, ...order.slice(20), 3, 39, 0]
+    await uploadChunks('shuffled-upload', data, chunkSize, withRetries, 6)
+
+    const status = await (await server.fetch('/upload/shuffled-upload')).json()
+    expect(status.upload).toMatchObject({ state: 'complete', receivedChunks: 40, totalChunks: 40, receivedBytes: data.length })
+    expect(status.file.sha256).toBe(sha256(data))
+    expect(await download(status.file.url)).toEqual(data)
+    expect(count('files')).toBe(1)
+    expect(stagingFiles()).toEqual([])
+  })
+
+  test('when the last chunks land at the same instant exactly one file is made', async () => {
+    const chunkSize = 64 * 1024
+    const data = randomData(8 * chunkSize)
+    await uploadChunks('race', data, chunkSize, [0, 1, 2, 3, 4, 5], 6)
+    // The two missing chunks, each sent three times at once: many requests see "all chunks here".
+    const results = await uploadChunks('race', data, chunkSize, [6, 7, 6, 7, 6, 7], 6)
+    // A duplicate that lands while another chunk is still missing truthfully says "receiving";
+    // none may answer before the finalisation it raced with is done.
+    expect(results.every((r) => ['receiving', 'complete'].includes(r.upload.state))).toBe(true)
+    const completed = results.filter((r) => r.upload.state === 'complete')
+    expect(completed.length).toBeGreaterThan(0)
+    expect(new Set(completed.map((r) => r.file.id)).size).toBe(1)
+    expect(count('files')).toBe(1)
+    expect((server.server.db.$client.query('select ref_count from blobs').get() as { ref_count: number }).ref_count).toBe(1)
+  })
+
+  test('each response reports progress, and the completing one the stored file', async () => {
+    const data = randomData(3000)
+    const options = { fileName: 'report.pdf' }
+    const first = await (await sendChunk(server, chunkFields('progress', 3000, 1000, 1), chunkOf(data, 1000, 1), options)).json()
+    expect(first).toEqual({
+      upload: { id: 'progress', state: 'receiving', receivedChunks: 1, totalChunks: 3, receivedBytes: 1000, totalBytes: 3000, error: null },
+      file: null,
+    })
+    await sendChunk(server, chunkFields('progress', 3000, 1000, 0), chunkOf(data, 1000, 0), options)
+    const last = await (await sendChunk(server, chunkFields('progress', 3000, 1000, 2), chunkOf(data, 1000, 2), options)).json()
+    expect(last.upload.state).toBe('complete')
+    expect(last.file).toMatchObject({ name: 'report.pdf', sizeBytes: 3000, sha256: sha256(data), mimeType: 'application/pdf', folderId: 1 })
+    expect(last.file.url).toBe(`/files/${last.file.id}/download`)
+  })
+
+  test('the status endpoint lists the chunks the server holds, so a client can resume', async () => {
+    const data = randomData(5000)
+    for (const i of [0, 3]) await sendChunk(server, chunkFields('resume-me', 5000, 1000, i), chunkOf(data, 1000, i))
+    const status = await (await server.fetch('/upload/resume-me')).json()
+    expect(status.chunks).toEqual([0, 3])
+    expect(status.upload.state).toBe('receiving')
+    for (const i of [1, 2, 4]) await sendChunk(server, chunkFields('resume-me', 5000, 1000, i), chunkOf(data, 1000, i))
+    const done = await (await server.fetch('/upload/resume-me')).json()
+    expect(done.chunks).toEqual([0, 1, 2, 3, 4])
+    expect(done.upload.state).toBe('complete')
+    expect((await server.fetch('/upload/never-started')).status).toBe(404)
+  })
+
+  test('two uploads of identical content share one blob', async () => {
+    const data = randomData(200_000)
+    await uploadChunks('copy-a', data, 64 * 1024, [0, 1, 2, 3], 2, 'a.bin')
+    await uploadChunks('copy-b', data, 64 * 1024, [3, 2, 1, 0], 2, 'b.bin')
+    expect(count('files')).toBe(2)
+    expect(blobFiles()).toHaveLength(1)
+    const blob = server.server.db.$client.query('select sha256, ref_count from blobs').all()
+    expect(blob).toEqual([{ sha256: sha256(data), ref_count: 2 }])
+  })
+
+  test('a name already taken in the folder gets a numbered suffix', async () => {
+    const names: string[] = []
+    for (const [i, uuid] of ['n1', 'n2', 'n3'].entries()) {
+      const data = randomData(100 + i)
+      const result = await (await sendChunk(server, chunkFields(uuid, data.length, 1000, 0), data, { fileName: 'photo.tar.gz' })).json()
+      names.push(result.file.name)
+    }
+    expect(names).toEqual(['photo.tar.gz', 'photo (1).tar.gz', 'photo (2).tar.gz'])
+  })
+
+  test('a file name that looks like a path is stored as its last component and never touches the disk layout', async () => {
+    const data = randomData(10)
+    const result = await (await sendChunk(server, chunkFields('path-name', 10, 1000, 0), data, { fileName: '../../etc/passwd' })).json()
+    expect(result.file.name).toBe('passwd')
+    expect(readdirSync(server.dataDir).sort()).toEqual(['blobs', 'dropfold.sqlite', 'dropfold.sqlite-shm', 'dropfold.sqlite-wal', 'staging'])
+  })
+
+  test('an empty file can be uploaded', async () => {
+    const result = await (await sendChunk(server, chunkFields('empty', 0, 1000, 0), new Uint8Array(0), { fileName: 'empty.txt' })).json()
+    expect(result.file).toMatchObject({ sizeBytes: 0, sha256: sha256(new Uint8Array(0)) })
+    expect(await download(result.file.url)).toEqual(new Uint8Array(0))
+  })
+
+  test('a chunk for a completed upload is acknowledged with the stored file and changes nothing', async () => {
+    const data = randomData(2000)
+    await uploadChunks('done', data, 1000, [0, 1], 1)
+    const again = await sendChunk(server, chunkFields('done', 2000, 1000, 1), randomData(1000))
+    expect(again.status).toBe(200)
+    const body = await again.json()
+    expect(body.upload.state).toBe('complete')
+    expect(await download(body.file.url)).toEqual(data)
+    expect(count('files')).toBe(1)
+  })
+
+  test('uploads go into the folder named by the query or a form field', async () => {
+    server.server.db.$client.query("insert into folders (id, parent_id, name, created_at) values (2, 1, 'Inbox', 0)").run()
+    const viaQuery = await (await sendChunk(server, chunkFields('q', 10, 1000, 0), randomData(10), { folder: 2 })).json()
+    expect(viaQuery.file.folderId).toBe(2)
+    const viaField = await (await sendChunk(server, { folder: 2, ...chunkFields('f', 10, 1000, 0) }, randomData(10))).json()
+    expect(viaField.file.folderId).toBe(2)
+  })
+})
+
+describe('every chunk is checked before anything is written', () => {
+  const data = randomData(2500)
+  const valid = chunkFields('checked', 2500, 1000, 1)
+
+  async function expectRefused(fields: Record<string, unknown>, bytes: Uint8Array, status: number, message: RegExp, options = {}) {
+    const response = await sendChunk(server, fields, bytes, options)
+    expect(response.status).toBe(status)
+    expect(response.headers.get('content-type')).toContain('application/json')
+    const body = await response.json()
+    expect(body.error).toMatch(message)
+    return body
+  }
+
+  test.each([
+    ['dzuuid', /dzuuid/],
+    ['dzchunkindex', /Missing field dzchunkindex/],
+    ['dztotalfilesize', /Missing field dztotalfilesize/],
+    ['dzchunksize', /Missing field dzchunksize/],
+    ['dztotalchunkcount', /Missing field dztotalchunkcount/],
+    ['dzchunkbyteoffset', /Missing field dzchunkbyteoffset/],
+  ])('a chunk without %s is refused', async (field, message) => {
+    await expectRefused({ ...valid, [field]: undefined, ...(field === 'dzuuid' ? {} : { dzuuid: 'checked' }) }, chunkOf(data, 1000, 1), 400, message)
+    expect(count('uploads')).toBe(0)
+    expect(stagingFiles()).toEqual([])
+  })
+
+  test.each([
+    ['dzchunkindex', '-1'],
+    ['dzchunkindex', 'one'],
+    ['dztotalfilesize', '1e3'],
+    ['dzchunksize', '0x10'],
+    ['dztotalchunkcount', ''],
+    ['dzchunkbyteoffset', '1000.5'],
+  ])('%s = %p is refused as not a whole number', async (field, value) => {
+    await expectRefused({ ...valid, [field]: value }, chunkOf(data, 1000, 1), 400, new RegExp(field))
+    expect(count('uploads')).toBe(0)
+  })
+
+  test('a bad dzuuid is refused', async () => {
+    await expectRefused({ ...valid, dzuuid: '../x' }, chunkOf(data, 1000, 1), 400, /dzuuid/)
+  })
+
+  test('a chunk count that does not match the sizes is refused', async () => {
+    await expectRefused({ ...valid, dztotalchunkcount: 4 }, chunkOf(data, 1000, 1), 400, /has 3 chunks, not 4/)
+  })
+
+  test('an index at or past the chunk count is refused', async () => {
+    await expectRefused({ ...valid, dzchunkindex: 3, dzchunkbyteoffset: 3000 }, chunkOf(data, 1000, 1), 400, /not below the chunk count/)
+  })
+
+  test('an offset other than index × chunk size is refused', async () => {
+    await expectRefused({ ...valid, dzchunkbyteoffset: 999 }, chunkOf(data, 1000, 1), 400, /must start at byte 1000/)
+    expect(count('uploads')).toBe(0)
+  })
+
+  test('a chunk shorter or longer than it must be is refused and not recorded', async () => {
+    await expectRefused(valid, data.subarray(0, 999), 400, /has 999 bytes; expected 1000/)
+    await expectRefused(valid, data.subarray(0, 1001), 400, /longer than the 1000 bytes expected/)
+    const last = chunkFields('checked', 2500, 1000, 2)
+    await expectRefused(last, data.subarray(0, 1000), 400, /longer than the 500 bytes expected/)
+    const status = await (await server.fetch('/upload/checked')).json()
+    expect(status.chunks).toEqual([])
+    expect(status.upload.receivedBytes).toBe(0)
+  })
+
+  test('a chunk that disagrees with the upload’s first chunk is refused', async () => {
+    expect((await sendChunk(server, valid, chunkOf(data, 1000, 1))).status).toBe(200)
+    await expectRefused({ ...chunkFields('checked', 2600, 1000, 0) }, chunkOf(data, 1000, 0), 400, /total file size is 2600/)
+    await expectRefused({ ...chunkFields('checked', 2500, 500, 0) }, chunkOf(data, 500, 0), 400, /chunk size is 500/)
+    await expectRefused(chunkFields('checked', 2500, 1000, 0), chunkOf(data, 1000, 0), 400, /file name/, { fileName: 'other.bin' })
+    const status = await (await server.fetch('/upload/checked')).json()
+    expect(status.chunks).toEqual([1])
+  })
+
+  test('a retried chunk whose bytes the server holds is counted once and its bytes are kept', async () => {
+    expect((await sendChunk(server, valid, chunkOf(data, 1000, 1))).status).toBe(200)
+    // A broken client re-sends chunk 1 with other bytes: what was acknowledged must not change.
+    expect((await sendChunk(server, valid, randomData(1000))).status).toBe(200)
+    for (const i of [0, 2]) await sendChunk(server, chunkFields('checked', 2500, 1000, i), chunkOf(data, 1000, i))
+    const status = await (await server.fetch('/upload/checked')).json()
+    expect(status.upload.receivedBytes).toBe(2500)
+    expect(await download(status.file.url)).toEqual(data)
+  })
+
+  test('a file larger than the limit is refused at its first chunk', async () => {
+    await expectRefused(chunkFields('huge', 65 * 1024 * 1024, 1024 * 1024, 0), randomData(1024), 413, /limit is 67108864 bytes/)
+    expect(count('uploads')).toBe(0)
+  })
+
+  test('chunks larger than the chunk limit are refused', async () => {
+    await expectRefused(chunkFields('bigchunk', 4 * 1024 * 1024, 2 * 1024 * 1024, 0), randomData(1024), 413, /Chunks of 2097152 bytes are too large/)
+  })
+
+  test('a request much longer than its declared chunk is refused from Content-Length before its bytes are read', async () => {
+    await expectRefused(chunkFields('padded', 300_000, 1000, 0), randomData(200_000), 413, /larger than a 1000-byte chunk/)
+    expect(count('uploads')).toBe(0)
+  })
+
+  test('a request larger than the largest file is refused from Content-Length alone', async () => {
+    // Only the head is sent: the answer must come without the server waiting for 65 MiB.
+    const head = await rawRequestHead(server, [
+      'POST /upload HTTP/1.1',
+      `Host: ${new URL(server.url).host}`,
+      `Cookie: ${server.cookie}`,
+      'Content-Type: multipart/form-data; boundary=x',
+      `Content-Length: ${65 * 1024 * 1024}`,
+    ])
+    expect(head).toStartWith('HTTP/1.1 413')
+    expect(head).toContain('the largest file accepted is 67108864 bytes')
+    expect(count('uploads')).toBe(0)
+  })
+
+  test('an unknown folder is refused', async () => {
+    await expectRefused(valid, chunkOf(data, 1000, 1), 404, /Folder 99 does not exist/, { folder: 99 })
+    await expectRefused({ ...valid, folder: 'abc' }, chunkOf(data, 1000, 1), 400, /folder must be a folder id/)
+    expect(count('uploads')).toBe(0)
+  })
+
+  test('a file name with control characters is refused', async () => {
+    await expectRefused(valid, chunkOf(data, 1000, 1), 400, /control characters/, { fileName: 'bad\u0001name' })
+  })
+
+  test('a request that is not multipart is refused', async () => {
+    const response = await server.fetch('/upload', { method: 'POST', body: 'hello', headers: { 'content-type': 'text/plain', accept: 'application/json' } })
+    expect(response.status).toBe(415)
+    expect((await response.json()).error).toMatch(/multipart\/form-data/)
+  })
+
+  test('a multipart request without a file part is refused', async () => {
+    const form = new FormData()
+    form.append('folder', '1')
+    const response = await server.fetch('/upload', { method: 'POST', body: form })
+    expect(response.status).toBe(400)
+    expect((await response.json()).error).toMatch(/no file part/)
+  })
+})
+
+describe('disk space', () => {
+  test('an upload that would not fit is refused with 507 before any byte is written', async () => {
+    await server.stop()
+    server = await startTestServer({ MIN_FREE_SPACE: '1000T' })
+    const response = await sendChunk(server, chunkFields('nospace', 2000, 1000, 0), randomData(1000))
+    expect(response.status).toBe(507)
+    expect((await response.json()).error).toMatch(/Not enough free disk space/)
+    expect(count('uploads')).toBe(0)
+    expect(stagingFiles()).toEqual([])
+  })
+})
+
+describe('plain multipart uploads', () => {
+  test('several files in one request, as curl -F sends them', async () => {
+    const a = randomData(70_000)
+    const b = new TextEncoder().encode('hello')
+    const form = new FormData()
+    form.append('file', new Blob([a]), 'a.bin')
+    form.append('file', new Blob([b]), 'b.txt')
+    const response = await server.fetch('/upload', { method: 'POST', body: form })
+    expect(response.status).toBe(200)
+    const body = await response.json()
+    expect(body.files.map((f: { name: string }) => f.name)).toEqual(['a.bin', 'b.txt'])
+    expect(body.file.name).toBe('a.bin')
+    expect(await download(body.files[0].url)).toEqual(a)
+    expect(await download(body.files[1].url)).toEqual(b)
+  })
+
+  test('a plain file over the size limit is refused and leaves nothing behind', async () => {
+    await server.stop()
+    server = await startTestServer({ MAX_FILE_SIZE: '100K', CHUNK_SIZE: '64K', MAX_CHUNK_SIZE: '64K' })
+    const form = new FormData()
+    form.append('file', new Blob([randomData(150_000)]), 'big.bin')
+    // Content-Length exceeds the limit, so it is refused before the body is read.
+    const response = await server.fetch('/upload', { method: 'POST', body: form }).catch((error) => error)
+    if (response instanceof Response) expect(response.status).toBe(413)
+    expect(count('files')).toBe(0)
+    expect(stagingFiles()).toEqual([])
+  })
+
+  test('a plain file whose length is not declared is cut off at the size limit', async () => {
+    await server.stop()
+    server = await startTestServer({ MAX_FILE_SIZE: '100K', CHUNK_SIZE: '64K', MAX_CHUNK_SIZE: '64K' })
+    const boundary = 'dropfoldtestboundary'
+    const head = `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="streamed.bin"\r\n\r\n`
+    const parts = [new TextEncoder().encode(head), randomData(150_000), new TextEncoder().encode(`\r\n--${boundary}--\r\n`)]
+    const body = new ReadableStream({
+      pull(controller) {
+        const next = parts.shift()
+        if (next) controller.enqueue(next)
+        else controller.close()
+      },
+    })
+    const response = await server.fetch('/upload', { method: 'POST', body, headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } })
+    expect(response.status).toBe(413)
+    expect((await response.json()).error).toMatch(/larger than the 102400-byte limit/)
+    expect(count('files')).toBe(0)
+    expect(stagingFiles()).toEqual([])
+    expect(server.server.db.$client.query('select state from uploads').all()).toEqual([{ state: 'failed' }])
+  })
+})
+
+describe('access', () => {
+  test('uploading needs the admin session', async () => {
+    const response = await sendChunk(server, chunkFields('anon', 10, 1000, 0), randomData(10), { headers: { cookie: 'dropfold_session=forged' } })
+    expect(response.status).toBe(401)
+    expect(count('uploads')).toBe(0)
+  })
+
+  test('a cross-site upload is refused', async () => {
+    const response = await sendChunk(server, chunkFields('csrf', 10, 1000, 0), randomData(10), { headers: { origin: 'https://evil.example' } })
+    expect(response.status).toBe(403)
+    expect(count('uploads')).toBe(0)
+  })
+})
