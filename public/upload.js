@@ -1,10 +1,61 @@
-// The folder page's uploader: stock Dropzone with chunked, parallel, retried uploads.
+// The folder page's uploader: stock Dropzone with chunked, parallel, retried and resumable uploads.
 /* global Dropzone, htmx */
 Dropzone.autoDiscover = false
 
 const form = document.getElementById('dropzone')
-if (form) {
+if (form) setUpUploader(form)
+
+/**
+ * The same file (name, size, modification time) dropped into the same folder gets the same
+ * upload id, so dropping it again after a failure, a closed tab or a server restart finds the
+ * chunks the server already holds.
+ */
+function resumeKey(folder, file) {
+  const text = `${folder}\u0000${file.name}\u0000${file.size}\u0000${file.lastModified}`
+  // Two independent 53-bit hashes (cyrb53): ample to tell one person's files apart.
+  const hash = (seed) => {
+    let h1 = 0xdeadbeef ^ seed
+    let h2 = 0x41c6ce57 ^ seed
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i)
+      h1 = Math.imul(h1 ^ c, 2654435761)
+      h2 = Math.imul(h2 ^ c, 1597334677)
+    }
+    h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909)
+    h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909)
+    return (4294967296 * (2097151 & h2) + (h1 >>> 0)).toString(36)
+  }
+  return `r-${hash(1)}-${hash(2)}`
+}
+
+/** Refusals that will not change on retry: a bad request, too large, gone, no space. */
+function isPermanent(status) {
+  return (status >= 400 && status < 500 && status !== 408 && status !== 429) || status === 507
+}
+
+function formatBytes(bytes) {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB']
+  let unit = 0
+  while (bytes >= 1000 && unit < units.length - 1) {
+    bytes /= 1000
+    unit++
+  }
+  return `${bytes.toFixed(unit === 0 || bytes >= 10 ? 0 : 1)} ${units[unit]}`
+}
+
+function formatDuration(seconds) {
+  if (!Number.isFinite(seconds)) return '…'
+  if (seconds < 60) return `${Math.ceil(seconds)} s`
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${Math.ceil(seconds % 60)} s`
+  return `${Math.floor(seconds / 3600)} h ${Math.ceil((seconds % 3600) / 60)} min`
+}
+
+function setUpUploader(form) {
   const folder = form.dataset.folder
+  const chunkSize = Number(form.dataset.chunkSize)
+  const summary = document.getElementById('upload-summary')
+  let skippedBytes = 0
+  let samples = []
   const dropzone = new Dropzone(form, {
     url: `/upload?folder=${encodeURIComponent(folder)}`,
     paramName: 'file',
@@ -12,37 +63,137 @@ if (form) {
     forceChunking: true,
     parallelChunkUploads: true,
     retryChunks: true,
-    retryChunksLimit: 10,
-    chunkSize: Number(form.dataset.chunkSize),
+    retryChunksLimit: 8,
+    chunkSize,
     maxFilesize: Number(form.dataset.maxFileSize) / (1024 * 1024),
-    parallelUploads: 2,
+    parallelUploads: 3,
     // The request that completes a file also hashes it; big files need longer than any fixed timeout.
     timeout: 0,
     headers: { Accept: 'application/json' },
+    accept(file, done) {
+      findResumableUpload(file).then(() => done(), () => done())
+    },
     // Whichever chunk finished last, ask the server for the file it stored.
     chunksUploaded(file, done) {
       fetch(`/upload/${encodeURIComponent(file.upload.uuid)}`, { headers: { Accept: 'application/json' } })
         .then((response) => response.json())
         .then((status) => {
           file.stored = status.file
-          if (status.upload?.state === 'complete') done()
-          else dropzone._errorProcessing([file], status.error || status.upload?.error || 'The server could not store the file')
+          if (status.upload && status.upload.state === 'complete') done()
+          else dropzone._errorProcessing([file], status.error || (status.upload && status.upload.error) || 'The server could not store the file')
         })
         .catch(() => dropzone._errorProcessing([file], 'Lost contact with the server while finishing the upload'))
     },
   })
 
+  async function findResumableUpload(file) {
+    const key = resumeKey(folder, file)
+    const response = await fetch(`/upload/${key}`, { headers: { Accept: 'application/json' } })
+    if (response.status === 404) {
+      file.upload.uuid = key
+      return
+    }
+    if (!response.ok) return
+    const status = await response.json()
+    const sameChunking = status.upload.totalBytes === file.size && status.upload.chunkBytes === chunkSize
+    // A finished (or abandoned) upload of this file is not resumed: this drop is a new upload.
+    if (status.upload.state !== 'receiving' || !sameChunking) return
+    file.upload.uuid = key
+    file.resume = { held: new Set(status.chunks), bytes: status.upload.receivedBytes }
+    if (status.chunks.length > 0) {
+      const percent = Math.floor((100 * status.upload.receivedBytes) / Math.max(1, status.upload.totalBytes))
+      note(file, `Resuming at ${percent}% (${formatBytes(status.upload.receivedBytes)} already on the server)`)
+    }
+  }
+
+  // Chunks the server already holds are marked done instead of being sent again.
+  const uploadData = dropzone._uploadData.bind(dropzone)
+  dropzone._uploadData = (files, dataBlocks) => {
+    const file = files[0]
+    const index = dataBlocks[0].chunkIndex
+    if (!file.upload.chunked || !file.resume || !file.resume.held.has(index)) return uploadData(files, dataBlocks)
+    const chunk = file.upload.chunks[index]
+    const skipped = { responseText: '', getAllResponseHeaders: () => '' }
+    chunk.xhr = skipped
+    chunk.total = dataBlocks[0].data.size
+    chunk.bytesSent = chunk.total
+    skippedBytes += chunk.total
+    queueMicrotask(() => {
+      dropzone._updateFilesUploadProgress(files, skipped)
+      file.upload.finishedChunkUpload(chunk, '')
+    })
+  }
+
+  // Retry transient failures after a growing pause (a dropped connection needs time to come
+  // back); a refusal such as "too large" or "no space" is shown at once instead.
+  dropzone._handleUploadError = function (files, xhr, response) {
+    const file = files[0]
+    if (file.status === Dropzone.CANCELED || file.status === Dropzone.ERROR) return
+    if (file.upload.chunked && !isPermanent(xhr.status)) {
+      const chunk = this._getChunk(file, xhr)
+      if (chunk && chunk.retries < this.options.retryChunksLimit) {
+        const delay = Math.min(30_000, 500 * 2 ** chunk.retries++)
+        setTimeout(() => {
+          if (file.status === Dropzone.UPLOADING) this._uploadData(files, [chunk.dataBlock])
+        }, delay)
+        return
+      }
+    }
+    const message = response && (response.error || (typeof response === 'string' && response))
+    this._errorProcessing(files, message || (xhr.status ? `The server answered ${xhr.status}` : 'The connection to the server failed'), xhr)
+  }
+
   dropzone.on('success', (file, response) => {
     const stored = file.stored || (response && (response.file || (response.files && response.files[0])))
-    if (!stored || !file.previewElement) return
-    const status = document.createElement('div')
-    status.className = 'dz-status'
+    if (!stored) return
     const link = document.createElement('a')
     link.href = stored.url
     link.textContent = `Stored as “${stored.name}” — download`
-    status.append(link)
-    file.previewElement.append(status)
+    note(file, link)
   })
 
-  dropzone.on('queuecomplete', () => htmx.trigger(document.body, 'dropfold:uploaded'))
+  dropzone.on('error', (file) => {
+    if (file.accepted === false || !file.previewElement) return
+    const retry = document.createElement('button')
+    retry.type = 'button'
+    retry.className = 'retry'
+    retry.textContent = 'Retry'
+    retry.addEventListener('click', (event) => {
+      event.stopPropagation()
+      dropzone.removeFile(file)
+      file.status = undefined
+      dropzone.addFile(file)
+    })
+    note(file, retry)
+  })
+
+  // Overall speed and time left, from bytes that really crossed the network.
+  dropzone.on('totaluploadprogress', (progress, totalBytes, sentBytes) => {
+    if (!summary) return
+    const now = performance.now()
+    const sent = sentBytes - skippedBytes
+    samples.push({ now, sent })
+    samples = samples.filter((s) => now - s.now < 5000)
+    const first = samples[0]
+    const speed = first && now > first.now ? ((sent - first.sent) * 1000) / (now - first.now) : 0
+    const left = speed > 0 ? (totalBytes - sentBytes) / speed : Number.POSITIVE_INFINITY
+    summary.textContent = `${Math.floor(progress)}% · ${formatBytes(speed)}/s · ${formatDuration(left)} left`
+  })
+  dropzone.on('queuecomplete', () => {
+    samples = []
+    skippedBytes = 0
+    if (summary) summary.textContent = ''
+    htmx.trigger(document.body, 'dropfold:uploaded')
+  })
+
+  function note(file, content) {
+    if (!file.previewElement) return
+    let status = file.previewElement.querySelector('.dz-status')
+    if (!status) {
+      status = document.createElement('div')
+      status.className = 'dz-status'
+      file.previewElement.append(status)
+    }
+    status.replaceChildren(content)
+  }
 }

@@ -30,12 +30,19 @@ const PUBLIC_PATHS = [/^\/login$/, /^\/assets\//, /^\/healthz$/]
 const STREAMING_PATHS = [/^\/upload$/]
 const FORM_BODY_LIMIT_BYTES = 1024 * 1024
 
+/** Elysia's own errors (unknown route, unparsable body) are the client's, not ours. */
+function asHttpError(code: unknown, error: unknown): unknown {
+  if (code === 'NOT_FOUND') return new HttpError(404, 'Not found')
+  if (code === 'PARSE' || code === 'VALIDATION') return new HttpError(400, 'The request could not be read')
+  return error
+}
+
 export function createApp(deps: AppDeps) {
   return new Elysia({
     // Bun applies this cap to streamed bodies too; each route enforces its own, smaller limit.
     serve: { maxRequestBodySize: deps.config.maxFileBytes + 1024 * 1024 },
   })
-    .onError(({ error, request }) => errorResponse(error, request, deps.log))
+    .onError(({ code, error, request }) => errorResponse(asHttpError(code, error), request, deps.log))
     .onRequest(({ request }) => {
       const path = new URL(request.url).pathname
       if (!SAFE_METHODS.has(request.method)) {

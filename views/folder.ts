@@ -19,11 +19,11 @@ export function folderPage(args: {
 }) {
   const { folder } = args
   return layout({
-    title: folder.name || 'Files',
+    title: folder.name || 'Home',
     signedIn: true,
     scripts: ['/assets/vendor/dropzone-min.js', '/assets/upload.js'],
     body: html`<section class="card">
-  <h1>${folder.name || 'Files'}</h1>
+  <h1>${folder.name || 'Home'}</h1>
   <form id="dropzone" class="dropzone" action="/upload" method="post" enctype="multipart/form-data"
         data-folder="${folder.id}" data-chunk-size="${args.chunkBytes}" data-max-file-size="${args.maxFileBytes}">
     <div class="dz-message">
@@ -35,6 +35,7 @@ export function folderPage(args: {
       <input type="file" name="file" multiple> <button type="submit">Upload</button>
     </noscript>
   </form>
+  <p id="upload-summary" class="summary" aria-live="polite"></p>
 </section>
 <section class="card">
   <h2>Files</h2>

@@ -45,6 +45,7 @@ function uploadJson(status: UploadStatus) {
       totalChunks: status.chunkCount,
       receivedBytes: status.receivedBytes,
       totalBytes: status.totalBytes,
+      chunkBytes: status.chunkBytes,
       error: status.error,
     },
     file: status.file,

@@ -80,14 +80,14 @@ function parseHeaders(block: Buffer): Map<string, string> {
 function parseDisposition(value: string | undefined): { name: string; filename: string | null } {
   if (!value || !/^form-data\b/i.test(value)) throw new HttpError(400, 'A multipart part lacks Content-Disposition: form-data')
   const params = new Map<string, string>()
-  const re = /;\s*([^\s=;]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;]*))/g
+  const re = /;\s*([^\s=;]+)\s*=\s*(?:"([^"]*)"|([^;]*))/g
   for (let m; (m = re.exec(value)); ) {
-    params.set(m[1]!.toLowerCase(), m[2] !== undefined ? m[2].replace(/\\(.)/g, '$1') : m[3]!.trim())
+    params.set(m[1]!.toLowerCase(), m[2] ?? m[3]!.trim())
   }
   const name = params.get('name')
   if (name === undefined) throw new HttpError(400, 'A multipart part has no name')
-  // Browsers (per the HTML standard) send a double quote in a file name as %22.
-  let filename = params.get('filename')?.replaceAll('%22', '"') ?? null
+  // Browsers (per the HTML standard) escape these three characters in file names, nothing else.
+  let filename = params.get('filename')?.replace(/%(22|0D|0A)/gi, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))) ?? null
   const extended = params.get('filename*')
   if (extended) {
     const m = /^utf-8''(.*)$/i.exec(extended)

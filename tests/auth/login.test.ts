@@ -131,3 +131,12 @@ describe('the generated admin password', () => {
     }
   })
 })
+
+describe('unknown paths', () => {
+  test('are 404, not server errors, signed in or not', async () => {
+    server = await startTestServer()
+    expect((await server.fetch('/favicon.ico')).status).toBe(404)
+    expect((await server.fetch('/no/such/page')).status).toBe(404)
+    expect(server.logs.filter((line) => line.startsWith('unexpected error'))).toEqual([])
+  })
+})

@@ -96,7 +96,7 @@ describe('chunked uploads', () => {
     const options = { fileName: 'report.pdf' }
     const first = await (await sendChunk(server, chunkFields('progress', 3000, 1000, 1), chunkOf(data, 1000, 1), options)).json()
     expect(first).toEqual({
-      upload: { id: 'progress', state: 'receiving', receivedChunks: 1, totalChunks: 3, receivedBytes: 1000, totalBytes: 3000, error: null },
+      upload: { id: 'progress', state: 'receiving', receivedChunks: 1, totalChunks: 3, receivedBytes: 1000, totalBytes: 3000, chunkBytes: 1000, error: null },
       file: null,
     })
     await sendChunk(server, chunkFields('progress', 3000, 1000, 0), chunkOf(data, 1000, 0), options)
