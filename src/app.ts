@@ -8,6 +8,7 @@ import { HttpError } from './errors.ts'
 import { readCookie } from './http/cookies.ts'
 import { errorResponse } from './http/errors.ts'
 import { dropzoneRoutes } from './protocols/dropzone.ts'
+import { isCorsOrigin, tusRoutes } from './protocols/tus.ts'
 import { assetRoutes } from './routes/assets.ts'
 import { authRoutes } from './routes/auth.ts'
 import { downloadRoutes } from './routes/downloads.ts'
@@ -27,7 +28,19 @@ export interface AppDeps {
 /** Paths anyone may reach; everything else needs the admin session (deny by default). */
 const PUBLIC_PATHS = [/^\/login$/, /^\/assets\//, /^\/healthz$/]
 /** Routes that stream large bodies and enforce their own limits. */
-const STREAMING_PATHS = [/^\/upload$/]
+const STREAMING_PATHS = [/^\/upload$/, /^\/tus(\/|$)/]
+const TUS_PATH = /^\/tus(\/|$)/
+
+const isPublic = (request: Request, path: string) =>
+  PUBLIC_PATHS.some((re) => re.test(path)) ||
+  // tus discovery and CORS preflight carry no credentials.
+  (request.method === 'OPTIONS' && TUS_PATH.test(path))
+
+/** A page on an origin allowed to use tus cross-origin is not a forgery. */
+const isAllowedCrossOrigin = (config: Config, request: Request, path: string) => {
+  const origin = request.headers.get('origin')
+  return origin !== null && TUS_PATH.test(path) && isCorsOrigin(config, origin)
+}
 const FORM_BODY_LIMIT_BYTES = 1024 * 1024
 
 /** Elysia's own errors (unknown route, unparsable body) are the client's, not ours. */
@@ -46,13 +59,15 @@ export function createApp(deps: AppDeps) {
     .onRequest(({ request }) => {
       const path = new URL(request.url).pathname
       if (!SAFE_METHODS.has(request.method)) {
-        if (isCrossSiteRequest(request)) throw new HttpError(403, 'Cross-site request refused')
+        if (isCrossSiteRequest(request) && !isAllowedCrossOrigin(deps.config, request, path)) {
+          throw new HttpError(403, 'Cross-site request refused')
+        }
         const declared = Number(request.headers.get('content-length') ?? 0)
         if (!STREAMING_PATHS.some((re) => re.test(path)) && declared > FORM_BODY_LIMIT_BYTES) {
           throw new HttpError(413, 'Request body too large')
         }
       }
-      if (PUBLIC_PATHS.some((re) => re.test(path))) return
+      if (isPublic(request, path)) return
       if (isValidSession(deps.db, readCookie(request, SESSION_COOKIE), deps.clock())) return
       const wantsPage = request.method === 'GET' && (request.headers.get('accept') ?? '').includes('text/html')
       if (wantsPage) {
@@ -65,6 +80,16 @@ export function createApp(deps: AppDeps) {
     .use(authRoutes(deps))
     .use(pageRoutes(deps))
     .use(dropzoneRoutes(deps))
+    .use(
+      tusRoutes({
+        prefix: '/tus',
+        engine: deps.engine,
+        config: deps.config,
+        clock: deps.clock,
+        // The global guard has already required the admin session.
+        authorize: () => ({ owner: 'admin' }),
+      }),
+    )
     .use(downloadRoutes(deps))
 }
 

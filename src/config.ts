@@ -21,6 +21,8 @@ export interface Config {
   trustProxy: boolean
   /** Set the Secure flag on cookies (serve over HTTPS). */
   secureCookies: boolean
+  /** Origins whose pages may call the tus endpoint (CORS); empty: same origin only. */
+  tusCorsOrigins: string[]
 }
 
 export class ConfigError extends Error {}
@@ -50,6 +52,16 @@ function parseBoolean(text: string, name: string): boolean {
   throw new ConfigError(`${name} must be true or false, got "${text}"`)
 }
 
+function parseOrigins(text: string): string[] {
+  const origins = text.split(',').map((o) => o.trim()).filter(Boolean)
+  for (const origin of origins) {
+    if (origin !== '*' && !/^https?:\/\/[^/\s]+$/.test(origin)) {
+      throw new ConfigError(`TUS_CORS_ORIGINS must be * or origins such as https://example.com, got "${origin}"`)
+    }
+  }
+  return origins
+}
+
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const get = (name: string) => {
     const value = env[name]?.trim()
@@ -69,6 +81,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     sessionTtlMs: parseInteger(get('SESSION_TTL_HOURS') ?? '168', 'SESSION_TTL_HOURS', 1, 100_000) * 3_600_000,
     trustProxy: parseBoolean(get('TRUST_PROXY') ?? 'false', 'TRUST_PROXY'),
     secureCookies: parseBoolean(get('SECURE_COOKIES') ?? 'false', 'SECURE_COOKIES'),
+    tusCorsOrigins: parseOrigins(get('TUS_CORS_ORIGINS') ?? ''),
   }
   if (config.adminPassword !== null && config.adminPassword.length < 8) {
     throw new ConfigError('ADMIN_PASSWORD must be at least 8 characters')

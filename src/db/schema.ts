@@ -67,6 +67,14 @@ export const uploads = sqliteTable(
     totalBytes: integer('total_bytes').notNull(),
     chunkBytes: integer('chunk_bytes').notNull(),
     chunkCount: integer('chunk_count').notNull(),
+    /** Streamed uploads (tus) may start before their length is known. */
+    lengthDeferred: integer('length_deferred', { mode: 'boolean' }).notNull().default(false),
+    /** tus concatenation: a partial upload, or the final upload assembled from partials. */
+    concat: text('concat', { enum: ['partial', 'final'] }),
+    /** For a final upload: the ids of its partial uploads, in order (JSON array). */
+    partIds: text('part_ids'),
+    /** The client's metadata as sent (tus Upload-Metadata), echoed back on request. */
+    metadata: text('metadata'),
     receivedChunks: integer('received_chunks').notNull().default(0),
     receivedBytes: integer('received_bytes').notNull().default(0),
     state: text('state', { enum: UPLOAD_STATES }).notNull(),

@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray, lt, sql } from 'drizzle-orm'
+import { and, asc, eq, inArray, lt, lte, sql } from 'drizzle-orm'
 import type { Db } from './open.ts'
 import { uploadChunks, uploads, type UploadState } from './schema.ts'
 
@@ -89,12 +89,51 @@ export function transition(db: Db, uploadId: string, from: UploadState[], to: Up
   return changes(result) === 1
 }
 
-/** The single winner of "all chunks are here" gets to finalise. */
+/** The single winner of "all bytes are here" gets to finalise. */
 export function claimFinalization(db: Db, uploadId: string, now: number): boolean {
   const result = db
     .update(uploads)
     .set({ state: 'finalizing', updatedAt: now })
-    .where(and(eq(uploads.id, uploadId), eq(uploads.state, 'receiving'), eq(uploads.receivedChunks, uploads.chunkCount)))
+    .where(
+      and(
+        eq(uploads.id, uploadId),
+        eq(uploads.state, 'receiving'),
+        eq(uploads.lengthDeferred, false),
+        eq(uploads.receivedBytes, uploads.totalBytes),
+        eq(uploads.receivedChunks, uploads.chunkCount),
+      ),
+    )
+    .run()
+  return changes(result) === 1
+}
+
+/**
+ * Advances a streamed upload's offset by `bytes` that are durable after `fromOffset`. Only
+ * succeeds if the offset is still `fromOffset` and the upload is receiving.
+ */
+export function recordBytes(db: Db, uploadId: string, fromOffset: number, bytes: number, now: number): boolean {
+  const result = db
+    .update(uploads)
+    .set({ receivedBytes: fromOffset + bytes, updatedAt: now })
+    .where(and(eq(uploads.id, uploadId), eq(uploads.state, 'receiving'), eq(uploads.receivedBytes, fromOffset)))
+    .run()
+  return changes(result) === 1
+}
+
+export function declareLength(db: Db, uploadId: string, totalBytes: number, now: number): boolean {
+  const result = db
+    .update(uploads)
+    .set({ totalBytes, lengthDeferred: false, updatedAt: now })
+    .where(and(eq(uploads.id, uploadId), eq(uploads.lengthDeferred, true), lte(uploads.receivedBytes, totalBytes)))
+    .run()
+  return changes(result) === 1
+}
+
+export function markPartialComplete(db: Db, uploadId: string, now: number): boolean {
+  const result = db
+    .update(uploads)
+    .set({ state: 'complete', completedAt: now, updatedAt: now })
+    .where(and(eq(uploads.id, uploadId), eq(uploads.state, 'receiving'), eq(uploads.concat, 'partial'), eq(uploads.receivedBytes, uploads.totalBytes)))
     .run()
   return changes(result) === 1
 }
@@ -105,7 +144,7 @@ export function setUploadHash(db: Db, uploadId: string, sha256: string) {
 
 export function setPlainUploadSize(db: Db, uploadId: string, sizeBytes: number) {
   db.update(uploads)
-    .set({ totalBytes: sizeBytes, chunkBytes: Math.max(sizeBytes, 1) })
+    .set({ totalBytes: sizeBytes, chunkBytes: Math.max(sizeBytes, 1), lengthDeferred: false })
     .where(eq(uploads.id, uploadId))
     .run()
 }
@@ -127,7 +166,7 @@ export function outstandingBytes(db: Db): number {
   const row = db
     .select({ bytes: sql<number>`coalesce(sum(${uploads.totalBytes} - ${uploads.receivedBytes}), 0)` })
     .from(uploads)
-    .where(eq(uploads.state, 'receiving'))
+    .where(and(eq(uploads.state, 'receiving'), eq(uploads.lengthDeferred, false)))
     .get()
   return row?.bytes ?? 0
 }

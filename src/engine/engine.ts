@@ -5,7 +5,7 @@ import { completeUpload, findFile, findFolder, type FileRow } from '../db/files.
 import type { Db } from '../db/open.ts'
 import * as records from '../db/uploads.ts'
 import type { UploadRow } from '../db/uploads.ts'
-import type { BlobStore, Staging } from '../storage/types.ts'
+import { InterruptedWrite, type BlobStore, type Staging } from '../storage/types.ts'
 import { cleanFileName, mimeTypeOf } from './file-names.ts'
 
 export interface EngineDeps {
@@ -28,6 +28,21 @@ export interface ChunkedUploadSpec {
   chunkBytes: number
   chunkCount: number
   clientAddress: string | null
+}
+
+/** What a client declares when it starts a streamed upload (tus). */
+export interface StreamUploadSpec {
+  protocol: 'tus'
+  owner: string
+  folderId: number
+  fileName: string
+  /** Null when the client will say later (tus creation-defer-length). */
+  totalBytes: number | null
+  clientAddress: string | null
+  concat?: 'partial' | 'final'
+  /** For a final upload: its partial uploads' ids, in order (JSON array). */
+  partIds?: string
+  metadata?: string | null
 }
 
 export interface FileInfo {
@@ -169,8 +184,9 @@ export class UploadEngine {
     }
     await this.ensureSpaceForChunk(expected)
     await this.ensureStaged(current)
+    // A chunk is all or nothing: bytes of an interrupted chunk are simply not recorded.
     const written = await this.track(upload.id, this.deps.staging.write(upload.id, offset, body, expected)).catch((error) => {
-      throw diskError(error)
+      throw diskError(unwrap(error))
     })
     if (written !== expected) {
       throw new HttpError(400, `Chunk ${index} has ${written} bytes; expected ${expected}`)
@@ -204,6 +220,7 @@ export class UploadEngine {
       totalBytes: 0,
       chunkBytes: 1,
       chunkCount: 1,
+      lengthDeferred: true,
       state: 'receiving',
       clientAddress: args.clientAddress,
       createdAt: now,
@@ -217,11 +234,138 @@ export class UploadEngine {
       records.recordChunk(this.db, upload.id, 0, written, this.deps.clock())
     } catch (error) {
       // A plain upload cannot be resumed, so its partial bytes are of no use to anyone.
-      await this.fail(upload.id, error instanceof HttpError ? error.message : 'The upload was interrupted')
-      throw diskError(error)
+      const cause = unwrap(error)
+      await this.fail(upload.id, cause instanceof HttpError ? cause.message : 'The upload was interrupted')
+      throw diskError(cause)
     }
     await this.finalize(upload.id)
     return this.status(upload.id)
+  }
+
+  /** Starts a streamed upload (bytes arrive in order, from offset 0); its length may come later. */
+  async createStream(spec: StreamUploadSpec): Promise<UploadRow> {
+    const { config } = this.deps
+    if (spec.totalBytes !== null && spec.totalBytes > config.maxFileBytes) {
+      throw new HttpError(413, `The file is ${spec.totalBytes} bytes; the limit is ${config.maxFileBytes} bytes`)
+    }
+    const fileName = spec.concat === 'partial' ? spec.fileName || 'partial' : cleanFileName(spec.fileName)
+    this.requireFolder(spec.folderId)
+    if (spec.totalBytes !== null) await this.ensureSpaceForNewUpload(spec.totalBytes)
+    const now = this.deps.clock()
+    const { upload } = records.insertUploadOnce(this.db, {
+      id: newUploadId(),
+      protocol: spec.protocol,
+      owner: spec.owner,
+      folderId: spec.folderId,
+      fileName,
+      mimeType: mimeTypeOf(fileName),
+      totalBytes: spec.totalBytes ?? 0,
+      lengthDeferred: spec.totalBytes === null,
+      chunkBytes: 0,
+      chunkCount: 0,
+      concat: spec.concat ?? null,
+      partIds: spec.partIds ?? null,
+      metadata: spec.metadata ?? null,
+      state: 'receiving',
+      clientAddress: spec.clientAddress,
+      createdAt: now,
+      updatedAt: now,
+    })
+    await this.deps.staging.create(upload.id, spec.totalBytes ?? 0)
+    if (spec.totalBytes === 0) await this.completeStream(upload.id)
+    return records.findUpload(this.db, upload.id)!
+  }
+
+  /** Fixes the length of a streamed upload created without one. */
+  async declareLength(upload: UploadRow, totalBytes: number): Promise<UploadRow> {
+    if (!upload.lengthDeferred) {
+      if (totalBytes !== upload.totalBytes) throw new HttpError(400, `The upload's length is already ${upload.totalBytes}`)
+      return upload
+    }
+    if (totalBytes > this.deps.config.maxFileBytes) {
+      throw new HttpError(413, `The file is ${totalBytes} bytes; the limit is ${this.deps.config.maxFileBytes} bytes`)
+    }
+    if (totalBytes < upload.receivedBytes) throw new HttpError(400, `The length ${totalBytes} is less than the ${upload.receivedBytes} bytes received`)
+    await this.ensureSpaceForNewUpload(totalBytes - upload.receivedBytes)
+    records.declareLength(this.db, upload.id, totalBytes, this.deps.clock())
+    return records.findUpload(this.db, upload.id)!
+  }
+
+  /**
+   * Appends `body` to a streamed upload at `offset`, which must be where it stands. Every byte
+   * that reaches the disk counts, even when the body breaks off; unless `verify` rejects the
+   * bytes, in which case none of this body counts.
+   */
+  async appendAt(
+    upload: UploadRow,
+    offset: number,
+    body: AsyncIterable<Uint8Array>,
+    verify?: (written: number) => void,
+  ): Promise<UploadRow> {
+    const current = records.findUpload(this.db, upload.id)!
+    if (current.state !== 'receiving' && !(current.state === 'complete' && offset === current.totalBytes)) throw this.notReceiving(current)
+    if (offset !== current.receivedBytes) {
+      throw new HttpError(409, `The upload is at offset ${current.receivedBytes}, not ${offset}`)
+    }
+    if (current.state === 'complete') {
+      await drain(body)
+      return current
+    }
+    const limit = (current.lengthDeferred ? this.deps.config.maxFileBytes : current.totalBytes) - offset
+    await this.ensureSpaceForChunk(0)
+    let written: number
+    try {
+      written = await this.track(upload.id, this.deps.staging.write(upload.id, offset, body, limit))
+      verify?.(written)
+    } catch (error) {
+      const durable = error instanceof InterruptedWrite && !verify && !(error.cause instanceof HttpError) ? error.durableBytes : 0
+      if (durable > 0) records.recordBytes(this.db, upload.id, offset, durable, this.deps.clock())
+      throw diskError(unwrap(error))
+    }
+    records.recordBytes(this.db, upload.id, offset, written, this.deps.clock())
+    const after = records.findUpload(this.db, upload.id)!
+    if (!after.lengthDeferred && after.receivedBytes === after.totalBytes) await this.completeStream(upload.id)
+    return records.findUpload(this.db, upload.id)!
+  }
+
+  /**
+   * Assembles finished partial uploads, in order, into one new upload and finalises it. The parts
+   * are released afterwards.
+   */
+  async concatenate(spec: Omit<StreamUploadSpec, 'totalBytes' | 'concat' | 'partIds'>, partIds: string[]): Promise<UploadRow> {
+    if (partIds.length === 0) throw new HttpError(400, 'A final upload needs at least one partial upload')
+    const parts = partIds.map((id) => {
+      const part = records.findUpload(this.db, id)
+      if (!part || part.owner !== spec.owner || part.concat !== 'partial') throw new HttpError(400, `${id} is not a partial upload of yours`)
+      if (part.state !== 'complete') throw new HttpError(400, `Partial upload ${id} is not complete`)
+      return part
+    })
+    const totalBytes = parts.reduce((sum, part) => sum + part.totalBytes, 0)
+    const upload = await this.createStream({ ...spec, totalBytes: null, concat: 'final', partIds: JSON.stringify(partIds) })
+    await this.declareLength(upload, totalBytes)
+    let offset = 0
+    for (const part of parts) {
+      if ((await this.deps.staging.size(part.id)) === null) {
+        await this.fail(upload.id, 'A partial upload was already used')
+        throw new HttpError(410, `Partial upload ${part.id} was already used by another final upload`)
+      }
+      const row = records.findUpload(this.db, upload.id)!
+      await this.appendAt(row, offset, this.deps.staging.read(part.id))
+      offset += part.totalBytes
+    }
+    for (const part of parts) await this.deps.staging.remove(part.id)
+    return records.findUpload(this.db, upload.id)!
+  }
+
+  /** All bytes of a streamed upload are here: a partial waits for its final, anything else becomes a file. */
+  private async completeStream(uploadId: string) {
+    const upload = records.findUpload(this.db, uploadId)!
+    if (upload.concat === 'partial') records.markPartialComplete(this.db, uploadId, this.deps.clock())
+    else await this.finalize(uploadId)
+  }
+
+  find(uploadId: string) {
+    return records.findUpload(this.db, uploadId)
   }
 
   status(uploadId: string): UploadStatus {
@@ -365,6 +509,10 @@ export class UploadEngine {
     work.then(done, done)
     return work
   }
+}
+
+function unwrap(error: unknown): unknown {
+  return error instanceof InterruptedWrite ? error.cause : error
 }
 
 function diskError(error: unknown): unknown {

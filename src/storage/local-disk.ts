@@ -1,8 +1,8 @@
 import { closeSync, fsyncSync, openSync } from 'node:fs'
-import { mkdir, open, rename, rm, stat, statfs, unlink } from 'node:fs/promises'
+import { mkdir, open, rename, rm, stat, statfs, unlink, type FileHandle } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { HttpError } from '../errors.ts'
-import type { BlobStore, Staging } from './types.ts'
+import { InterruptedWrite, type BlobStore, type Staging } from './types.ts'
 
 /** Incoming network reads are small (~64 KiB); writing them in larger runs halves the syscalls. */
 const WRITE_BATCH_BYTES = 1024 * 1024
@@ -43,19 +43,19 @@ export class LocalStaging implements Staging {
 
   async write(uploadId: string, offset: number, body: AsyncIterable<Uint8Array>, maxBytes: number) {
     const handle = await open(this.pathOf(uploadId), 'r+')
-    try {
-      const batch = Buffer.allocUnsafe(Math.min(WRITE_BATCH_BYTES, Math.max(maxBytes, 1)))
-      let batched = 0
-      let written = 0
-      const flush = async () => {
-        let done = 0
-        while (done < batched) {
-          const { bytesWritten } = await handle.write(batch, done, batched - done, offset + written + done)
-          done += bytesWritten
-        }
-        written += batched
-        batched = 0
+    const batch = Buffer.allocUnsafe(Math.min(WRITE_BATCH_BYTES, Math.max(maxBytes, 1)))
+    let batched = 0
+    let written = 0
+    const flush = async () => {
+      let done = 0
+      while (done < batched) {
+        const { bytesWritten } = await handle.write(batch, done, batched - done, offset + written + done)
+        done += bytesWritten
       }
+      written += batched
+      batched = 0
+    }
+    try {
       for await (const piece of body) {
         if (written + batched + piece.length > maxBytes) {
           throw new HttpError(400, `The data is longer than the ${maxBytes} bytes expected`)
@@ -72,8 +72,21 @@ export class LocalStaging implements Staging {
       await flush()
       await handle.datasync()
       return written
+    } catch (error) {
+      throw new InterruptedWrite(await this.keepWhatArrived(handle, flush, () => written), error)
     } finally {
       await handle.close()
+    }
+  }
+
+  /** After a failed body, makes the bytes that did arrive durable; 0 if even that fails. */
+  private async keepWhatArrived(handle: FileHandle, flush: () => Promise<void>, written: () => number) {
+    try {
+      await flush()
+      await handle.datasync()
+      return written()
+    } catch {
+      return 0
     }
   }
 

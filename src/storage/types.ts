@@ -9,8 +9,9 @@ export interface Staging {
   create(uploadId: string, totalBytes: number): Promise<void>
   /**
    * Streams `body` into the upload's file starting at `offset` and makes it durable before
-   * resolving. Stops with an error (after writing at most `maxBytes`) if the body is longer.
-   * Resolves to the number of bytes written.
+   * resolving to the number of bytes written. A body longer than `maxBytes` is an error. When
+   * the body fails part-way (the client went away), rejects with InterruptedWrite telling how
+   * many leading bytes are nevertheless durable.
    */
   write(uploadId: string, offset: number, body: AsyncIterable<Uint8Array>, maxBytes: number): Promise<number>
   /** Size of the staging file, or null if there is none. */
@@ -31,4 +32,14 @@ export interface BlobStore {
   /** The bytes [start, end) of a blob, ready to be a response body. */
   body(sha256: string, start: number, end: number): Blob
   remove(sha256: string): Promise<void>
+}
+
+/** A write that stopped early; its first `durableBytes` bytes are safely on disk. */
+export class InterruptedWrite extends Error {
+  constructor(
+    readonly durableBytes: number,
+    override readonly cause: unknown,
+  ) {
+    super(`write interrupted after ${durableBytes} durable bytes: ${String(cause)}`)
+  }
 }

@@ -1,0 +1,289 @@
+import type { Server } from 'bun'
+import { Elysia } from 'elysia'
+import type { Config } from '../config.ts'
+import type { UploadRow } from '../db/uploads.ts'
+import { ROOT_FOLDER_ID } from '../db/schema.ts'
+import type { UploadEngine } from '../engine/engine.ts'
+import { HttpError } from '../errors.ts'
+import { clientAddress } from '../http/client-address.ts'
+
+/**
+ * tus 1.0 (https://tus.io/protocols/resumable-upload) in front of the upload engine: core
+ * protocol plus creation, creation-with-upload, creation-defer-length, termination, expiration,
+ * checksum and concatenation. Finished uploads become files exactly like Dropzone uploads.
+ */
+
+export const TUS_VERSION = '1.0.0'
+const EXTENSIONS = 'creation,creation-with-upload,creation-defer-length,termination,expiration,checksum,concatenation'
+const CHECKSUMS: Record<string, string> = { sha1: 'sha1', sha256: 'sha256', sha512: 'sha512', md5: 'md5' }
+const OFFSET_STREAM = 'application/offset+octet-stream'
+/** Headers a browser page on another origin may send and read (when CORS is configured). */
+const REQUEST_HEADERS =
+  'Authorization, Origin, X-Requested-With, X-Request-ID, X-HTTP-Method-Override, Content-Type, Upload-Length, Upload-Offset, Tus-Resumable, Upload-Metadata, Upload-Defer-Length, Upload-Concat, Upload-Checksum'
+const EXPOSED_HEADERS =
+  'Upload-Offset, Location, Upload-Length, Tus-Version, Tus-Resumable, Tus-Max-Size, Tus-Extension, Tus-Checksum-Algorithm, Upload-Metadata, Upload-Defer-Length, Upload-Concat, Upload-Expires'
+
+/** Who is uploading: the admin now; a drop link later brings its own owner and folder. */
+export interface TusPrincipal {
+  owner: string
+  /** Uploads always land here, whatever the metadata says. */
+  folderId?: number
+}
+
+export interface TusOptions {
+  prefix: string
+  engine: UploadEngine
+  config: Config
+  clock: () => number
+  authorize: (request: Request) => TusPrincipal
+}
+
+/** Upload-Metadata: comma-separated "key base64value" pairs (value optional). */
+export function parseMetadata(header: string | null): Map<string, string> {
+  const metadata = new Map<string, string>()
+  if (!header) return metadata
+  for (const pair of header.split(',')) {
+    const [key, value, extra] = pair.trim().split(' ')
+    if (!key || extra !== undefined || !/^[\x21-\x7e]+$/.test(key) || metadata.has(key)) {
+      throw new HttpError(400, 'Upload-Metadata must be comma-separated "key base64value" pairs with distinct keys')
+    }
+    if (value !== undefined && !/^[A-Za-z0-9+/]*={0,2}$/.test(value)) throw new HttpError(400, `Upload-Metadata value of ${key} is not base64`)
+    metadata.set(key, value === undefined ? '' : Buffer.from(value, 'base64').toString('utf8'))
+  }
+  return metadata
+}
+
+function wholeNumberHeader(request: Request, name: string): number | null {
+  const text = request.headers.get(name)
+  if (text === null) return null
+  if (!/^\d{1,16}$/.test(text.trim()) || !Number.isSafeInteger(Number(text))) {
+    throw new HttpError(400, `${name} must be a whole number of 0 or more`)
+  }
+  return Number(text)
+}
+
+function corsHeaders(config: Config, request: Request): Record<string, string> {
+  const origin = request.headers.get('origin')
+  if (!origin || !isCorsOrigin(config, origin)) return {}
+  const any = config.tusCorsOrigins.includes('*')
+  return {
+    'access-control-allow-origin': any ? '*' : origin,
+    ...(any ? {} : { 'access-control-allow-credentials': 'true', vary: 'Origin' }),
+    'access-control-expose-headers': EXPOSED_HEADERS,
+  }
+}
+
+export function isCorsOrigin(config: Config, origin: string): boolean {
+  return config.tusCorsOrigins.includes('*') || config.tusCorsOrigins.includes(origin)
+}
+
+export function tusRoutes(options: TusOptions) {
+  const { prefix, engine, config } = options
+  /** PATCHes in progress: a second one for the same upload is refused, never interleaved. */
+  const patching = new Set<string>()
+
+  const expires = (upload: UploadRow): Record<string, string> =>
+    upload.state === 'receiving' ? { 'upload-expires': new Date(upload.updatedAt + config.uploadTtlMs).toUTCString() } : {}
+
+  const location = (upload: UploadRow) => `${prefix}/${upload.id}`
+
+  function ownUpload(principal: TusPrincipal, id: string): UploadRow {
+    const upload = /^[a-z0-9]{32}$/.test(id) ? engine.find(id) : undefined
+    if (!upload || upload.owner !== principal.owner || upload.protocol !== 'tus') throw new HttpError(404, 'No such upload')
+    if (upload.state === 'expired' || upload.state === 'cancelled') throw new HttpError(410, `This upload has ${upload.state === 'expired' ? 'expired' : 'been terminated'}`)
+    return upload
+  }
+
+  /** Streams the body through a digest when the client sent Upload-Checksum. */
+  function checksummed(request: Request, body: AsyncIterable<Uint8Array>) {
+    const header = request.headers.get('upload-checksum')
+    if (header === null) return { body, verify: undefined }
+    const [name, expected] = header.trim().split(' ')
+    const algorithm = CHECKSUMS[name?.toLowerCase() ?? '']
+    if (!algorithm || !expected) throw new HttpError(400, `Unsupported Upload-Checksum; use one of ${Object.keys(CHECKSUMS).join(', ')}`)
+    const hasher = new Bun.CryptoHasher(algorithm as 'sha256')
+    async function* tapped() {
+      for await (const piece of body) {
+        hasher.update(piece)
+        yield piece
+      }
+    }
+    const verify = () => {
+      if (hasher.digest('base64') !== expected) throw new HttpError(460, 'Checksum mismatch: the bytes were discarded')
+    }
+    return { body: tapped(), verify }
+  }
+
+  async function create(request: Request, principal: TusPrincipal, address: string | null) {
+    const metadata = parseMetadata(request.headers.get('upload-metadata'))
+    const concat = request.headers.get('upload-concat')
+    const folderId = principal.folderId ?? folderFrom(metadata.get('folder'))
+    const fileName = metadata.get('filename') ?? metadata.get('name') ?? ''
+    const base = { protocol: 'tus' as const, owner: principal.owner, folderId, fileName, clientAddress: address, metadata: request.headers.get('upload-metadata') }
+    if (concat?.startsWith('final')) {
+      if (request.headers.has('upload-length')) throw new HttpError(400, 'A final upload must not carry Upload-Length')
+      const partIds = concat
+        .slice('final;'.length)
+        .trim()
+        .split(/\s+/)
+        .filter(Boolean)
+        .map((url) => new URL(url, request.url).pathname.split('/').pop() ?? '')
+      for (const id of partIds) ownUpload(principal, id)
+      const upload = await engine.concatenate(base, partIds)
+      return respond(201, { location: location(upload), ...expires(upload) })
+    }
+    if (concat !== null && concat !== 'partial') throw new HttpError(400, 'Upload-Concat must be "partial" or "final;<urls>"')
+    const length = wholeNumberHeader(request, 'Upload-Length')
+    const deferred = request.headers.get('upload-defer-length')
+    if (deferred !== null && deferred !== '1') throw new HttpError(400, 'Upload-Defer-Length must be 1')
+    if ((length === null) === (deferred === null)) throw new HttpError(400, 'Send either Upload-Length or Upload-Defer-Length: 1')
+    if (!fileName && concat !== 'partial') throw new HttpError(400, 'Upload-Metadata needs a filename')
+    let upload = await engine.createStream({ ...base, totalBytes: length, concat: concat === 'partial' ? 'partial' : undefined })
+    const headers: Record<string, string> = { location: location(upload) }
+    if (request.body && request.headers.get('content-type') === OFFSET_STREAM) {
+      // creation-with-upload: the first bytes ride along with the creation request.
+      upload = await withLock(upload.id, () => {
+        const { body, verify } = checksummed(request, request.body!)
+        return engine.appendAt(upload, 0, body, verify)
+      })
+      headers['upload-offset'] = String(upload.receivedBytes)
+    }
+    return respond(201, { ...headers, ...expires(upload) })
+  }
+
+  function head(upload: UploadRow) {
+    const headers: Record<string, string> = {
+      'upload-offset': String(upload.receivedBytes),
+      'cache-control': 'no-store',
+      ...expires(upload),
+    }
+    if (upload.lengthDeferred) headers['upload-defer-length'] = '1'
+    else headers['upload-length'] = String(upload.totalBytes)
+    if (upload.metadata) headers['upload-metadata'] = upload.metadata
+    if (upload.concat === 'partial') headers['upload-concat'] = 'partial'
+    if (upload.concat === 'final') {
+      const parts = JSON.parse(upload.partIds ?? '[]') as string[]
+      headers['upload-concat'] = `final;${parts.map((id) => `${prefix}/${id}`).join(' ')}`
+    }
+    return respond(200, headers)
+  }
+
+  async function patch(request: Request, upload: UploadRow) {
+    if (request.headers.get('content-type') !== OFFSET_STREAM) throw new HttpError(415, `Content-Type must be ${OFFSET_STREAM}`)
+    if (upload.concat === 'final') throw new HttpError(403, 'A final upload cannot be patched')
+    const offset = wholeNumberHeader(request, 'Upload-Offset')
+    if (offset === null) throw new HttpError(400, 'Upload-Offset is required')
+    return withLock(upload.id, async () => {
+      let current = engine.find(upload.id)!
+      const length = wholeNumberHeader(request, 'Upload-Length')
+      if (length !== null) current = await engine.declareLength(current, length)
+      const declared = wholeNumberHeader(request, 'Content-Length')
+      if (declared !== null && !current.lengthDeferred && offset + declared > current.totalBytes) {
+        throw new HttpError(413, `${declared} bytes at offset ${offset} would pass the upload's length ${current.totalBytes}`)
+      }
+      const { body, verify } = checksummed(request, request.body ?? emptyBody())
+      current = await engine.appendAt(current, offset, body, verify)
+      if (current.state === 'failed') throw new HttpError(500, current.error ?? 'The upload could not be stored')
+      return respond(204, { 'upload-offset': String(current.receivedBytes), ...expires(current) })
+    })
+  }
+
+  async function terminate(upload: UploadRow) {
+    if (upload.state !== 'receiving') throw new HttpError(403, 'This upload is finished; manage the file in Dropfold instead')
+    await engine.cancel(upload.id)
+    return respond(204, {})
+  }
+
+  async function withLock<T>(uploadId: string, work: () => Promise<T>): Promise<T> {
+    if (patching.has(uploadId)) throw new HttpError(423, 'Another request is writing to this upload; try again shortly')
+    patching.add(uploadId)
+    try {
+      return await work()
+    } finally {
+      patching.delete(uploadId)
+    }
+  }
+
+  function respond(status: number, headers: Record<string, string>) {
+    return new Response(null, { status, headers: { 'tus-resumable': TUS_VERSION, ...headers } })
+  }
+
+  /** Every tus answer, errors included, carries Tus-Resumable and (when configured) CORS headers. */
+  async function handle(request: Request, work: () => Promise<Response> | Response): Promise<Response> {
+    let response: Response
+    try {
+      if (request.method !== 'OPTIONS' && request.headers.get('tus-resumable') !== TUS_VERSION) {
+        throw new HttpError(412, `Tus-Resumable ${TUS_VERSION} is required`, { 'tus-version': TUS_VERSION })
+      }
+      response = await work()
+    } catch (error) {
+      if (!(error instanceof HttpError)) throw error
+      response = new Response(error.message + '\n', {
+        status: error.status,
+        headers: { 'content-type': 'text/plain; charset=utf-8', 'tus-resumable': TUS_VERSION, ...error.headers },
+      })
+      await request.body?.cancel().catch(() => {})
+    }
+    for (const [name, value] of Object.entries(corsHeaders(config, request))) response.headers.set(name, value)
+    return response
+  }
+
+  function discovery(request: Request) {
+    const headers: Record<string, string> = {
+      'tus-resumable': TUS_VERSION,
+      'tus-version': TUS_VERSION,
+      'tus-extension': EXTENSIONS,
+      'tus-max-size': String(config.maxFileBytes),
+      'tus-checksum-algorithm': Object.keys(CHECKSUMS).join(','),
+    }
+    const origin = request.headers.get('origin')
+    if (origin && request.headers.has('access-control-request-method') && isCorsOrigin(config, origin)) {
+      headers['access-control-allow-methods'] = 'POST, HEAD, PATCH, DELETE, OPTIONS'
+      headers['access-control-allow-headers'] = REQUEST_HEADERS
+      headers['access-control-max-age'] = '86400'
+    }
+    return new Response(null, { status: 204, headers })
+  }
+
+  /** X-HTTP-Method-Override lets clients behind proxies that only pass GET and POST speak tus. */
+  const method = (request: Request) => request.headers.get('x-http-method-override')?.toUpperCase() ?? request.method
+
+  const onUpload = async ({ request, params }: { request: Request; params: { id: string } }) =>
+    handle(request, () => {
+      const principal = options.authorize(request)
+      const upload = ownUpload(principal, params.id)
+      switch (method(request)) {
+        case 'HEAD':
+          return head(upload)
+        case 'PATCH':
+          return patch(request, upload)
+        case 'DELETE':
+          return terminate(upload)
+        default:
+          throw new HttpError(405, 'Use HEAD, PATCH or DELETE on an upload', { allow: 'HEAD, PATCH, DELETE, OPTIONS' })
+      }
+    })
+
+  const onDiscovery = ({ request }: { request: Request }) => handle(request, () => discovery(request))
+  const onCreate = ({ request, server }: { request: Request; server: Server<unknown> | null }) =>
+    handle(request, () => create(request, options.authorize(request), clientAddress(request, server, config.trustProxy)))
+
+  return new Elysia({ name: `tus:${prefix}` })
+    .options(prefix, onDiscovery)
+    .options(`${prefix}/`, onDiscovery)
+    .options(`${prefix}/:id`, onDiscovery)
+    .post(prefix, onCreate, { parse: 'none' })
+    .post(`${prefix}/`, onCreate, { parse: 'none' })
+    .head(`${prefix}/:id`, onUpload)
+    .patch(`${prefix}/:id`, onUpload, { parse: 'none' })
+    .delete(`${prefix}/:id`, onUpload, { parse: 'none' })
+    .post(`${prefix}/:id`, onUpload, { parse: 'none' })
+}
+
+function folderFrom(text: string | undefined): number {
+  if (text === undefined || text === '') return ROOT_FOLDER_ID
+  if (!/^\d{1,15}$/.test(text)) throw new HttpError(400, 'Metadata folder must be a folder id')
+  return Number(text)
+}
+
+async function* emptyBody(): AsyncGenerator<Uint8Array> {}
