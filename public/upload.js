@@ -54,7 +54,8 @@ function setUpUploader(form) {
   const folder = form.dataset.folder
   const chunkSize = Number(form.dataset.chunkSize)
   const summary = document.getElementById('upload-summary')
-  let skippedBytes = 0
+  // Bytes that really crossed the network (chunks the server already held are not sent).
+  let sentOnNetwork = 0
   let samples = []
   const dropzone = new Dropzone(form, {
     url: `/upload?folder=${encodeURIComponent(folder)}`,
@@ -87,6 +88,8 @@ function setUpUploader(form) {
   })
 
   async function findResumableUpload(file) {
+    // A file added again (Retry) must not keep what an earlier attempt learnt about the server.
+    file.resume = undefined
     const key = resumeKey(folder, file)
     const response = await fetch(`/upload/${key}`, { headers: { Accept: 'application/json' } })
     if (response.status === 404) {
@@ -117,7 +120,6 @@ function setUpUploader(form) {
     chunk.xhr = skipped
     chunk.total = dataBlocks[0].data.size
     chunk.bytesSent = chunk.total
-    skippedBytes += chunk.total
     queueMicrotask(() => {
       dropzone._updateFilesUploadProgress(files, skipped)
       file.upload.finishedChunkUpload(chunk, '')
@@ -133,8 +135,10 @@ function setUpUploader(form) {
       const chunk = this._getChunk(file, xhr)
       if (chunk && chunk.retries < this.options.retryChunksLimit) {
         const delay = Math.min(30_000, 500 * 2 ** chunk.retries++)
+        const attempt = file.upload
         setTimeout(() => {
-          if (file.status === Dropzone.UPLOADING) this._uploadData(files, [chunk.dataBlock])
+          // Not if the file failed meanwhile, nor into a later attempt (Retry) of the same file.
+          if (file.status === Dropzone.UPLOADING && file.upload === attempt) this._uploadData(files, [chunk.dataBlock])
         }, delay)
         return
       }
@@ -160,6 +164,8 @@ function setUpUploader(form) {
     retry.textContent = 'Retry'
     retry.addEventListener('click', (event) => {
       event.stopPropagation()
+      // Chunks of the failed attempt still on their way would report into the new attempt.
+      for (const chunk of file.upload.chunks || []) if (chunk && chunk.xhr && chunk.xhr.abort) chunk.xhr.abort()
       dropzone.removeFile(file)
       file.status = undefined
       dropzone.addFile(file)
@@ -167,21 +173,48 @@ function setUpUploader(form) {
     note(file, retry)
   })
 
-  // Overall speed and time left, from bytes that really crossed the network.
-  dropzone.on('totaluploadprogress', (progress, totalBytes, sentBytes) => {
-    if (!summary) return
+  dropzone.on('sending', (file, xhr) => {
+    let loaded = 0
+    xhr.upload.addEventListener('progress', (event) => {
+      sentOnNetwork += Math.max(0, event.loaded - loaded)
+      loaded = event.loaded
+    })
+  })
+
+  /** Bytes of the file that are on the server or on their way (skipped chunks count as done). */
+  function bytesDone(file) {
+    if (file.status === Dropzone.SUCCESS) return file.size
+    let done = 0
+    for (const chunk of (file.upload && file.upload.chunks) || []) {
+      if (!chunk) continue
+      const bytes = Math.min(chunkSize, file.size - chunk.index * chunkSize)
+      done += chunk.status === Dropzone.SUCCESS ? bytes : Math.min(bytes, chunk.bytesSent || 0)
+    }
+    return done
+  }
+
+  // Overall progress, speed and time left. Dropzone's own total is no use with parallel chunks:
+  // it adds up only the chunks already started, and is NaN until each has reported progress.
+  dropzone.on('totaluploadprogress', () => {
+    const files = dropzone.getActiveFiles()
+    if (!summary || files.length === 0) return
+    let total = 0
+    let done = 0
+    for (const file of files) {
+      total += file.size
+      done += bytesDone(file)
+    }
     const now = performance.now()
-    const sent = sentBytes - skippedBytes
-    samples.push({ now, sent })
+    samples.push({ now, sent: sentOnNetwork })
     samples = samples.filter((s) => now - s.now < 5000)
     const first = samples[0]
-    const speed = first && now > first.now ? ((sent - first.sent) * 1000) / (now - first.now) : 0
-    const left = speed > 0 ? (totalBytes - sentBytes) / speed : Number.POSITIVE_INFINITY
-    summary.textContent = `${Math.floor(progress)}% · ${formatBytes(speed)}/s · ${formatDuration(left)} left`
+    const speed = now > first.now ? ((sentOnNetwork - first.sent) * 1000) / (now - first.now) : 0
+    const left = speed > 0 ? (total - done) / speed : Number.POSITIVE_INFINITY
+    const percent = total > 0 ? Math.floor((100 * done) / total) : 100
+    summary.textContent = `${percent}% · ${formatBytes(speed)}/s · ${formatDuration(left)} left`
   })
   dropzone.on('queuecomplete', () => {
     samples = []
-    skippedBytes = 0
     if (summary) summary.textContent = ''
     htmx.trigger(document.body, 'dropfold:uploaded')
   })

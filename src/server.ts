@@ -40,9 +40,14 @@ export async function startServer(config: Config, options: { log?: Log; clock?: 
     db,
     engine,
     generatedPassword: password.generated,
+    /**
+     * Stops at once: open connections are cut (clients resume; nothing acknowledged is lost),
+     * then the writes and finalisations under way finish before the database closes.
+     */
     async stop() {
       clearInterval(sweep)
       await app.stop(true)
+      await engine.settle()
       db.$client.close()
     },
   }

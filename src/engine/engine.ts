@@ -441,6 +441,15 @@ export class UploadEngine {
     return records.findUpload(this.db, uploadId)!
   }
 
+  /** Resolves once no write or finalisation is running (before the database is closed). */
+  async settle() {
+    while (this.writes.size > 0 || this.finalizing.size > 0) {
+      await Promise.allSettled([...this.finalizing.values(), ...[...this.writes.values()].flatMap((set) => [...set])])
+      // Let the requests that awaited them run on to their end.
+      await Bun.sleep(0)
+    }
+  }
+
   /** Finishes what a stopped server left half-done. */
   async recover() {
     for (const upload of records.uploadsInState(this.db, 'finalizing')) {
@@ -511,8 +520,14 @@ export class UploadEngine {
   }
 }
 
+/** The reason a write stopped, as the client should hear it. */
 function unwrap(error: unknown): unknown {
-  return error instanceof InterruptedWrite ? error.cause : error
+  if (!(error instanceof InterruptedWrite)) return error
+  const cause = error.cause
+  if (cause instanceof HttpError || (cause as NodeJS.ErrnoException)?.code === 'ENOSPC') return cause
+  // Anything else that breaks a body mid-stream is the connection going away: not our fault.
+  if (cause instanceof Error && cause.name === 'AbortError') return new HttpError(400, 'The request body was interrupted')
+  return cause
 }
 
 function diskError(error: unknown): unknown {

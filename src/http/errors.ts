@@ -12,7 +12,8 @@ export function errorResponse(error: unknown, request: Request, log: (m: string,
     ;({ status, message, headers } = error)
   } else {
     const url = new URL(request.url)
-    log('unexpected error', { method: request.method, path: url.pathname, error: error instanceof Error ? error.stack : String(error) })
+    const detail = error instanceof Error ? `${error.name}: ${error.message}\n${error.stack ?? ''}` : String(error)
+    log('unexpected error', { method: request.method, path: url.pathname, error: detail })
   }
   // Dropzone shows `error` from a JSON body; browsers navigating get text they can read.
   const wantsJson = (request.headers.get('accept') ?? '').includes('application/json') || new URL(request.url).pathname.startsWith('/upload')

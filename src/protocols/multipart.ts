@@ -115,7 +115,10 @@ class ByteReader {
 
   private async fill(): Promise<void> {
     if (this.ended) throw new HttpError(400, 'The multipart body ended unexpectedly')
-    const { done, value } = await this.reader.read()
+    const { done, value } = await this.reader.read().catch(() => {
+      // The connection broke (client gone, server stopping): the client's problem, not ours.
+      throw new HttpError(400, 'The request body was interrupted')
+    })
     if (done) {
       this.ended = true
       throw new HttpError(400, 'The multipart body ended unexpectedly')

@@ -139,16 +139,15 @@ export function tusRoutes(options: TusOptions) {
     if ((length === null) === (deferred === null)) throw new HttpError(400, 'Send either Upload-Length or Upload-Defer-Length: 1')
     if (!fileName && concat !== 'partial') throw new HttpError(400, 'Upload-Metadata needs a filename')
     let upload = await engine.createStream({ ...base, totalBytes: length, concat: concat === 'partial' ? 'partial' : undefined })
-    const headers: Record<string, string> = { location: location(upload) }
     if (request.body && request.headers.get('content-type') === OFFSET_STREAM) {
       // creation-with-upload: the first bytes ride along with the creation request.
       upload = await withLock(upload.id, () => {
         const { body, verify } = checksummed(request, request.body!)
         return engine.appendAt(upload, 0, body, verify)
       })
-      headers['upload-offset'] = String(upload.receivedBytes)
     }
-    return respond(201, { ...headers, ...expires(upload) })
+    // Always sent: tus-js-client expects it whenever it asked for creation-with-upload.
+    return respond(201, { location: location(upload), 'upload-offset': String(upload.receivedBytes), ...expires(upload) })
   }
 
   function head(upload: UploadRow) {

@@ -2,17 +2,26 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { Browser, BrowserContext, Page, Request } from 'playwright-core'
-import { closeBrowser, closeContext, launchBrowser, newContext, watchPage } from '../helpers/browser.ts'
+import type { Browser, BrowserContext } from 'playwright-core'
+import {
+  closeBrowser,
+  closeContext,
+  launchBrowser,
+  newContext,
+  ROOT_FOLDER_PATH,
+  signIn,
+  trackUploads,
+  unexpectedErrors,
+  unexpectedLogs,
+  watchPage,
+} from '../helpers/browser.ts'
 import { randomData, sha256 } from '../helpers/data.ts'
-import { startTestServer, TEST_PASSWORD, type TestServer } from '../helpers/server.ts'
+import { startTestServer, type TestServer } from '../helpers/server.ts'
 
 /**
  * The upload page as a person uses it: real Chromium, the stock Dropzone build and htmx served by
  * the server, no test hooks in the page.
  */
-
-const ROOT_FOLDER_PATH = '/folders/1'
 
 let browser: Browser | undefined
 // Per test: torn down in afterEach whatever happened.
@@ -44,50 +53,6 @@ async function setUp(env: Record<string, string>) {
   const page = await context.newPage()
   return { server, page, watch: watchPage(page), tempDir }
 }
-
-/** Opens the site without a session, is sent to the login page, signs in, lands on the root folder. */
-async function signIn(page: Page, url: string) {
-  await page.goto(`${url}/`)
-  await page.waitForURL((u) => u.pathname === '/login')
-  expect(new URL(page.url()).searchParams.get('next')).toBe('/')
-  await page.fill('input[name=password]', TEST_PASSWORD)
-  await Promise.all([page.waitForURL((u) => u.pathname === ROOT_FOLDER_PATH), page.click('button[type=submit]')])
-  // Dropzone (a deferred script) has made the form a drop target and added its hidden input.
-  await page.waitForSelector('#dropzone.dz-clickable')
-  await page.waitForSelector('input.dz-hidden-input', { state: 'attached' })
-}
-
-/** Counts the browser's chunk POSTs and the most that were in flight at once. */
-function trackUploads(page: Page) {
-  const stats = { posts: 0, inFlight: 0, maxInFlight: 0, failed: [] as string[] }
-  const isChunkPost = (request: Request) => request.method() === 'POST' && new URL(request.url()).pathname === '/upload'
-  const done = (request: Request) => {
-    if (isChunkPost(request)) stats.inFlight--
-  }
-  page.on('request', (request) => {
-    if (!isChunkPost(request)) return
-    stats.posts++
-    stats.inFlight++
-    stats.maxInFlight = Math.max(stats.maxInFlight, stats.inFlight)
-  })
-  page.on('requestfinished', done)
-  page.on('requestfailed', (request) => {
-    if (isChunkPost(request)) stats.failed.push(request.failure()?.errorText ?? 'unknown')
-    done(request)
-  })
-  return stats
-}
-
-/**
- * Expected 404s: Chromium asks for /favicon.ico, which the server has not got, and the page asks
- * GET /upload/<key> whether a dropped file can be resumed (404: a new upload). Chromium logs
- * both as console errors; anything else is a failure.
- */
-const isExpected404 = (text: string) => text.includes('/favicon.ico') || /404 \(Not Found\) \(http:[^)]*\/upload\/r-/.test(text)
-/** Console errors from the page, other than the expected 404s. */
-const unexpectedErrors = (errors: string[]) => errors.filter((e) => !isExpected404(e))
-/** Errors the server logged as unexpected. */
-const unexpectedLogs = (logs: string[]) => logs.filter((l) => l.startsWith('unexpected error'))
 
 describe('uploading through the folder page in a real browser', () => {
   test('a person signs in and uploads a multi-megabyte file with stock Dropzone; it downloads byte-identical', async () => {
