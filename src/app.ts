@@ -12,14 +12,19 @@ import { isCorsOrigin, tusRoutes } from './protocols/tus.ts'
 import { assetRoutes } from './routes/assets.ts'
 import { authRoutes } from './routes/auth.ts'
 import { downloadRoutes } from './routes/downloads.ts'
-import { pageRoutes } from './routes/pages.ts'
-import type { BlobStore } from './storage/types.ts'
+import { fileRoutes } from './routes/files.ts'
+import { folderRoutes } from './routes/folders.ts'
+import { trashRoutes } from './routes/trash.ts'
+import { uploadsPageRoutes } from './routes/uploads-page.ts'
+import { activityRoutes } from './routes/activity.ts'
+import type { BlobStore, Staging } from './storage/types.ts'
 
 export interface AppDeps {
   config: Config
   db: Db
   engine: UploadEngine
   blobs: BlobStore
+  staging: Staging
   clock: () => number
   log: (message: string, context?: Record<string, unknown>) => void
   adminPasswordHash: string
@@ -78,7 +83,11 @@ export function createApp(deps: AppDeps) {
     .get('/healthz', () => 'ok')
     .use(assetRoutes())
     .use(authRoutes(deps))
-    .use(pageRoutes(deps))
+    .use(folderRoutes(deps))
+    .use(fileRoutes(deps))
+    .use(trashRoutes(deps))
+    .use(uploadsPageRoutes(deps))
+    .use(activityRoutes(deps))
     .use(dropzoneRoutes(deps))
     .use(
       tusRoutes({

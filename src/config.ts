@@ -21,6 +21,8 @@ export interface Config {
   trustProxy: boolean
   /** Set the Secure flag on cookies (serve over HTTPS). */
   secureCookies: boolean
+  /** Trashed files and folders are deleted for good after this many days. */
+  trashRetentionDays: number
   /** Origins whose pages may call the tus endpoint (CORS); empty: same origin only. */
   tusCorsOrigins: string[]
 }
@@ -82,6 +84,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     trustProxy: parseBoolean(get('TRUST_PROXY') ?? 'false', 'TRUST_PROXY'),
     secureCookies: parseBoolean(get('SECURE_COOKIES') ?? 'false', 'SECURE_COOKIES'),
     tusCorsOrigins: parseOrigins(get('TUS_CORS_ORIGINS') ?? ''),
+    trashRetentionDays: parseInteger(get('TRASH_RETENTION_DAYS') ?? '30', 'TRASH_RETENTION_DAYS', 0, 36_500),
   }
   if (config.adminPassword !== null && config.adminPassword.length < 8) {
     throw new ConfigError('ADMIN_PASSWORD must be at least 8 characters')

@@ -13,7 +13,8 @@ export const consoleLog: Log = (message, context) => {
   console.error(`[${new Date().toISOString()}] ${message}${context ? ' ' + JSON.stringify(context) : ''}`)
 }
 
-const EXPIRY_SWEEP_MS = 15 * 60_000
+/** How often stale uploads expire and old trash is purged. */
+const HOUSEKEEPING_MS = 15 * 60_000
 
 /** Wires config → database → storage → engine → app and listens. Used by main.ts and by tests. */
 export async function startServer(config: Config, options: { log?: Log; clock?: () => number } = {}) {
@@ -26,11 +27,15 @@ export async function startServer(config: Config, options: { log?: Log; clock?: 
   await Promise.all([staging.init(), blobs.init()])
   const engine = new UploadEngine({ db, config, staging, blobs, clock, log })
   await engine.recover()
-  await engine.expireStale()
+  const housekeeping = async () => {
+    await engine.expireStale()
+    await engine.purgeTrash(clock() - config.trashRetentionDays * 86_400_000)
+  }
+  await housekeeping()
   const password = await adminPasswordHash(db, config)
-  const app = createApp({ config, db, engine, blobs, clock, log, adminPasswordHash: password.hash })
+  const app = createApp({ config, db, engine, blobs, staging, clock, log, adminPasswordHash: password.hash })
   app.listen({ port: config.port, hostname: config.host })
-  const sweep = setInterval(() => engine.expireStale().catch((error) => log('expiry sweep failed', { error: String(error) })), EXPIRY_SWEEP_MS)
+  const sweep = setInterval(() => housekeeping().catch((error) => log('housekeeping failed', { error: String(error) })), HOUSEKEEPING_MS)
   const server = app.server!
   const host = config.host.includes(':') ? `[${config.host}]` : config.host
   const url = `http://${host === '0.0.0.0' || host === '[::]' ? 'localhost' : host}:${server.port}`

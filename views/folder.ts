@@ -1,34 +1,149 @@
 import type { FileRow, FolderRow } from '../src/db/files.ts'
+import type { FileSort, SortDirection } from '../src/db/library.ts'
 import { formatBytes, formatDate } from './format.ts'
-import { html } from './html.ts'
+import { html, type SafeHtml } from './html.ts'
 import { layout } from './layout.ts'
 
-export interface FileListData {
-  folderId: number
+export interface FolderListing {
+  folder: FolderRow
+  /** Root first, this folder last. */
+  path: FolderRow[]
+  subfolders: FolderRow[]
   files: FileRow[]
   total: number
   page: number
   pageSize: number
+  sort: FileSort
+  direction: SortDirection
+  filter: string
+  /** Every live folder, for "move to". */
+  folderChoices: { id: number; path: string }[]
 }
 
-export function folderPage(args: {
-  folder: FolderRow
-  list: FileListData
-  chunkBytes: number
-  maxFileBytes: number
-}) {
-  const { folder } = args
+export interface Flash {
+  kind: 'notice' | 'error'
+  text: string
+}
+
+export const folderName = (folder: FolderRow) => (folder.parentId === null ? 'Home' : folder.name)
+
+/** Query string for a listing with some parameters changed. */
+export function listingQuery(l: Pick<FolderListing, 'sort' | 'direction' | 'filter' | 'page'>, change: Partial<Record<'sort' | 'dir' | 'q' | 'page', string | number>> = {}) {
+  const params = new URLSearchParams({ sort: l.sort, dir: l.direction, q: l.filter, page: String(l.page) })
+  for (const [key, value] of Object.entries(change)) params.set(key, String(value))
+  if (!params.get('q')) params.delete('q')
+  if (params.get('page') === '1') params.delete('page')
+  return params.toString()
+}
+
+export function flashBox(flash: Flash | null, outOfBand = false): SafeHtml {
+  return html`<div id="flash" class="flash ${flash?.kind ?? ''}" role="${flash?.kind === 'error' ? 'alert' : 'status'}"${outOfBand ? html` hx-swap-oob="true"` : ''}>${flash?.text ?? ''}</div>`
+}
+
+function breadcrumbs(path: FolderRow[]) {
+  return html`<nav class="crumbs" aria-label="Folder path">${path.map((f, i) =>
+    i === path.length - 1 ? html`<span aria-current="page">${folderName(f)}</span>` : html`<a href="/folders/${f.id}">${folderName(f)}</a><span class="sep">/</span>`,
+  )}</nav>`
+}
+
+/** A form that posts with htmx when it can and as a plain form when it cannot. */
+function actionForm(action: string, body: SafeHtml, extra: SafeHtml | string = '') {
+  return html`<form method="post" action="${action}" hx-post="${action}" hx-target="#file-area" hx-swap="outerHTML" ${extra}>${body}</form>`
+}
+
+function folderActions(l: FolderListing) {
+  const { folder } = l
+  const isRoot = folder.parentId === null
+  const targets = l.folderChoices.filter((c) => c.id !== folder.id && c.id !== folder.parentId && !c.path.startsWith(pathOf(l) + '/'))
+  return html`<div class="actions">
+  ${actionForm(`/folders/${folder.id}/folders`, html`<input name="name" placeholder="New folder name" required aria-label="New folder name"> <button>New folder</button>`)}
+  ${isRoot
+    ? ''
+    : html`${actionForm(`/folders/${folder.id}/rename`, html`<input name="name" value="${folder.name}" required aria-label="Folder name"> <button>Rename</button>`)}
+  ${actionForm(`/folders/${folder.id}/move`, html`<select name="target" aria-label="Move folder to">${targets.map((c) => html`<option value="${c.id}">${c.path || '/'}</option>`)}</select> <button${targets.length ? '' : ' disabled'}>Move</button>`)}
+  ${actionForm(`/folders/${folder.id}/delete`, html`<button class="danger">Delete folder</button>`, html`hx-confirm="Move “${folder.name}” and everything in it to the trash?"`)}`}
+  </div>`
+}
+
+function pathOf(l: FolderListing) {
+  return l.folderChoices.find((c) => c.id === l.folder.id)?.path ?? ''
+}
+
+function sortLink(l: FolderListing, sort: FileSort, label: string) {
+  const active = l.sort === sort
+  const dir = active && l.direction === 'asc' ? 'desc' : active ? 'asc' : sort === 'name' ? 'asc' : 'desc'
+  const query = listingQuery(l, { sort, dir, page: 1 })
+  const arrow = active ? (l.direction === 'asc' ? ' ▲' : ' ▼') : ''
+  return html`<a href="/folders/${l.folder.id}?${query}" hx-get="/folders/${l.folder.id}/view?${query}" hx-target="#file-area" hx-swap="outerHTML" hx-push-url="/folders/${l.folder.id}?${query}" aria-sort="${active ? (l.direction === 'asc' ? 'ascending' : 'descending') : 'none'}">${label}${arrow}</a>`
+}
+
+/** Subfolders, the page of files with bulk actions, and paging: what actions re-render. */
+export function fileArea(l: FolderListing): SafeHtml {
+  const pages = Math.max(1, Math.ceil(l.total / l.pageSize))
+  const pageLink = (page: number, label: string) => {
+    const query = listingQuery(l, { page })
+    return html`<a href="/folders/${l.folder.id}?${query}" hx-get="/folders/${l.folder.id}/view?${query}" hx-target="#file-area" hx-swap="outerHTML" hx-push-url="/folders/${l.folder.id}?${query}">${label}</a>`
+  }
+  const moveTargets = l.folderChoices.filter((c) => c.id !== l.folder.id)
+  const refresh = `/folders/${l.folder.id}/view?${listingQuery(l)}`
+  return html`<div id="file-area" hx-get="${refresh}" hx-trigger="dropfold:uploaded from:body" hx-target="this" hx-swap="outerHTML">
+  ${l.subfolders.length
+    ? html`<ul class="folders">${l.subfolders.map((f) => html`<li><a href="/folders/${f.id}">📁 ${f.name}</a></li>`)}</ul>`
+    : ''}
+  ${l.total === 0
+    ? html`<p class="empty">${l.filter ? html`No files match “${l.filter}”.` : 'No files yet.'}</p>`
+    : html`<form id="bulk" method="post" action="/files/bulk" hx-post="/files/bulk" hx-target="#file-area" hx-swap="outerHTML">
+  <input type="hidden" name="folder" value="${l.folder.id}">
+  <input type="hidden" name="return" value="${listingQuery(l)}">
+  <table class="files">
+  <thead><tr><th class="pick"><input type="checkbox" aria-label="Select all" onclick="for (const box of this.form.querySelectorAll('input[name=ids]')) box.checked = this.checked"></th>
+    <th>${sortLink(l, 'name', 'Name')}</th><th class="num">${sortLink(l, 'size', 'Size')}</th><th>Type</th><th>${sortLink(l, 'date', 'Uploaded')}</th><th></th></tr></thead>
+  <tbody>
+  ${l.files.map(
+    (file) => html`<tr>
+    <td class="pick"><input type="checkbox" name="ids" value="${file.id}" aria-label="Select ${file.name}"></td>
+    <td class="name" title="SHA-256 ${file.sha256}"><a href="/files/${file.id}">${file.name}</a></td>
+    <td class="num" title="${file.sizeBytes} bytes">${formatBytes(file.sizeBytes)}</td>
+    <td class="type">${file.mimeType}</td>
+    <td>${formatDate(file.createdAt)}</td>
+    <td><a href="/files/${file.id}/download" download>Download</a></td>
+  </tr>`,
+  )}
+  </tbody>
+  </table>
+  <div class="bulk">With selected:
+    <select name="target" aria-label="Move selected to">${moveTargets.map((c) => html`<option value="${c.id}">${c.path || '/'}</option>`)}</select>
+    <button name="action" value="move"${moveTargets.length ? '' : ' disabled'}>Move</button>
+    <button name="action" value="delete" class="danger">Delete</button>
+  </div>
+</form>
+${pages > 1
+  ? html`<nav class="pager">${l.page > 1 ? pageLink(l.page - 1, '← Previous') : ''}
+  <span>Page ${l.page} of ${pages} · ${l.total} files</span>
+  ${l.page < pages ? pageLink(l.page + 1, 'Next →') : ''}</nav>`
+  : html`<p class="count">${l.total} ${l.total === 1 ? 'file' : 'files'}</p>`}`}
+</div>`
+}
+
+export function folderPage(args: { listing: FolderListing; flash: Flash | null; chunkBytes: number; maxFileBytes: number }) {
+  const l = args.listing
+  const { folder } = l
   return layout({
-    title: folder.name || 'Home',
+    title: folderName(folder),
     signedIn: true,
     scripts: ['/assets/vendor/dropzone-min.js', '/assets/upload.js'],
-    body: html`<section class="card">
-  <h1>${folder.name || 'Home'}</h1>
+    body: html`${breadcrumbs(l.path)}
+${flashBox(args.flash)}
+<section class="card">
+  <div class="folder-head">
+    <h1>${folderName(folder)}</h1>
+    ${folderActions(l)}
+  </div>
   <form id="dropzone" class="dropzone" action="/upload" method="post" enctype="multipart/form-data"
         data-folder="${folder.id}" data-chunk-size="${args.chunkBytes}" data-max-file-size="${args.maxFileBytes}">
     <div class="dz-message">
       <strong>Drop files here</strong> or click to choose.
-      <span class="hint">Large files are sent in ${formatBytes(args.chunkBytes)} chunks, several at a time, and retried on errors.</span>
+      <span class="hint">Large files are sent in ${formatBytes(args.chunkBytes)} chunks, several at a time; an interrupted upload resumes when you drop the file again.</span>
     </div>
     <noscript>
       <input type="hidden" name="folder" value="${folder.id}">
@@ -38,35 +153,17 @@ export function folderPage(args: {
   <p id="upload-summary" class="summary" aria-live="polite"></p>
 </section>
 <section class="card">
-  <h2>Files</h2>
-  <div id="file-list" hx-get="/folders/${folder.id}/files?page=${args.list.page}" hx-trigger="dropfold:uploaded from:body">
-    ${fileList(args.list)}
+  <div class="list-head">
+    <h2>Contents</h2>
+    <form method="get" action="/folders/${folder.id}" class="filter" role="search">
+      <input type="hidden" name="sort" value="${l.sort}"><input type="hidden" name="dir" value="${l.direction}">
+      <input type="search" name="q" value="${l.filter}" placeholder="Filter by name" aria-label="Filter by name"
+             hx-get="/folders/${folder.id}/view" hx-trigger="input changed delay:300ms, search" hx-target="#file-area" hx-swap="outerHTML"
+             hx-include="closest form">
+      <noscript><button>Filter</button></noscript>
+    </form>
   </div>
+  ${fileArea(l)}
 </section>`,
   })
-}
-
-export function fileList(list: FileListData) {
-  if (list.total === 0) return html`<p class="empty">No files yet.</p>`
-  const pages = Math.ceil(list.total / list.pageSize)
-  const pageLink = (page: number, label: string) =>
-    html`<a href="/folders/${list.folderId}?page=${page}" hx-get="/folders/${list.folderId}/files?page=${page}" hx-target="#file-list">${label}</a>`
-  return html`<table class="files">
-  <thead><tr><th>Name</th><th class="num">Size</th><th>Uploaded</th><th></th></tr></thead>
-  <tbody>
-  ${list.files.map(
-    (file) => html`<tr>
-    <td class="name" title="SHA-256 ${file.sha256}">${file.name}</td>
-    <td class="num" title="${file.sizeBytes} bytes">${formatBytes(file.sizeBytes)}</td>
-    <td>${formatDate(file.createdAt)}</td>
-    <td><a href="/files/${file.id}/download" download>Download</a></td>
-  </tr>`,
-  )}
-  </tbody>
-</table>
-${pages > 1
-  ? html`<nav class="pager">${list.page > 1 ? pageLink(list.page - 1, '← Newer') : ''}
-  <span>Page ${list.page} of ${pages} (${list.total} files)</span>
-  ${list.page < pages ? pageLink(list.page + 1, 'Older →') : ''}</nav>`
-  : ''}`
 }

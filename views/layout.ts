@@ -15,7 +15,12 @@ ${(args.scripts ?? []).map((src) => html`<script src="${src}" defer></script>`)}
 <body>
 <header class="top">
   <a class="brand" href="/">Dropfold</a>
-  ${args.signedIn ? html`<form method="post" action="/logout"><button class="link">Sign out</button></form>` : ''}
+  ${args.signedIn
+    ? html`<nav class="main-nav">
+    <a href="/">Files</a><a href="/uploads">Uploads</a><a href="/trash">Trash</a><a href="/activity">Activity</a>
+    <form method="post" action="/logout"><button class="link">Sign out</button></form>
+  </nav>`
+    : ''}
 </header>
 <main>${args.body}</main>
 </body>

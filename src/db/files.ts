@@ -1,4 +1,4 @@
-import { and, desc, eq, sql } from 'drizzle-orm'
+import { and, eq, isNull, sql } from 'drizzle-orm'
 import type { Db } from './open.ts'
 import { blobs, files, folders, uploads } from './schema.ts'
 
@@ -11,21 +11,6 @@ export function findFolder(db: Db, id: number): FolderRow | undefined {
 
 export function findFile(db: Db, id: number): FileRow | undefined {
   return db.select().from(files).where(eq(files.id, id)).get()
-}
-
-export function listFiles(db: Db, folderId: number, limit: number, offset = 0): FileRow[] {
-  return db
-    .select()
-    .from(files)
-    .where(eq(files.folderId, folderId))
-    .orderBy(desc(files.createdAt), desc(files.id))
-    .limit(limit)
-    .offset(offset)
-    .all()
-}
-
-export function countFiles(db: Db, folderId: number): number {
-  return db.select({ n: sql<number>`count(*)` }).from(files).where(eq(files.folderId, folderId)).get()?.n ?? 0
 }
 
 const MULTI_EXTENSIONS = /\.tar\.(gz|bz2|xz|zst|lz4)$/i
@@ -52,7 +37,9 @@ export function completeUpload(
       .onConflictDoUpdate({ target: blobs.sha256, set: { refCount: sql`${blobs.refCount} + 1` } })
       .run()
     let name = args.name
-    for (let n = 1; tx.select({ id: files.id }).from(files).where(and(eq(files.folderId, args.folderId), eq(files.name, name))).get(); n++) {
+    const taken = (candidate: string) =>
+      tx.select({ id: files.id }).from(files).where(and(eq(files.folderId, args.folderId), eq(files.name, candidate), isNull(files.deletedAt))).get()
+    for (let n = 1; taken(name); n++) {
       name = numberedName(args.name, n)
     }
     const file = tx
@@ -74,4 +61,8 @@ export function completeUpload(
       .run()
     return file
   })
+}
+
+export function blobIsReferenced(db: Db, sha256: string): boolean {
+  return db.select({ one: sql`1` }).from(blobs).where(eq(blobs.sha256, sha256)).get() !== undefined
 }

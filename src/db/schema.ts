@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm'
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex, type AnySQLiteColumn } from 'drizzle-orm/sqlite-core'
 
 /** Milliseconds since the epoch; every timestamp is stored this way. */
@@ -11,8 +12,10 @@ export const folders = sqliteTable(
     parentId: integer('parent_id').references((): AnySQLiteColumn => folders.id),
     name: text('name').notNull(),
     createdAt: timestamp('created_at').notNull(),
+    /** Set while the folder is in the trash (with everything inside it). */
+    deletedAt: timestamp('deleted_at'),
   },
-  (t) => [uniqueIndex('folders_parent_name').on(t.parentId, t.name)],
+  (t) => [uniqueIndex('folders_parent_name_live').on(t.parentId, t.name).where(sql`deleted_at is null`)],
 )
 
 /** Content-addressed bytes; one row per distinct SHA-256, shared by every file with that content. */
@@ -38,11 +41,16 @@ export const files = sqliteTable(
     mimeType: text('mime_type').notNull(),
     uploadId: text('upload_id'),
     createdAt: timestamp('created_at').notNull(),
+    /** Set while the file is in the trash. */
+    deletedAt: timestamp('deleted_at'),
   },
   (t) => [
-    uniqueIndex('files_folder_name').on(t.folderId, t.name),
+    // Names are unique among the live files of a folder; the trash may hold namesakes.
+    uniqueIndex('files_folder_name_live').on(t.folderId, t.name).where(sql`deleted_at is null`),
     index('files_folder_created').on(t.folderId, t.createdAt),
+    index('files_folder_size').on(t.folderId, t.sizeBytes),
     index('files_sha256').on(t.sha256),
+    index('files_deleted').on(t.deletedAt),
   ],
 )
 
@@ -105,6 +113,23 @@ export const uploadChunks = sqliteTable(
     receivedAt: timestamp('received_at').notNull(),
   },
   (t) => [primaryKey({ columns: [t.uploadId, t.chunkIndex] })],
+)
+
+/** Who did what, when: every management action and every sign-in attempt. */
+export const activity = sqliteTable(
+  'activity',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    at: timestamp('at').notNull(),
+    /** "admin", "link:<id>", or "anonymous" for failed sign-ins. */
+    actor: text('actor').notNull(),
+    action: text('action').notNull(),
+    /** What it was done to, for people: a path, a file name, a link label. */
+    target: text('target'),
+    details: text('details'),
+    clientAddress: text('client_address'),
+  },
+  (t) => [index('activity_at').on(t.at), index('activity_action_at').on(t.action, t.at)],
 )
 
 export const sessions = sqliteTable('sessions', {

@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray, lt, lte, sql } from 'drizzle-orm'
+import { and, asc, desc, eq, inArray, lt, lte, or, sql } from 'drizzle-orm'
 import type { Db } from './open.ts'
 import { uploadChunks, uploads, type UploadState } from './schema.ts'
 
@@ -173,4 +173,37 @@ export function outstandingBytes(db: Db): number {
 
 export function deleteChunkRecords(db: Db, uploadId: string) {
   db.delete(uploadChunks).where(eq(uploadChunks.uploadId, uploadId)).run()
+}
+
+/** Uploads a person may want to watch or clean up: everything not yet (or never to be) a file. */
+export function unfinishedUploads(db: Db, limit: number): UploadRow[] {
+  return db
+    .select()
+    .from(uploads)
+    .where(inArray(uploads.state, ['receiving', 'finalizing', 'failed', 'expired', 'cancelled']))
+    .orderBy(desc(uploads.updatedAt))
+    .limit(limit)
+    .all()
+}
+
+/** Bytes held in staging by uploads in progress (and finished tus partials awaiting their final). */
+export function stagedBytes(db: Db): number {
+  const row = db
+    .select({ bytes: sql<number>`coalesce(sum(${uploads.receivedBytes}), 0)` })
+    .from(uploads)
+    .where(or(inArray(uploads.state, ['receiving', 'finalizing']), and(eq(uploads.concat, 'partial'), eq(uploads.state, 'complete'))))
+    .get()
+  return row?.bytes ?? 0
+}
+
+/** Forgets an upload that ended without a file (its staged bytes are already gone). */
+export function deleteUploadRecord(db: Db, uploadId: string): boolean {
+  return (
+    changes(
+      db
+        .delete(uploads)
+        .where(and(eq(uploads.id, uploadId), inArray(uploads.state, ['failed', 'expired', 'cancelled'])))
+        .run(),
+    ) === 1
+  )
 }

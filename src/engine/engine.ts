@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import type { Config } from '../config.ts'
 import { HttpError } from '../errors.ts'
-import { completeUpload, findFile, findFolder, type FileRow } from '../db/files.ts'
+import { blobIsReferenced, completeUpload, findFile, findFolder, type FileRow } from '../db/files.ts'
+import { purgeTrash } from '../db/library.ts'
 import type { Db } from '../db/open.ts'
 import * as records from '../db/uploads.ts'
 import type { UploadRow } from '../db/uploads.ts'
@@ -85,6 +86,7 @@ export function fileInfo(file: FileRow): FileInfo {
 }
 
 const newUploadId = () => randomBytes(16).toString('hex')
+const SPEED_WINDOW_MS = 10_000
 
 /**
  * The upload engine: protocol-neutral. Adapters (Dropzone, plain multipart, later tus) turn
@@ -99,6 +101,10 @@ export class UploadEngine {
   /** Writes in flight per upload: finalisation waits for them so no byte changes after hashing. */
   private readonly writes = new Map<string, Set<Promise<unknown>>>()
   private readonly finalizing = new Map<string, Promise<UploadRow>>()
+  /** Recent byte counts per upload, for a live speed. */
+  private readonly progress = new Map<string, { at: number; bytes: number }[]>()
+  /** Serialises adopting and deleting the bytes of one blob. */
+  private readonly blobLocks = new Map<string, Promise<void>>()
 
   constructor(private readonly deps: EngineDeps) {}
 
@@ -192,6 +198,7 @@ export class UploadEngine {
       throw new HttpError(400, `Chunk ${index} has ${written} bytes; expected ${expected}`)
     }
     const after = records.recordChunk(this.db, upload.id, index, written, this.deps.clock())
+    this.noteProgress(upload.id, written)
     const allHere = after?.state === 'receiving' && after.receivedChunks === after.chunkCount
     // A duplicate that finished writing after another request began finalising waits for it too.
     if (allHere || after?.state === 'finalizing') await this.finalize(upload.id)
@@ -323,6 +330,7 @@ export class UploadEngine {
       throw diskError(unwrap(error))
     }
     records.recordBytes(this.db, upload.id, offset, written, this.deps.clock())
+    this.noteProgress(upload.id, written)
     const after = records.findUpload(this.db, upload.id)!
     if (!after.lengthDeferred && after.receivedBytes === after.totalBytes) await this.completeStream(upload.id)
     return records.findUpload(this.db, upload.id)!
@@ -362,6 +370,23 @@ export class UploadEngine {
     const upload = records.findUpload(this.db, uploadId)!
     if (upload.concat === 'partial') records.markPartialComplete(this.db, uploadId, this.deps.clock())
     else await this.finalize(uploadId)
+  }
+
+  /** Bytes per second over the last few seconds; 0 when idle. */
+  speed(uploadId: string): number {
+    const now = this.deps.clock()
+    const samples = (this.progress.get(uploadId) ?? []).filter((s) => now - s.at < SPEED_WINDOW_MS)
+    if (samples.length === 0) return 0
+    const bytes = samples.reduce((sum, s) => sum + s.bytes, 0)
+    return (bytes * 1000) / Math.max(1000, now - samples[0]!.at)
+  }
+
+  private noteProgress(uploadId: string, bytes: number) {
+    const now = this.deps.clock()
+    const samples = (this.progress.get(uploadId) ?? []).filter((s) => now - s.at < SPEED_WINDOW_MS)
+    samples.push({ at: now, bytes })
+    this.progress.set(uploadId, samples)
+    if (this.progress.size > 10_000) this.progress.delete(this.progress.keys().next().value!)
   }
 
   find(uploadId: string) {
@@ -419,19 +444,22 @@ export class UploadEngine {
         }
         sha256 = await hashStream(staging.read(uploadId))
         records.setUploadHash(this.db, uploadId, sha256)
-        await blobs.adopt(staging.pathOf(uploadId), sha256)
-      } else if (!sha256 || !(await blobs.has(sha256))) {
-        // Only reachable if the staging file vanished outside our control.
-        throw new HttpError(500, 'The staged bytes of this upload are missing')
       }
-      completeUpload(this.db, {
-        uploadId,
-        folderId: upload.folderId,
-        name: upload.fileName,
-        sizeBytes: upload.totalBytes,
-        sha256,
-        mimeType: upload.mimeType,
-        now: clock(),
+      const hash = sha256
+      if (!hash) throw new HttpError(500, 'The staged bytes of this upload are missing')
+      // Under the blob's lock, so a purge cannot remove these bytes between adopting and counting them.
+      await this.withBlobLock(hash, async () => {
+        if (stagedSize !== null) await blobs.adopt(staging.pathOf(uploadId), hash)
+        else if (!(await blobs.has(hash))) throw new HttpError(500, 'The staged bytes of this upload are missing')
+        completeUpload(this.db, {
+          uploadId,
+          folderId: upload.folderId,
+          name: upload.fileName,
+          sizeBytes: upload.totalBytes,
+          sha256: hash,
+          mimeType: upload.mimeType,
+          now: clock(),
+        })
       })
       records.deleteChunkRecords(this.db, uploadId)
     } catch (error) {
@@ -439,6 +467,36 @@ export class UploadEngine {
       records.transition(this.db, uploadId, ['finalizing'], 'failed', clock(), error instanceof HttpError ? error.message : 'Finalisation failed')
     }
     return records.findUpload(this.db, uploadId)!
+  }
+
+  /**
+   * Deletes for good what has been in the trash since before `olderThan` (all of it when
+   * omitted), and removes from disk the blobs no file references any more.
+   */
+  async purgeTrash(olderThan?: number) {
+    const result = purgeTrash(this.db, olderThan)
+    for (const sha256 of result.unusedBlobs) {
+      await this.withBlobLock(sha256, async () => {
+        // A finalisation may have claimed the same content again since the rows were deleted.
+        if (!blobIsReferenced(this.db, sha256)) await this.deps.blobs.remove(sha256)
+      })
+    }
+    return result
+  }
+
+  private async withBlobLock<T>(sha256: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.blobLocks.get(sha256) ?? Promise.resolve()
+    const run = previous.then(work, work)
+    const tail = run.then(
+      () => {},
+      () => {},
+    )
+    this.blobLocks.set(sha256, tail)
+    try {
+      return await run
+    } finally {
+      if (this.blobLocks.get(sha256) === tail) this.blobLocks.delete(sha256)
+    }
   }
 
   /** Resolves once no write or finalisation is running (before the database is closed). */
@@ -462,6 +520,13 @@ export class UploadEngine {
   async fail(uploadId: string, reason: string) {
     records.transition(this.db, uploadId, ['receiving'], 'failed', this.deps.clock(), reason)
     await this.deps.staging.remove(uploadId)
+  }
+
+  /** Forgets an upload that ended without a file. */
+  async dismiss(uploadId: string) {
+    if (!records.deleteUploadRecord(this.db, uploadId)) throw new HttpError(409, 'Only failed, expired or cancelled uploads can be removed')
+    await this.deps.staging.remove(uploadId)
+    this.progress.delete(uploadId)
   }
 
   async cancel(uploadId: string) {

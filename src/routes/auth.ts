@@ -1,6 +1,7 @@
 import { Elysia } from 'elysia'
 import type { AppDeps } from '../app.ts'
 import { AttemptLimiter } from '../auth/rate-limit.ts'
+import { logActivity } from '../db/activity.ts'
 import { createSession, deleteSession, SESSION_COOKIE } from '../auth/sessions.ts'
 import { clientAddress } from '../http/client-address.ts'
 import { cookieHeader, readCookie } from '../http/cookies.ts'
@@ -44,9 +45,11 @@ export function authRoutes(deps: AppDeps) {
         if (!(await Bun.password.verify(password, deps.adminPasswordHash))) {
           limiter.failed(address, now)
           deps.log('login failed', { address })
+          logActivity(deps.db, now, { actor: 'anonymous', action: 'login.failure', target: 'admin', clientAddress: address })
           return htmlResponse(loginPage({ next, error: 'Wrong password.' }), 401)
         }
         limiter.succeeded(address)
+        logActivity(deps.db, now, { actor: 'admin', action: 'login.success', target: 'admin', clientAddress: address })
         const token = createSession(deps.db, { now, ttlMs: deps.config.sessionTtlMs, clientAddress: address })
         return new Response(null, {
           status: 303,

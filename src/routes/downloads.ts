@@ -11,19 +11,35 @@ function fileId(text: string): number {
   return id
 }
 
+/** Kinds of files a browser can show by itself; everything else is only ever downloaded. */
+export function previewKind(mimeType: string): 'image' | 'video' | 'audio' | 'pdf' | 'text' | null {
+  if (/^image\/(png|jpeg|gif|webp|avif|bmp|svg\+xml)$/.test(mimeType)) return 'image'
+  if (/^video\/(mp4|webm|ogg|quicktime)$/.test(mimeType)) return 'video'
+  if (/^audio\/(mpeg|mp4|ogg|wav|x-wav|webm|flac|aac)$/.test(mimeType)) return 'audio'
+  if (mimeType === 'application/pdf') return 'pdf'
+  if (/^text\//.test(mimeType) || /^application\/(json|xml|x-yaml|yaml|toml|javascript)$/.test(mimeType)) return 'text'
+  return null
+}
+
 export function downloadRoutes(deps: AppDeps) {
-  const download = ({ params, request }: { params: { id: string }; request: Request }) => {
+  const serve = ({ params, request }: { params: { id: string }; request: Request }, disposition: 'attachment' | 'inline') => {
     const file = findFile(deps.db, fileId(params.id))
     if (!file) throw new HttpError(404, 'No such file')
+    // Text is previewed as escaped source on our page; inline serving is for media the browser renders.
+    if (disposition === 'inline' && !['image', 'video', 'audio', 'pdf'].includes(previewKind(file.mimeType) ?? '')) {
+      throw new HttpError(404, 'This file has no preview')
+    }
     const etag = `"${file.sha256}"`
     const headers: Record<string, string> = {
       'accept-ranges': 'bytes',
       etag,
       'content-type': file.mimeType,
-      'content-disposition': contentDisposition(file.name),
+      'content-disposition': contentDisposition(file.name, disposition),
       'cache-control': 'private, no-cache',
-      // Uploaded HTML or SVG must never run as our origin.
-      'content-security-policy': 'sandbox',
+      // Uploaded HTML or SVG must never run as our origin. Chrome's PDF viewer refuses sandboxed
+      // documents, so an inline PDF (a type nosniff keeps from being read as HTML) gets a CSP
+      // that only forbids it to load anything.
+      'content-security-policy': disposition === 'inline' && file.mimeType === 'application/pdf' ? "default-src 'none'" : 'sandbox',
       'x-content-type-options': 'nosniff',
     }
     const ifNoneMatch = request.headers.get('if-none-match')
@@ -41,5 +57,11 @@ export function downloadRoutes(deps: AppDeps) {
     const body = request.method === 'HEAD' ? null : deps.blobs.body(file.sha256, start, end)
     return new Response(body, { status: range ? 206 : 200, headers })
   }
-  return new Elysia({ name: 'downloads' }).get('/files/:id/download', download).head('/files/:id/download', download)
+  const download = (ctx: { params: { id: string }; request: Request }) => serve(ctx, 'attachment')
+  const preview = (ctx: { params: { id: string }; request: Request }) => serve(ctx, 'inline')
+  return new Elysia({ name: 'downloads' })
+    .get('/files/:id/download', download)
+    .head('/files/:id/download', download)
+    .get('/files/:id/preview', preview)
+    .head('/files/:id/preview', preview)
 }

@@ -67,7 +67,7 @@ describe('uploading through the folder page in a real browser', () => {
 
     await signIn(page, server.url)
     await expect(page.locator('#dropzone').getAttribute('data-chunk-size')).resolves.toBe(String(chunkSize))
-    await expect(page.locator('#file-list .empty').textContent()).resolves.toContain('No files yet')
+    await expect(page.locator('#file-area .empty').textContent()).resolves.toContain('No files yet')
     const uploads = trackUploads(page)
 
     await page.setInputFiles('input.dz-hidden-input', path)
@@ -75,7 +75,7 @@ describe('uploading through the folder page in a real browser', () => {
     await link.waitFor()
     expect(await link.textContent()).toBe(`Stored as “${name}” — download`)
     // The queue completed, so htmx reloads the file list and it shows the new file.
-    const cell = page.locator('#file-list table.files td.name')
+    const cell = page.locator('#file-area table.files td.name')
     await cell.filter({ hasText: name }).waitFor()
     expect(await cell.allTextContents()).toEqual([name])
 
@@ -96,7 +96,7 @@ describe('uploading through the folder page in a real browser', () => {
     expect(downloaded.length).toBe(size)
     expect(sha256(downloaded)).toBe(sha256(data))
     // So does the file list's own link.
-    expect(await page.locator('#file-list table.files a[download]').getAttribute('href')).toBe(href)
+    expect(await page.locator('#file-area table.files a[download]').getAttribute('href')).toBe(href)
 
     await page.screenshot({ path: '/tmp/dropfold-folder.png', fullPage: true, animations: 'disabled' })
     expect(watch.errors.filter((e) => e.startsWith('pageerror'))).toEqual([])
@@ -114,7 +114,7 @@ describe('uploading through the folder page in a real browser', () => {
     await signIn(page, server.url)
     await page.setInputFiles('input.dz-hidden-input', path)
     await page.locator('.dz-preview.dz-success .dz-status a').waitFor()
-    const cell = page.locator('#file-list table.files td.name')
+    const cell = page.locator('#file-area table.files td.name')
     await cell.waitFor()
 
     // Nothing in the page was made from the name: no script ran, no element appeared.
@@ -130,9 +130,9 @@ describe('uploading through the folder page in a real browser', () => {
     }
     // After a full reload (the server-rendered list rather than the htmx fragment) it is still text.
     await page.reload()
-    await page.locator('#file-list table.files td.name').waitFor()
+    await page.locator('#file-area table.files td.name').waitFor()
     await noMarkup()
-    const listAfterReload = await page.locator('#file-list table.files td.name').textContent()
+    const listAfterReload = await page.locator('#file-area table.files td.name').textContent()
 
     // And the text is the name the person chose, character for character.
     expect(shown.preview).toBe(name)
@@ -163,7 +163,7 @@ describe('uploading through the folder page in a real browser', () => {
     expect(uploads.posts).toBe(2)
     await page.screenshot({ path: '/tmp/dropfold-refused.png', fullPage: true, animations: 'disabled' })
     // Nothing was stored, so the list stays empty.
-    const list = await (await server.fetch(`${ROOT_FOLDER_PATH}/files`)).text()
+    const list = await (await server.fetch(`${ROOT_FOLDER_PATH}/view`)).text()
     expect(list).toContain('No files yet')
     expect(watch.errors.filter((e) => e.startsWith('pageerror'))).toEqual([])
   })

@@ -1,0 +1,294 @@
+import { and, asc, desc, eq, inArray, isNotNull, isNull, lt, or, sql, type SQL } from 'drizzle-orm'
+import { HttpError } from '../errors.ts'
+import { numberedName, type FileRow, type FolderRow } from './files.ts'
+import type { Db } from './open.ts'
+import { blobs, files, folders, ROOT_FOLDER_ID, uploads } from './schema.ts'
+
+/** Folders and files as a person manages them: browse, rename, move, trash, restore, purge. */
+
+export type FileSort = 'name' | 'size' | 'date'
+export type SortDirection = 'asc' | 'desc'
+
+export interface FilePageQuery {
+  folderId: number
+  sort: FileSort
+  direction: SortDirection
+  /** Case-insensitive substring of the name. */
+  filter: string
+  limit: number
+  offset: number
+}
+
+const liveFile = (folderId: number) => and(eq(files.folderId, folderId), isNull(files.deletedAt))
+
+function nameFilter(filter: string): SQL | undefined {
+  if (!filter) return undefined
+  const pattern = `%${filter.replace(/[\\%_]/g, (c) => `\\${c}`)}%`
+  return sql`${files.name} like ${pattern} escape '\\'`
+}
+
+/** One page of a folder's live files; only that page is read, however large the folder. */
+export function filePage(db: Db, q: FilePageQuery): FileRow[] {
+  const column = { name: files.name, size: files.sizeBytes, date: files.createdAt }[q.sort]
+  const order = q.direction === 'asc' ? asc : desc
+  return db
+    .select()
+    .from(files)
+    .where(and(liveFile(q.folderId), nameFilter(q.filter)))
+    .orderBy(order(column), order(files.id))
+    .limit(q.limit)
+    .offset(q.offset)
+    .all()
+}
+
+export function countLiveFiles(db: Db, folderId: number, filter = ''): number {
+  return db.select({ n: sql<number>`count(*)` }).from(files).where(and(liveFile(folderId), nameFilter(filter))).get()?.n ?? 0
+}
+
+export function liveSubfolders(db: Db, parentId: number): FolderRow[] {
+  return db
+    .select()
+    .from(folders)
+    .where(and(eq(folders.parentId, parentId), isNull(folders.deletedAt)))
+    .orderBy(asc(folders.name))
+    .all()
+}
+
+/** The folder and its ancestors, root first. */
+export function folderPath(db: Db, folderId: number): FolderRow[] {
+  const rows = db.all<{ id: number; parent_id: number | null; name: string; created_at: number; deleted_at: number | null }>(sql`
+    with recursive chain(id, parent_id, name, created_at, deleted_at, depth) as (
+      select id, parent_id, name, created_at, deleted_at, 0 from folders where id = ${folderId}
+      union all
+      select f.id, f.parent_id, f.name, f.created_at, f.deleted_at, chain.depth + 1 from folders f join chain on f.id = chain.parent_id
+    )
+    select id, parent_id, name, created_at, deleted_at from chain order by depth desc`)
+  return rows.map((r) => ({ id: r.id, parentId: r.parent_id, name: r.name, createdAt: r.created_at, deletedAt: r.deleted_at }))
+}
+
+/** True if the folder or one of its ancestors is in the trash. */
+export function isInTrash(db: Db, folderId: number): boolean {
+  return folderPath(db, folderId).some((f) => f.deletedAt !== null)
+}
+
+/** Every live folder with its path ("Home / Projects / 2024"), for "move to" choices. */
+export function allFolderPaths(db: Db): { id: number; path: string }[] {
+  const rows = db.all<{ id: number; path: string }>(sql`
+    with recursive tree(id, path) as (
+      select id, '' from folders where id = ${ROOT_FOLDER_ID}
+      union all
+      select f.id, tree.path || '/' || f.name from folders f join tree on f.parent_id = tree.id where f.deleted_at is null
+    )
+    select id, path from tree order by path`)
+  return rows.map((r) => ({ id: r.id, path: r.path }))
+}
+
+function liveFolder(db: Db, id: number): FolderRow {
+  const folder = db.select().from(folders).where(eq(folders.id, id)).get()
+  if (!folder || isInTrash(db, id)) throw new HttpError(404, `Folder ${id} does not exist`)
+  return folder
+}
+
+function liveFileRow(db: Db, id: number): FileRow {
+  const file = db.select().from(files).where(and(eq(files.id, id), isNull(files.deletedAt))).get()
+  if (!file) throw new HttpError(404, `File ${id} does not exist`)
+  return file
+}
+
+function folderNameTaken(db: Db, parentId: number, name: string, except?: number) {
+  const row = db
+    .select({ id: folders.id })
+    .from(folders)
+    .where(and(eq(folders.parentId, parentId), eq(folders.name, name), isNull(folders.deletedAt)))
+    .get()
+  return row !== undefined && row.id !== except
+}
+
+function fileNameTaken(db: Db, folderId: number, name: string, except?: number) {
+  const row = db.select({ id: files.id }).from(files).where(and(liveFile(folderId), eq(files.name, name))).get()
+  return row !== undefined && row.id !== except
+}
+
+export function createFolder(db: Db, parentId: number, name: string, now: number): FolderRow {
+  return db.transaction((tx) => {
+    const t = tx as unknown as Db
+    liveFolder(t, parentId)
+    if (folderNameTaken(t, parentId, name)) throw new HttpError(409, `A folder named "${name}" already exists here`)
+    return tx.insert(folders).values({ parentId, name, createdAt: now }).returning().get()
+  })
+}
+
+export function renameFolder(db: Db, id: number, name: string): FolderRow {
+  return db.transaction((tx) => {
+    const t = tx as unknown as Db
+    if (id === ROOT_FOLDER_ID) throw new HttpError(400, 'The home folder cannot be renamed')
+    const folder = liveFolder(t, id)
+    if (folderNameTaken(t, folder.parentId!, name, id)) throw new HttpError(409, `A folder named "${name}" already exists here`)
+    return tx.update(folders).set({ name }).where(eq(folders.id, id)).returning().get()
+  })
+}
+
+export function moveFolder(db: Db, id: number, targetId: number): FolderRow {
+  return db.transaction((tx) => {
+    const t = tx as unknown as Db
+    if (id === ROOT_FOLDER_ID) throw new HttpError(400, 'The home folder cannot be moved')
+    const folder = liveFolder(t, id)
+    liveFolder(t, targetId)
+    if (folderPath(t, targetId).some((f) => f.id === id)) {
+      throw new HttpError(400, `"${folder.name}" cannot be moved into itself or one of its subfolders`)
+    }
+    if (folderNameTaken(t, targetId, folder.name, id)) throw new HttpError(409, `A folder named "${folder.name}" already exists there`)
+    return tx.update(folders).set({ parentId: targetId }).where(eq(folders.id, id)).returning().get()
+  })
+}
+
+export function trashFolder(db: Db, id: number, now: number): FolderRow {
+  return db.transaction((tx) => {
+    if (id === ROOT_FOLDER_ID) throw new HttpError(400, 'The home folder cannot be deleted')
+    liveFolder(tx as unknown as Db, id)
+    return tx.update(folders).set({ deletedAt: now }).where(eq(folders.id, id)).returning().get()
+  })
+}
+
+export function renameFile(db: Db, id: number, name: string): FileRow {
+  return db.transaction((tx) => {
+    const t = tx as unknown as Db
+    const file = liveFileRow(t, id)
+    if (fileNameTaken(t, file.folderId, name, id)) throw new HttpError(409, `A file named "${name}" already exists here`)
+    return tx.update(files).set({ name }).where(eq(files.id, id)).returning().get()
+  })
+}
+
+/** Moves files, all or none; a name conflict in the target refuses the whole move. */
+export function moveFiles(db: Db, ids: number[], targetId: number): FileRow[] {
+  return db.transaction((tx) => {
+    const t = tx as unknown as Db
+    liveFolder(t, targetId)
+    const moving = ids.map((id) => liveFileRow(t, id))
+    const names = new Set<string>()
+    for (const file of moving) {
+      if (file.folderId === targetId) continue
+      if (names.has(file.name) || fileNameTaken(t, targetId, file.name)) {
+        throw new HttpError(409, `A file named "${file.name}" already exists there`)
+      }
+      names.add(file.name)
+    }
+    return moving.map((file) => tx.update(files).set({ folderId: targetId }).where(eq(files.id, file.id)).returning().get())
+  })
+}
+
+export function trashFiles(db: Db, ids: number[], now: number): FileRow[] {
+  return db.transaction((tx) => {
+    const t = tx as unknown as Db
+    const rows = ids.map((id) => liveFileRow(t, id))
+    return rows.map((file) => tx.update(files).set({ deletedAt: now }).where(eq(files.id, file.id)).returning().get())
+  })
+}
+
+export interface TrashEntry {
+  kind: 'file' | 'folder'
+  id: number
+  name: string
+  /** Where it was: the path of its folder (or parent folder). */
+  from: string
+  sizeBytes: number | null
+  deletedAt: number
+}
+
+/** What was put in the trash directly (the contents of a trashed folder go with it). */
+export function trashEntries(db: Db): TrashEntry[] {
+  const paths = new Map(allFolderPaths(db).map((f) => [f.id, f.path || '/']))
+  const where = (folderId: number | null) => (folderId === null ? '' : (paths.get(folderId) ?? '(deleted folder)'))
+  const trashedFolders = db.select().from(folders).where(isNotNull(folders.deletedAt)).all()
+  const trashedFiles = db.select().from(files).where(isNotNull(files.deletedAt)).all()
+  return [
+    ...trashedFolders.map((f) => ({ kind: 'folder' as const, id: f.id, name: f.name, from: where(f.parentId), sizeBytes: null, deletedAt: f.deletedAt! })),
+    ...trashedFiles.map((f) => ({ kind: 'file' as const, id: f.id, name: f.name, from: where(f.folderId), sizeBytes: f.sizeBytes, deletedAt: f.deletedAt! })),
+  ].sort((a, b) => b.deletedAt - a.deletedAt)
+}
+
+/**
+ * Takes a file out of the trash, into its folder if that is live, else into the home folder;
+ * a name taken meanwhile gets a number.
+ */
+export function restoreFile(db: Db, id: number): FileRow {
+  return db.transaction((tx) => {
+    const t = tx as unknown as Db
+    const file = tx.select().from(files).where(and(eq(files.id, id), isNotNull(files.deletedAt))).get()
+    if (!file) throw new HttpError(404, `File ${id} is not in the trash`)
+    const folderId = isInTrash(t, file.folderId) ? ROOT_FOLDER_ID : file.folderId
+    let name = file.name
+    for (let n = 1; fileNameTaken(t, folderId, name); n++) name = numberedName(file.name, n)
+    return tx.update(files).set({ deletedAt: null, folderId, name }).where(eq(files.id, id)).returning().get()
+  })
+}
+
+export function restoreFolder(db: Db, id: number): FolderRow {
+  return db.transaction((tx) => {
+    const t = tx as unknown as Db
+    const folder = tx.select().from(folders).where(and(eq(folders.id, id), isNotNull(folders.deletedAt))).get()
+    if (!folder) throw new HttpError(404, `Folder ${id} is not in the trash`)
+    const parentId = isInTrash(t, folder.parentId!) ? ROOT_FOLDER_ID : folder.parentId!
+    let name = folder.name
+    for (let n = 1; folderNameTaken(t, parentId, name); n++) name = `${folder.name} (${n})`
+    return tx.update(folders).set({ deletedAt: null, parentId, name }).where(eq(folders.id, id)).returning().get()
+  })
+}
+
+/** Ids of a folder and all folders below it. */
+function subtree(db: Db, id: number): number[] {
+  return db
+    .all<{ id: number }>(sql`
+      with recursive tree(id) as (select ${id} union all select f.id from folders f join tree on f.parent_id = tree.id)
+      select id from tree`)
+    .map((r) => r.id)
+}
+
+/**
+ * Deletes for good what has been in the trash since before `olderThan` (everything when
+ * omitted). File rows go, blob reference counts drop, and the hashes of blobs no file needs any
+ * more are returned so their bytes can be removed from disk.
+ */
+export function purgeTrash(db: Db, olderThan = Number.POSITIVE_INFINITY): { files: number; folders: number; unusedBlobs: string[] } {
+  return db.transaction((tx) => {
+    const t = tx as unknown as Db
+    const cutoff = Number.isFinite(olderThan) ? olderThan : Number.MAX_SAFE_INTEGER
+    const trashedFolders = tx.select({ id: folders.id }).from(folders).where(lt(folders.deletedAt, cutoff)).all()
+    const folderIds = [...new Set(trashedFolders.flatMap((f) => subtree(t, f.id)))]
+    const doomed = tx
+      .select({ id: files.id, sha256: files.sha256 })
+      .from(files)
+      .where(or(lt(files.deletedAt, cutoff), folderIds.length ? inArray(files.folderId, folderIds) : sql`0`))
+      .all()
+    const touched = new Set<string>()
+    const doomedIds = doomed.map((f) => f.id)
+    if (doomedIds.length) tx.update(uploads).set({ fileId: null }).where(inArray(uploads.fileId, doomedIds)).run()
+    for (const file of doomed) {
+      tx.delete(files).where(eq(files.id, file.id)).run()
+      tx.update(blobs).set({ refCount: sql`${blobs.refCount} - 1` }).where(eq(blobs.sha256, file.sha256)).run()
+      touched.add(file.sha256)
+    }
+    const unusedBlobs = [...touched].filter((sha) => (tx.select({ n: blobs.refCount }).from(blobs).where(eq(blobs.sha256, sha)).get()?.n ?? 0) <= 0)
+    if (unusedBlobs.length) tx.delete(blobs).where(inArray(blobs.sha256, unusedBlobs)).run()
+    // Uploads still aimed at a purged folder land in the home folder instead.
+    if (folderIds.length) {
+      tx.update(uploads).set({ folderId: ROOT_FOLDER_ID }).where(inArray(uploads.folderId, folderIds)).run()
+      // Children first, so no folder is deleted while another still points at it.
+      for (const id of [...folderIds].reverse()) tx.delete(folders).where(eq(folders.id, id)).run()
+    }
+    return { files: doomed.length, folders: folderIds.length, unusedBlobs }
+  })
+}
+
+export interface StorageSummary {
+  storedBytes: number
+  logicalBytes: number
+  blobCount: number
+  fileCount: number
+}
+
+export function storageSummary(db: Db): StorageSummary {
+  const stored = db.select({ bytes: sql<number>`coalesce(sum(${blobs.sizeBytes}), 0)`, n: sql<number>`count(*)` }).from(blobs).get()!
+  const logical = db.select({ bytes: sql<number>`coalesce(sum(${files.sizeBytes}), 0)`, n: sql<number>`count(*)` }).from(files).get()!
+  return { storedBytes: stored.bytes, blobCount: stored.n, logicalBytes: logical.bytes, fileCount: logical.n }
+}

@@ -1,0 +1,95 @@
+import type { Server } from 'bun'
+import { Elysia } from 'elysia'
+import { and, eq, isNull } from 'drizzle-orm'
+import type { AppDeps } from '../app.ts'
+import { logActivity } from '../db/activity.ts'
+import * as library from '../db/library.ts'
+import { files } from '../db/schema.ts'
+import { findUpload } from '../db/uploads.ts'
+import { validName } from '../engine/file-names.ts'
+import { HttpError } from '../errors.ts'
+import { clientAddress } from '../http/client-address.ts'
+import { filePage, type FileDetail } from '../../views/file.ts'
+import { htmlResponse } from '../../views/html.ts'
+import { previewKind } from './downloads.ts'
+import { act, formId, formText, pathId, readForm, succeeded, takeFlash } from './respond.ts'
+
+const TEXT_PREVIEW_BYTES = 256 * 1024
+
+type Ctx = { request: Request; params: { id: string }; server: Server<unknown> | null }
+
+export function fileRoutes(deps: AppDeps) {
+  const { db } = deps
+  const pathOf = (folderId: number) => library.allFolderPaths(db).find((f) => f.id === folderId)?.path || '/'
+
+  function liveFile(id: number) {
+    const file = db.select().from(files).where(and(eq(files.id, id), isNull(files.deletedAt))).get()
+    if (!file || library.isInTrash(db, file.folderId)) throw new HttpError(404, 'No such file (it may be in the trash)')
+    return file
+  }
+
+  async function detail(id: number): Promise<FileDetail> {
+    const file = liveFile(id)
+    const kind = previewKind(file.mimeType)
+    let preview: FileDetail['preview'] = null
+    if (kind === 'text') {
+      const end = Math.min(file.sizeBytes, TEXT_PREVIEW_BYTES)
+      preview = { kind, text: await deps.blobs.body(file.sha256, 0, end).text(), truncated: end < file.sizeBytes }
+    } else if (kind) preview = { kind }
+    return {
+      file,
+      folderPath: pathOf(file.folderId),
+      upload: file.uploadId ? (findUpload(db, file.uploadId) ?? null) : null,
+      preview,
+      folderChoices: library.allFolderPaths(db),
+    }
+  }
+
+  const audit = (request: Request, server: Server<unknown> | null, action: string, target: string, details?: Record<string, unknown>) =>
+    logActivity(db, deps.clock(), { actor: 'admin', action, target, details, clientAddress: clientAddress(request, server, deps.config.trustProxy) })
+
+  return new Elysia({ name: 'files' })
+    .get('/files/:id', async ({ params, request }) => {
+      const { flash, headers } = takeFlash(request)
+      return htmlResponse(filePage(await detail(pathId(params.id, 'file')), flash), 200, headers)
+    })
+    .post(
+      '/files/:id/rename',
+      ({ request, params, server }: Ctx) =>
+        act(request, `/files/${params.id}`, async () => {
+          const id = pathId(params.id, 'file')
+          const before = liveFile(id).name
+          const file = library.renameFile(db, id, validName(formText(await readForm(request), 'name'), 'file name'))
+          audit(request, server, 'file.rename', before, { to: file.name, folder: pathOf(file.folderId) })
+          return succeeded(request, { flash: { kind: 'notice', text: `Renamed to “${file.name}”.` }, redirect: `/files/${id}` })
+        }),
+      { parse: 'none' },
+    )
+    .post(
+      '/files/:id/move',
+      ({ request, params, server }: Ctx) =>
+        act(request, `/files/${params.id}`, async () => {
+          const id = pathId(params.id, 'file')
+          const from = pathOf(liveFile(id).folderId)
+          const target = formId(await readForm(request), 'target')
+          const [file] = library.moveFiles(db, [id], target)
+          audit(request, server, 'file.move', file!.name, { from, to: pathOf(target) })
+          return succeeded(request, { flash: { kind: 'notice', text: `Moved to ${pathOf(target)}.` }, redirect: `/files/${id}` })
+        }),
+      { parse: 'none' },
+    )
+    .post(
+      '/files/:id/delete',
+      ({ request, params, server }: Ctx) =>
+        act(request, `/files/${params.id}`, () => {
+          const id = pathId(params.id, 'file')
+          const [file] = library.trashFiles(db, [id], deps.clock())
+          audit(request, server, 'file.delete', file!.name, { folder: pathOf(file!.folderId) })
+          return succeeded(request, {
+            flash: { kind: 'notice', text: `“${file!.name}” is in the trash; you can restore it from there.` },
+            redirect: `/folders/${file!.folderId}`,
+          })
+        }),
+      { parse: 'none' },
+    )
+}

@@ -1,0 +1,83 @@
+import { HttpError } from '../errors.ts'
+import { readCookie } from '../http/cookies.ts'
+import { flashBox, type Flash } from '../../views/folder.ts'
+import { html, htmlResponse, type SafeHtml } from '../../views/html.ts'
+import { errorPage } from '../../views/error.ts'
+
+/**
+ * How a management action answers: htmx requests get the re-rendered fragment plus the message
+ * (or a client-side redirect); plain form posts get a redirect, with the message carried in a
+ * short-lived cookie so it shows once on the next page.
+ */
+
+const FLASH_COOKIE = 'dropfold_flash'
+
+export const isHtmx = (request: Request) => request.headers.get('hx-request') === 'true'
+
+function flashCookie(flash: Flash | null) {
+  if (!flash) return `${FLASH_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax`
+  return `${FLASH_COOKIE}=${encodeURIComponent(JSON.stringify(flash))}; Path=/; Max-Age=60; HttpOnly; SameSite=Lax`
+}
+
+/** The message a previous action left for this page (and a header that clears it). */
+export function takeFlash(request: Request): { flash: Flash | null; headers: Record<string, string> } {
+  const raw = readCookie(request, FLASH_COOKIE)
+  if (!raw) return { flash: null, headers: {} }
+  try {
+    const value = JSON.parse(decodeURIComponent(raw)) as Flash
+    const flash = value && (value.kind === 'notice' || value.kind === 'error') && typeof value.text === 'string' ? value : null
+    return { flash, headers: { 'set-cookie': flashCookie(null) } }
+  } catch {
+    return { flash: null, headers: { 'set-cookie': flashCookie(null) } }
+  }
+}
+
+export function succeeded(request: Request, args: { flash: Flash; redirect: string; fragment?: () => SafeHtml }): Response {
+  if (isHtmx(request)) {
+    if (args.fragment) return htmlResponse(html`${args.fragment()}${flashBox(args.flash, true)}`)
+    return new Response('', { status: 200, headers: { 'hx-redirect': args.redirect, 'set-cookie': flashCookie(args.flash) } })
+  }
+  return new Response(null, { status: 303, headers: { location: args.redirect, 'set-cookie': flashCookie(args.flash) } })
+}
+
+export function failed(request: Request, error: HttpError, back: string): Response {
+  const flash: Flash = { kind: 'error', text: error.message }
+  // htmx: only the message is swapped in (out of band); what is on the page stays as it is.
+  if (isHtmx(request)) return htmlResponse(flashBox(flash, true), error.status)
+  return htmlResponse(errorPage({ status: error.status, message: error.message, back }), error.status)
+}
+
+/** Runs an action, turning refusals into answers the person can read. */
+export async function act(request: Request, back: string, work: () => Response | Promise<Response>): Promise<Response> {
+  try {
+    return await work()
+  } catch (error) {
+    if (error instanceof HttpError) return failed(request, error, back)
+    throw error
+  }
+}
+
+export async function readForm(request: Request): Promise<FormData> {
+  try {
+    return await request.formData()
+  } catch {
+    throw new HttpError(400, 'The request must be a form')
+  }
+}
+
+export function formId(form: FormData, name: string): number {
+  const text = form.get(name)
+  if (typeof text !== 'string' || !/^\d{1,15}$/.test(text)) throw new HttpError(400, `Field ${name} must be an id`)
+  return Number(text)
+}
+
+export function formText(form: FormData, name: string): string {
+  const text = form.get(name)
+  if (typeof text !== 'string') throw new HttpError(400, `Field ${name} is missing`)
+  return text
+}
+
+export function pathId(text: string, what: string): number {
+  if (!/^\d{1,15}$/.test(text)) throw new HttpError(404, `No such ${what}`)
+  return Number(text)
+}

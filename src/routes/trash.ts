@@ -1,0 +1,48 @@
+import type { Server } from 'bun'
+import { Elysia } from 'elysia'
+import type { AppDeps } from '../app.ts'
+import { logActivity } from '../db/activity.ts'
+import * as library from '../db/library.ts'
+import { clientAddress } from '../http/client-address.ts'
+import { htmlResponse } from '../../views/html.ts'
+import { trashPage } from '../../views/trash.ts'
+import { act, pathId, succeeded, takeFlash } from './respond.ts'
+
+type Ctx = { request: Request; params: { id: string }; server: Server<unknown> | null }
+
+export function trashRoutes(deps: AppDeps) {
+  const { db } = deps
+  const audit = (request: Request, server: Server<unknown> | null, action: string, target: string, details?: Record<string, unknown>) =>
+    logActivity(db, deps.clock(), { actor: 'admin', action, target, details, clientAddress: clientAddress(request, server, deps.config.trustProxy) })
+  const pathOf = (folderId: number) => library.allFolderPaths(db).find((f) => f.id === folderId)?.path || '/'
+
+  return new Elysia({ name: 'trash' })
+    .get('/trash', ({ request }) => {
+      const { flash, headers } = takeFlash(request)
+      return htmlResponse(trashPage({ entries: library.trashEntries(db), retentionDays: deps.config.trashRetentionDays, flash }), 200, headers)
+    })
+    .post('/trash/files/:id/restore', ({ request, params, server }: Ctx) =>
+      act(request, '/trash', () => {
+        const file = library.restoreFile(db, pathId(params.id, 'file'))
+        audit(request, server, 'file.restore', file.name, { folder: pathOf(file.folderId) })
+        return succeeded(request, { flash: { kind: 'notice', text: `Restored “${file.name}” to ${pathOf(file.folderId)}.` }, redirect: '/trash' })
+      }),
+    )
+    .post('/trash/folders/:id/restore', ({ request, params, server }: Ctx) =>
+      act(request, '/trash', () => {
+        const folder = library.restoreFolder(db, pathId(params.id, 'folder'))
+        audit(request, server, 'folder.restore', pathOf(folder.id))
+        return succeeded(request, { flash: { kind: 'notice', text: `Restored “${folder.name}” as ${pathOf(folder.id)}.` }, redirect: '/trash' })
+      }),
+    )
+    .post('/trash/empty', ({ request, server }: Omit<Ctx, 'params'>) =>
+      act(request, '/trash', async () => {
+        const result = await deps.engine.purgeTrash()
+        audit(request, server, 'trash.empty', 'trash', { files: result.files, folders: result.folders, blobsRemoved: result.unusedBlobs.length })
+        return succeeded(request, {
+          flash: { kind: 'notice', text: `Deleted ${result.files} files and ${result.folders} folders for good.` },
+          redirect: '/trash',
+        })
+      }),
+    )
+}

@@ -1,0 +1,73 @@
+import type { Server } from 'bun'
+import { Elysia } from 'elysia'
+import type { AppDeps } from '../app.ts'
+import { logActivity } from '../db/activity.ts'
+import * as library from '../db/library.ts'
+import { findUpload, stagedBytes, unfinishedUploads } from '../db/uploads.ts'
+import { HttpError } from '../errors.ts'
+import { clientAddress } from '../http/client-address.ts'
+import { htmlResponse } from '../../views/html.ts'
+import { uploadsPage, uploadsTable, type UploadLine } from '../../views/uploads.ts'
+import { act, succeeded, takeFlash } from './respond.ts'
+
+const STALLED_AFTER_MS = 60_000
+const LIST_LIMIT = 500
+
+type Ctx = { request: Request; params: { id: string }; server: Server<unknown> | null }
+
+export function uploadsPageRoutes(deps: AppDeps) {
+  const { db, engine } = deps
+
+  function lines(): UploadLine[] {
+    const now = deps.clock()
+    const paths = new Map(library.allFolderPaths(db).map((f) => [f.id, f.path || '/']))
+    return unfinishedUploads(db, LIST_LIMIT).map((upload) => ({
+      upload,
+      folderPath: paths.get(upload.folderId) ?? '(in the trash)',
+      shownState: upload.state === 'receiving' && now - upload.updatedAt > STALLED_AFTER_MS ? 'stalled' : upload.state,
+      bytesPerSecond: engine.speed(upload.id),
+    }))
+  }
+
+  const table = () => uploadsTable(lines(), deps.clock())
+
+  function ownUpload(id: string) {
+    const upload = /^[a-z0-9]{32}$/.test(id) ? findUpload(db, id) : undefined
+    if (!upload) throw new HttpError(404, 'No such upload')
+    return upload
+  }
+
+  const audit = (request: Request, server: Server<unknown> | null, action: string, target: string) =>
+    logActivity(db, deps.clock(), { actor: 'admin', action, target, clientAddress: clientAddress(request, server, deps.config.trustProxy) })
+
+  return new Elysia({ name: 'uploads-page' })
+    .get('/uploads', async ({ request }) => {
+      const { flash, headers } = takeFlash(request)
+      const summary = library.storageSummary(db)
+      const storage = {
+        storedBytes: summary.storedBytes,
+        logicalBytes: summary.logicalBytes,
+        fileCount: summary.fileCount,
+        stagedBytes: stagedBytes(db),
+        freeBytes: await deps.staging.freeBytes(),
+      }
+      return htmlResponse(uploadsPage({ lines: lines(), storage, now: deps.clock(), flash }), 200, headers)
+    })
+    .get('/uploads/table', () => htmlResponse(table()))
+    .post('/uploads/:id/cancel', ({ request, params, server }: Ctx) =>
+      act(request, '/uploads', async () => {
+        const upload = ownUpload(params.id)
+        if (!(await engine.cancel(upload.id))) throw new HttpError(409, `“${upload.fileName}” is no longer receiving`)
+        audit(request, server, 'upload.cancel', upload.fileName)
+        return succeeded(request, { flash: { kind: 'notice', text: `Cancelled “${upload.fileName}”; its bytes are deleted.` }, redirect: '/uploads', fragment: table })
+      }),
+    )
+    .post('/uploads/:id/dismiss', ({ request, params, server }: Ctx) =>
+      act(request, '/uploads', async () => {
+        const upload = ownUpload(params.id)
+        await engine.dismiss(upload.id)
+        audit(request, server, 'upload.remove', upload.fileName)
+        return succeeded(request, { flash: { kind: 'notice', text: `Removed “${upload.fileName}” from the list.` }, redirect: '/uploads', fragment: table })
+      }),
+    )
+}

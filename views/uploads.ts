@@ -1,0 +1,83 @@
+import type { UploadRow } from '../src/db/uploads.ts'
+import { formatBytes, formatDate } from './format.ts'
+import { flashBox, type Flash } from './folder.ts'
+import { html } from './html.ts'
+import { layout } from './layout.ts'
+
+export interface UploadLine {
+  upload: UploadRow
+  folderPath: string
+  /** receiving uploads with no activity for a while show as stalled. */
+  shownState: string
+  bytesPerSecond: number
+}
+
+export interface Storage {
+  storedBytes: number
+  logicalBytes: number
+  stagedBytes: number
+  freeBytes: number
+  fileCount: number
+}
+
+function source(upload: UploadRow) {
+  const who = upload.owner === 'admin' ? 'admin' : upload.owner
+  return html`${who} · ${upload.protocol}${upload.clientAddress ? html` · ${upload.clientAddress}` : ''}`
+}
+
+export function uploadsTable(lines: UploadLine[], now: number) {
+  const ago = (ms: number) => {
+    const s = Math.max(0, Math.round((now - ms) / 1000))
+    return s < 60 ? `${s} s ago` : s < 3600 ? `${Math.floor(s / 60)} min ago` : formatDate(ms)
+  }
+  return html`<div id="uploads-table" hx-get="/uploads/table" hx-trigger="every 2s" hx-swap="outerHTML">
+${lines.length === 0
+  ? html`<p class="empty">No uploads in progress, failed or stopped.</p>`
+  : html`<table class="files">
+  <thead><tr><th>File</th><th>Folder</th><th>Received</th><th>Chunks</th><th class="num">Speed</th><th>Last activity</th><th>State</th><th>Source</th><th></th></tr></thead>
+  <tbody>${lines.map(({ upload, folderPath, shownState, bytesPerSecond }) => {
+    const percent = upload.totalBytes > 0 ? Math.floor((100 * upload.receivedBytes) / upload.totalBytes) : 0
+    return html`<tr>
+    <td class="name">${upload.fileName}</td>
+    <td>${folderPath}</td>
+    <td><div class="progress" title="${percent}%"><span style="width: ${percent}%"></span></div>
+      ${formatBytes(upload.receivedBytes)} of ${upload.lengthDeferred ? 'unknown' : formatBytes(upload.totalBytes)}</td>
+    <td>${upload.chunkCount > 0 ? `${upload.receivedChunks} / ${upload.chunkCount}` : '—'}</td>
+    <td class="num">${bytesPerSecond > 0 ? `${formatBytes(bytesPerSecond)}/s` : '—'}</td>
+    <td>${ago(upload.updatedAt)}</td>
+    <td><span class="state ${shownState}" title="${upload.error ?? ''}">${shownState}</span></td>
+    <td>${source(upload)}</td>
+    <td>${upload.state === 'receiving'
+      ? html`<form method="post" action="/uploads/${upload.id}/cancel" hx-post="/uploads/${upload.id}/cancel" hx-target="#uploads-table" hx-swap="outerHTML" hx-confirm="Cancel this upload and delete what it received?"><button class="danger">Cancel</button></form>`
+      : upload.state === 'finalizing'
+        ? ''
+        : html`<form method="post" action="/uploads/${upload.id}/dismiss" hx-post="/uploads/${upload.id}/dismiss" hx-target="#uploads-table" hx-swap="outerHTML"><button class="secondary">Remove</button></form>`}</td>
+  </tr>`
+  })}</tbody>
+</table>`}
+</div>`
+}
+
+export function storageSummary(s: Storage) {
+  return html`<div class="stats" id="storage">
+  <div><b>${formatBytes(s.storedBytes)}</b>stored on disk</div>
+  <div><b>${formatBytes(Math.max(0, s.logicalBytes - s.storedBytes))}</b>saved by deduplication</div>
+  <div><b>${formatBytes(s.stagedBytes)}</b>in uploads in progress</div>
+  <div><b>${formatBytes(s.freeBytes)}</b>free on the data volume</div>
+  <div><b>${s.fileCount}</b>${s.fileCount === 1 ? 'file' : 'files'} (trash included)</div>
+</div>`
+}
+
+export function uploadsPage(args: { lines: UploadLine[]; storage: Storage; now: number; flash: Flash | null }) {
+  return layout({
+    title: 'Uploads',
+    signedIn: true,
+    body: html`${flashBox(args.flash)}
+<section class="card"><h1>Storage</h1>${storageSummary(args.storage)}</section>
+<section class="card">
+  <h2>Uploads in progress, failed or stopped</h2>
+  <p class="hint">Updates every two seconds. An upload with no activity for a minute shows as stalled; unfinished uploads expire after their time-to-live and free their space.</p>
+  ${uploadsTable(args.lines, args.now)}
+</section>`,
+  })
+}
