@@ -53,12 +53,16 @@ function formatDuration(seconds) {
 function setUpUploader(form) {
   const folder = form.dataset.folder
   const chunkSize = Number(form.dataset.chunkSize)
+  // The admin's page and a drop link's page post to different endpoints.
+  const uploadUrl = form.dataset.uploadUrl || `/upload?folder=${encodeURIComponent(folder)}`
+  const statusUrl = (key) => `${form.dataset.statusUrl || '/upload/'}${encodeURIComponent(key)}`
   const summary = document.getElementById('upload-summary')
   // Bytes that really crossed the network (chunks the server already held are not sent).
   let sentOnNetwork = 0
   let samples = []
   const dropzone = new Dropzone(form, {
-    url: `/upload?folder=${encodeURIComponent(folder)}`,
+    url: uploadUrl,
+    acceptedFiles: form.dataset.acceptedFiles || null,
     paramName: 'file',
     chunking: true,
     forceChunking: true,
@@ -76,7 +80,7 @@ function setUpUploader(form) {
     },
     // Whichever chunk finished last, ask the server for the file it stored.
     chunksUploaded(file, done) {
-      fetch(`/upload/${encodeURIComponent(file.upload.uuid)}`, { headers: { Accept: 'application/json' } })
+      fetch(statusUrl(file.upload.uuid), { headers: { Accept: 'application/json' } })
         .then((response) => response.json())
         .then((status) => {
           file.stored = status.file
@@ -91,7 +95,7 @@ function setUpUploader(form) {
     // A file added again (Retry) must not keep what an earlier attempt learnt about the server.
     file.resume = undefined
     const key = resumeKey(folder, file)
-    const response = await fetch(`/upload/${key}`, { headers: { Accept: 'application/json' } })
+    const response = await fetch(statusUrl(key), { headers: { Accept: 'application/json' } })
     if (response.status === 404) {
       file.upload.uuid = key
       return
@@ -150,6 +154,10 @@ function setUpUploader(form) {
   dropzone.on('success', (file, response) => {
     const stored = file.stored || (response && (response.file || (response.files && response.files[0])))
     if (!stored) return
+    if (!stored.url) {
+      note(file, `Received as “${stored.name}”`)
+      return
+    }
     const link = document.createElement('a')
     link.href = stored.url
     link.textContent = `Stored as “${stored.name}” — download`

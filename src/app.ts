@@ -17,6 +17,8 @@ import { folderRoutes } from './routes/folders.ts'
 import { trashRoutes } from './routes/trash.ts'
 import { uploadsPageRoutes } from './routes/uploads-page.ts'
 import { activityRoutes } from './routes/activity.ts'
+import { dropRoutes } from './routes/drop.ts'
+import { linkRoutes } from './routes/links.ts'
 import type { BlobStore, Staging } from './storage/types.ts'
 
 export interface AppDeps {
@@ -31,10 +33,16 @@ export interface AppDeps {
 }
 
 /** Paths anyone may reach; everything else needs the admin session (deny by default). */
-const PUBLIC_PATHS = [/^\/login$/, /^\/assets\//, /^\/healthz$/]
+const PUBLIC_PATHS = [
+  /^\/login$/,
+  /^\/assets\//,
+  /^\/healthz$/,
+  // Drop links check their own token (and password) on every request.
+  /^\/d\/[^/]+(\/|$)/,
+]
 /** Routes that stream large bodies and enforce their own limits. */
-const STREAMING_PATHS = [/^\/upload$/, /^\/tus(\/|$)/]
-const TUS_PATH = /^\/tus(\/|$)/
+const STREAMING_PATHS = [/^\/upload$/, /^\/tus(\/|$)/, /^\/d\/[^/]+\/(upload|tus)(\/|$)/]
+const TUS_PATH = /^(\/d\/[^/]+)?\/tus(\/|$)/
 
 const isPublic = (request: Request, path: string) =>
   PUBLIC_PATHS.some((re) => re.test(path)) ||
@@ -88,14 +96,15 @@ export function createApp(deps: AppDeps) {
     .use(trashRoutes(deps))
     .use(uploadsPageRoutes(deps))
     .use(activityRoutes(deps))
-    .use(dropzoneRoutes(deps))
+    .use(dropRoutes(deps))
+    .use(linkRoutes(deps))
+    // The global guard has already required the admin session for these.
+    .use(dropzoneRoutes({ path: '/upload', engine: deps.engine, config: deps.config, authorize: () => ({ owner: 'admin' }) }))
     .use(
       tusRoutes({
         prefix: '/tus',
         engine: deps.engine,
         config: deps.config,
-        clock: deps.clock,
-        // The global guard has already required the admin session.
         authorize: () => ({ owner: 'admin' }),
       }),
     )

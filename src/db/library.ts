@@ -2,7 +2,7 @@ import { and, asc, desc, eq, inArray, isNotNull, isNull, lt, or, sql, type SQL }
 import { HttpError } from '../errors.ts'
 import { numberedName, type FileRow, type FolderRow } from './files.ts'
 import type { Db } from './open.ts'
-import { blobs, files, folders, ROOT_FOLDER_ID, uploads } from './schema.ts'
+import { blobs, files, folders, links, ROOT_FOLDER_ID, uploads } from './schema.ts'
 
 /** Folders and files as a person manages them: browse, rename, move, trash, restore, purge. */
 
@@ -56,14 +56,14 @@ export function liveSubfolders(db: Db, parentId: number): FolderRow[] {
 
 /** The folder and its ancestors, root first. */
 export function folderPath(db: Db, folderId: number): FolderRow[] {
-  const rows = db.all<{ id: number; parent_id: number | null; name: string; created_at: number; deleted_at: number | null }>(sql`
-    with recursive chain(id, parent_id, name, created_at, deleted_at, depth) as (
-      select id, parent_id, name, created_at, deleted_at, 0 from folders where id = ${folderId}
+  const rows = db.all<{ id: number; parent_id: number | null; name: string; created_at: number; deleted_at: number | null; password_hash: string | null }>(sql`
+    with recursive chain(id, parent_id, name, created_at, deleted_at, password_hash, depth) as (
+      select id, parent_id, name, created_at, deleted_at, password_hash, 0 from folders where id = ${folderId}
       union all
-      select f.id, f.parent_id, f.name, f.created_at, f.deleted_at, chain.depth + 1 from folders f join chain on f.id = chain.parent_id
+      select f.id, f.parent_id, f.name, f.created_at, f.deleted_at, f.password_hash, chain.depth + 1 from folders f join chain on f.id = chain.parent_id
     )
-    select id, parent_id, name, created_at, deleted_at from chain order by depth desc`)
-  return rows.map((r) => ({ id: r.id, parentId: r.parent_id, name: r.name, createdAt: r.created_at, deletedAt: r.deleted_at }))
+    select id, parent_id, name, created_at, deleted_at, password_hash from chain order by depth desc`)
+  return rows.map((r) => ({ id: r.id, parentId: r.parent_id, name: r.name, createdAt: r.created_at, deletedAt: r.deleted_at, passwordHash: r.password_hash }))
 }
 
 /** True if the folder or one of its ancestors is in the trash. */
@@ -273,6 +273,8 @@ export function purgeTrash(db: Db, olderThan = Number.POSITIVE_INFINITY): { file
     // Uploads still aimed at a purged folder land in the home folder instead.
     if (folderIds.length) {
       tx.update(uploads).set({ folderId: ROOT_FOLDER_ID }).where(inArray(uploads.folderId, folderIds)).run()
+      // Links into purged folders have nothing left to share.
+      tx.delete(links).where(inArray(links.folderId, folderIds)).run()
       // Children first, so no folder is deleted while another still points at it.
       for (const id of [...folderIds].reverse()) tx.delete(folders).where(eq(folders.id, id)).run()
     }

@@ -14,6 +14,8 @@ export const folders = sqliteTable(
     createdAt: timestamp('created_at').notNull(),
     /** Set while the folder is in the trash (with everything inside it). */
     deletedAt: timestamp('deleted_at'),
+    /** argon2id hash; visitors must give the password of the nearest protected folder. */
+    passwordHash: text('password_hash'),
   },
   (t) => [uniqueIndex('folders_parent_name_live').on(t.parentId, t.name).where(sql`deleted_at is null`)],
 )
@@ -97,6 +99,7 @@ export const uploads = sqliteTable(
   },
   (t) => [
     uniqueIndex('uploads_owner_client_key').on(t.owner, t.clientKey),
+    index('uploads_owner_state').on(t.owner, t.state),
     index('uploads_state_updated').on(t.state, t.updatedAt),
   ],
 )
@@ -113,6 +116,33 @@ export const uploadChunks = sqliteTable(
     receivedAt: timestamp('received_at').notNull(),
   },
   (t) => [primaryKey({ columns: [t.uploadId, t.chunkIndex] })],
+)
+
+/** Shared drop links: outsiders upload into a folder (and maybe see it) without an account. */
+export const links = sqliteTable(
+  'links',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    /** The secret in the URL (/d/<token>), shown to the admin; looked up by its hash. */
+    token: text('token').notNull(),
+    tokenHash: text('token_hash').notNull(),
+    folderId: integer('folder_id')
+      .notNull()
+      .references(() => folders.id),
+    label: text('label').notNull(),
+    /** argon2id hash; replaces the folder's password for this link. */
+    passwordHash: text('password_hash'),
+    expiresAt: timestamp('expires_at'),
+    maxFileBytes: integer('max_file_bytes'),
+    maxTotalBytes: integer('max_total_bytes'),
+    maxFiles: integer('max_files'),
+    /** Comma-separated extensions (.jpg) and media types (image/*); empty: anything. */
+    allowedTypes: text('allowed_types'),
+    allowDownload: integer('allow_download', { mode: 'boolean' }).notNull().default(false),
+    disabled: integer('disabled', { mode: 'boolean' }).notNull().default(false),
+    createdAt: timestamp('created_at').notNull(),
+  },
+  (t) => [uniqueIndex('links_token_hash').on(t.tokenHash), index('links_folder').on(t.folderId)],
 )
 
 /** Who did what, when: every management action and every sign-in attempt. */

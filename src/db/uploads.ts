@@ -20,13 +20,20 @@ export function findUploadByClientKey(db: Db, owner: string, clientKey: string):
     .get()
 }
 
+/**
+ * Checks, inside the creating transaction, whether a new upload may start (a drop link's limits
+ * must count every upload in progress, so the check and the insert are one step). Throws to refuse.
+ */
+export type Admission = (db: Db, upload: { fileName: string; totalBytes: number }) => void
+
 /** Inserts the upload unless one with the same owner and client key exists; returns the row that won. */
-export function insertUploadOnce(db: Db, row: NewUpload): { upload: UploadRow; created: boolean } {
+export function insertUploadOnce(db: Db, row: NewUpload, admit?: Admission): { upload: UploadRow; created: boolean } {
   return db.transaction((tx) => {
     if (row.clientKey != null) {
       const existing = findUploadByClientKey(tx as unknown as Db, row.owner, row.clientKey)
       if (existing) return { upload: existing, created: false }
     }
+    admit?.(tx as unknown as Db, { fileName: row.fileName, totalBytes: row.totalBytes })
     const upload = tx.insert(uploads).values(row).returning().get()
     return { upload, created: true }
   })

@@ -5,7 +5,7 @@ import { blobIsReferenced, completeUpload, findFile, findFolder, type FileRow } 
 import { purgeTrash } from '../db/library.ts'
 import type { Db } from '../db/open.ts'
 import * as records from '../db/uploads.ts'
-import type { UploadRow } from '../db/uploads.ts'
+import type { Admission, UploadRow } from '../db/uploads.ts'
 import { InterruptedWrite, type BlobStore, type Staging } from '../storage/types.ts'
 import { cleanFileName, mimeTypeOf } from './file-names.ts'
 
@@ -117,7 +117,7 @@ export class UploadEngine {
   }
 
   /** Finds the upload a chunk belongs to, creating it on its first chunk, and checks the chunk agrees with it. */
-  async openChunked(spec: ChunkedUploadSpec): Promise<UploadRow> {
+  async openChunked(spec: ChunkedUploadSpec, admit?: Admission): Promise<UploadRow> {
     const { config } = this.deps
     if (spec.totalBytes > config.maxFileBytes) {
       throw new HttpError(413, `The file is ${spec.totalBytes} bytes; the limit is ${config.maxFileBytes} bytes`)
@@ -153,7 +153,7 @@ export class UploadEngine {
       clientAddress: spec.clientAddress,
       createdAt: now,
       updatedAt: now,
-    })
+    }, admit)
     if (!created) this.checkSameUpload(upload, spec, fileName)
     return upload
   }
@@ -212,10 +212,13 @@ export class UploadEngine {
   async receiveWhole(
     args: { owner: string; folderId: number; fileName: string; clientAddress: string | null; declaredBytes: number },
     body: AsyncIterable<Uint8Array>,
+    admit?: Admission,
   ): Promise<UploadStatus> {
     const fileName = cleanFileName(args.fileName)
     this.requireFolder(args.folderId)
     await this.ensureSpaceForNewUpload(Math.min(args.declaredBytes, this.deps.config.maxFileBytes))
+    // Limits are checked against the declared size, and the upload may not exceed it.
+    const limit = admit ? Math.min(args.declaredBytes, this.deps.config.maxFileBytes) : this.deps.config.maxFileBytes
     const now = this.deps.clock()
     const { upload } = records.insertUploadOnce(this.db, {
       id: newUploadId(),
@@ -224,7 +227,7 @@ export class UploadEngine {
       folderId: args.folderId,
       fileName,
       mimeType: mimeTypeOf(fileName),
-      totalBytes: 0,
+      totalBytes: limit,
       chunkBytes: 1,
       chunkCount: 1,
       lengthDeferred: true,
@@ -232,10 +235,10 @@ export class UploadEngine {
       clientAddress: args.clientAddress,
       createdAt: now,
       updatedAt: now,
-    })
+    }, admit)
     try {
       await this.deps.staging.create(upload.id, 0)
-      const limited = limitBytes(body, this.deps.config.maxFileBytes)
+      const limited = limitBytes(body, limit)
       const written = await this.track(upload.id, this.deps.staging.write(upload.id, 0, limited, Number.MAX_SAFE_INTEGER))
       records.setPlainUploadSize(this.db, upload.id, written)
       records.recordChunk(this.db, upload.id, 0, written, this.deps.clock())
@@ -250,7 +253,7 @@ export class UploadEngine {
   }
 
   /** Starts a streamed upload (bytes arrive in order, from offset 0); its length may come later. */
-  async createStream(spec: StreamUploadSpec): Promise<UploadRow> {
+  async createStream(spec: StreamUploadSpec, admit?: Admission): Promise<UploadRow> {
     const { config } = this.deps
     if (spec.totalBytes !== null && spec.totalBytes > config.maxFileBytes) {
       throw new HttpError(413, `The file is ${spec.totalBytes} bytes; the limit is ${config.maxFileBytes} bytes`)
@@ -277,7 +280,7 @@ export class UploadEngine {
       clientAddress: spec.clientAddress,
       createdAt: now,
       updatedAt: now,
-    })
+    }, admit)
     await this.deps.staging.create(upload.id, spec.totalBytes ?? 0)
     if (spec.totalBytes === 0) await this.completeStream(upload.id)
     return records.findUpload(this.db, upload.id)!

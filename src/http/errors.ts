@@ -16,7 +16,7 @@ export function errorResponse(error: unknown, request: Request, log: (m: string,
     log('unexpected error', { method: request.method, path: url.pathname, error: detail })
   }
   // Dropzone shows `error` from a JSON body; browsers navigating get text they can read.
-  const wantsJson = (request.headers.get('accept') ?? '').includes('application/json') || new URL(request.url).pathname.startsWith('/upload')
+  const wantsJson = (request.headers.get('accept') ?? '').includes('application/json') || /(^|\/)upload(\/|$)/.test(new URL(request.url).pathname)
   if (wantsJson) return Response.json({ error: message }, { status, headers })
   return new Response(message + '\n', { status, headers: { 'content-type': 'text/plain; charset=utf-8', ...headers } })
 }

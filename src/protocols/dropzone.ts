@@ -1,10 +1,11 @@
 import { Elysia } from 'elysia'
-import type { AppDeps } from '../app.ts'
+import type { Config } from '../config.ts'
 import { ROOT_FOLDER_ID } from '../db/schema.ts'
-import type { FileInfo, UploadStatus } from '../engine/engine.ts'
+import type { FileInfo, UploadEngine, UploadStatus } from '../engine/engine.ts'
 import { HttpError } from '../errors.ts'
 import { clientAddress } from '../http/client-address.ts'
 import { boundaryOf, readMultipart } from './multipart.ts'
+import type { UploadPrincipal } from './principal.ts'
 
 /**
  * Dropzone.js's chunk protocol (and plain multipart uploads) in front of the upload engine.
@@ -17,7 +18,14 @@ const DZ_FIELDS = ['dzuuid', 'dzchunkindex', 'dztotalfilesize', 'dzchunksize', '
 const ENVELOPE_BYTES = 64 * 1024
 /** A refused request is read to its end (up to this much) so the browser sees our answer, not a reset. */
 const DRAIN_LIMIT_BYTES = 128 * 1024 * 1024
-const OWNER = 'admin'
+
+export interface DropzoneOptions {
+  /** Route of the upload endpoint; the status endpoint is `${path}/:key`. May hold params. */
+  path: string
+  engine: UploadEngine
+  config: Config
+  authorize: (request: Request, params: Record<string, string>) => UploadPrincipal
+}
 
 function wholeNumber(fields: Map<string, string>, name: string): number {
   const text = fields.get(name)
@@ -29,14 +37,21 @@ function wholeNumber(fields: Map<string, string>, name: string): number {
   return value
 }
 
-function folderOf(fields: Map<string, string>, query: Record<string, string | undefined>): number {
+function folderOf(principal: UploadPrincipal, fields: Map<string, string>, query: Record<string, string | undefined>): number {
+  if (principal.folderId !== undefined) return principal.folderId
   const text = fields.get('folder') ?? query.folder
   if (text === undefined || text === '') return ROOT_FOLDER_ID
   if (!/^\d{1,15}$/.test(text)) throw new HttpError(400, `Field folder must be a folder id, got "${text.slice(0, 40)}"`)
   return Number(text)
 }
 
-function uploadJson(status: UploadStatus) {
+/** A stored file as this client may see it (a visitor gets no admin URL). */
+function visibleFile(principal: UploadPrincipal, file: FileInfo | null): FileInfo | null {
+  if (!file || !principal.fileUrl) return file
+  return { ...file, url: principal.fileUrl(file.id) as string }
+}
+
+function uploadJson(principal: UploadPrincipal, status: UploadStatus) {
   return {
     upload: {
       id: status.clientKey ?? status.id,
@@ -48,14 +63,20 @@ function uploadJson(status: UploadStatus) {
       chunkBytes: status.chunkBytes,
       error: status.error,
     },
-    file: status.file,
+    file: visibleFile(principal, status.file),
   }
 }
 
-export function dropzoneRoutes(deps: AppDeps) {
-  const { engine, config } = deps
+export function dropzoneRoutes(options: DropzoneOptions) {
+  const { engine, config } = options
 
-  async function receive(request: Request, reader: ReadableStreamDefaultReader<Uint8Array>, query: Record<string, string | undefined>, address: string | null) {
+  async function receive(
+    principal: UploadPrincipal,
+    request: Request,
+    reader: ReadableStreamDefaultReader<Uint8Array>,
+    query: Record<string, string | undefined>,
+    address: string | null,
+  ) {
     const declared = Number(request.headers.get('content-length') ?? Number.NaN)
     const fields = new Map<string, string>()
     const finished: FileInfo[] = []
@@ -68,25 +89,28 @@ export function dropzoneRoutes(deps: AppDeps) {
       }
       if (chunk) throw new HttpError(400, 'A chunk request carries exactly one file part')
       if (DZ_FIELDS.some((name) => fields.has(name))) {
-        chunk = await receiveChunk(fields, part.filename, part.body(), query, declared, address)
+        chunk = await receiveChunk(principal, fields, part.filename, part.body(), query, declared, address)
       } else {
+        if (principal.sizeUpFront && !(declared > 0)) throw new HttpError(411, 'Send a Content-Length with the upload')
         const status = await engine.receiveWhole(
-          { owner: OWNER, folderId: folderOf(fields, query), fileName: part.filename, clientAddress: address, declaredBytes: declared || 0 },
+          { owner: principal.owner, folderId: folderOf(principal, fields, query), fileName: part.filename, clientAddress: address, declaredBytes: declared || 0 },
           part.body(),
+          principal.admit,
         )
         if (status.state !== 'complete' || !status.file) throw new HttpError(500, status.error ?? 'The upload could not be stored')
-        finished.push(status.file)
+        finished.push(visibleFile(principal, status.file)!)
       }
     }
     if (chunk) {
       if (chunk.state === 'failed') throw new HttpError(500, chunk.error ?? 'The upload could not be stored')
-      return uploadJson(chunk)
+      return uploadJson(principal, chunk)
     }
     if (finished.length === 0) throw new HttpError(400, 'The request has no file part (send the file as a form field named "file")')
     return { file: finished[0], files: finished }
   }
 
   async function receiveChunk(
+    principal: UploadPrincipal,
     fields: Map<string, string>,
     fileName: string,
     body: AsyncIterable<Uint8Array>,
@@ -112,24 +136,28 @@ export function dropzoneRoutes(deps: AppDeps) {
     if (offset !== index * chunkBytes) {
       throw new HttpError(400, `Chunk ${index} must start at byte ${index * chunkBytes}, not ${offset}`)
     }
-    const upload = await engine.openChunked({
-      protocol: 'dropzone',
-      owner: OWNER,
-      clientKey,
-      folderId: folderOf(fields, query),
-      fileName,
-      totalBytes,
-      chunkBytes,
-      chunkCount,
-      clientAddress: address,
-    })
+    const upload = await engine.openChunked(
+      {
+        protocol: 'dropzone',
+        owner: principal.owner,
+        clientKey,
+        folderId: folderOf(principal, fields, query),
+        fileName,
+        totalBytes,
+        chunkBytes,
+        chunkCount,
+        clientAddress: address,
+      },
+      principal.admit,
+    )
     return engine.receiveChunk(upload, index, body)
   }
 
-  return new Elysia({ name: 'dropzone' })
+  return new Elysia({ name: `dropzone:${options.path}` })
     .post(
-      '/upload',
-      async ({ request, query, server }) => {
+      options.path,
+      async ({ request, query, server, params }) => {
+        const principal = options.authorize(request, params as Record<string, string>)
         const declared = Number(request.headers.get('content-length') ?? Number.NaN)
         if (declared > config.maxFileBytes + ENVELOPE_BYTES) {
           throw new HttpError(413, `The request is ${declared} bytes; the largest file accepted is ${config.maxFileBytes} bytes`)
@@ -137,7 +165,7 @@ export function dropzoneRoutes(deps: AppDeps) {
         if (!request.body) throw new HttpError(400, 'The request has no body')
         const reader = request.body.getReader()
         try {
-          return await receive(request, reader, query, clientAddress(request, server, config.trustProxy))
+          return await receive(principal, request, reader, query, clientAddress(request, server, config.trustProxy))
         } catch (error) {
           if (declared <= DRAIN_LIMIT_BYTES) await drainReader(reader)
           throw error
@@ -145,12 +173,13 @@ export function dropzoneRoutes(deps: AppDeps) {
       },
       { parse: 'none' },
     )
-    .get('/upload/:key', ({ params }) => {
-      const upload = engine.findByClientKey(OWNER, params.key)
+    .get(`${options.path}/:key`, ({ request, params }) => {
+      const principal = options.authorize(request, params as Record<string, string>)
+      const upload = engine.findByClientKey(principal.owner, (params as Record<string, string>).key!)
       if (!upload) throw new HttpError(404, 'No such upload')
       const status = engine.status(upload.id)
       const chunks = status.state === 'complete' ? [...Array(status.chunkCount).keys()] : engine.receivedChunks(upload.id)
-      return { ...uploadJson(status), chunks }
+      return { ...uploadJson(principal, status), chunks }
     })
 }
 

@@ -6,6 +6,7 @@ import { ROOT_FOLDER_ID } from '../db/schema.ts'
 import type { UploadEngine } from '../engine/engine.ts'
 import { HttpError } from '../errors.ts'
 import { clientAddress } from '../http/client-address.ts'
+import type { UploadPrincipal } from './principal.ts'
 
 /**
  * tus 1.0 (https://tus.io/protocols/resumable-upload) in front of the upload engine: core
@@ -23,19 +24,12 @@ const REQUEST_HEADERS =
 const EXPOSED_HEADERS =
   'Upload-Offset, Location, Upload-Length, Tus-Version, Tus-Resumable, Tus-Max-Size, Tus-Extension, Tus-Checksum-Algorithm, Upload-Metadata, Upload-Defer-Length, Upload-Concat, Upload-Expires'
 
-/** Who is uploading: the admin now; a drop link later brings its own owner and folder. */
-export interface TusPrincipal {
-  owner: string
-  /** Uploads always land here, whatever the metadata says. */
-  folderId?: number
-}
-
 export interface TusOptions {
+  /** Route prefix of the endpoint; may hold params (a drop link's token). */
   prefix: string
   engine: UploadEngine
   config: Config
-  clock: () => number
-  authorize: (request: Request) => TusPrincipal
+  authorize: (request: Request, params: Record<string, string>) => UploadPrincipal
 }
 
 /** Upload-Metadata: comma-separated "key base64value" pairs (value optional). */
@@ -85,9 +79,13 @@ export function tusRoutes(options: TusOptions) {
   const expires = (upload: UploadRow): Record<string, string> =>
     upload.state === 'receiving' ? { 'upload-expires': new Date(upload.updatedAt + config.uploadTtlMs).toUTCString() } : {}
 
-  const location = (upload: UploadRow) => `${prefix}/${upload.id}`
+  /** The endpoint's own path as the client called it (prefixes may hold a token). */
+  const endpointOf = (request: Request, isUpload: boolean) => {
+    const path = new URL(request.url).pathname.replace(/\/$/, '')
+    return isUpload ? path.slice(0, path.lastIndexOf('/')) : path
+  }
 
-  function ownUpload(principal: TusPrincipal, id: string): UploadRow {
+  function ownUpload(principal: UploadPrincipal, id: string): UploadRow {
     const upload = /^[a-z0-9]{32}$/.test(id) ? engine.find(id) : undefined
     if (!upload || upload.owner !== principal.owner || upload.protocol !== 'tus') throw new HttpError(404, 'No such upload')
     if (upload.state === 'expired' || upload.state === 'cancelled') throw new HttpError(410, `This upload has ${upload.state === 'expired' ? 'expired' : 'been terminated'}`)
@@ -114,9 +112,12 @@ export function tusRoutes(options: TusOptions) {
     return { body: tapped(), verify }
   }
 
-  async function create(request: Request, principal: TusPrincipal, address: string | null) {
+  async function create(request: Request, principal: UploadPrincipal, address: string | null) {
+    const endpoint = endpointOf(request, false)
     const metadata = parseMetadata(request.headers.get('upload-metadata'))
     const concat = request.headers.get('upload-concat')
+    if (principal.sizeUpFront && concat !== null) throw new HttpError(400, 'Concatenated (parallel) tus uploads are not available here')
+    if (principal.sizeUpFront && request.headers.has('upload-defer-length')) throw new HttpError(400, 'Upload-Length is required here')
     const folderId = principal.folderId ?? folderFrom(metadata.get('folder'))
     const fileName = metadata.get('filename') ?? metadata.get('name') ?? ''
     const base = { protocol: 'tus' as const, owner: principal.owner, folderId, fileName, clientAddress: address, metadata: request.headers.get('upload-metadata') }
@@ -130,7 +131,7 @@ export function tusRoutes(options: TusOptions) {
         .map((url) => new URL(url, request.url).pathname.split('/').pop() ?? '')
       for (const id of partIds) ownUpload(principal, id)
       const upload = await engine.concatenate(base, partIds)
-      return respond(201, { location: location(upload), ...expires(upload) })
+      return respond(201, { location: `${endpoint}/${upload.id}`, ...expires(upload) })
     }
     if (concat !== null && concat !== 'partial') throw new HttpError(400, 'Upload-Concat must be "partial" or "final;<urls>"')
     const length = wholeNumberHeader(request, 'Upload-Length')
@@ -138,7 +139,7 @@ export function tusRoutes(options: TusOptions) {
     if (deferred !== null && deferred !== '1') throw new HttpError(400, 'Upload-Defer-Length must be 1')
     if ((length === null) === (deferred === null)) throw new HttpError(400, 'Send either Upload-Length or Upload-Defer-Length: 1')
     if (!fileName && concat !== 'partial') throw new HttpError(400, 'Upload-Metadata needs a filename')
-    let upload = await engine.createStream({ ...base, totalBytes: length, concat: concat === 'partial' ? 'partial' : undefined })
+    let upload = await engine.createStream({ ...base, totalBytes: length, concat: concat === 'partial' ? 'partial' : undefined }, principal.admit)
     if (request.body && request.headers.get('content-type') === OFFSET_STREAM) {
       // creation-with-upload: the first bytes ride along with the creation request.
       upload = await withLock(upload.id, () => {
@@ -147,10 +148,10 @@ export function tusRoutes(options: TusOptions) {
       })
     }
     // Always sent: tus-js-client expects it whenever it asked for creation-with-upload.
-    return respond(201, { location: location(upload), 'upload-offset': String(upload.receivedBytes), ...expires(upload) })
+    return respond(201, { location: `${endpoint}/${upload.id}`, 'upload-offset': String(upload.receivedBytes), ...expires(upload) })
   }
 
-  function head(upload: UploadRow) {
+  function head(request: Request, upload: UploadRow) {
     const headers: Record<string, string> = {
       'upload-offset': String(upload.receivedBytes),
       'cache-control': 'no-store',
@@ -162,7 +163,8 @@ export function tusRoutes(options: TusOptions) {
     if (upload.concat === 'partial') headers['upload-concat'] = 'partial'
     if (upload.concat === 'final') {
       const parts = JSON.parse(upload.partIds ?? '[]') as string[]
-      headers['upload-concat'] = `final;${parts.map((id) => `${prefix}/${id}`).join(' ')}`
+      const endpoint = endpointOf(request, true)
+      headers['upload-concat'] = `final;${parts.map((id) => `${endpoint}/${id}`).join(' ')}`
     }
     return respond(200, headers)
   }
@@ -247,13 +249,13 @@ export function tusRoutes(options: TusOptions) {
   /** X-HTTP-Method-Override lets clients behind proxies that only pass GET and POST speak tus. */
   const method = (request: Request) => request.headers.get('x-http-method-override')?.toUpperCase() ?? request.method
 
-  const onUpload = async ({ request, params }: { request: Request; params: { id: string } }) =>
+  const onUpload = async ({ request, params }: { request: Request; params: Record<string, string> }) =>
     handle(request, () => {
-      const principal = options.authorize(request)
-      const upload = ownUpload(principal, params.id)
+      const principal = options.authorize(request, params)
+      const upload = ownUpload(principal, params.id!)
       switch (method(request)) {
         case 'HEAD':
-          return head(upload)
+          return head(request, upload)
         case 'PATCH':
           return patch(request, upload)
         case 'DELETE':
@@ -264,8 +266,8 @@ export function tusRoutes(options: TusOptions) {
     })
 
   const onDiscovery = ({ request }: { request: Request }) => handle(request, () => discovery(request))
-  const onCreate = ({ request, server }: { request: Request; server: Server<unknown> | null }) =>
-    handle(request, () => create(request, options.authorize(request), clientAddress(request, server, config.trustProxy)))
+  const onCreate = ({ request, server, params }: { request: Request; server: Server<unknown> | null; params: Record<string, string> }) =>
+    handle(request, () => create(request, options.authorize(request, params), clientAddress(request, server, config.trustProxy)))
 
   return new Elysia({ name: `tus:${prefix}` })
     .options(prefix, onDiscovery)

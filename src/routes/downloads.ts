@@ -1,6 +1,7 @@
 import { Elysia } from 'elysia'
 import type { AppDeps } from '../app.ts'
-import { findFile } from '../db/files.ts'
+import { findFile, type FileRow } from '../db/files.ts'
+import type { BlobStore } from '../storage/types.ts'
 import { HttpError } from '../errors.ts'
 import { contentDisposition } from '../http/content-disposition.ts'
 import { parseRange } from '../http/range.ts'
@@ -21,41 +22,49 @@ export function previewKind(mimeType: string): 'image' | 'video' | 'audio' | 'pd
   return null
 }
 
+/**
+ * A stored file as an HTTP response: attachment (download) or inline (preview), with ETag,
+ * conditional requests and single byte ranges.
+ */
+export function fileResponse(blobs: BlobStore, file: FileRow, request: Request, disposition: 'attachment' | 'inline'): Response {
+  // Text is previewed as escaped source on our page; inline serving is for media the browser renders.
+  if (disposition === 'inline' && !['image', 'video', 'audio', 'pdf'].includes(previewKind(file.mimeType) ?? '')) {
+    throw new HttpError(404, 'This file has no preview')
+  }
+  const etag = `"${file.sha256}"`
+  const headers: Record<string, string> = {
+    'accept-ranges': 'bytes',
+    etag,
+    'content-type': file.mimeType,
+    'content-disposition': contentDisposition(file.name, disposition),
+    'cache-control': 'private, no-cache',
+    // Uploaded HTML or SVG must never run as our origin. Chrome's PDF viewer refuses sandboxed
+    // documents, so an inline PDF (a type nosniff keeps from being read as HTML) gets a CSP
+    // that only forbids it to load anything.
+    'content-security-policy': disposition === 'inline' && file.mimeType === 'application/pdf' ? "default-src 'none'" : 'sandbox',
+    'x-content-type-options': 'nosniff',
+  }
+  const ifNoneMatch = request.headers.get('if-none-match')
+  if (ifNoneMatch && ifNoneMatch.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag)) {
+    return new Response(null, { status: 304, headers })
+  }
+  const ifRange = request.headers.get('if-range')
+  const range = ifRange && ifRange !== etag ? null : parseRange(request.headers.get('range'), file.sizeBytes)
+  if (range === 'unsatisfiable') {
+    return new Response(null, { status: 416, headers: { ...headers, 'content-range': `bytes */${file.sizeBytes}` } })
+  }
+  const { start, end } = range ?? { start: 0, end: file.sizeBytes }
+  if (range) headers['content-range'] = `bytes ${start}-${end - 1}/${file.sizeBytes}`
+  headers['content-length'] = String(end - start)
+  const body = request.method === 'HEAD' ? null : blobs.body(file.sha256, start, end)
+  return new Response(body, { status: range ? 206 : 200, headers })
+}
+
 export function downloadRoutes(deps: AppDeps) {
   const serve = ({ params, request }: { params: { id: string }; request: Request }, disposition: 'attachment' | 'inline') => {
     const file = findFile(deps.db, fileId(params.id))
     if (!file) throw new HttpError(404, 'No such file')
-    // Text is previewed as escaped source on our page; inline serving is for media the browser renders.
-    if (disposition === 'inline' && !['image', 'video', 'audio', 'pdf'].includes(previewKind(file.mimeType) ?? '')) {
-      throw new HttpError(404, 'This file has no preview')
-    }
-    const etag = `"${file.sha256}"`
-    const headers: Record<string, string> = {
-      'accept-ranges': 'bytes',
-      etag,
-      'content-type': file.mimeType,
-      'content-disposition': contentDisposition(file.name, disposition),
-      'cache-control': 'private, no-cache',
-      // Uploaded HTML or SVG must never run as our origin. Chrome's PDF viewer refuses sandboxed
-      // documents, so an inline PDF (a type nosniff keeps from being read as HTML) gets a CSP
-      // that only forbids it to load anything.
-      'content-security-policy': disposition === 'inline' && file.mimeType === 'application/pdf' ? "default-src 'none'" : 'sandbox',
-      'x-content-type-options': 'nosniff',
-    }
-    const ifNoneMatch = request.headers.get('if-none-match')
-    if (ifNoneMatch && ifNoneMatch.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag)) {
-      return new Response(null, { status: 304, headers })
-    }
-    const ifRange = request.headers.get('if-range')
-    const range = ifRange && ifRange !== etag ? null : parseRange(request.headers.get('range'), file.sizeBytes)
-    if (range === 'unsatisfiable') {
-      return new Response(null, { status: 416, headers: { ...headers, 'content-range': `bytes */${file.sizeBytes}` } })
-    }
-    const { start, end } = range ?? { start: 0, end: file.sizeBytes }
-    if (range) headers['content-range'] = `bytes ${start}-${end - 1}/${file.sizeBytes}`
-    headers['content-length'] = String(end - start)
-    const body = request.method === 'HEAD' ? null : deps.blobs.body(file.sha256, start, end)
-    return new Response(body, { status: range ? 206 : 200, headers })
+    return fileResponse(deps.blobs, file, request, disposition)
   }
   const download = (ctx: { params: { id: string }; request: Request }) => serve(ctx, 'attachment')
   const preview = (ctx: { params: { id: string }; request: Request }) => serve(ctx, 'inline')

@@ -12,7 +12,7 @@ test('interpolated values are escaped unless marked raw', () => {
 test('a file list shows hostile file names as text', () => {
   const name = '"><script>alert(1)</script>'
   const file = { id: 1, folderId: 1, name, sizeBytes: 1, sha256: 'a'.repeat(64), mimeType: 'text/plain', uploadId: null, createdAt: 0, deletedAt: null }
-  const folder = { id: 2, parentId: 1, name, createdAt: 0, deletedAt: null }
+  const folder = { id: 2, parentId: 1, name, createdAt: 0, deletedAt: null, passwordHash: null }
   const out = fileArea({
     folder,
     path: [folder],

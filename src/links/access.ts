@@ -1,0 +1,117 @@
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
+import { eq } from 'drizzle-orm'
+import type { Db } from '../db/open.ts'
+import { findLinkByTokenHash, folderPasswordHash, linkUsage, type LinkRow } from '../db/links.ts'
+import { settings } from '../db/schema.ts'
+import type { Admission } from '../db/uploads.ts'
+import { mimeTypeOf } from '../engine/file-names.ts'
+import { HttpError } from '../errors.ts'
+
+/** 192 random bits, URL-safe: unguessable, and short enough to paste. */
+export const newLinkToken = () => randomBytes(24).toString('base64url')
+
+/** Links are looked up by the token's hash: lookups take the same time whatever the token. */
+export const hashLinkToken = (token: string) => createHash('sha256').update(token).digest('hex')
+
+export type LinkState = 'active' | 'disabled' | 'expired'
+
+export function linkState(link: LinkRow, now: number): LinkState {
+  if (link.disabled) return 'disabled'
+  if (link.expiresAt !== null && link.expiresAt <= now) return 'expired'
+  return 'active'
+}
+
+/** The link a token opens, if it is usable right now. Checked on every request, so disabling works at once. */
+export function openLink(db: Db, token: string, now: number): LinkRow {
+  const link = /^[A-Za-z0-9_-]{20,64}$/.test(token) ? findLinkByTokenHash(db, hashLinkToken(token)) : undefined
+  if (!link) throw new HttpError(404, 'There is no drop link at this address')
+  const state = linkState(link, now)
+  if (state === 'expired') throw new HttpError(410, 'This drop link has expired')
+  if (state === 'disabled') throw new HttpError(410, 'This drop link has been switched off')
+  return link
+}
+
+/** The password a visitor must give: the link's own, else the nearest protected folder's. */
+export function requiredPasswordHash(db: Db, link: LinkRow): string | null {
+  return link.passwordHash ?? folderPasswordHash(db, link.folderId)
+}
+
+/** Server-side secret for signing unlock cookies, made once and kept in the database. */
+export function cookieSecret(db: Db): Buffer {
+  const stored = db.select().from(settings).where(eq(settings.key, 'cookie_secret')).get()
+  if (stored) return Buffer.from(stored.value, 'base64')
+  const secret = randomBytes(32)
+  db.insert(settings).values({ key: 'cookie_secret', value: secret.toString('base64') }).onConflictDoNothing().run()
+  return Buffer.from(db.select().from(settings).where(eq(settings.key, 'cookie_secret')).get()!.value, 'base64')
+}
+
+export const UNLOCK_TTL_MS = 12 * 3_600_000
+
+/**
+ * "This browser gave the right password for this link": signed, expiring, and tied to the link
+ * and to the password in force (changing the password locks everyone out again).
+ */
+export class UnlockCookies {
+  constructor(private readonly secret: Buffer) {}
+
+  name(link: LinkRow) {
+    return `dropfold_unlock_${link.id}`
+  }
+
+  private mac(link: LinkRow, expires: number, passwordHash: string) {
+    return createHmac('sha256', this.secret).update(`${link.id}.${expires}.${passwordHash}`).digest('base64url')
+  }
+
+  value(link: LinkRow, passwordHash: string, now: number) {
+    const expires = now + UNLOCK_TTL_MS
+    return `${expires}.${this.mac(link, expires, passwordHash)}`
+  }
+
+  valid(link: LinkRow, passwordHash: string, value: string | undefined, now: number): boolean {
+    const m = /^(\d{1,16})\.([A-Za-z0-9_-]{43})$/.exec(value ?? '')
+    if (!m) return false
+    const expires = Number(m[1])
+    if (expires <= now) return false
+    const expected = Buffer.from(this.mac(link, expires, passwordHash))
+    const given = Buffer.from(m[2]!)
+    return expected.length === given.length && timingSafeEqual(expected, given)
+  }
+}
+
+/** Parses "image/*, .pdf, video/mp4" into a test on file names. */
+export function typeFilter(allowed: string | null): ((fileName: string) => boolean) | null {
+  const patterns = (allowed ?? '')
+    .split(',')
+    .map((p) => p.trim().toLowerCase())
+    .filter(Boolean)
+  if (patterns.length === 0) return null
+  return (fileName) => {
+    const name = fileName.toLowerCase()
+    const type = mimeTypeOf(fileName).toLowerCase()
+    return patterns.some((p) =>
+      p.startsWith('.') ? name.endsWith(p) : p.endsWith('/*') ? type.startsWith(p.slice(0, -1)) : type === p,
+    )
+  }
+}
+
+/** A drop link's limits, checked in the same transaction that creates each upload. */
+export function linkAdmission(link: LinkRow): Admission {
+  const typeAllowed = typeFilter(link.allowedTypes)
+  return (db, upload) => {
+    if (typeAllowed && !typeAllowed(upload.fileName)) {
+      throw new HttpError(415, `This link accepts only these kinds of files: ${link.allowedTypes}`)
+    }
+    if (link.maxFileBytes !== null && upload.totalBytes > link.maxFileBytes) {
+      throw new HttpError(413, `The file is ${upload.totalBytes} bytes; this link accepts files up to ${link.maxFileBytes} bytes`)
+    }
+    const usage = linkUsage(db, link.id)
+    if (link.maxFiles !== null && usage.files + usage.inProgress >= link.maxFiles) {
+      throw new HttpError(403, `This link accepts at most ${link.maxFiles} files, and has them`)
+    }
+    const used = usage.fileBytes + usage.inProgressBytes
+    if (link.maxTotalBytes !== null && used + upload.totalBytes > link.maxTotalBytes) {
+      const left = Math.max(0, link.maxTotalBytes - used)
+      throw new HttpError(413, `This link accepts ${link.maxTotalBytes} bytes in total and has ${left} bytes left; the file is ${upload.totalBytes} bytes`)
+    }
+  }
+}

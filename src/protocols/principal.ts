@@ -1,0 +1,18 @@
+import type { Admission } from '../db/uploads.ts'
+
+/**
+ * Who is uploading, as a protocol adapter's `authorize` hook decides it: the admin (uploads go
+ * where the client says) or a drop link (uploads go into its folder, within its limits).
+ */
+export interface UploadPrincipal {
+  /** Uploads are keyed and listed by this: "admin" or "link:<id>". */
+  owner: string
+  /** When set, uploads always land here, whatever the client asks for. */
+  folderId?: number
+  /** Checked atomically with the creation of every new upload. */
+  admit?: Admission
+  /** Drop links need the size up front (tus deferred length and concatenation are refused). */
+  sizeUpFront?: boolean
+  /** Where this client may download a stored file, or null if it may not (default: the admin URL). */
+  fileUrl?: (fileId: number) => string | null
+}

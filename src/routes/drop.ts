@@ -1,0 +1,153 @@
+import type { Server } from 'bun'
+import { Elysia } from 'elysia'
+import type { AppDeps } from '../app.ts'
+import { AttemptLimiter } from '../auth/rate-limit.ts'
+import { logActivity } from '../db/activity.ts'
+import { findFile } from '../db/files.ts'
+import * as library from '../db/library.ts'
+import { linkOwner, linkUsage, type LinkRow } from '../db/links.ts'
+import { HttpError } from '../errors.ts'
+import { clientAddress } from '../http/client-address.ts'
+import { readCookie } from '../http/cookies.ts'
+import { linkAdmission, openLink, requiredPasswordHash, UnlockCookies, UNLOCK_TTL_MS, cookieSecret } from '../links/access.ts'
+import { dropzoneRoutes } from '../protocols/dropzone.ts'
+import type { UploadPrincipal } from '../protocols/principal.ts'
+import { tusRoutes } from '../protocols/tus.ts'
+import { dropFileList, dropPage, linkGonePage, unlockPage } from '../../views/drop.ts'
+import { htmlResponse } from '../../views/html.ts'
+import { fileResponse } from './downloads.ts'
+
+/** A hash to verify against when there is nothing to verify, so every refusal costs the same. */
+const DUMMY_HASH = Bun.password.hashSync('dropfold-no-password', { algorithm: 'argon2id' })
+const FILE_LIST_LIMIT = 500
+
+/**
+ * What a drop link (/d/<token>) opens for a visitor without an account: its upload page, the
+ * Dropzone and tus endpoints bound to its folder and limits, and (if allowed) that folder's
+ * files. Nothing else of the server is reachable through it.
+ */
+export function dropRoutes(deps: AppDeps) {
+  const { db, config } = deps
+  const unlocks = new UnlockCookies(cookieSecret(db))
+  const limiter = new AttemptLimiter()
+
+  function isUnlocked(request: Request, link: LinkRow): boolean {
+    const hash = requiredPasswordHash(db, link)
+    return hash === null || unlocks.valid(link, hash, readCookie(request, unlocks.name(link)), deps.clock())
+  }
+
+  /** The link behind a request, checked on every request: disabling or expiry takes effect at once. */
+  function linkFor(request: Request, token: string): LinkRow {
+    const link = openLink(db, token, deps.clock())
+    if (!isUnlocked(request, link)) throw new HttpError(401, 'Enter the password of this link first')
+    return link
+  }
+
+  const principal = (request: Request, params: Record<string, string>): UploadPrincipal => {
+    const link = linkFor(request, params.token ?? '')
+    return {
+      owner: linkOwner(link.id),
+      folderId: link.folderId,
+      admit: linkAdmission(link),
+      sizeUpFront: true,
+      fileUrl: (fileId) => (link.allowDownload ? `/d/${params.token}/files/${fileId}/download` : null),
+    }
+  }
+
+  function folderFiles(link: LinkRow) {
+    return library.filePage(db, { folderId: link.folderId, sort: 'date', direction: 'desc', filter: '', limit: FILE_LIST_LIMIT, offset: 0 })
+  }
+
+  function page(request: Request, token: string) {
+    let link: LinkRow
+    try {
+      link = openLink(db, token, deps.clock())
+    } catch (error) {
+      if (error instanceof HttpError) return htmlResponse(linkGonePage({ status: error.status, message: error.message }), error.status)
+      throw error
+    }
+    if (!isUnlocked(request, link)) return htmlResponse(unlockPage({ label: link.label, token }))
+    return htmlResponse(
+      dropPage({
+        link,
+        token,
+        usage: linkUsage(db, link.id),
+        chunkBytes: config.chunkBytes,
+        maxFileBytes: Math.min(config.maxFileBytes, link.maxFileBytes ?? Number.POSITIVE_INFINITY),
+        files: link.allowDownload && !library.isInTrash(db, link.folderId) ? folderFiles(link) : null,
+      }),
+    )
+  }
+
+  async function unlock(request: Request, token: string, server: Server<unknown> | null) {
+    const address = clientAddress(request, server, config.trustProxy) ?? 'unknown'
+    const now = deps.clock()
+    let password = ''
+    try {
+      const value = (await request.formData()).get('password')
+      if (typeof value === 'string') password = value
+    } catch {
+      // No form, no password.
+    }
+    let link: LinkRow | null = null
+    try {
+      link = openLink(db, token, now)
+    } catch (error) {
+      if (!(error instanceof HttpError)) throw error
+    }
+    const key = `${address}|${link ? `link:${link.id}` : 'unknown'}`
+    const waitMs = limiter.waitMs(key, now) || limiter.waitMs(address, now)
+    if (waitMs > 0) {
+      const seconds = Math.ceil(waitMs / 1000)
+      return htmlResponse(unlockPage({ label: link?.label ?? 'Drop link', token, error: `Too many wrong passwords. Try again in ${seconds} seconds.` }), 429, {
+        'retry-after': String(seconds),
+      })
+    }
+    const hash = link ? requiredPasswordHash(db, link) : null
+    // Every attempt pays for one password check, whether or not the link exists.
+    const right = await Bun.password.verify(password, hash ?? DUMMY_HASH)
+    if (!link) return htmlResponse(linkGonePage({ status: 404, message: 'There is no drop link at this address' }), 404)
+    if (hash === null) return new Response(null, { status: 303, headers: { location: `/d/${token}` } })
+    if (!right) {
+      limiter.failed(key, now)
+      limiter.failed(address, now)
+      logActivity(db, now, { actor: 'anonymous', action: 'link.unlock.failure', target: link.label, details: { link: link.id }, clientAddress: address })
+      return htmlResponse(unlockPage({ label: link.label, token, error: 'Wrong password.' }), 401)
+    }
+    limiter.succeeded(key)
+    logActivity(db, now, { actor: linkOwner(link.id), action: 'link.unlock.success', target: link.label, clientAddress: address })
+    const cookie = [
+      `${unlocks.name(link)}=${unlocks.value(link, hash, now)}`,
+      `Path=/d/${token}`,
+      `Max-Age=${UNLOCK_TTL_MS / 1000}`,
+      'HttpOnly',
+      'SameSite=Lax',
+      ...(config.secureCookies ? ['Secure'] : []),
+    ].join('; ')
+    return new Response(null, { status: 303, headers: { location: `/d/${token}`, 'set-cookie': cookie } })
+  }
+
+  function downloadable(request: Request, token: string, fileId: string) {
+    const link = linkFor(request, token)
+    if (!link.allowDownload) throw new HttpError(403, 'This link does not let visitors download')
+    const file = /^\d{1,15}$/.test(fileId) ? findFile(db, Number(fileId)) : undefined
+    if (!file || file.folderId !== link.folderId || file.deletedAt !== null || library.isInTrash(db, file.folderId)) {
+      throw new HttpError(404, 'No such file')
+    }
+    return file
+  }
+
+  return new Elysia({ name: 'drop-links' })
+    .get('/d/:token', ({ request, params }) => page(request, params.token))
+    .post('/d/:token/unlock', ({ request, params, server }) => unlock(request, params.token, server), { parse: 'none' })
+    .get('/d/:token/files', ({ request, params }) => {
+      const link = linkFor(request, params.token)
+      if (!link.allowDownload) throw new HttpError(403, 'This link does not let visitors see the folder')
+      return htmlResponse(dropFileList(params.token, folderFiles(link)))
+    })
+    .get('/d/:token/files/:id/download', ({ request, params }) =>
+      fileResponse(deps.blobs, downloadable(request, params.token, params.id), request, 'attachment'),
+    )
+    .use(dropzoneRoutes({ path: '/d/:token/upload', engine: deps.engine, config, authorize: principal }))
+    .use(tusRoutes({ prefix: '/d/:token/tus', engine: deps.engine, config, authorize: principal }))
+}

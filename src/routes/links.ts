@@ -1,0 +1,190 @@
+import type { Server } from 'bun'
+import { Elysia } from 'elysia'
+import type { AppDeps } from '../app.ts'
+import { hashPassword } from '../auth/admin-password.ts'
+import { ConfigError, parseBytes } from '../config.ts'
+import { logActivity } from '../db/activity.ts'
+import * as library from '../db/library.ts'
+import * as linksDb from '../db/links.ts'
+import type { LinkRow, NewLink } from '../db/links.ts'
+import { HttpError } from '../errors.ts'
+import { clientAddress } from '../http/client-address.ts'
+import { hashLinkToken, linkState, newLinkToken } from '../links/access.ts'
+import { htmlResponse } from '../../views/html.ts'
+import { linkPage, linksPage, type LinkLine } from '../../views/links.ts'
+import { act, formId, pathId, readForm, succeeded, takeFlash } from './respond.ts'
+
+const DAY_MS = 86_400_000
+type Ctx = { request: Request; params: { id: string }; server: Server<unknown> | null }
+
+function optionalSize(form: FormData, name: string, label: string): number | null | undefined {
+  const text = String(form.get(name) ?? '').trim()
+  if (text === '') return null
+  try {
+    return parseBytes(text, label)
+  } catch (error) {
+    if (error instanceof ConfigError) throw new HttpError(400, error.message)
+    throw error
+  }
+}
+
+function optionalCount(form: FormData, name: string, label: string, max: number): number | null {
+  const text = String(form.get(name) ?? '').trim()
+  if (text === '') return null
+  if (!/^\d{1,9}$/.test(text) || Number(text) < 1 || Number(text) > max) throw new HttpError(400, `${label} must be a whole number from 1 to ${max}`)
+  return Number(text)
+}
+
+function allowedTypes(form: FormData): string | null {
+  const text = String(form.get('allowedTypes') ?? '').trim()
+  if (text === '') return null
+  const parts = text.split(',').map((p) => p.trim()).filter(Boolean)
+  for (const part of parts) {
+    if (!/^(\.[A-Za-z0-9._-]{1,20}|[a-z0-9.+-]+\/(\*|[a-z0-9.+-]+))$/i.test(part)) {
+      throw new HttpError(400, `Allowed types must be extensions like .pdf or media types like image/*; "${part}" is neither`)
+    }
+  }
+  return parts.join(', ')
+}
+
+export function linkRoutes(deps: AppDeps) {
+  const { db } = deps
+  const paths = () => library.allFolderPaths(db)
+  const pathOf = (folderId: number) => paths().find((f) => f.id === folderId)?.path || '/'
+  const audit = (request: Request, server: Server<unknown> | null, action: string, target: string, details?: Record<string, unknown>) =>
+    logActivity(db, deps.clock(), { actor: 'admin', action, target, details, clientAddress: clientAddress(request, server, deps.config.trustProxy) })
+
+  function line(request: Request, link: LinkRow): LinkLine {
+    return {
+      link,
+      url: `${new URL(request.url).origin}/d/${link.token}`,
+      folderPath: library.isInTrash(db, link.folderId) ? `${pathOf(link.folderId)} (in the trash)` : pathOf(link.folderId),
+      state: linkState(link, deps.clock()),
+      usage: linksDb.linkUsage(db, link.id),
+      passwordFrom: link.passwordHash ? 'link' : linksDb.folderPasswordHash(db, link.folderId) ? 'folder' : null,
+    }
+  }
+
+  function linkOr404(id: string) {
+    const link = linksDb.findLink(db, pathId(id, 'link'))
+    if (!link) throw new HttpError(404, 'No such link')
+    return link
+  }
+
+  /** Reads the create/edit form; for an edit, blank password and expiry keep what was set. */
+  async function settings(form: FormData, existing: LinkRow | null): Promise<Partial<NewLink>> {
+    const folderId = formId(form, 'folder')
+    if (library.isInTrash(db, folderId) || !paths().some((f) => f.id === folderId)) throw new HttpError(404, `Folder ${folderId} does not exist`)
+    const label = String(form.get('label') ?? '').trim()
+    if (label === '' || label.length > 200) throw new HttpError(400, 'The label must be 1 to 200 characters')
+    const change: Partial<NewLink> = {
+      folderId,
+      label,
+      maxFileBytes: optionalSize(form, 'maxFileSize', 'Largest file'),
+      maxTotalBytes: optionalSize(form, 'maxTotalSize', 'Total size'),
+      maxFiles: optionalCount(form, 'maxFiles', 'Number of files', 1_000_000),
+      allowedTypes: allowedTypes(form),
+      allowDownload: form.get('allowDownload') !== null,
+    }
+    const days = optionalCount(form, 'expiresInDays', 'Expires in days', 36_500)
+    if (days !== null) change.expiresAt = deps.clock() + days * DAY_MS
+    else if (!existing || form.get('noExpiry') !== null) change.expiresAt = null
+    const password = String(form.get('password') ?? '')
+    if (password !== '') {
+      if (password.length < 4) throw new HttpError(400, 'A link password needs at least 4 characters')
+      change.passwordHash = await hashPassword(password)
+    } else if (!existing || form.get('removePassword') !== null) change.passwordHash = null
+    return change
+  }
+
+  const described = (link: LinkRow) => ({
+    folder: pathOf(link.folderId),
+    password: link.passwordHash !== null,
+    expiresAt: link.expiresAt,
+    maxFileBytes: link.maxFileBytes,
+    maxTotalBytes: link.maxTotalBytes,
+    maxFiles: link.maxFiles,
+    allowedTypes: link.allowedTypes,
+    allowDownload: link.allowDownload,
+  })
+
+  return new Elysia({ name: 'links' })
+    .get('/links', ({ request }) => {
+      const { flash, headers } = takeFlash(request)
+      const protectedFolders = linksDb.protectedFolders(db).map((f) => ({ id: f.id, path: pathOf(f.id) }))
+      return htmlResponse(
+        linksPage({ lines: linksDb.allLinks(db).map((link) => line(request, link)), folders: paths(), protectedFolders, flash }),
+        200,
+        headers,
+      )
+    })
+    .get('/links/:id', ({ request, params }) => {
+      const { flash, headers } = takeFlash(request)
+      const link = linkOr404(params.id)
+      return htmlResponse(linkPage({ line: line(request, link), folders: paths(), uploads: linksDb.linkUploads(db, link.id), flash }), 200, headers)
+    })
+    .post(
+      '/links',
+      ({ request, server }: Omit<Ctx, 'params'>) =>
+        act(request, '/links', async () => {
+          const change = await settings(await readForm(request), null)
+          const token = newLinkToken()
+          const link = linksDb.insertLink(db, { ...(change as NewLink), token, tokenHash: hashLinkToken(token), createdAt: deps.clock() })
+          audit(request, server, 'link.create', link.label, described(link))
+          return succeeded(request, { flash: { kind: 'notice', text: `Link “${link.label}” created. Send its address to the people who should upload.` }, redirect: `/links/${link.id}` })
+        }),
+      { parse: 'none' },
+    )
+    .post(
+      '/links/folder-password',
+      ({ request, server }: Omit<Ctx, 'params'>) =>
+        act(request, '/links', async () => {
+          const form = await readForm(request)
+          const folderId = formId(form, 'folder')
+          if (!paths().some((f) => f.id === folderId)) throw new HttpError(404, `Folder ${folderId} does not exist`)
+          if (form.get('action') === 'remove') {
+            linksDb.setFolderPassword(db, folderId, null)
+            audit(request, server, 'folder.password.remove', pathOf(folderId))
+            return succeeded(request, { flash: { kind: 'notice', text: `${pathOf(folderId)} no longer has a password.` }, redirect: '/links' })
+          }
+          const password = String(form.get('password') ?? '')
+          if (password.length < 4) throw new HttpError(400, 'A folder password needs at least 4 characters')
+          linksDb.setFolderPassword(db, folderId, await hashPassword(password))
+          audit(request, server, 'folder.password.set', pathOf(folderId))
+          return succeeded(request, { flash: { kind: 'notice', text: `${pathOf(folderId)} is now protected by a password.` }, redirect: '/links' })
+        }),
+      { parse: 'none' },
+    )
+    .post(
+      '/links/:id',
+      ({ request, params, server }: Ctx) =>
+        act(request, `/links/${params.id}`, async () => {
+          const existing = linkOr404(params.id)
+          const link = linksDb.updateLink(db, existing.id, await settings(await readForm(request), existing))!
+          audit(request, server, 'link.update', link.label, described(link))
+          return succeeded(request, { flash: { kind: 'notice', text: 'Saved. The new settings apply at once, also to uploads in progress.' }, redirect: `/links/${link.id}` })
+        }),
+      { parse: 'none' },
+    )
+    .post('/links/:id/disable', ({ request, params, server }: Ctx) =>
+      act(request, `/links/${params.id}`, () => {
+        const link = linksDb.updateLink(db, linkOr404(params.id).id, { disabled: true })!
+        audit(request, server, 'link.disable', link.label)
+        return succeeded(request, { flash: { kind: 'notice', text: `“${link.label}” is switched off; its address no longer works.` }, redirect: `/links/${link.id}` })
+      }),
+    )
+    .post('/links/:id/enable', ({ request, params, server }: Ctx) =>
+      act(request, `/links/${params.id}`, () => {
+        const link = linksDb.updateLink(db, linkOr404(params.id).id, { disabled: false })!
+        audit(request, server, 'link.enable', link.label)
+        return succeeded(request, { flash: { kind: 'notice', text: `“${link.label}” is switched on again.` }, redirect: `/links/${link.id}` })
+      }),
+    )
+    .post('/links/:id/delete', ({ request, params, server }: Ctx) =>
+      act(request, `/links/${params.id}`, () => {
+        const link = linksDb.deleteLink(db, linkOr404(params.id).id)!
+        audit(request, server, 'link.delete', link.label)
+        return succeeded(request, { flash: { kind: 'notice', text: `Deleted “${link.label}”. Files it brought in stay where they are.` }, redirect: '/links' })
+      }),
+    )
+}

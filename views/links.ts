@@ -1,0 +1,131 @@
+import type { LinkRow, LinkUsage } from '../src/db/links.ts'
+import type { UploadRow } from '../src/db/uploads.ts'
+import { formatBytes, formatDate } from './format.ts'
+import { flashBox, type Flash } from './folder.ts'
+import { html, type SafeHtml } from './html.ts'
+import { layout } from './layout.ts'
+
+export interface LinkLine {
+  link: LinkRow
+  url: string
+  folderPath: string
+  state: 'active' | 'disabled' | 'expired'
+  usage: LinkUsage
+  passwordFrom: 'link' | 'folder' | null
+}
+
+type FolderChoice = { id: number; path: string }
+
+function options(l: LinkLine): SafeHtml {
+  const { link } = l
+  const parts = [
+    l.passwordFrom === 'link' ? 'password' : l.passwordFrom === 'folder' ? "folder's password" : '',
+    link.expiresAt !== null ? `expires ${formatDate(link.expiresAt)}` : '',
+    link.maxFileBytes !== null ? `files ≤ ${formatBytes(link.maxFileBytes)}` : '',
+    link.maxTotalBytes !== null ? `total ≤ ${formatBytes(link.maxTotalBytes)}` : '',
+    link.maxFiles !== null ? `≤ ${link.maxFiles} files` : '',
+    link.allowedTypes ? `only ${link.allowedTypes}` : '',
+    link.allowDownload ? 'visitors see the folder' : 'upload only',
+  ].filter(Boolean)
+  return html`${parts.join(' · ')}`
+}
+
+/** The fields shared by "create" and "edit". */
+function linkFields(link: LinkRow | null, folders: FolderChoice[]) {
+  return html`<label>Folder <select name="folder">${folders.map((f) => html`<option value="${f.id}"${link?.folderId === f.id ? ' selected' : ''}>${f.path || '/'}</option>`)}</select></label>
+  <label>Label <input name="label" required value="${link?.label ?? ''}" placeholder="e.g. Footage from the shoot"></label>
+  <label>Password <input type="password" name="password" autocomplete="new-password" placeholder="${link?.passwordHash ? 'unchanged (type to replace)' : 'none'}"></label>
+  ${link?.passwordHash ? html`<label class="check"><input type="checkbox" name="removePassword"> Remove the password</label>` : ''}
+  <label>Expires in days <input name="expiresInDays" inputmode="numeric" value="" placeholder="${link?.expiresAt ? `now ${formatDate(link.expiresAt)}; blank keeps it` : 'never'}"></label>
+  ${link?.expiresAt ? html`<label class="check"><input type="checkbox" name="noExpiry"> Never expire</label>` : ''}
+  <label>Largest file <input name="maxFileSize" value="${link?.maxFileBytes ?? ''}" placeholder="no limit (e.g. 2G)"></label>
+  <label>Total size <input name="maxTotalSize" value="${link?.maxTotalBytes ?? ''}" placeholder="no limit (e.g. 50G)"></label>
+  <label>Number of files <input name="maxFiles" inputmode="numeric" value="${link?.maxFiles ?? ''}" placeholder="no limit"></label>
+  <label>Allowed types <input name="allowedTypes" value="${link?.allowedTypes ?? ''}" placeholder="anything (e.g. image/*, .pdf)"></label>
+  <label class="check"><input type="checkbox" name="allowDownload"${link?.allowDownload ? ' checked' : ''}> Visitors may see and download what is in the folder</label>`
+}
+
+export function linksPage(args: { lines: LinkLine[]; folders: FolderChoice[]; protectedFolders: FolderChoice[]; flash: Flash | null }) {
+  return layout({
+    title: 'Drop links',
+    signedIn: true,
+    body: html`${flashBox(args.flash)}
+<section class="card">
+  <h1>Drop links</h1>
+  ${args.lines.length === 0
+    ? html`<p class="empty">No links yet. Create one below and send its address to whoever should upload.</p>`
+    : html`<table class="files">
+  <thead><tr><th>Label</th><th>Folder</th><th>Address</th><th>Options</th><th>Received</th><th>State</th></tr></thead>
+  <tbody>${args.lines.map(
+    (l) => html`<tr>
+    <td class="name"><a href="/links/${l.link.id}">${l.link.label}</a></td>
+    <td>${l.folderPath}</td>
+    <td><input class="url" readonly value="${l.url}" aria-label="Address of ${l.link.label}" onclick="this.select()"></td>
+    <td class="type">${options(l)}</td>
+    <td>${l.usage.files} files, ${formatBytes(l.usage.fileBytes)}${l.usage.inProgress ? html`<br><span class="hint">${l.usage.inProgress} in progress</span>` : ''}</td>
+    <td><span class="state ${l.state === 'active' ? 'receiving' : 'failed'}">${l.state}</span></td>
+  </tr>`,
+  )}</tbody></table>`}
+</section>
+<section class="card">
+  <h2>New drop link</h2>
+  <form method="post" action="/links" class="stacked">
+    ${linkFields(null, args.folders)}
+    <button>Create link</button>
+  </form>
+</section>
+<section class="card">
+  <h2>Folder passwords</h2>
+  <p class="hint">Visitors reaching a protected folder (or any folder inside it) through a drop link must give its password, unless the link has its own.</p>
+  ${args.protectedFolders.length
+    ? html`<ul>${args.protectedFolders.map(
+        (f) => html`<li>${f.path || '/'} <form method="post" action="/links/folder-password" class="inline"><input type="hidden" name="folder" value="${f.id}"><input type="hidden" name="action" value="remove"><button class="secondary">Remove password</button></form></li>`,
+      )}</ul>`
+    : ''}
+  <form method="post" action="/links/folder-password" class="inline">
+    <input type="hidden" name="action" value="set">
+    <select name="folder" aria-label="Folder">${args.folders.map((f) => html`<option value="${f.id}">${f.path || '/'}</option>`)}</select>
+    <input type="password" name="password" required autocomplete="new-password" placeholder="Password" aria-label="Folder password">
+    <button>Set password</button>
+  </form>
+</section>`,
+  })
+}
+
+export function linkPage(args: { line: LinkLine; folders: FolderChoice[]; uploads: UploadRow[]; flash: Flash | null }) {
+  const { link } = args.line
+  return layout({
+    title: link.label,
+    signedIn: true,
+    body: html`<nav class="crumbs"><a href="/links">← Drop links</a></nav>
+${flashBox(args.flash)}
+<section class="card">
+  <h1>${link.label}</h1>
+  <p><input class="url wide" readonly value="${args.line.url}" aria-label="Address" onclick="this.select()"></p>
+  <p>State: <span class="state ${args.line.state === 'active' ? 'receiving' : 'failed'}">${args.line.state}</span> · ${options(args.line)}</p>
+  <p>Received ${args.line.usage.files} files (${formatBytes(args.line.usage.fileBytes)})${args.line.usage.inProgress ? `, ${args.line.usage.inProgress} in progress` : ''}.</p>
+  <div class="actions">
+    <form method="post" action="/links/${link.id}/${link.disabled ? 'enable' : 'disable'}"><button class="secondary">${link.disabled ? 'Switch on' : 'Switch off'}</button></form>
+    <form method="post" action="/links/${link.id}/delete" onsubmit="return confirm('Delete this link? Its address stops working; files already received stay.')"><button class="danger">Delete link</button></form>
+  </div>
+</section>
+<section class="card">
+  <h2>Settings</h2>
+  <form method="post" action="/links/${link.id}" class="stacked">
+    ${linkFields(link, args.folders)}
+    <button>Save</button>
+  </form>
+</section>
+<section class="card">
+  <h2>Uploads through this link</h2>
+  ${args.uploads.length === 0
+    ? html`<p class="empty">None yet.</p>`
+    : html`<table class="files"><thead><tr><th>File</th><th>Size</th><th>State</th><th>When</th><th>From</th></tr></thead><tbody>
+  ${args.uploads.map(
+    (u) => html`<tr><td class="name">${u.fileId ? html`<a href="/files/${u.fileId}">${u.fileName}</a>` : u.fileName}</td>
+    <td>${formatBytes(u.receivedBytes)} of ${formatBytes(u.totalBytes)}</td><td><span class="state ${u.state}">${u.state}</span></td>
+    <td>${formatDate(u.updatedAt)}</td><td>${u.clientAddress ?? ''}</td></tr>`,
+  )}</tbody></table>`}
+</section>`,
+  })
+}
