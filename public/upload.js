@@ -30,7 +30,8 @@ function resumeKey(folder, file) {
 
 /** Refusals that will not change on retry: a bad request, too large, gone, no space. */
 function isPermanent(status) {
-  return (status >= 400 && status < 500 && status !== 408 && status !== 429) || status === 507
+  // 408 timeout, 423 "this chunk is being received already", 429 slow down: worth another try.
+  return (status >= 400 && status < 500 && ![408, 423, 429].includes(status)) || status === 507
 }
 
 function formatBytes(bytes) {

@@ -56,7 +56,12 @@ function folderActions(l: FolderListing) {
   const isRoot = folder.parentId === null
   const targets = l.folderChoices.filter((c) => c.id !== folder.id && c.id !== folder.parentId && !c.path.startsWith(pathOf(l) + '/'))
   return html`<div class="actions">
-  ${actionForm(`/folders/${folder.id}/folders`, html`<input name="name" placeholder="New folder name" required aria-label="New folder name"> <button>New folder</button>`)}
+  ${actionForm(
+    `/folders/${folder.id}/folders`,
+    html`<input name="name" placeholder="New folder name" required aria-label="New folder name"> <button>New folder</button>`,
+    // Once the folder exists, clear the name (a refusal keeps it, to be corrected).
+    html`hx-on::after:request="if (ctx.response.raw.ok) this.reset()"`,
+  )}
   ${isRoot
     ? ''
     : html`${actionForm(`/folders/${folder.id}/rename`, html`<input name="name" value="${folder.name}" required aria-label="Folder name"> <button>Rename</button>`)}

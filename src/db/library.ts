@@ -91,7 +91,8 @@ function liveFolder(db: Db, id: number): FolderRow {
 
 function liveFileRow(db: Db, id: number): FileRow {
   const file = db.select().from(files).where(and(eq(files.id, id), isNull(files.deletedAt))).get()
-  if (!file) throw new HttpError(404, `File ${id} does not exist`)
+  // A file inside a folder in the trash is in the trash too: not to be renamed, moved or deleted on its own.
+  if (!file || isInTrash(db, file.folderId)) throw new HttpError(404, `File ${id} does not exist`)
   return file
 }
 

@@ -2,12 +2,13 @@ import { randomBytes } from 'node:crypto'
 import type { Config } from '../config.ts'
 import { HttpError } from '../errors.ts'
 import { blobIsReferenced, completeUpload, findFile, findFolder, type FileRow } from '../db/files.ts'
-import { purgeTrash } from '../db/library.ts'
+import { isInTrash, purgeTrash } from '../db/library.ts'
 import type { Db } from '../db/open.ts'
 import * as records from '../db/uploads.ts'
 import type { Admission, UploadRow } from '../db/uploads.ts'
 import { InterruptedWrite, type BlobStore, type Staging } from '../storage/types.ts'
 import { cleanFileName, mimeTypeOf } from './file-names.ts'
+import { RunningHashes } from './running-hash.ts'
 
 export interface EngineDeps {
   db: Db
@@ -106,7 +107,13 @@ export class UploadEngine {
   /** Serialises adopting and deleting the bytes of one blob. */
   private readonly blobLocks = new Map<string, Promise<void>>()
 
-  constructor(private readonly deps: EngineDeps) {}
+  /** Chunks being written right now, per upload: one request per chunk at a time. */
+  private readonly chunksInFlight = new Map<string, Set<number>>()
+  private readonly hashes: RunningHashes
+
+  constructor(private readonly deps: EngineDeps) {
+    this.hashes = new RunningHashes(deps.staging)
+  }
 
   private get db() {
     return this.deps.db
@@ -114,6 +121,7 @@ export class UploadEngine {
 
   requireFolder(folderId: number) {
     if (!findFolder(this.db, folderId)) throw new HttpError(404, `Folder ${folderId} does not exist`)
+    if (isInTrash(this.db, folderId)) throw new HttpError(404, `Folder ${folderId} is in the trash`)
   }
 
   /** Finds the upload a chunk belongs to, creating it on its first chunk, and checks the chunk agrees with it. */
@@ -188,17 +196,34 @@ export class UploadEngine {
       if (current.state === 'finalizing') await this.finalizing.get(upload.id)
       return this.status(upload.id)
     }
-    await this.ensureSpaceForChunk(expected)
-    await this.ensureStaged(current)
-    // A chunk is all or nothing: bytes of an interrupted chunk are simply not recorded.
-    const written = await this.track(upload.id, this.deps.staging.write(upload.id, offset, body, expected)).catch((error) => {
-      throw diskError(unwrap(error))
-    })
-    if (written !== expected) {
-      throw new HttpError(400, `Chunk ${index} has ${written} bytes; expected ${expected}`)
+    // Two requests writing one chunk at once could leave other bytes than the ones recorded
+    // (and hashed): the second waits its turn (423) and then finds the chunk held.
+    let inFlight = this.chunksInFlight.get(upload.id)
+    if (inFlight?.has(index)) throw new HttpError(423, `Chunk ${index} is being received by another request; retry shortly`)
+    if (!inFlight) this.chunksInFlight.set(upload.id, (inFlight = new Set()))
+    inFlight.add(index)
+    let written: number
+    try {
+      await this.ensureSpaceForChunk(expected)
+      await this.ensureStaged(current)
+      // A chunk is all or nothing: bytes of an interrupted chunk are simply not recorded.
+      written = await this.track(upload.id, this.deps.staging.write(upload.id, offset, body, expected)).catch((error) => {
+        throw diskError(unwrap(error))
+      })
+      if (written !== expected) {
+        throw new HttpError(400, `Chunk ${index} has ${written} bytes; expected ${expected}`)
+      }
+      records.recordChunk(this.db, upload.id, index, written, this.deps.clock())
+    } finally {
+      inFlight.delete(index)
+      if (inFlight.size === 0) this.chunksInFlight.delete(upload.id)
     }
-    const after = records.recordChunk(this.db, upload.id, index, written, this.deps.clock())
+    const after = records.findUpload(this.db, upload.id)
     this.noteProgress(upload.id, written)
+    this.hashes.advance(
+      upload.id,
+      this.hashes.contiguousPrefix(upload.id, upload.chunkBytes, upload.totalBytes, (i) => records.hasChunk(this.db, upload.id, i)),
+    )
     const allHere = after?.state === 'receiving' && after.receivedChunks === after.chunkCount
     // A duplicate that finished writing after another request began finalising waits for it too.
     if (allHere || after?.state === 'finalizing') await this.finalize(upload.id)
@@ -329,10 +354,12 @@ export class UploadEngine {
       verify?.(written)
     } catch (error) {
       const durable = error instanceof InterruptedWrite && !verify && !(error.cause instanceof HttpError) ? error.durableBytes : 0
-      if (durable > 0) records.recordBytes(this.db, upload.id, offset, durable, this.deps.clock())
+      if (durable > 0 && records.recordBytes(this.db, upload.id, offset, durable, this.deps.clock())) {
+        this.hashes.advance(upload.id, offset + durable)
+      }
       throw diskError(unwrap(error))
     }
-    records.recordBytes(this.db, upload.id, offset, written, this.deps.clock())
+    if (records.recordBytes(this.db, upload.id, offset, written, this.deps.clock())) this.hashes.advance(upload.id, offset + written)
     this.noteProgress(upload.id, written)
     const after = records.findUpload(this.db, upload.id)!
     if (!after.lengthDeferred && after.receivedBytes === after.totalBytes) await this.completeStream(upload.id)
@@ -371,7 +398,10 @@ export class UploadEngine {
   /** All bytes of a streamed upload are here: a partial waits for its final, anything else becomes a file. */
   private async completeStream(uploadId: string) {
     const upload = records.findUpload(this.db, uploadId)!
-    if (upload.concat === 'partial') records.markPartialComplete(this.db, uploadId, this.deps.clock())
+    if (upload.concat === 'partial') {
+      records.markPartialComplete(this.db, uploadId, this.deps.clock())
+      this.hashes.forget(uploadId)
+    }
     else await this.finalize(uploadId)
   }
 
@@ -445,7 +475,7 @@ export class UploadEngine {
         if (stagedSize !== upload.totalBytes) {
           throw new HttpError(500, `Staged file has ${stagedSize} bytes; expected ${upload.totalBytes}`)
         }
-        sha256 = await hashStream(staging.read(uploadId))
+        sha256 = await this.hashes.digest(uploadId, upload.totalBytes)
         records.setUploadHash(this.db, uploadId, sha256)
       }
       const hash = sha256
@@ -522,6 +552,7 @@ export class UploadEngine {
 
   async fail(uploadId: string, reason: string) {
     records.transition(this.db, uploadId, ['receiving'], 'failed', this.deps.clock(), reason)
+    this.hashes.forget(uploadId)
     await this.deps.staging.remove(uploadId)
   }
 
@@ -534,6 +565,7 @@ export class UploadEngine {
 
   async cancel(uploadId: string) {
     if (!records.transition(this.db, uploadId, ['receiving'], 'cancelled', this.deps.clock())) return false
+    this.hashes.forget(uploadId)
     await this.deps.staging.remove(uploadId)
     return true
   }
@@ -545,6 +577,7 @@ export class UploadEngine {
     for (const upload of records.staleUploads(this.db, now - this.deps.config.uploadTtlMs)) {
       if (this.writes.get(upload.id)?.size) continue
       if (records.transition(this.db, upload.id, ['receiving'], 'expired', now)) {
+        this.hashes.forget(upload.id)
         await this.deps.staging.remove(upload.id)
         expired++
       }
@@ -614,10 +647,4 @@ async function* limitBytes(body: AsyncIterable<Uint8Array>, maxBytes: number): A
     if (total > maxBytes) throw new HttpError(413, `The file is larger than the ${maxBytes}-byte limit`)
     yield piece
   }
-}
-
-export async function hashStream(stream: ReadableStream<Uint8Array>): Promise<string> {
-  const hasher = new Bun.CryptoHasher('sha256')
-  for await (const piece of stream) hasher.update(piece)
-  return hasher.digest('hex')
 }

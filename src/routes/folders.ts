@@ -132,6 +132,8 @@ export function folderRoutes(deps: AppDeps) {
         const returnQuery = new URLSearchParams(String(form.get('return') ?? ''))
         const back = `/folders/${folderId}?${returnQuery}`
         return act(request, back, () => {
+          // The listing re-rendered afterwards must exist, or the action would be done yet reported as refused.
+          liveFolderOr404(folderId)
           const ids = form.getAll('ids').map((v) => {
             if (typeof v !== 'string' || !/^\d{1,15}$/.test(v)) throw new HttpError(400, 'Field ids must be file ids')
             return Number(v)

@@ -10,6 +10,8 @@ import { act, pathId, succeeded, takeFlash } from './respond.ts'
 
 type Ctx = { request: Request; params: { id: string }; server: Server<unknown> | null }
 
+const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`
+
 export function trashRoutes(deps: AppDeps) {
   const { db } = deps
   const audit = (request: Request, server: Server<unknown> | null, action: string, target: string, details?: Record<string, unknown>) =>
@@ -40,7 +42,7 @@ export function trashRoutes(deps: AppDeps) {
         const result = await deps.engine.purgeTrash()
         audit(request, server, 'trash.empty', 'trash', { files: result.files, folders: result.folders, blobsRemoved: result.unusedBlobs.length })
         return succeeded(request, {
-          flash: { kind: 'notice', text: `Deleted ${result.files} files and ${result.folders} folders for good.` },
+          flash: { kind: 'notice', text: `Deleted ${count(result.files, 'file')} and ${count(result.folders, 'folder')} for good.` },
           redirect: '/trash',
         })
       }),

@@ -99,8 +99,9 @@ export class LocalStaging implements Staging {
     }
   }
 
-  read(uploadId: string) {
-    return Bun.file(this.pathOf(uploadId)).stream()
+  read(uploadId: string, start?: number, end?: number) {
+    const file = Bun.file(this.pathOf(uploadId))
+    return (start === undefined ? file : file.slice(start, end)).stream()
   }
 
   async remove(uploadId: string) {

@@ -16,7 +16,8 @@ export interface Staging {
   write(uploadId: string, offset: number, body: AsyncIterable<Uint8Array>, maxBytes: number): Promise<number>
   /** Size of the staging file, or null if there is none. */
   size(uploadId: string): Promise<number | null>
-  read(uploadId: string): ReadableStream<Uint8Array>
+  /** The staged bytes [start, end) (all of them when no range is given). */
+  read(uploadId: string, start?: number, end?: number): ReadableStream<Uint8Array>
   /** A local path to the staged bytes, for a blob store that can adopt them by renaming. */
   pathOf(uploadId: string): string
   remove(uploadId: string): Promise<void>

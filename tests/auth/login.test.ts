@@ -116,7 +116,7 @@ describe('the generated admin password', () => {
       const first = await startServer(config, { log: () => {} })
       const password = first.generatedPassword!
       expect(password).toMatch(/^[A-Za-z0-9_-]{20}$/)
-      const stored = first.db.$client.query('select value from settings').all() as { value: string }[]
+      const stored = first.db.$client.query("select value from settings where key = 'admin_password_hash'").all() as { value: string }[]
       expect(stored).toHaveLength(1)
       expect(stored[0]!.value).toStartWith('$argon2id$')
       expect(stored[0]!.value).not.toContain(password)

@@ -78,9 +78,39 @@ export async function signIn(page: Page, url: string) {
   expect(new URL(page.url()).searchParams.get('next')).toBe('/')
   await page.fill('input[name=password]', TEST_PASSWORD)
   await Promise.all([page.waitForURL((u) => u.pathname === ROOT_FOLDER_PATH), page.click('button[type=submit]')])
-  // Dropzone (a deferred script) has made the form a drop target and added its hidden input.
+  await waitForUploader(page)
+}
+
+/** Waits until a folder page's scripts ran: Dropzone (deferred) made the form a drop target and added its hidden input. */
+export async function waitForUploader(page: Page) {
   await page.waitForSelector('#dropzone.dz-clickable')
   await page.waitForSelector('input.dz-hidden-input', { state: 'attached' })
+}
+
+/** Signs in through the plain login form, for pages without JavaScript (nothing waits for scripts). */
+export async function signInWithoutScripts(page: Page, url: string) {
+  await page.goto(`${url}/login`)
+  await page.fill('input[name=password]', TEST_PASSWORD)
+  await Promise.all([page.waitForURL((u) => u.pathname === ROOT_FOLDER_PATH), page.click('button[type=submit]')])
+}
+
+/** Accepts every confirm() dialog (hx-confirm) and records its text. */
+export function acceptDialogs(page: Page) {
+  const messages: string[] = []
+  page.on('dialog', (dialog) => {
+    messages.push(dialog.message())
+    void dialog.accept().catch(() => {})
+  })
+  return messages
+}
+
+/**
+ * Marks the current document; `stillSameDocument()` is true until the page is reloaded or
+ * navigated away (what htmx swaps must not do).
+ */
+export async function markDocument(page: Page) {
+  await page.evaluate(() => ((globalThis as any).__marker = 1))
+  return async () => (await page.evaluate(() => (globalThis as any).__marker)) === 1
 }
 
 const isChunkPost = (method: string, url: string) => method === 'POST' && new URL(url).pathname === '/upload'

@@ -51,7 +51,13 @@ async function download(url: string) {
 async function uploadChunks(uuid: string, data: Uint8Array, chunkSize: number, order: number[], inFlight: number, name = 'data.bin') {
   return inParallel(
     order.map((i) => async () => {
-      const response = await sendChunk(server, chunkFields(uuid, data.length, chunkSize, i), chunkOf(data, chunkSize, i), { fileName: name })
+      const send = () => sendChunk(server, chunkFields(uuid, data.length, chunkSize, i), chunkOf(data, chunkSize, i), { fileName: name })
+      let response = await send()
+      // The same chunk in flight twice: the second is asked to come back (as Dropzone retries).
+      for (let tries = 0; response.status === 423 && tries < 100; tries++) {
+        await Bun.sleep(5)
+        response = await send()
+      }
       expect(response.status).toBe(200)
       return response.json()
     }),
@@ -244,6 +250,27 @@ describe('every chunk is checked before anything is written', () => {
     await expectRefused(chunkFields('checked', 2500, 1000, 0), chunkOf(data, 1000, 0), 400, /file name/, { fileName: 'other.bin' })
     const status = await (await server.fetch('/upload/checked')).json()
     expect(status.chunks).toEqual([1])
+  })
+
+  test('a chunk that another request is still writing is refused with 423, and nothing changes', async () => {
+    const engine = server.server.engine
+    const upload = await engine.openChunked({ protocol: 'dropzone', owner: 'admin', clientKey: 'checked', folderId: 1, fileName: 'data.bin', totalBytes: 2500, chunkBytes: 1000, chunkCount: 3, clientAddress: null })
+    const { promise: release, resolve: finish } = Promise.withResolvers<void>()
+    // A client whose chunk is half sent: the engine holds chunk 1 while it waits for the rest.
+    const slowBody = (async function* () {
+      yield chunkOf(data, 1000, 1).subarray(0, 500)
+      await release
+      yield chunkOf(data, 1000, 1).subarray(500)
+    })()
+    const slow = engine.receiveChunk(upload, 1, slowBody)
+    const second = await sendChunk(server, valid, randomData(1000))
+    expect(second.status).toBe(423)
+    expect((await second.json()).error).toMatch(/being received by another request/)
+    finish()
+    expect((await slow).receivedChunks).toBe(1)
+    for (const i of [0, 2]) await sendChunk(server, chunkFields('checked', 2500, 1000, i), chunkOf(data, 1000, i))
+    const status = await (await server.fetch('/upload/checked')).json()
+    expect(await download(status.file.url)).toEqual(data)
   })
 
   test('a retried chunk whose bytes the server holds is counted once and its bytes are kept', async () => {

@@ -1,0 +1,76 @@
+import type { Staging } from '../storage/types.ts'
+
+interface State {
+  hasher: Bun.CryptoHasher
+  /** Bytes [0, offset) are in the hash. */
+  offset: number
+  /** Hashing work runs one step after another. */
+  chain: Promise<void>
+  /** For chunked uploads: the first chunk index not yet known to be durable. */
+  nextChunk: number
+}
+
+/**
+ * The SHA-256 of each upload's durable prefix, kept up to date while the upload arrives, so
+ * that finalising a large file does not have to read it all again. It reads back from the
+ * staging file (recently written, so usually from the page cache) only bytes that are recorded,
+ * and recorded bytes never change. After a restart the state is gone and `digest` simply
+ * hashes the whole file.
+ */
+export class RunningHashes {
+  private readonly states = new Map<string, State>()
+
+  constructor(private readonly staging: Staging) {}
+
+  private state(uploadId: string): State {
+    let state = this.states.get(uploadId)
+    if (!state) {
+      state = { hasher: new Bun.CryptoHasher('sha256'), offset: 0, chain: Promise.resolve(), nextChunk: 0 }
+      this.states.set(uploadId, state)
+    }
+    return state
+  }
+
+  /** For chunked uploads: moves past recorded chunks and returns the new durable prefix in bytes. */
+  contiguousPrefix(uploadId: string, chunkBytes: number, totalBytes: number, isRecorded: (index: number) => boolean): number {
+    const state = this.state(uploadId)
+    while (state.nextChunk * chunkBytes < totalBytes && isRecorded(state.nextChunk)) state.nextChunk++
+    return Math.min(state.nextChunk * chunkBytes, totalBytes)
+  }
+
+  /** Hashes, in the background, whatever of [0, prefix) is not hashed yet. */
+  advance(uploadId: string, prefix: number) {
+    const state = this.state(uploadId)
+    state.chain = state.chain.then(() => this.hashUpTo(uploadId, state, prefix))
+  }
+
+  private async hashUpTo(uploadId: string, state: State, end: number) {
+    if (this.states.get(uploadId) !== state || end <= state.offset) return
+    try {
+      for await (const piece of this.staging.read(uploadId, state.offset, end)) state.hasher.update(piece)
+      state.offset = end
+    } catch {
+      // The staging file went away (cancelled, expired): nothing left to hash.
+      this.states.delete(uploadId)
+    }
+  }
+
+  /** The hash of all `totalBytes` bytes: finishes from wherever the running hash got to. */
+  async digest(uploadId: string, totalBytes: number): Promise<string> {
+    const state = this.state(uploadId)
+    state.chain = state.chain.then(() => this.hashUpTo(uploadId, state, totalBytes))
+    await state.chain
+    this.states.delete(uploadId)
+    if (state.offset !== totalBytes) {
+      // Lost on the way (the file vanished while hashing): start from scratch.
+      const fresh = new Bun.CryptoHasher('sha256')
+      for await (const piece of this.staging.read(uploadId, 0, totalBytes)) fresh.update(piece)
+      return fresh.digest('hex')
+    }
+    return state.hasher.digest('hex')
+  }
+
+  forget(uploadId: string) {
+    this.states.delete(uploadId)
+  }
+}
