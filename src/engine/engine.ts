@@ -348,18 +348,18 @@ export class UploadEngine {
     }
     const limit = (current.lengthDeferred ? this.deps.config.maxFileBytes : current.totalBytes) - offset
     await this.ensureSpaceForChunk(0)
+    const tap = await this.hashes.tap(upload.id, offset, body)
     let written: number
     try {
-      written = await this.track(upload.id, this.deps.staging.write(upload.id, offset, body, limit))
+      written = await this.track(upload.id, this.deps.staging.write(upload.id, offset, tap.body, limit))
       verify?.(written)
     } catch (error) {
       const durable = error instanceof InterruptedWrite && !verify && !(error.cause instanceof HttpError) ? error.durableBytes : 0
-      if (durable > 0 && records.recordBytes(this.db, upload.id, offset, durable, this.deps.clock())) {
-        this.hashes.advance(upload.id, offset + durable)
-      }
+      const recorded = durable > 0 && records.recordBytes(this.db, upload.id, offset, durable, this.deps.clock())
+      tap.settle(recorded ? offset + durable : offset)
       throw diskError(unwrap(error))
     }
-    if (records.recordBytes(this.db, upload.id, offset, written, this.deps.clock())) this.hashes.advance(upload.id, offset + written)
+    tap.settle(records.recordBytes(this.db, upload.id, offset, written, this.deps.clock()) ? offset + written : offset)
     this.noteProgress(upload.id, written)
     const after = records.findUpload(this.db, upload.id)!
     if (!after.lengthDeferred && after.receivedBytes === after.totalBytes) await this.completeStream(upload.id)

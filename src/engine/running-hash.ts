@@ -55,6 +55,36 @@ export class RunningHashes {
     }
   }
 
+  /**
+   * For a body that continues exactly where the running hash stands (a sequential upload):
+   * hashes it on its way to disk instead of reading it back later. `settle` must follow with
+   * where the recorded bytes now end; if that is not where the body got to, the hash is dropped
+   * (and worked out from the file when needed).
+   */
+  async tap(uploadId: string, offset: number, body: AsyncIterable<Uint8Array>) {
+    const state = this.state(uploadId)
+    await state.chain
+    if (this.states.get(uploadId) !== state || state.offset !== offset) {
+      // Behind (after a restart, say): catch up from the file instead.
+      return { body, settle: (recordedEnd: number) => this.advance(uploadId, recordedEnd) }
+    }
+    let tapped = 0
+    async function* hashed() {
+      for await (const piece of body) {
+        state.hasher.update(piece)
+        tapped += piece.length
+        yield piece
+      }
+    }
+    return {
+      body: hashed(),
+      settle: (recordedEnd: number) => {
+        if (recordedEnd === offset + tapped) state.offset = recordedEnd
+        else if (this.states.get(uploadId) === state) this.states.delete(uploadId)
+      },
+    }
+  }
+
   /** The hash of all `totalBytes` bytes: finishes from wherever the running hash got to. */
   async digest(uploadId: string, totalBytes: number): Promise<string> {
     const state = this.state(uploadId)
