@@ -16,6 +16,8 @@ export interface LinkLine {
 
 type FolderChoice = { id: number; path: string }
 
+const fileCount = (n: number) => `${n} ${n === 1 ? 'file' : 'files'}`
+
 function options(l: LinkLine): SafeHtml {
   const { link } = l
   const parts = [
@@ -62,7 +64,7 @@ export function linksPage(args: { lines: LinkLine[]; folders: FolderChoice[]; pr
     <td>${l.folderPath}</td>
     <td><input class="url" readonly value="${l.url}" aria-label="Address of ${l.link.label}" onclick="this.select()"></td>
     <td class="type">${options(l)}</td>
-    <td>${l.usage.files} files, ${formatBytes(l.usage.fileBytes)}${l.usage.inProgress ? html`<br><span class="hint">${l.usage.inProgress} in progress</span>` : ''}</td>
+    <td>${fileCount(l.usage.files)}, ${formatBytes(l.usage.fileBytes)}${l.usage.inProgress ? html`<br><span class="hint">${l.usage.inProgress} in progress</span>` : ''}</td>
     <td><span class="state ${l.state === 'active' ? 'receiving' : 'failed'}">${l.state}</span></td>
   </tr>`,
   )}</tbody></table>`}
@@ -103,7 +105,7 @@ ${flashBox(args.flash)}
   <h1>${link.label}</h1>
   <p><input class="url wide" readonly value="${args.line.url}" aria-label="Address" onclick="this.select()"></p>
   <p>State: <span class="state ${args.line.state === 'active' ? 'receiving' : 'failed'}">${args.line.state}</span> · ${options(args.line)}</p>
-  <p>Received ${args.line.usage.files} files (${formatBytes(args.line.usage.fileBytes)})${args.line.usage.inProgress ? `, ${args.line.usage.inProgress} in progress` : ''}.</p>
+  <p>Received ${fileCount(args.line.usage.files)} (${formatBytes(args.line.usage.fileBytes)})${args.line.usage.inProgress ? `, ${args.line.usage.inProgress} in progress` : ''}.</p>
   <div class="actions">
     <form method="post" action="/links/${link.id}/${link.disabled ? 'enable' : 'disable'}"><button class="secondary">${link.disabled ? 'Switch on' : 'Switch off'}</button></form>
     <form method="post" action="/links/${link.id}/delete" onsubmit="return confirm('Delete this link? Its address stops working; files already received stay.')"><button class="danger">Delete link</button></form>

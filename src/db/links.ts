@@ -67,7 +67,8 @@ export function linkUploads(db: Db, linkId: number, limit = 200) {
 
 /** The password hash that guards a folder: its own or its nearest protected ancestor's. */
 export function folderPasswordHash(db: Db, folderId: number): string | null {
-  const row = db.get<{ password_hash: string | null }>(sql`
+  // db.all, not db.get: drizzle's bun-sqlite get() of raw SQL returns the row as an array of values.
+  const [row] = db.all<{ password_hash: string | null }>(sql`
     with recursive chain(id, parent_id, password_hash, depth) as (
       select id, parent_id, password_hash, 0 from folders where id = ${folderId}
       union all

@@ -51,10 +51,14 @@ function visibleFile(principal: UploadPrincipal, file: FileInfo | null): FileInf
   return { ...file, url: principal.fileUrl(file.id) as string }
 }
 
+const scopedKey = (principal: UploadPrincipal, key: string) => (principal.clientKeyScope ? `${principal.clientKeyScope}:${key}` : key)
+const unscopedKey = (principal: UploadPrincipal, key: string | null) =>
+  key !== null && principal.clientKeyScope ? key.slice(principal.clientKeyScope.length + 1) : key
+
 function uploadJson(principal: UploadPrincipal, status: UploadStatus) {
   return {
     upload: {
-      id: status.clientKey ?? status.id,
+      id: unscopedKey(principal, status.clientKey) ?? status.id,
       state: status.state,
       receivedChunks: status.receivedChunks,
       totalChunks: status.chunkCount,
@@ -140,7 +144,7 @@ export function dropzoneRoutes(options: DropzoneOptions) {
       {
         protocol: 'dropzone',
         owner: principal.owner,
-        clientKey,
+        clientKey: scopedKey(principal, clientKey),
         folderId: folderOf(principal, fields, query),
         fileName,
         totalBytes,
@@ -175,7 +179,7 @@ export function dropzoneRoutes(options: DropzoneOptions) {
     )
     .get(`${options.path}/:key`, ({ request, params }) => {
       const principal = options.authorize(request, params as Record<string, string>)
-      const upload = engine.findByClientKey(principal.owner, (params as Record<string, string>).key!)
+      const upload = engine.findByClientKey(principal.owner, scopedKey(principal, (params as Record<string, string>).key!))
       if (!upload) throw new HttpError(404, 'No such upload')
       const status = engine.status(upload.id)
       const chunks = status.state === 'complete' ? [...Array(status.chunkCount).keys()] : engine.receivedChunks(upload.id)

@@ -13,6 +13,11 @@ export interface UploadPrincipal {
   admit?: Admission
   /** Drop links need the size up front (tus deferred length and concatenation are refused). */
   sizeUpFront?: boolean
+  /**
+   * Keeps clients' own upload ids (Dropzone's dzuuid) apart: visitors of one drop link must not
+   * reach each other's uploads by guessing an id.
+   */
+  clientKeyScope?: string
   /** Where this client may download a stored file, or null if it may not (default: the admin URL). */
   fileUrl?: (fileId: number) => string | null
 }

@@ -1,4 +1,5 @@
 import type { Server } from 'bun'
+import { randomBytes } from 'node:crypto'
 import { Elysia } from 'elysia'
 import type { AppDeps } from '../app.ts'
 import { AttemptLimiter } from '../auth/rate-limit.ts'
@@ -20,6 +21,7 @@ import { fileResponse } from './downloads.ts'
 /** A hash to verify against when there is nothing to verify, so every refusal costs the same. */
 const DUMMY_HASH = Bun.password.hashSync('dropfold-no-password', { algorithm: 'argon2id' })
 const FILE_LIST_LIMIT = 500
+const VISITOR_COOKIE = 'dropfold_visitor'
 
 /**
  * What a drop link (/d/<token>) opens for a visitor without an account: its upload page, the
@@ -30,15 +32,24 @@ export function dropRoutes(deps: AppDeps) {
   const { db, config } = deps
   const unlocks = new UnlockCookies(cookieSecret(db))
   const limiter = new AttemptLimiter()
+  /** Guesses spread over many addresses still slow down on the link they target. */
+  const targetLimiter = new AttemptLimiter({ freeFailures: 20, baseDelayMs: 1000, maxDelayMs: 15 * 60_000, forgetAfterMs: 24 * 3_600_000 })
 
   function isUnlocked(request: Request, link: LinkRow): boolean {
     const hash = requiredPasswordHash(db, link)
     return hash === null || unlocks.valid(link, hash, readCookie(request, unlocks.name(link)), deps.clock())
   }
 
+  /** A usable link whose folder is live: a link into the trash takes nothing (the trash is purged). */
+  function openLiveLink(token: string): LinkRow {
+    const link = openLink(db, token, deps.clock())
+    if (library.isInTrash(db, link.folderId)) throw new HttpError(410, 'The folder of this drop link has been deleted')
+    return link
+  }
+
   /** The link behind a request, checked on every request: disabling or expiry takes effect at once. */
   function linkFor(request: Request, token: string): LinkRow {
-    const link = openLink(db, token, deps.clock())
+    const link = openLiveLink(token)
     if (!isUnlocked(request, link)) throw new HttpError(401, 'Enter the password of this link first')
     return link
   }
@@ -51,7 +62,21 @@ export function dropRoutes(deps: AppDeps) {
       admit: linkAdmission(link),
       sizeUpFront: true,
       fileUrl: (fileId) => (link.allowDownload ? `/d/${params.token}/files/${fileId}/download` : null),
+      clientKeyScope: visitorOf(request) ?? 'no-cookie',
     }
+  }
+
+  /** A visitor's own random id (a cookie set by the link's page), to keep visitors' uploads apart. */
+  function visitorOf(request: Request): string | null {
+    const id = readCookie(request, VISITOR_COOKIE)
+    return id && /^[A-Za-z0-9_-]{22}$/.test(id) ? id : null
+  }
+
+  function visitorCookie(request: Request, token: string): Record<string, string> {
+    if (visitorOf(request)) return {}
+    const id = randomBytes(16).toString('base64url')
+    const attributes = [`Path=/d/${token}`, `Max-Age=${30 * 86_400}`, 'HttpOnly', 'SameSite=Lax', ...(config.secureCookies ? ['Secure'] : [])]
+    return { 'set-cookie': [`${VISITOR_COOKIE}=${id}`, ...attributes].join('; ') }
   }
 
   function folderFiles(link: LinkRow) {
@@ -61,22 +86,24 @@ export function dropRoutes(deps: AppDeps) {
   function page(request: Request, token: string) {
     let link: LinkRow
     try {
-      link = openLink(db, token, deps.clock())
+      link = openLiveLink(token)
     } catch (error) {
       if (error instanceof HttpError) return htmlResponse(linkGonePage({ status: error.status, message: error.message }), error.status)
       throw error
     }
     if (!isUnlocked(request, link)) return htmlResponse(unlockPage({ label: link.label, token }))
-    return htmlResponse(
+    const page = htmlResponse(
       dropPage({
         link,
         token,
         usage: linkUsage(db, link.id),
         chunkBytes: config.chunkBytes,
         maxFileBytes: Math.min(config.maxFileBytes, link.maxFileBytes ?? Number.POSITIVE_INFINITY),
-        files: link.allowDownload && !library.isInTrash(db, link.folderId) ? folderFiles(link) : null,
+        files: link.allowDownload ? folderFiles(link) : null,
       }),
     )
+    for (const [name, value] of Object.entries(visitorCookie(request, token))) page.headers.append(name, value)
+    return page
   }
 
   async function unlock(request: Request, token: string, server: Server<unknown> | null) {
@@ -90,13 +117,16 @@ export function dropRoutes(deps: AppDeps) {
       // No form, no password.
     }
     let link: LinkRow | null = null
+    let gone: HttpError | null = null
     try {
-      link = openLink(db, token, now)
+      link = openLiveLink(token)
     } catch (error) {
       if (!(error instanceof HttpError)) throw error
+      gone = error
     }
     const key = `${address}|${link ? `link:${link.id}` : 'unknown'}`
-    const waitMs = limiter.waitMs(key, now) || limiter.waitMs(address, now)
+    const target = link ? `link:${link.id}` : null
+    const waitMs = Math.max(limiter.waitMs(key, now), limiter.waitMs(address, now), target ? targetLimiter.waitMs(target, now) : 0)
     if (waitMs > 0) {
       const seconds = Math.ceil(waitMs / 1000)
       return htmlResponse(unlockPage({ label: link?.label ?? 'Drop link', token, error: `Too many wrong passwords. Try again in ${seconds} seconds.` }), 429, {
@@ -106,11 +136,15 @@ export function dropRoutes(deps: AppDeps) {
     const hash = link ? requiredPasswordHash(db, link) : null
     // Every attempt pays for one password check, whether or not the link exists.
     const right = await Bun.password.verify(password, hash ?? DUMMY_HASH)
-    if (!link) return htmlResponse(linkGonePage({ status: 404, message: 'There is no drop link at this address' }), 404)
+    if (!link) {
+      const status = gone?.status ?? 404
+      return htmlResponse(linkGonePage({ status, message: gone?.message ?? 'There is no drop link at this address' }), status)
+    }
     if (hash === null) return new Response(null, { status: 303, headers: { location: `/d/${token}` } })
     if (!right) {
       limiter.failed(key, now)
       limiter.failed(address, now)
+      targetLimiter.failed(target!, now)
       logActivity(db, now, { actor: 'anonymous', action: 'link.unlock.failure', target: link.label, details: { link: link.id }, clientAddress: address })
       return htmlResponse(unlockPage({ label: link.label, token, error: 'Wrong password.' }), 401)
     }
