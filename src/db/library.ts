@@ -66,6 +66,11 @@ export function folderPath(db: Db, folderId: number): FolderRow[] {
   return rows.map((r) => ({ id: r.id, parentId: r.parent_id, name: r.name, createdAt: r.created_at, deletedAt: r.deleted_at, passwordHash: r.password_hash }))
 }
 
+/** A folder's path for people: "/" for Home, "/Projects/2024" below it. */
+export function folderPathText(db: Db, folderId: number): string {
+  return '/' + folderPath(db, folderId).slice(1).map((f) => f.name).join('/')
+}
+
 /** True if the folder or one of its ancestors is in the trash. */
 export function isInTrash(db: Db, folderId: number): boolean {
   return folderPath(db, folderId).some((f) => f.deletedAt !== null)

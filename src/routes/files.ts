@@ -2,13 +2,12 @@ import type { Server } from 'bun'
 import { Elysia } from 'elysia'
 import { and, eq, isNull } from 'drizzle-orm'
 import type { AppDeps } from '../app.ts'
-import { logActivity } from '../db/activity.ts'
+import { adminAudit } from './audit.ts'
 import * as library from '../db/library.ts'
 import { files } from '../db/schema.ts'
 import { findUpload } from '../db/uploads.ts'
 import { validName } from '../engine/file-names.ts'
 import { HttpError } from '../errors.ts'
-import { clientAddress } from '../http/client-address.ts'
 import { filePage, type FileDetail } from '../../views/file.ts'
 import { htmlResponse } from '../../views/html.ts'
 import { previewKind } from './downloads.ts'
@@ -20,7 +19,7 @@ type Ctx = { request: Request; params: { id: string }; server: Server<unknown> |
 
 export function fileRoutes(deps: AppDeps) {
   const { db } = deps
-  const pathOf = (folderId: number) => library.allFolderPaths(db).find((f) => f.id === folderId)?.path || '/'
+  const pathOf = (folderId: number) => library.folderPathText(db, folderId)
 
   function liveFile(id: number) {
     const file = db.select().from(files).where(and(eq(files.id, id), isNull(files.deletedAt))).get()
@@ -45,8 +44,7 @@ export function fileRoutes(deps: AppDeps) {
     }
   }
 
-  const audit = (request: Request, server: Server<unknown> | null, action: string, target: string, details?: Record<string, unknown>) =>
-    logActivity(db, deps.clock(), { actor: 'admin', action, target, details, clientAddress: clientAddress(request, server, deps.config.trustProxy) })
+  const audit = adminAudit(deps)
 
   return new Elysia({ name: 'files' })
     .get('/files/:id', async ({ params, request }) => {

@@ -1,13 +1,12 @@
 import type { Server } from 'bun'
 import { Elysia } from 'elysia'
 import type { AppDeps } from '../app.ts'
-import { logActivity } from '../db/activity.ts'
+import { adminAudit } from './audit.ts'
 import { findFolder } from '../db/files.ts'
 import * as library from '../db/library.ts'
 import { ROOT_FOLDER_ID } from '../db/schema.ts'
 import { validName } from '../engine/file-names.ts'
 import { HttpError } from '../errors.ts'
-import { clientAddress } from '../http/client-address.ts'
 import { fileArea, folderName, folderPage, type FolderListing } from '../../views/folder.ts'
 import { htmlResponse } from '../../views/html.ts'
 import { act, formId, formText, pathId, readForm, succeeded, takeFlash } from './respond.ts'
@@ -49,10 +48,9 @@ export function folderRoutes(deps: AppDeps) {
     }
   }
 
-  const audit = (request: Request, server: Server<unknown> | null, action: string, target: string, details?: Record<string, unknown>) =>
-    logActivity(db, deps.clock(), { actor: 'admin', action, target, details, clientAddress: clientAddress(request, server, deps.config.trustProxy) })
+  const audit = adminAudit(deps)
 
-  const pathOf = (folderId: number) => library.allFolderPaths(db).find((f) => f.id === folderId)?.path || '/'
+  const pathOf = (folderId: number) => library.folderPathText(db, folderId)
 
   return new Elysia({ name: 'folders' })
     .get('/', () => new Response(null, { status: 303, headers: { location: `/folders/${ROOT_FOLDER_ID}` } }))

@@ -1,14 +1,13 @@
 import type { Server } from 'bun'
 import { Elysia } from 'elysia'
 import type { AppDeps } from '../app.ts'
+import { adminAudit } from './audit.ts'
 import { hashPassword } from '../auth/admin-password.ts'
 import { ConfigError, parseBytes } from '../config.ts'
-import { logActivity } from '../db/activity.ts'
 import * as library from '../db/library.ts'
 import * as linksDb from '../db/links.ts'
 import type { LinkRow, NewLink } from '../db/links.ts'
 import { HttpError } from '../errors.ts'
-import { clientAddress } from '../http/client-address.ts'
 import { hashLinkToken, linkState, newLinkToken } from '../links/access.ts'
 import { htmlResponse } from '../../views/html.ts'
 import { linkPage, linksPage, type LinkLine } from '../../views/links.ts'
@@ -50,9 +49,8 @@ function allowedTypes(form: FormData): string | null {
 export function linkRoutes(deps: AppDeps) {
   const { db } = deps
   const paths = () => library.allFolderPaths(db)
-  const pathOf = (folderId: number) => paths().find((f) => f.id === folderId)?.path || '/'
-  const audit = (request: Request, server: Server<unknown> | null, action: string, target: string, details?: Record<string, unknown>) =>
-    logActivity(db, deps.clock(), { actor: 'admin', action, target, details, clientAddress: clientAddress(request, server, deps.config.trustProxy) })
+  const pathOf = (folderId: number) => library.folderPathText(db, folderId)
+  const audit = adminAudit(deps)
 
   function line(request: Request, link: LinkRow): LinkLine {
     return {

@@ -1,9 +1,8 @@
 import type { Server } from 'bun'
 import { Elysia } from 'elysia'
 import type { AppDeps } from '../app.ts'
-import { logActivity } from '../db/activity.ts'
+import { adminAudit } from './audit.ts'
 import * as library from '../db/library.ts'
-import { clientAddress } from '../http/client-address.ts'
 import { htmlResponse } from '../../views/html.ts'
 import { trashPage } from '../../views/trash.ts'
 import { act, pathId, succeeded, takeFlash } from './respond.ts'
@@ -14,9 +13,8 @@ const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`
 
 export function trashRoutes(deps: AppDeps) {
   const { db } = deps
-  const audit = (request: Request, server: Server<unknown> | null, action: string, target: string, details?: Record<string, unknown>) =>
-    logActivity(db, deps.clock(), { actor: 'admin', action, target, details, clientAddress: clientAddress(request, server, deps.config.trustProxy) })
-  const pathOf = (folderId: number) => library.allFolderPaths(db).find((f) => f.id === folderId)?.path || '/'
+  const audit = adminAudit(deps)
+  const pathOf = (folderId: number) => library.folderPathText(db, folderId)
 
   return new Elysia({ name: 'trash' })
     .get('/trash', ({ request }) => {

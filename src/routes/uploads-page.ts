@@ -1,11 +1,10 @@
 import type { Server } from 'bun'
 import { Elysia } from 'elysia'
 import type { AppDeps } from '../app.ts'
-import { logActivity } from '../db/activity.ts'
+import { adminAudit } from './audit.ts'
 import * as library from '../db/library.ts'
 import { findUpload, stagedBytes, unfinishedUploads } from '../db/uploads.ts'
 import { HttpError } from '../errors.ts'
-import { clientAddress } from '../http/client-address.ts'
 import { htmlResponse } from '../../views/html.ts'
 import { uploadsPage, uploadsTable, type UploadLine } from '../../views/uploads.ts'
 import { act, succeeded, takeFlash } from './respond.ts'
@@ -37,8 +36,7 @@ export function uploadsPageRoutes(deps: AppDeps) {
     return upload
   }
 
-  const audit = (request: Request, server: Server<unknown> | null, action: string, target: string) =>
-    logActivity(db, deps.clock(), { actor: 'admin', action, target, clientAddress: clientAddress(request, server, deps.config.trustProxy) })
+  const audit = adminAudit(deps)
 
   return new Elysia({ name: 'uploads-page' })
     .get('/uploads', async ({ request }) => {
