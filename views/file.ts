@@ -9,13 +9,22 @@ export interface FileDetail {
   file: FileRow
   folderPath: string
   upload: UploadRow | null
+  /** The drop link the file came through, if it still exists. */
+  link: { id: number; label: string } | null
   preview: { kind: 'image' | 'video' | 'audio' | 'pdf' } | { kind: 'text'; text: string; truncated: boolean } | null
   folderChoices: { id: number; path: string }[]
 }
 
-function uploader(upload: UploadRow | null): SafeHtml | string {
+function uploader(upload: UploadRow | null, link: FileDetail['link']): SafeHtml | string {
   if (!upload) return 'unknown'
-  const who = upload.owner === 'admin' ? 'the admin' : upload.owner.startsWith('link:') ? `drop link ${upload.owner.slice(5)}` : upload.owner
+  const who =
+    upload.owner === 'admin'
+      ? 'the admin'
+      : link
+        ? html`a visitor of drop link <a href="/links/${link.id}">“${link.label}”</a>`
+        : upload.owner.startsWith('link:')
+          ? `a visitor of a deleted drop link (${upload.owner})`
+          : upload.owner
   const how = { dropzone: 'the upload page (Dropzone)', plain: 'a form upload', tus: 'tus' }[upload.protocol]
   return html`${who}, through ${how}${upload.clientAddress ? html`, from ${upload.clientAddress}` : ''}`
 }
@@ -55,7 +64,7 @@ ${flashBox(flash)}
     <dt>Type</dt><dd>${file.mimeType}</dd>
     <dt>SHA-256</dt><dd><code>${file.sha256}</code></dd>
     <dt>Folder</dt><dd><a href="/folders/${file.folderId}">${d.folderPath}</a></dd>
-    <dt>Uploaded</dt><dd>${formatDate(file.createdAt)} by ${uploader(d.upload)}</dd>
+    <dt>Uploaded</dt><dd>${formatDate(file.createdAt)} by ${uploader(d.upload, d.link)}</dd>
   </dl>
   <p><a class="button" href="/files/${file.id}/download" download>Download</a></p>
   <div class="actions">

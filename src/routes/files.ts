@@ -5,6 +5,7 @@ import type { AppDeps } from '../app.ts'
 import { adminAudit } from './audit.ts'
 import * as library from '../db/library.ts'
 import { files } from '../db/schema.ts'
+import { findLink } from '../db/links.ts'
 import { findUpload } from '../db/uploads.ts'
 import { validName } from '../engine/file-names.ts'
 import { HttpError } from '../errors.ts'
@@ -35,10 +36,14 @@ export function fileRoutes(deps: AppDeps) {
       const end = Math.min(file.sizeBytes, TEXT_PREVIEW_BYTES)
       preview = { kind, text: await deps.blobs.body(file.sha256, 0, end).text(), truncated: end < file.sizeBytes }
     } else if (kind) preview = { kind }
+    const upload = file.uploadId ? (findUpload(db, file.uploadId) ?? null) : null
+    const linkId = upload?.owner.startsWith('link:') ? Number(upload.owner.slice('link:'.length)) : null
+    const link = linkId !== null ? findLink(db, linkId) : undefined
     return {
       file,
       folderPath: pathOf(file.folderId),
-      upload: file.uploadId ? (findUpload(db, file.uploadId) ?? null) : null,
+      upload,
+      link: link ? { id: link.id, label: link.label } : null,
       preview,
       folderChoices: library.allFolderPaths(db),
     }

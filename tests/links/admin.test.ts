@@ -77,7 +77,7 @@ describe('admin pages', () => {
     const folder = await page(s, '/folders/1')
     expect(folder).toContain('finished.txt')
     const file = await page(s, `/files/${done.file!.id}`)
-    expect(file).toMatch(new RegExp(`by drop link (<a [^>]*>)?${link.id}`))
+    expect(file).toContain(`by a visitor of drop link <a href="/links/${link.id}">`)
 
     expect((await s.fetch('/links/999')).status).toBe(404)
     expect((await s.fetch('/links/abc')).status).toBe(404)
@@ -134,4 +134,18 @@ describe('admin pages', () => {
     expect(one(s, 'select label, disabled from links')).toEqual({ label: 'Test link', disabled: 0 })
     expect(one(s, 'select count(*) as n from folders where password_hash is not null')).toEqual({ n: 0 })
   }, 30_000)
+})
+
+test('a file that came through a link names the link on its detail page', async () => {
+  const s = await startLinkServer()
+  try {
+    const link = await createLink(s, { label: 'Footage <from> set' })
+    const result = await uploadThroughLink(s, link, randomData(1000), { fileName: 'take1.mov' })
+    const fileId = one<{ file_id: number }>(s, "select file_id from uploads where owner = ?", `link:${link.id}`)!.file_id
+    expect(result.upload.state).toBe('complete')
+    const page = await (await s.fetch(`/files/${fileId}`)).text()
+    expect(page).toContain(`a visitor of drop link <a href="/links/${link.id}">“Footage &lt;from&gt; set”</a>`)
+  } finally {
+    await s.stop()
+  }
 })
