@@ -114,6 +114,12 @@ function setUpUploader(form) {
     }
   }
 
+  // Sizes in the previews read like the ones in the file list (numbers and units only: safe as HTML).
+  dropzone.filesize = (bytes) => {
+    const [number, unit] = formatBytes(bytes).split(' ')
+    return `<strong>${number}</strong> ${unit}`
+  }
+
   // Chunks the server already holds are marked done instead of being sent again.
   const uploadData = dropzone._uploadData.bind(dropzone)
   dropzone._uploadData = (files, dataBlocks) => {

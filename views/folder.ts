@@ -62,6 +62,7 @@ function folderActions(l: FolderListing) {
     // Once the folder exists, clear the name (a refusal keeps it, to be corrected).
     html`hx-on::after:request="if (ctx.response.raw.ok) this.reset()"`,
   )}
+  <a class="button secondary" href="/links?folder=${folder.id}#new-link">Share…</a>
   ${isRoot
     ? ''
     : html`${actionForm(`/folders/${folder.id}/rename`, html`<input name="name" value="${folder.name}" required aria-label="Folder name"> <button>Rename</button>`)}

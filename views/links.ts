@@ -33,8 +33,8 @@ function options(l: LinkLine): SafeHtml {
 }
 
 /** The fields shared by "create" and "edit". */
-function linkFields(link: LinkRow | null, folders: FolderChoice[]) {
-  return html`<label>Folder <select name="folder">${folders.map((f) => html`<option value="${f.id}"${link?.folderId === f.id ? ' selected' : ''}>${f.path || '/'}</option>`)}</select></label>
+function linkFields(link: LinkRow | null, folders: FolderChoice[], folderId = link?.folderId) {
+  return html`<label>Folder <select name="folder">${folders.map((f) => html`<option value="${f.id}"${folderId === f.id ? ' selected' : ''}>${f.path || '/'}</option>`)}</select></label>
   <label>Label <input name="label" required value="${link?.label ?? ''}" placeholder="e.g. Footage from the shoot"></label>
   <label>Password <input type="password" name="password" autocomplete="new-password" placeholder="${link?.passwordHash ? 'unchanged (type to replace)' : 'none'}"></label>
   ${link?.passwordHash ? html`<label class="check"><input type="checkbox" name="removePassword"> Remove the password</label>` : ''}
@@ -47,7 +47,7 @@ function linkFields(link: LinkRow | null, folders: FolderChoice[]) {
   <label class="check"><input type="checkbox" name="allowDownload"${link?.allowDownload ? ' checked' : ''}> Visitors may see and download what is in the folder</label>`
 }
 
-export function linksPage(args: { lines: LinkLine[]; folders: FolderChoice[]; protectedFolders: FolderChoice[]; flash: Flash | null }) {
+export function linksPage(args: { lines: LinkLine[]; folders: FolderChoice[]; protectedFolders: FolderChoice[]; flash: Flash | null; shareFolderId?: number }) {
   return layout({
     title: 'Drop links',
     signedIn: true,
@@ -69,10 +69,10 @@ export function linksPage(args: { lines: LinkLine[]; folders: FolderChoice[]; pr
   </tr>`,
   )}</tbody></table>`}
 </section>
-<section class="card">
+<section class="card" id="new-link">
   <h2>New drop link</h2>
   <form method="post" action="/links" class="stacked">
-    ${linkFields(null, args.folders)}
+    ${linkFields(null, args.folders, args.shareFolderId)}
     <button>Create link</button>
   </form>
 </section>

@@ -107,11 +107,12 @@ export function linkRoutes(deps: AppDeps) {
   })
 
   return new Elysia({ name: 'links' })
-    .get('/links', ({ request }) => {
+    .get('/links', ({ request, query }) => {
+      const shareFolderId = /^\d{1,15}$/.test(query.folder ?? '') ? Number(query.folder) : undefined
       const { flash, headers } = takeFlash(request)
       const protectedFolders = linksDb.protectedFolders(db).map((f) => ({ id: f.id, path: pathOf(f.id) }))
       return htmlResponse(
-        linksPage({ lines: linksDb.allLinks(db).map((link) => line(request, link)), folders: paths(), protectedFolders, flash }),
+        linksPage({ lines: linksDb.allLinks(db).map((link) => line(request, link)), folders: paths(), protectedFolders, flash, shareFolderId }),
         200,
         headers,
       )

@@ -149,3 +149,16 @@ test('a file that came through a link names the link on its detail page', async 
     await s.stop()
   }
 })
+
+test('“Share…” on a folder page opens the new-link form with that folder chosen', async () => {
+  const s = await startLinkServer()
+  try {
+    const folderId = await makeFolder(s, 1, 'Press kit')
+    const folderPage = await (await s.fetch(`/folders/${folderId}`)).text()
+    expect(folderPage).toContain(`href="/links?folder=${folderId}#new-link"`)
+    const links = await (await s.fetch(`/links?folder=${folderId}`)).text()
+    expect(links).toContain(`<option value="${folderId}" selected>/Press kit</option>`)
+  } finally {
+    await s.stop()
+  }
+})
