@@ -1,11 +1,10 @@
 import { closeSync, fsyncSync, openSync } from 'node:fs'
-import { mkdir, open, rename, rm, stat, statfs, unlink, type FileHandle } from 'node:fs/promises'
+import { mkdir, open, rename, rm, stat, statfs, unlink } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { HttpError } from '../errors.ts'
+import { BatchedWriter } from './batched-writer.ts'
 import { InterruptedWrite, type BlobStore, type Staging } from './types.ts'
 
-/** Incoming network reads are small (~64 KiB); writing them in larger runs halves the syscalls. */
-const WRITE_BATCH_BYTES = 1024 * 1024
 
 /** Makes a rename or a new file's name durable. */
 function syncDirectory(dir: string) {
@@ -43,50 +42,19 @@ export class LocalStaging implements Staging {
 
   async write(uploadId: string, offset: number, body: AsyncIterable<Uint8Array>, maxBytes: number) {
     const handle = await open(this.pathOf(uploadId), 'r+')
-    const batch = Buffer.allocUnsafe(Math.min(WRITE_BATCH_BYTES, Math.max(maxBytes, 1)))
-    let batched = 0
-    let written = 0
-    const flush = async () => {
-      let done = 0
-      while (done < batched) {
-        const { bytesWritten } = await handle.write(batch, done, batched - done, offset + written + done)
-        done += bytesWritten
-      }
-      written += batched
-      batched = 0
-    }
+    const writer = new BatchedWriter(handle, offset, maxBytes)
     try {
       for await (const piece of body) {
-        if (written + batched + piece.length > maxBytes) {
+        if (writer.received + piece.length > maxBytes) {
           throw new HttpError(400, `The data is longer than the ${maxBytes} bytes expected`)
         }
-        let at = 0
-        while (at < piece.length) {
-          const n = Math.min(piece.length - at, batch.length - batched)
-          batch.set(piece.subarray(at, at + n), batched)
-          batched += n
-          at += n
-          if (batched === batch.length) await flush()
-        }
+        await writer.add(piece)
       }
-      await flush()
-      await handle.datasync()
-      return written
+      return await writer.finish()
     } catch (error) {
-      throw new InterruptedWrite(await this.keepWhatArrived(handle, flush, () => written), error)
+      throw new InterruptedWrite(await writer.salvage(), error)
     } finally {
       await handle.close()
-    }
-  }
-
-  /** After a failed body, makes the bytes that did arrive durable; 0 if even that fails. */
-  private async keepWhatArrived(handle: FileHandle, flush: () => Promise<void>, written: () => number) {
-    try {
-      await flush()
-      await handle.datasync()
-      return written()
-    } catch {
-      return 0
     }
   }
 
