@@ -1,0 +1,83 @@
+import { afterAll, beforeAll, expect, test } from 'bun:test'
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync, statfsSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { loadConfig } from '../../src/config.ts'
+import { startServer } from '../../src/server.ts'
+import { chunkFields, chunkOf } from '../helpers/dropzone-client.ts'
+import { randomData, sha256 } from '../helpers/data.ts'
+import { login, TEST_PASSWORD } from '../helpers/server.ts'
+
+/**
+ * A disk that fills up while chunks are being written: the write fails with ENOSPC, the client
+ * hears 507, nothing half-written is recorded, and once there is room again the upload
+ * completes byte for byte. Needs a small file system of its own: a tmpfs, which only root can
+ * mount (CI runs as root); elsewhere the test is skipped with a note.
+ */
+const isRoot = process.getuid?.() === 0
+const mountPoint = mkdtempSync(join(tmpdir(), 'dropfold-full-'))
+let mounted = false
+
+beforeAll(() => {
+  if (!isRoot) return
+  const result = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=12m', 'tmpfs', mountPoint])
+  mounted = result.status === 0
+})
+afterAll(() => {
+  if (mounted) spawnSync('umount', ['-l', mountPoint])
+  rmSync(mountPoint, { recursive: true, force: true })
+})
+
+test.skipIf(!isRoot)('a disk that fills up mid-upload refuses the chunks that do not fit (507) and loses nothing', async () => {
+  expect(mounted).toBe(true)
+  const dataDir = join(mountPoint, 'data')
+  const server = await startServer(loadConfig({ PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, ADMIN_PASSWORD: TEST_PASSWORD, MIN_FREE_SPACE: '0', CHUNK_SIZE: '1M', MAX_CHUNK_SIZE: '1M' }), { log: () => {} })
+  try {
+    const cookie = await login(server.url, TEST_PASSWORD)
+    const chunk = 1024 * 1024
+    const data = randomData(4 * chunk)
+    const send = async (index: number) => {
+      const form = new FormData()
+      for (const [k, v] of Object.entries(chunkFields('full', data.length, chunk, index))) form.append(k, String(v))
+      form.append('file', new Blob([chunkOf(data, chunk, index) as Uint8Array<ArrayBuffer>]), 'big.bin')
+      const response = await fetch(`${server.url}/upload`, { method: 'POST', body: form, headers: { cookie, accept: 'application/json' } })
+      return { status: response.status, body: await response.json() }
+    }
+    expect((await send(0)).status).toBe(200)
+
+    // Chunk 1 passes the space check; while its bytes are arriving, something else fills the disk.
+    const free = () => {
+      const s = statfsSync(mountPoint)
+      return s.bavail * s.bsize
+    }
+    const filler = join(mountPoint, 'filler')
+    const upload = server.engine.findByClientKey('admin', 'full')!
+    const body = (async function* () {
+      yield chunkOf(data, chunk, 1).subarray(0, chunk / 2)
+      writeFileSync(filler, new Uint8Array(Math.max(0, free() - 64 * 1024)))
+      yield chunkOf(data, chunk, 1).subarray(chunk / 2)
+    })()
+    const refused = await server.engine.receiveChunk(upload, 1, body).then(
+      () => null,
+      (error: Error & { status?: number }) => error,
+    )
+    expect(refused?.status).toBe(507)
+    expect(refused?.message).toMatch(/ran out of disk space/)
+    // Over HTTP the same refusal reaches the client as 507 with a message.
+    const overHttp = await send(2)
+    expect(overHttp.status).toBe(507)
+    expect(overHttp.body.error).toMatch(/out of disk space/)
+    expect((await (await fetch(`${server.url}/upload/full`, { headers: { cookie } })).json()).chunks).toEqual([0])
+
+    rmSync(filler)
+    const status = await (await fetch(`${server.url}/upload/full`, { headers: { cookie } })).json()
+    for (let i = 0; i < 4; i++) if (!status.chunks.includes(i)) expect((await send(i)).status).toBe(200)
+    const done = await (await fetch(`${server.url}/upload/full`, { headers: { cookie } })).json()
+    expect(done.upload.state).toBe('complete')
+    const downloaded = new Uint8Array(await (await fetch(server.url + done.file.url, { headers: { cookie } })).arrayBuffer())
+    expect(sha256(downloaded)).toBe(sha256(data))
+  } finally {
+    await server.stop()
+  }
+})
