@@ -1,6 +1,6 @@
 import { and, eq, isNull, sql } from 'drizzle-orm'
 import type { Db } from './open.ts'
-import { blobs, files, folders, uploads } from './schema.ts'
+import { blobs, files, folders, uploadChunks, uploads } from './schema.ts'
 
 export type FileRow = typeof files.$inferSelect
 export type FolderRow = typeof folders.$inferSelect
@@ -59,6 +59,8 @@ export function completeUpload(
       .set({ state: 'complete', fileId: file.id, completedAt: args.now, updatedAt: args.now })
       .where(eq(uploads.id, args.uploadId))
       .run()
+    // The chunk list has served its purpose; one commit for all of it.
+    tx.delete(uploadChunks).where(eq(uploadChunks.uploadId, args.uploadId)).run()
     return file
   })
 }

@@ -178,10 +178,6 @@ export function outstandingBytes(db: Db): number {
   return row?.bytes ?? 0
 }
 
-export function deleteChunkRecords(db: Db, uploadId: string) {
-  db.delete(uploadChunks).where(eq(uploadChunks.uploadId, uploadId)).run()
-}
-
 /** Uploads a person may want to watch or clean up: everything not yet (or never to be) a file. */
 export function unfinishedUploads(db: Db, limit: number): UploadRow[] {
   return db

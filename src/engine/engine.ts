@@ -494,7 +494,6 @@ export class UploadEngine {
           now: clock(),
         })
       })
-      records.deleteChunkRecords(this.db, uploadId)
     } catch (error) {
       this.deps.log('finalisation failed', { uploadId, error: String(error) })
       records.transition(this.db, uploadId, ['finalizing'], 'failed', clock(), error instanceof HttpError ? error.message : 'Finalisation failed')
