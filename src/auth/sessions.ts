@@ -1,5 +1,6 @@
 import { randomBytes, createHash } from 'node:crypto'
-import { and, eq, gt, lt } from 'drizzle-orm'
+import { and, eq, gt, lt, sql } from 'drizzle-orm'
+import { prepared } from '../db/prepared.ts'
 import type { Db } from '../db/open.ts'
 import { sessions } from '../db/schema.ts'
 
@@ -18,12 +19,14 @@ export function createSession(db: Db, args: { now: number; ttlMs: number; client
 
 export function isValidSession(db: Db, token: string | undefined, now: number): boolean {
   if (!token || token.length > 100) return false
-  const row = db
-    .select({ idHash: sessions.idHash })
-    .from(sessions)
-    .where(and(eq(sessions.idHash, hashToken(token)), gt(sessions.expiresAt, now)))
-    .get()
-  return row !== undefined
+  const statement = prepared(db, 'isValidSession', (d) =>
+    d
+      .select({ idHash: sessions.idHash })
+      .from(sessions)
+      .where(and(eq(sessions.idHash, sql.placeholder('idHash')), gt(sessions.expiresAt, sql.placeholder('now'))))
+      .prepare(),
+  )
+  return statement.get({ idHash: hashToken(token), now }) !== undefined
 }
 
 export function deleteSession(db: Db, token: string | undefined) {

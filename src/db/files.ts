@@ -1,16 +1,29 @@
 import { and, eq, isNull, sql } from 'drizzle-orm'
 import type { Db } from './open.ts'
+import { prepared } from './prepared.ts'
 import { blobs, files, folders, uploadChunks, uploads } from './schema.ts'
 
 export type FileRow = typeof files.$inferSelect
 export type FolderRow = typeof folders.$inferSelect
 
 export function findFolder(db: Db, id: number): FolderRow | undefined {
-  return db.select().from(folders).where(eq(folders.id, id)).get()
+  return prepared(db, 'findFolder', (d) =>
+    d
+      .select()
+      .from(folders)
+      .where(eq(folders.id, sql.placeholder('id')))
+      .prepare(),
+  ).get({ id })
 }
 
 export function findFile(db: Db, id: number): FileRow | undefined {
-  return db.select().from(files).where(eq(files.id, id)).get()
+  return prepared(db, 'findFile', (d) =>
+    d
+      .select()
+      .from(files)
+      .where(eq(files.id, sql.placeholder('id')))
+      .prepare(),
+  ).get({ id })
 }
 
 const MULTI_EXTENSIONS = /\.tar\.(gz|bz2|xz|zst|lz4)$/i

@@ -1,5 +1,6 @@
 import { and, asc, desc, eq, inArray, lt, lte, or, sql } from 'drizzle-orm'
 import type { Db } from './open.ts'
+import { prepared } from './prepared.ts'
 import { uploadChunks, uploads, type UploadState } from './schema.ts'
 
 /** bun:sqlite reports changed rows, though drizzle types `run()` as void. */
@@ -9,15 +10,23 @@ export type UploadRow = typeof uploads.$inferSelect
 export type NewUpload = typeof uploads.$inferInsert
 
 export function findUpload(db: Db, id: string): UploadRow | undefined {
-  return db.select().from(uploads).where(eq(uploads.id, id)).get()
+  return prepared(db, 'findUpload', (d) =>
+    d
+      .select()
+      .from(uploads)
+      .where(eq(uploads.id, sql.placeholder('id')))
+      .prepare(),
+  ).get({ id })
 }
 
 export function findUploadByClientKey(db: Db, owner: string, clientKey: string): UploadRow | undefined {
-  return db
-    .select()
-    .from(uploads)
-    .where(and(eq(uploads.owner, owner), eq(uploads.clientKey, clientKey)))
-    .get()
+  return prepared(db, 'findUploadByClientKey', (d) =>
+    d
+      .select()
+      .from(uploads)
+      .where(and(eq(uploads.owner, sql.placeholder('owner')), eq(uploads.clientKey, sql.placeholder('clientKey'))))
+      .prepare(),
+  ).get({ owner, clientKey })
 }
 
 /**
@@ -50,13 +59,14 @@ export function receivedChunkIndexes(db: Db, uploadId: string): number[] {
 }
 
 export function hasChunk(db: Db, uploadId: string, index: number): boolean {
-  return (
-    db
+  const statement = prepared(db, 'hasChunk', (d) =>
+    d
       .select({ one: sql`1` })
       .from(uploadChunks)
-      .where(and(eq(uploadChunks.uploadId, uploadId), eq(uploadChunks.chunkIndex, index)))
-      .get() !== undefined
+      .where(and(eq(uploadChunks.uploadId, sql.placeholder('uploadId')), eq(uploadChunks.chunkIndex, sql.placeholder('index'))))
+      .prepare(),
   )
+  return statement.get({ uploadId, index }) !== undefined
 }
 
 /**
