@@ -1,48 +1,22 @@
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { describe, expect, test } from 'bun:test'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { Browser, BrowserContext } from 'playwright-core'
-import { closeBrowser, closeContext, launchBrowser, newContext, signIn, unexpectedErrors, unexpectedLogs, watchPage } from '../helpers/browser.ts'
+import { signIn, unexpectedErrors, unexpectedLogs, watchPage, browserSuite } from '../helpers/browser.ts'
 import { randomData, sha256 } from '../helpers/data.ts'
-import { startTestServer, type TestServer } from '../helpers/server.ts'
 
 /**
  * A drop link from both sides, in real Chromium: the admin makes it on the Drop links page, a
  * visitor without an account opens the address, gives the password and uploads; the admin sees it.
  */
 
-let browser: Browser | undefined
-let server: TestServer | undefined
-const contexts: BrowserContext[] = []
-let tempDir: string | undefined
+const suite = browserSuite()
 
-beforeAll(async () => {
-  browser = await launchBrowser()
-})
-
-afterEach(async () => {
-  for (const context of contexts.splice(0)) await closeContext(context)
-  await server?.stop()
-  server = undefined
-  if (tempDir) rmSync(tempDir, { recursive: true, force: true })
-  tempDir = undefined
-})
-
-afterAll(async () => {
-  await closeBrowser(browser)
-})
-
-async function context() {
-  const c = await newContext(browser!)
-  contexts.push(c)
-  return c
-}
+const context = () => suite.context()
 
 describe('drop links in a real browser', () => {
   test('the admin creates a password-protected drop link, a visitor opens it, enters the password and uploads a file; the admin sees it', async () => {
-    server = await startTestServer({ CHUNK_SIZE: '64K' })
-    tempDir = mkdtempSync(join(tmpdir(), 'dropfold-e2e-link-'))
+    const server = await suite.startServer({ CHUNK_SIZE: '64K' })
+    const tempDir = suite.tempDir()
     const size = 300_000 // several chunks
     const data = randomData(size)
     const name = 'Interview take 3.wav'

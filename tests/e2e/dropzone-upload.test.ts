@@ -1,57 +1,20 @@
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { describe, expect, test } from 'bun:test'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { Browser, BrowserContext } from 'playwright-core'
-import {
-  closeBrowser,
-  closeContext,
-  launchBrowser,
-  newContext,
-  ROOT_FOLDER_PATH,
-  signIn,
-  trackUploads,
-  unexpectedErrors,
-  unexpectedLogs,
-  watchPage,
-} from '../helpers/browser.ts'
+import { ROOT_FOLDER_PATH, signIn, trackUploads, unexpectedErrors, unexpectedLogs, watchPage, browserSuite } from '../helpers/browser.ts'
 import { randomData, sha256 } from '../helpers/data.ts'
-import { startTestServer, type TestServer } from '../helpers/server.ts'
 
 /**
  * The upload page as a person uses it: real Chromium, the stock Dropzone build and htmx served by
  * the server, no test hooks in the page.
  */
 
-let browser: Browser | undefined
-// Per test: torn down in afterEach whatever happened.
-let server: TestServer | undefined
-let context: BrowserContext | undefined
-let tempDir: string | undefined
-
-beforeAll(async () => {
-  browser = await launchBrowser()
-})
-
-afterEach(async () => {
-  await closeContext(context)
-  context = undefined
-  await server?.stop()
-  server = undefined
-  if (tempDir) rmSync(tempDir, { recursive: true, force: true })
-  tempDir = undefined
-})
-
-afterAll(async () => {
-  await closeBrowser(browser)
-})
+const suite = browserSuite()
 
 async function setUp(env: Record<string, string>) {
-  server = await startTestServer(env)
-  context = await newContext(browser!)
-  tempDir = mkdtempSync(join(tmpdir(), 'dropfold-e2e-'))
-  const page = await context.newPage()
-  return { server, page, watch: watchPage(page), tempDir }
+  const server = await suite.startServer(env)
+  const page = await (await suite.context()).newPage()
+  return { server, page, watch: watchPage(page), tempDir: suite.tempDir() }
 }
 
 describe('uploading through the folder page in a real browser', () => {

@@ -1,26 +1,10 @@
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { describe, expect, test } from 'bun:test'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { Browser, BrowserContext, BrowserContextOptions, Page } from 'playwright-core'
-import {
-  acceptDialogs,
-  closeBrowser,
-  closeContext,
-  launchBrowser,
-  markDocument,
-  newContext,
-  ROOT_FOLDER_PATH,
-  signIn,
-  signInWithoutScripts,
-  unexpectedErrors,
-  unexpectedLogs,
-  waitForUploader,
-  watchPage,
-} from '../helpers/browser.ts'
+import type { BrowserContextOptions, Page } from 'playwright-core'
+import { acceptDialogs, markDocument, ROOT_FOLDER_PATH, signIn, signInWithoutScripts, unexpectedErrors, unexpectedLogs, waitForUploader, watchPage, browserSuite } from '../helpers/browser.ts'
 import { randomData, sha256 } from '../helpers/data.ts'
 import { chunkFields, chunkOf, sendChunk } from '../helpers/dropzone-client.ts'
-import { startTestServer, type TestServer } from '../helpers/server.ts'
 
 /**
  * Managing the library as a person does it in a real browser: folders, the bulk actions of the
@@ -28,35 +12,12 @@ import { startTestServer, type TestServer } from '../helpers/server.ts'
  * must work without JavaScript, and refusals must reach the person.
  */
 
-let browser: Browser | undefined
-// Per test: torn down in afterEach whatever happened.
-let server: TestServer | undefined
-let context: BrowserContext | undefined
-let tempDir: string | undefined
-
-beforeAll(async () => {
-  browser = await launchBrowser()
-})
-
-afterEach(async () => {
-  await closeContext(context)
-  context = undefined
-  await server?.stop()
-  server = undefined
-  if (tempDir) rmSync(tempDir, { recursive: true, force: true })
-  tempDir = undefined
-})
-
-afterAll(async () => {
-  await closeBrowser(browser)
-})
+const suite = browserSuite()
 
 async function setUp(options: BrowserContextOptions = {}) {
-  server = await startTestServer({ CHUNK_SIZE: '64K' })
-  context = await newContext(browser!, options)
-  tempDir = mkdtempSync(join(tmpdir(), 'dropfold-e2e-'))
-  const page = await context.newPage()
-  return { server, page, watch: watchPage(page), tempDir }
+  const server = await suite.startServer({ CHUNK_SIZE: '64K' })
+  const page = await (await suite.context(options)).newPage()
+  return { server, page, watch: watchPage(page), tempDir: suite.tempDir() }
 }
 
 const shot = (page: Page, name: string) => page.screenshot({ path: `/tmp/dropfold-manage-${name}.png`, fullPage: true, animations: 'disabled' })

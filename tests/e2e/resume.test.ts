@@ -1,23 +1,10 @@
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { describe, expect, test } from 'bun:test'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { Browser, BrowserContext, Page } from 'playwright-core'
-import {
-  closeBrowser,
-  closeContext,
-  devTools,
-  launchBrowser,
-  newContext,
-  signIn,
-  throttleUploads,
-  trackChunkPosts,
-  unexpectedErrors,
-  unexpectedLogs,
-  watchPage,
-} from '../helpers/browser.ts'
+import type { Page } from 'playwright-core'
+import { devTools, signIn, throttleUploads, trackChunkPosts, unexpectedErrors, unexpectedLogs, watchPage, browserSuite } from '../helpers/browser.ts'
 import { randomData, sha256 } from '../helpers/data.ts'
-import { startTestServer, type TestServer } from '../helpers/server.ts'
+import { type TestServer } from '../helpers/server.ts'
 
 /**
  * Interrupted uploads in a real browser: the server goes away mid-upload, the tab is closed, the
@@ -29,41 +16,19 @@ import { startTestServer, type TestServer } from '../helpers/server.ts'
 const CHUNK = 64 * 1024
 const MiB = 1024 * 1024
 
-let browser: Browser | undefined
-// Per test: torn down in afterEach whatever happened.
-let server: TestServer | undefined
-let contexts: BrowserContext[] = []
+const suite = browserSuite()
 let tempDir: string | undefined
 
-beforeAll(async () => {
-  browser = await launchBrowser()
-})
-
-afterEach(async () => {
-  for (const context of contexts) await closeContext(context)
-  contexts = []
-  await server?.stop()
-  server = undefined
-  if (tempDir) rmSync(tempDir, { recursive: true, force: true })
-  tempDir = undefined
-})
-
-afterAll(async () => {
-  await closeBrowser(browser)
-})
-
 async function setUp(env: Record<string, string>) {
-  server = await startTestServer(env)
-  tempDir = mkdtempSync(join(tmpdir(), 'dropfold-e2e-'))
+  const server = await suite.startServer(env)
+  tempDir = suite.tempDir()
   const page = await openPage()
   return { server, page, watch: watchPage(page), tempDir }
 }
 
 /** A page in a fresh context (no cookies): another tab, another visit. */
 async function openPage(): Promise<Page> {
-  const context = await newContext(browser!)
-  contexts.push(context)
-  return context.newPage()
+  return (await suite.context()).newPage()
 }
 
 /** A file of random bytes in the test's temporary directory. */

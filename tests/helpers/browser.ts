@@ -1,5 +1,7 @@
-import { expect } from 'bun:test'
-import { existsSync } from 'node:fs'
+import { afterAll, afterEach, beforeAll, expect } from 'bun:test'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import {
   chromium,
   type Browser,
@@ -9,7 +11,7 @@ import {
   type Page,
   type Request,
 } from 'playwright-core'
-import { TEST_PASSWORD } from './server.ts'
+import { startTestServer, TEST_PASSWORD, type TestServer } from './server.ts'
 
 /**
  * Real Chromium for end-to-end tests, driven by playwright-core (no bundled browsers: we use the
@@ -67,6 +69,46 @@ export async function closeContext(context: BrowserContext | undefined) {
 
 export async function closeBrowser(browser: Browser | undefined) {
   await browser?.close().catch(() => {})
+}
+
+/**
+ * A browser test file's fixtures: one Chromium for the file; per test a server, browser contexts
+ * and a temporary directory, all torn down after each test whatever happened. Call it at the top
+ * level of the file.
+ */
+export function browserSuite() {
+  let browser: Browser | undefined
+  const contexts: BrowserContext[] = []
+  let server: TestServer | undefined
+  let tempDir: string | undefined
+  beforeAll(async () => {
+    browser = await launchBrowser()
+  })
+  afterEach(async () => {
+    for (const context of contexts.splice(0)) await closeContext(context)
+    await server?.stop()
+    server = undefined
+    if (tempDir) rmSync(tempDir, { recursive: true, force: true })
+    tempDir = undefined
+  })
+  afterAll(async () => {
+    await closeBrowser(browser)
+  })
+  return {
+    async startServer(env: Record<string, string> = {}) {
+      server = await startTestServer(env)
+      return server
+    },
+    async context(options: BrowserContextOptions = {}) {
+      const context = await newContext(browser!, options)
+      contexts.push(context)
+      return context
+    },
+    tempDir() {
+      tempDir ??= mkdtempSync(join(tmpdir(), 'dropfold-e2e-'))
+      return tempDir
+    },
+  }
 }
 
 export const ROOT_FOLDER_PATH = '/folders/1'
