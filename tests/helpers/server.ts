@@ -21,13 +21,13 @@ export interface TestServer {
   stop(): Promise<void>
 }
 
-/** A real server on a random port with its own temporary data directory. */
-export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
+/** A real server on a random port with its own temporary data directory (and, if given, a clock the test controls). */
+export async function startTestServer(env: Record<string, string> = {}, options: { clock?: () => number } = {}): Promise<TestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'dropfold-test-'))
   const logs: string[] = []
   const log = (message: string, context?: Record<string, unknown>) => logs.push(`${message} ${JSON.stringify(context ?? {})}`)
   const configFor = (port: string) => loadConfig({ PORT: port, HOST: '127.0.0.1', DATA_DIR: dataDir, ADMIN_PASSWORD: TEST_PASSWORD, ...env })
-  let server = await startServer(configFor('0'), { log })
+  let server = await startServer(configFor('0'), { log, clock: options.clock })
   const t: TestServer = {
     url: server.url,
     dataDir,
@@ -42,7 +42,7 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     async restart() {
       const port = new URL(t.url).port
       await server.stop()
-      server = await startServer(configFor(port), { log })
+      server = await startServer(configFor(port), { log, clock: options.clock })
       t.server = server
       t.url = server.url
     },

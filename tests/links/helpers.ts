@@ -1,11 +1,8 @@
 import { expect } from 'bun:test'
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { loadConfig } from '../../src/config.ts'
-import { startServer } from '../../src/server.ts'
 import { chunkFields, chunkOf } from '../helpers/dropzone-client.ts'
-import { login, startTestServer, TEST_PASSWORD, type TestServer } from '../helpers/server.ts'
+import { startTestServer, type TestServer } from '../helpers/server.ts'
 
 /**
  * Helpers for the drop link tests. The admin side goes through `server.fetch` (admin cookie);
@@ -181,36 +178,13 @@ export const median = (values: number[]) => {
  * Same shape as startTestServer's, plus `advance(ms)`.
  */
 export async function startClockedServer(env: Record<string, string> = {}): Promise<TestServer & { advance(ms: number): void; now(): number }> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'dropfold-test-'))
-  const logs: string[] = []
   let offset = 0
   const clock = () => Date.now() + offset
-  const log = (message: string, context?: Record<string, unknown>) => logs.push(`${message} ${JSON.stringify(context ?? {})}`)
-  const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, ADMIN_PASSWORD: TEST_PASSWORD, CHUNK_SIZE: '64K', ...env })
-  const server = await startServer(config, { log, clock })
-  const t: TestServer & { advance(ms: number): void; now(): number } = {
-    url: server.url,
-    dataDir,
-    server,
-    cookie: '',
-    logs,
-    fetch: (path, init = {}) => {
-      const headers = new Headers(init.headers)
-      if (t.cookie && !headers.has('cookie')) headers.set('cookie', t.cookie)
-      return fetch(t.url + path, { ...init, headers, redirect: 'manual' })
-    },
-    async restart() {
-      throw new Error('not supported by the clocked test server')
-    },
-    async stop() {
-      await server.stop()
-      rmSync(dataDir, { recursive: true, force: true })
-    },
+  const server = await startTestServer({ CHUNK_SIZE: '64K', ...env }, { clock })
+  return Object.assign(server, {
     advance(ms: number) {
       offset += ms
     },
     now: clock,
-  }
-  t.cookie = await login(t.url, TEST_PASSWORD)
-  return t
+  })
 }
