@@ -1,3 +1,4 @@
+import { afterEach } from 'bun:test'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -60,4 +61,20 @@ export async function login(url: string, password: string): Promise<string> {
   const setCookie = response.headers.get('set-cookie')
   if (response.status !== 303 || !setCookie) throw new Error(`login failed: ${response.status}`)
   return setCookie.split(';')[0]!
+}
+
+/**
+ * For a test file whose tests each start their own server: returns a `start` that launches one
+ * and registers nothing per test; the server is stopped after the test whatever happened.
+ */
+export function serverPerTest<S extends TestServer>(launch: (env: Record<string, string>) => Promise<S>) {
+  let server: S | undefined
+  afterEach(async () => {
+    await server?.stop()
+    server = undefined
+  })
+  return async (env: Record<string, string> = {}) => {
+    server = await launch(env)
+    return server
+  }
 }

@@ -1,17 +1,8 @@
-import { afterEach, describe, expect, test } from 'bun:test'
-import { startTestServer, type TestServer } from '../helpers/server.ts'
+import { describe, expect, test } from 'bun:test'
+import { startTestServer, type TestServer, serverPerTest } from '../helpers/server.ts'
 import { activityRows, db, halfUpload, makeFolder, post, row, uploadFile } from './helpers.ts'
 
-let server: TestServer | undefined
-afterEach(async () => {
-  await server?.stop()
-  server = undefined
-})
-
-async function start(env: Record<string, string> = {}) {
-  server = await startTestServer(env)
-  return server
-}
+const start = serverPerTest(startTestServer)
 
 const loginAttempt = (s: TestServer, password: string, headers: Record<string, string> = {}) =>
   fetch(`${s.url}/login`, { method: 'POST', body: new URLSearchParams({ password }), headers, redirect: 'manual' })

@@ -1,6 +1,6 @@
-import { afterEach, describe, expect, test } from 'bun:test'
+import { describe, expect, test } from 'bun:test'
 import { randomData, sha256 } from '../helpers/data.ts'
-import { startTestServer, type TestServer } from '../helpers/server.ts'
+import { startTestServer, type TestServer, serverPerTest } from '../helpers/server.ts'
 import {
   activityRows,
   anonymousPost,
@@ -20,16 +20,7 @@ import {
   uploadFile,
 } from './helpers.ts'
 
-let server: TestServer | undefined
-afterEach(async () => {
-  await server?.stop()
-  server = undefined
-})
-
-async function start(env: Record<string, string> = {}) {
-  server = await startTestServer(env)
-  return server
-}
+const start = serverPerTest(startTestServer)
 
 const trashPage = async (s: TestServer) => {
   const response = await s.fetch('/trash')

@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs'
-import { afterEach, describe, expect, test } from 'bun:test'
+import { describe, expect, test } from 'bun:test'
 import { chunkFields, sendChunk } from '../helpers/dropzone-client.ts'
 import { randomData } from '../helpers/data.ts'
-import { startTestServer, type TestServer } from '../helpers/server.ts'
+import { startTestServer, type TestServer, serverPerTest } from '../helpers/server.ts'
 import {
   activityRows,
   anonymousPost,
@@ -21,16 +21,7 @@ import {
   uploadFile,
 } from './helpers.ts'
 
-let server: TestServer | undefined
-afterEach(async () => {
-  await server?.stop()
-  server = undefined
-})
-
-async function start(env: Record<string, string> = {}) {
-  server = await startTestServer(env)
-  return server
-}
+const start = serverPerTest(startTestServer)
 
 const table = async (s: TestServer) => {
   const response = await s.fetch('/uploads/table')

@@ -1,6 +1,6 @@
-import { afterEach, describe, expect, test } from 'bun:test'
+import { describe, expect, test } from 'bun:test'
 import { randomData } from '../helpers/data.ts'
-import type { TestServer } from '../helpers/server.ts'
+import { serverPerTest } from '../helpers/server.ts'
 import {
   activityOf,
   adminPost,
@@ -23,16 +23,7 @@ import {
  * folder passwords, the unlock cookie and its scope, and that nothing else opens with a link.
  */
 
-let server: TestServer | undefined
-afterEach(async () => {
-  await server?.stop()
-  server = undefined
-})
-
-async function setUp(env: Record<string, string> = {}) {
-  server = await startLinkServer(env)
-  return server
-}
+const setUp = serverPerTest(startLinkServer)
 
 const html = async (response: Response) => response.text()
 const isUnlockForm = (page: string, link: CreatedLink) => page.includes(`action="/d/${link.token}/unlock"`) && !page.includes('id="dropzone"')

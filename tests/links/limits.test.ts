@@ -1,6 +1,6 @@
-import { afterEach, describe, expect, test } from 'bun:test'
+import { describe, expect, test } from 'bun:test'
 import { randomData, sha256 } from '../helpers/data.ts'
-import type { TestServer } from '../helpers/server.ts'
+import { serverPerTest, type TestServer } from '../helpers/server.ts'
 import {
   adminPost,
   CHUNK,
@@ -24,16 +24,7 @@ import {
  * uploads still in progress, so parallel uploads cannot overshoot them.
  */
 
-let server: TestServer | undefined
-afterEach(async () => {
-  await server?.stop()
-  server = undefined
-})
-
-async function setUp() {
-  server = await startLinkServer()
-  return server
-}
+const setUp = serverPerTest(startLinkServer)
 
 const uploadsOf = (s: TestServer, link: CreatedLink) =>
   rows<{ client_key: string; state: string; folder_id: number; received_chunks: number }>(
