@@ -98,6 +98,22 @@ function reserveAllSpace(server: TestServer) {
 const isExpectedNetworkError = (text: string) =>
   /Failed to load resource: net::ERR_/.test(text) || /net::ERR_[A-Z_]+ \(http:[^)]*\/upload/.test(text) || /POST http:[^ ]*\/upload\S* net::ERR_/.test(text)
 
+/**
+ * Signs in on `page`, drops the file with uploads slowed down, and closes the tab once the server
+ * holds at least 30% of its chunks. Returns the upload's dzuuid.
+ */
+async function uploadPartlyAndCloseTab(server: TestServer, page: Page, path: string, totalChunks: number) {
+  await signIn(page, server.url)
+  const tools = await devTools(page)
+  await throttleUploads(tools, 1 * MiB)
+  const chunks = trackChunkPosts(tools)
+  await page.setInputFiles('input.dz-hidden-input', path)
+  const key = await until('a chunk POST with its dzuuid', () => chunks.posts.find((p) => p.uuid)?.uuid)
+  await until('30% of the chunks on the server', async () => ((await uploadStatus(server, key))?.upload.receivedChunks ?? 0) >= 0.3 * totalChunks)
+  await page.context().close()
+  return key
+}
+
 describe('resuming and retrying uploads in a real browser', () => {
   test('an upload interrupted by stopping the server resumes after the restart without re-sending acknowledged chunks', async () => {
     const size = 5 * MiB + 4321
@@ -161,14 +177,7 @@ describe('resuming and retrying uploads in a real browser', () => {
     const { data, path } = writeRandomFile('closed tab.bin', size)
 
     // First visit: the upload gets about a third of the way, then the tab is closed.
-    await signIn(first, server.url)
-    const firstTools = await devTools(first)
-    await throttleUploads(firstTools, 1 * MiB)
-    const firstChunks = trackChunkPosts(firstTools)
-    await first.setInputFiles('input.dz-hidden-input', path)
-    const key = await until('a chunk POST with its dzuuid', () => firstChunks.posts.find((p) => p.uuid)?.uuid)
-    await until('30% of the chunks on the server', async () => ((await uploadStatus(server, key))?.upload.receivedChunks ?? 0) >= 0.3 * totalChunks)
-    await first.context().close()
+    const key = await uploadPartlyAndCloseTab(server, first, path, totalChunks)
 
     const held = (await uploadStatus(server, key))!
     expect(held.upload.state).toBe('receiving')
@@ -317,14 +326,7 @@ describe('resuming and retrying uploads in a real browser', () => {
     const { data, path } = writeRandomFile('expires.bin', size)
 
     // A first tab gets part of the file to the server and is closed.
-    await signIn(first, server.url)
-    const firstTools = await devTools(first)
-    await throttleUploads(firstTools, 1 * MiB)
-    const firstChunks = trackChunkPosts(firstTools)
-    await first.setInputFiles('input.dz-hidden-input', path)
-    const key = await until('a chunk POST with its dzuuid', () => firstChunks.posts.find((p) => p.uuid)?.uuid)
-    await until('30% of the chunks on the server', async () => ((await uploadStatus(server, key))?.upload.receivedChunks ?? 0) >= 0.3 * totalChunks)
-    await first.context().close()
+    const key = await uploadPartlyAndCloseTab(server, first, path, totalChunks)
 
     // A second tab resumes it, slowly.
     const page = await openPage()
