@@ -50,7 +50,7 @@ function preview(d: FileDetail): SafeHtml | string {
 export function filePage(d: FileDetail, flash: Flash | null) {
   const { file } = d
   const targets = d.folderChoices.filter((c) => c.id !== file.folderId)
-  const form = (action: string, body: SafeHtml, extra: SafeHtml | string = '') =>
+  const form = (action: string, body: SafeHtml, extra: SafeHtml = html``) =>
     html`<form method="post" action="${action}" hx-post="${action}" class="inline" ${extra}>${body}</form>`
   return layout({
     title: file.name,

@@ -47,7 +47,7 @@ function breadcrumbs(path: FolderRow[]) {
 }
 
 /** A form that posts with htmx when it can and as a plain form when it cannot. */
-function actionForm(action: string, body: SafeHtml, extra: SafeHtml | string = '') {
+function actionForm(action: string, body: SafeHtml, extra: SafeHtml = html``) {
   return html`<form method="post" action="${action}" hx-post="${action}" hx-target="#file-area" hx-swap="outerHTML" ${extra}>${body}</form>`
 }
 

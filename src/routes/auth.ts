@@ -5,6 +5,7 @@ import { logActivity } from '../db/activity.ts'
 import { createSession, deleteSession, SESSION_COOKIE } from '../auth/sessions.ts'
 import { clientAddress } from '../http/client-address.ts'
 import { cookieHeader, readCookie } from '../http/cookies.ts'
+import { formFields } from '../http/form-fields.ts'
 import { htmlResponse } from '../../views/html.ts'
 import { loginPage } from '../../views/login.ts'
 
@@ -13,15 +14,6 @@ function safeNext(next: unknown): string {
   return typeof next === 'string' && /^\/(?![/\\])/.test(next) ? next : '/'
 }
 
-async function readForm(request: Request): Promise<Map<string, string>> {
-  const fields = new Map<string, string>()
-  try {
-    for (const [name, value] of await request.formData()) if (typeof value === 'string') fields.set(name, value)
-  } catch {
-    // A body that is not a form simply has no fields.
-  }
-  return fields
-}
 
 export function authRoutes(deps: AppDeps) {
   const limiter = new AttemptLimiter()
@@ -31,7 +23,7 @@ export function authRoutes(deps: AppDeps) {
       '/login',
       async ({ request, server }) => {
         const address = clientAddress(request, server, deps.config.trustProxy) ?? 'unknown'
-        const form = await readForm(request)
+        const form = await formFields(request)
         const password = form.get('password') ?? ''
         const next = safeNext(form.get('next'))
         const now = deps.clock()

@@ -9,7 +9,8 @@ import * as library from '../db/library.ts'
 import { linkOwner, linkUsage, type LinkRow } from '../db/links.ts'
 import { HttpError } from '../errors.ts'
 import { clientAddress } from '../http/client-address.ts'
-import { readCookie } from '../http/cookies.ts'
+import { cookieHeader, readCookie } from '../http/cookies.ts'
+import { formFields } from '../http/form-fields.ts'
 import { linkAdmission, openLink, requiredPasswordHash, UnlockCookies, UNLOCK_TTL_MS, cookieSecret } from '../links/access.ts'
 import { dropzoneRoutes } from '../protocols/dropzone.ts'
 import type { UploadPrincipal } from '../protocols/principal.ts'
@@ -75,8 +76,7 @@ export function dropRoutes(deps: AppDeps) {
   function visitorCookie(request: Request, token: string): Record<string, string> {
     if (visitorOf(request)) return {}
     const id = randomBytes(16).toString('base64url')
-    const attributes = [`Path=/d/${token}`, `Max-Age=${30 * 86_400}`, 'HttpOnly', 'SameSite=Lax', ...(config.secureCookies ? ['Secure'] : [])]
-    return { 'set-cookie': [`${VISITOR_COOKIE}=${id}`, ...attributes].join('; ') }
+    return { 'set-cookie': cookieHeader(VISITOR_COOKIE, id, { path: `/d/${token}`, maxAgeSeconds: 30 * 86_400, secure: config.secureCookies }) }
   }
 
   function folderFiles(link: LinkRow) {
@@ -109,13 +109,7 @@ export function dropRoutes(deps: AppDeps) {
   async function unlock(request: Request, token: string, server: Server<unknown> | null) {
     const address = clientAddress(request, server, config.trustProxy) ?? 'unknown'
     const now = deps.clock()
-    let password = ''
-    try {
-      const value = (await request.formData()).get('password')
-      if (typeof value === 'string') password = value
-    } catch {
-      // No form, no password.
-    }
+    const password = (await formFields(request)).get('password') ?? ''
     let link: LinkRow | null = null
     let gone: HttpError | null = null
     try {
@@ -150,14 +144,11 @@ export function dropRoutes(deps: AppDeps) {
     }
     limiter.succeeded(key)
     logActivity(db, now, { actor: linkOwner(link.id), action: 'link.unlock.success', target: link.label, clientAddress: address })
-    const cookie = [
-      `${unlocks.name(link)}=${unlocks.value(link, hash, now)}`,
-      `Path=/d/${token}`,
-      `Max-Age=${UNLOCK_TTL_MS / 1000}`,
-      'HttpOnly',
-      'SameSite=Lax',
-      ...(config.secureCookies ? ['Secure'] : []),
-    ].join('; ')
+    const cookie = cookieHeader(unlocks.name(link), unlocks.value(link, hash, now), {
+      path: `/d/${token}`,
+      maxAgeSeconds: UNLOCK_TTL_MS / 1000,
+      secure: config.secureCookies,
+    })
     return new Response(null, { status: 303, headers: { location: `/d/${token}`, 'set-cookie': cookie } })
   }
 
