@@ -2,15 +2,10 @@ import { Elysia } from 'elysia'
 import type { AppDeps } from '../app.ts'
 import { findFile, type FileRow } from '../db/files.ts'
 import type { BlobStore } from '../storage/types.ts'
+import { pathId } from './respond.ts'
 import { HttpError } from '../errors.ts'
 import { contentDisposition } from '../http/content-disposition.ts'
 import { parseRange } from '../http/range.ts'
-
-function fileId(text: string): number {
-  const id = Number(text)
-  if (!/^\d{1,15}$/.test(text) || !Number.isSafeInteger(id)) throw new HttpError(404, 'No such file')
-  return id
-}
 
 /** Kinds of files a browser can show by itself; everything else is only ever downloaded. */
 export function previewKind(mimeType: string): 'image' | 'video' | 'audio' | 'pdf' | 'text' | null {
@@ -62,7 +57,7 @@ export function fileResponse(blobs: BlobStore, file: FileRow, request: Request, 
 
 export function downloadRoutes(deps: AppDeps) {
   const serve = ({ params, request }: { params: { id: string }; request: Request }, disposition: 'attachment' | 'inline') => {
-    const file = findFile(deps.db, fileId(params.id))
+    const file = findFile(deps.db, pathId(params.id, 'file'))
     if (!file) throw new HttpError(404, 'No such file')
     return fileResponse(deps.blobs, file, request, disposition)
   }
