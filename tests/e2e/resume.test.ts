@@ -2,7 +2,7 @@ import { describe, expect, test } from 'bun:test'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Page } from 'playwright-core'
-import { devTools, signIn, throttleUploads, trackChunkPosts, unexpectedErrors, unexpectedLogs, watchPage, browserSuite } from '../helpers/browser.ts'
+import { type ChunkPost, devTools, signIn, throttleUploads, trackChunkPosts, unexpectedErrors, unexpectedLogs, watchPage, browserSuite } from '../helpers/browser.ts'
 import { randomData, sha256 } from '../helpers/data.ts'
 import { type TestServer } from '../helpers/server.ts'
 
@@ -409,8 +409,14 @@ describe('resuming and retrying uploads in a real browser', () => {
     expect(await page.locator('.dz-preview.dz-error').count()).toBe(0)
     expect(await link.textContent()).toBe('Stored as “two chunks.bin” — download')
     const retried = chunks.posts.filter((p) => !firstAttempt.includes(p))
-    expect(sorted(retried.map((p) => p.index!))).toEqual([0, 1])
-    expect(retried.every((p) => p.status === 200)).toBe(true)
+    // Each chunk is acknowledged exactly once, in the new attempt. A request of the retry may
+    // itself meet a passing failure (a connection the server closed under load) and be sent
+    // again after a pause: that is the page doing its job, as long as it is only that.
+    const outcome = (p: ChunkPost) => (p.status !== undefined ? String(p.status) : `failed: ${p.failed}`)
+    expect(sorted(retried.filter((p) => p.status === 200).map((p) => p.index!))).toEqual([0, 1])
+    const passing = retried.filter((p) => p.status !== 200).map(outcome)
+    expect(passing.filter((o) => o !== '423' && !o.startsWith('failed: net::ERR_'))).toEqual([])
+    expect(new Set(retried.map((p) => p.uuid)).size).toBe(1)
     const status = (await uploadStatus(server, retried[0]!.uuid!))!
     expect(status.upload.state).toBe('complete')
     expect(await downloadHash(server, status.file!.url)).toBe(sha256(data))
