@@ -25,6 +25,8 @@ function parseSize(text: string): number {
 const QUICK = /^(1|true|yes)$/i.test(process.env.BENCH_QUICK ?? '')
 const SIZE = parseSize(process.env.BENCH_SIZE || (QUICK ? '32M' : '256M'))
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS || (QUICK ? 1 : 3)))
+/** BENCH_ROWS=dz-small,tus-8m: only these rows (and the ceilings), when working on one of them. */
+const ONLY = process.env.BENCH_ROWS ? new Set(process.env.BENCH_ROWS.split(',').map((id) => id.trim())) : null
 const SMALL_EACH = 100_000
 const SMALL_COUNT = Math.min(SIZE >= GiB ? 1000 : 200, Math.floor(SIZE / SMALL_EACH))
 const SMALL_INFLIGHT = 8
@@ -396,6 +398,7 @@ async function main() {
     if (group.mode === 'dz-small' || group.mode === 'tus-small') {
       if (SMALL_COUNT < 1) continue
     }
+    if (ONLY && !ONLY.has(group.id) && group.mode !== 'ingest') continue
     await measureGroup(group, cookie)
   }
 

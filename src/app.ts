@@ -2,6 +2,7 @@ import { Elysia } from 'elysia'
 import { isCrossSiteRequest, SAFE_METHODS } from './auth/csrf.ts'
 import { isValidSession, SESSION_COOKIE } from './auth/sessions.ts'
 import type { Config } from './config.ts'
+import { durable } from './db/durable.ts'
 import type { Db } from './db/open.ts'
 import type { UploadEngine } from './engine/engine.ts'
 import { HttpError } from './errors.ts'
@@ -87,6 +88,10 @@ export function createApp(deps: AppDeps) {
         return new Response(null, { status: 303, headers: { location: `/login?next=${encodeURIComponent(path)}` } })
       }
       throw new HttpError(401, 'Sign in first')
+    })
+    // A change the page confirms survives a power cut (the upload engine does the same for its own steps).
+    .onAfterHandle(async ({ request }) => {
+      if (!SAFE_METHODS.has(request.method)) await durable(deps.db)
     })
     .get('/healthz', () => 'ok')
     .use(assetRoutes())

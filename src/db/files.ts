@@ -44,36 +44,60 @@ export function completeUpload(
   db: Db,
   args: { uploadId: string; folderId: number; name: string; sizeBytes: number; sha256: string; mimeType: string; now: number },
 ): FileRow {
-  return db.transaction((tx) => {
-    tx.insert(blobs)
-      .values({ sha256: args.sha256, sizeBytes: args.sizeBytes, refCount: 1, createdAt: args.now })
+  const p = sql.placeholder
+  const countBlob = prepared(db, 'countBlob', (d) =>
+    d
+      .insert(blobs)
+      .values({ sha256: p('sha256'), sizeBytes: p('sizeBytes'), refCount: 1, createdAt: p('now') })
       .onConflictDoUpdate({ target: blobs.sha256, set: { refCount: sql`${blobs.refCount} + 1` } })
-      .run()
+      .prepare(),
+  )
+  const nameTaken = prepared(db, 'liveFileNamed', (d) =>
+    d
+      .select({ id: files.id })
+      .from(files)
+      .where(and(eq(files.folderId, p('folderId')), eq(files.name, p('name')), isNull(files.deletedAt)))
+      .prepare(),
+  )
+  const insertFile = prepared(db, 'insertFile', (d) =>
+    d
+      .insert(files)
+      .values({
+        folderId: p('folderId'),
+        name: p('name'),
+        sizeBytes: p('sizeBytes'),
+        sha256: p('sha256'),
+        mimeType: p('mimeType'),
+        uploadId: p('uploadId'),
+        createdAt: p('now'),
+      })
+      .returning()
+      .prepare(),
+  )
+  const markComplete = prepared(db, 'markUploadComplete', (d) =>
+    d
+      .update(uploads)
+      .set({ state: 'complete', fileId: sql`${p('fileId')}`, completedAt: sql`${p('now')}`, updatedAt: sql`${p('now')}` })
+      .where(eq(uploads.id, p('uploadId')))
+      .prepare(),
+  )
+  const forgetChunks = prepared(db, 'forgetChunks', (d) =>
+    d
+      .delete(uploadChunks)
+      .where(eq(uploadChunks.uploadId, p('uploadId')))
+      .prepare(),
+  )
+  return db.transaction(() => {
+    countBlob.run(args)
     let name = args.name
-    const taken = (candidate: string) =>
-      tx.select({ id: files.id }).from(files).where(and(eq(files.folderId, args.folderId), eq(files.name, candidate), isNull(files.deletedAt))).get()
+    const taken = (candidate: string) => nameTaken.get({ folderId: args.folderId, name: candidate }) !== undefined
     for (let n = 1; taken(name); n++) {
       name = numberedName(args.name, n)
     }
-    const file = tx
-      .insert(files)
-      .values({
-        folderId: args.folderId,
-        name,
-        sizeBytes: args.sizeBytes,
-        sha256: args.sha256,
-        mimeType: args.mimeType,
-        uploadId: args.uploadId,
-        createdAt: args.now,
-      })
-      .returning()
-      .get()
-    tx.update(uploads)
-      .set({ state: 'complete', fileId: file.id, completedAt: args.now, updatedAt: args.now })
-      .where(eq(uploads.id, args.uploadId))
-      .run()
+    const file = insertFile.get({ ...args, name })!
+    markComplete.run({ uploadId: args.uploadId, fileId: file.id, now: args.now })
     // The chunk list has served its purpose; one commit for all of it.
-    tx.delete(uploadChunks).where(eq(uploadChunks.uploadId, args.uploadId)).run()
+    forgetChunks.run({ uploadId: args.uploadId })
     return file
   })
 }

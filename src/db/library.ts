@@ -2,6 +2,7 @@ import { and, asc, desc, eq, inArray, isNotNull, isNull, lt, or, sql, type SQL }
 import { HttpError } from '../errors.ts'
 import { numberedName, type FileRow, type FolderRow } from './files.ts'
 import type { Db } from './open.ts'
+import { prepared } from './prepared.ts'
 import { blobs, files, folders, links, ROOT_FOLDER_ID, uploads } from './schema.ts'
 
 /** Folders and files as a person manages them: browse, rename, move, trash, restore, purge. */
@@ -56,13 +57,17 @@ export function liveSubfolders(db: Db, parentId: number): FolderRow[] {
 
 /** The folder and its ancestors, root first. */
 export function folderPath(db: Db, folderId: number): FolderRow[] {
-  const rows = db.all<{ id: number; parent_id: number | null; name: string; created_at: number; deleted_at: number | null; password_hash: string | null }>(sql`
-    with recursive chain(id, parent_id, name, created_at, deleted_at, password_hash, depth) as (
-      select id, parent_id, name, created_at, deleted_at, password_hash, 0 from folders where id = ${folderId}
-      union all
-      select f.id, f.parent_id, f.name, f.created_at, f.deleted_at, f.password_hash, chain.depth + 1 from folders f join chain on f.id = chain.parent_id
-    )
-    select id, parent_id, name, created_at, deleted_at, password_hash from chain order by depth desc`)
+  type Row = { id: number; parent_id: number | null; name: string; created_at: number; deleted_at: number | null; password_hash: string | null }
+  const chain = prepared(db, 'folderPath', (d) =>
+    d.$client.prepare<Row, [number]>(`
+      with recursive chain(id, parent_id, name, created_at, deleted_at, password_hash, depth) as (
+        select id, parent_id, name, created_at, deleted_at, password_hash, 0 from folders where id = ?
+        union all
+        select f.id, f.parent_id, f.name, f.created_at, f.deleted_at, f.password_hash, chain.depth + 1 from folders f join chain on f.id = chain.parent_id
+      )
+      select id, parent_id, name, created_at, deleted_at, password_hash from chain order by depth desc`),
+  )
+  const rows = chain.all(folderId)
   return rows.map((r) => ({ id: r.id, parentId: r.parent_id, name: r.name, createdAt: r.created_at, deletedAt: r.deleted_at, passwordHash: r.password_hash }))
 }
 
@@ -140,7 +145,7 @@ export function moveFolder(db: Db, id: number, targetId: number): FolderRow {
     if (id === ROOT_FOLDER_ID) throw new HttpError(400, 'The home folder cannot be moved')
     const folder = liveFolder(t, id)
     liveFolder(t, targetId)
-    if (folderPath(t, targetId).some((f) => f.id === id)) {
+    if (folderPath(db, targetId).some((f) => f.id === id)) {
       throw new HttpError(400, `"${folder.name}" cannot be moved into itself or one of its subfolders`)
     }
     if (folderNameTaken(t, targetId, folder.name, id)) throw new HttpError(409, `A folder named "${folder.name}" already exists there`)
@@ -222,7 +227,7 @@ export function restoreFile(db: Db, id: number): FileRow {
     const t = tx as unknown as Db
     const file = tx.select().from(files).where(and(eq(files.id, id), isNotNull(files.deletedAt))).get()
     if (!file) throw new HttpError(404, `File ${id} is not in the trash`)
-    const folderId = isInTrash(t, file.folderId) ? ROOT_FOLDER_ID : file.folderId
+    const folderId = isInTrash(db, file.folderId) ? ROOT_FOLDER_ID : file.folderId
     let name = file.name
     for (let n = 1; fileNameTaken(t, folderId, name); n++) name = numberedName(file.name, n)
     return tx.update(files).set({ deletedAt: null, folderId, name }).where(eq(files.id, id)).returning().get()
@@ -234,7 +239,7 @@ export function restoreFolder(db: Db, id: number): FolderRow {
     const t = tx as unknown as Db
     const folder = tx.select().from(folders).where(and(eq(folders.id, id), isNotNull(folders.deletedAt))).get()
     if (!folder) throw new HttpError(404, `Folder ${id} is not in the trash`)
-    const parentId = isInTrash(t, folder.parentId!) ? ROOT_FOLDER_ID : folder.parentId!
+    const parentId = isInTrash(db, folder.parentId!) ? ROOT_FOLDER_ID : folder.parentId!
     let name = folder.name
     for (let n = 1; folderNameTaken(t, parentId, name); n++) name = `${folder.name} (${n})`
     return tx.update(folders).set({ deletedAt: null, parentId, name }).where(eq(folders.id, id)).returning().get()

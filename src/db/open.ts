@@ -2,6 +2,7 @@ import { Database } from 'bun:sqlite'
 import { drizzle, type BunSQLiteDatabase } from 'drizzle-orm/bun-sqlite'
 import { migrate } from 'drizzle-orm/bun-sqlite/migrator'
 import { fileURLToPath } from 'node:url'
+import { registerDatabase } from './prepared.ts'
 import * as schema from './schema.ts'
 
 export type Db = BunSQLiteDatabase<typeof schema> & { $client: Database }
@@ -12,12 +13,13 @@ const MIGRATIONS = fileURLToPath(new URL('../../drizzle', import.meta.url))
 export function openDatabase(path: string, now = Date.now()): Db {
   const sqlite = new Database(path, { create: true, strict: true })
   sqlite.exec('PRAGMA journal_mode = WAL')
-  // NORMAL is durable in WAL mode except for the last transactions before a power cut;
-  // chunk acknowledgements need FULL so that an acknowledged chunk is never forgotten.
-  sqlite.exec('PRAGMA synchronous = FULL')
+  // NORMAL: commits do not wait for the disk. What must survive a power cut (an acknowledged
+  // chunk, a commit a rename relies on) is made durable by durable() in one shared WAL sync.
+  sqlite.exec('PRAGMA synchronous = NORMAL')
   sqlite.exec('PRAGMA foreign_keys = ON')
   sqlite.exec('PRAGMA busy_timeout = 5000')
   const db = drizzle({ client: sqlite, schema }) as Db
+  registerDatabase(db)
   migrate(db, { migrationsFolder: MIGRATIONS })
   sqlite
     .query('INSERT OR IGNORE INTO folders (id, parent_id, name, created_at) VALUES (?, NULL, ?, ?)')

@@ -1,15 +1,26 @@
 import type { Db } from './open.ts'
 
 const statements = new WeakMap<object, Map<string, unknown>>()
+const databases = new WeakMap<object, Db>()
+
+// A transaction handle shares its database's session: statements are kept per session, so one
+// prepared on the database also serves inside its transactions (same connection).
+const sessionOf = (db: Db) => (db as unknown as { session?: object }).session ?? db
+
+/** Called once per connection by openDatabase, so statements are always built on the database itself. */
+export function registerDatabase(db: Db) {
+  databases.set(sessionOf(db), db)
+}
 
 /**
  * A query prepared once per database connection and reused: the hot paths (every chunk, every
  * request's session) would otherwise rebuild and re-prepare the same SQL each time.
  */
 export function prepared<T>(db: Db, name: string, build: (db: Db) => T): T {
-  let byName = statements.get(db)
-  if (!byName) statements.set(db, (byName = new Map()))
+  const session = sessionOf(db)
+  let byName = statements.get(session)
+  if (!byName) statements.set(session, (byName = new Map()))
   let statement = byName.get(name) as T | undefined
-  if (statement === undefined) byName.set(name, (statement = build(db)))
+  if (statement === undefined) byName.set(name, (statement = build(databases.get(session) ?? db)))
   return statement
 }

@@ -35,15 +35,41 @@ export function findUploadByClientKey(db: Db, owner: string, clientKey: string):
  */
 export type Admission = (db: Db, upload: { fileName: string; totalBytes: number }) => void
 
+const p = sql.placeholder
+
+/** Every column of a new upload, so that one prepared statement serves every kind of upload. */
+const insertUpload = (db: Db) =>
+  prepared(db, 'insertUpload', (d) =>
+    d
+      .insert(uploads)
+      .values({
+        id: p('id'), protocol: p('protocol'), owner: p('owner'), clientKey: p('clientKey'), folderId: p('folderId'),
+        fileName: p('fileName'), mimeType: p('mimeType'), totalBytes: p('totalBytes'), chunkBytes: p('chunkBytes'),
+        chunkCount: p('chunkCount'), lengthDeferred: p('lengthDeferred'), concat: p('concat'), partIds: p('partIds'),
+        metadata: p('metadata'), state: p('state'), clientAddress: p('clientAddress'), createdAt: p('createdAt'), updatedAt: p('updatedAt'),
+      })
+      .returning()
+      .prepare(),
+  )
+
 /** Inserts the upload unless one with the same owner and client key exists; returns the row that won. */
 export function insertUploadOnce(db: Db, row: NewUpload, admit?: Admission): { upload: UploadRow; created: boolean } {
   return db.transaction((tx) => {
     if (row.clientKey != null) {
-      const existing = findUploadByClientKey(tx as unknown as Db, row.owner, row.clientKey)
+      // Statements prepared on the connection serve inside its transaction too.
+      const existing = findUploadByClientKey(db, row.owner, row.clientKey)
       if (existing) return { upload: existing, created: false }
     }
     admit?.(tx as unknown as Db, { fileName: row.fileName, totalBytes: row.totalBytes })
-    const upload = tx.insert(uploads).values(row).returning().get()
+    const upload = insertUpload(db).get({
+      ...row,
+      clientKey: row.clientKey ?? null,
+      lengthDeferred: row.lengthDeferred ? 1 : 0,
+      concat: row.concat ?? null,
+      partIds: row.partIds ?? null,
+      metadata: row.metadata ?? null,
+      clientAddress: row.clientAddress ?? null,
+    })!
     return { upload, created: true }
   })
 }
@@ -71,57 +97,69 @@ export function hasChunk(db: Db, uploadId: string, index: number): boolean {
 
 /**
  * Records a durable chunk and counts it, once. Does nothing unless the upload is still receiving.
- * Returns the upload as it is afterwards.
+ * When this was the last chunk missing, the same commit claims the finalisation (`claimed`), so
+ * exactly one caller finalises and no second commit is needed for it.
  */
-export function recordChunk(db: Db, uploadId: string, index: number, sizeBytes: number, now: number): UploadRow | undefined {
-  return db.transaction((tx) => {
-    const upload = tx.select().from(uploads).where(eq(uploads.id, uploadId)).get()
-    if (!upload || upload.state !== 'receiving') return upload
-    const inserted = tx
+export function recordChunk(db: Db, uploadId: string, index: number, sizeBytes: number, now: number): { upload: UploadRow | undefined; claimed: boolean } {
+  const insertChunk = prepared(db, 'insertChunk', (d) =>
+    d
       .insert(uploadChunks)
-      .values({ uploadId, chunkIndex: index, sizeBytes, receivedAt: now })
+      .values({ uploadId: p('uploadId'), chunkIndex: p('index'), sizeBytes: p('sizeBytes'), receivedAt: p('now') })
       .onConflictDoNothing()
-      .run()
-    if (changes(inserted) === 0) return upload
-    return tx
+      .prepare(),
+  )
+  const countChunk = prepared(db, 'countChunk', (d) =>
+    d
       .update(uploads)
       .set({
         receivedChunks: sql`${uploads.receivedChunks} + 1`,
-        receivedBytes: sql`${uploads.receivedBytes} + ${sizeBytes}`,
-        updatedAt: now,
+        receivedBytes: sql`${uploads.receivedBytes} + ${p('sizeBytes')}`,
+        updatedAt: sql`${p('now')}`,
       })
-      .where(eq(uploads.id, uploadId))
+      .where(eq(uploads.id, p('uploadId')))
       .returning()
-      .get()
+      .prepare(),
+  )
+  return db.transaction(() => {
+    const upload = findUpload(db, uploadId)
+    if (!upload || upload.state !== 'receiving') return { upload, claimed: false }
+    if (changes(insertChunk.run({ uploadId, index, sizeBytes, now })) === 0) return { upload, claimed: false }
+    const counted = countChunk.get({ uploadId, sizeBytes, now })!
+    if (!claimFinalization(db, uploadId, now)) return { upload: counted, claimed: false }
+    return { upload: { ...counted, state: 'finalizing' as const }, claimed: true }
   })
 }
 
 /** Moves an upload from one state to another; true only for the one caller that made the change. */
 export function transition(db: Db, uploadId: string, from: UploadState[], to: UploadState, now: number, error?: string): boolean {
-  const result = db
-    .update(uploads)
-    .set({ state: to, updatedAt: now, error: error ?? null })
-    .where(and(eq(uploads.id, uploadId), inArray(uploads.state, from)))
-    .run()
-  return changes(result) === 1
+  const statement = prepared(db, `transition:${from.join(',')}`, (d) =>
+    d
+      .update(uploads)
+      .set({ state: sql`${p('to')}`, updatedAt: sql`${p('now')}`, error: sql`${p('error')}` })
+      .where(and(eq(uploads.id, p('uploadId')), inArray(uploads.state, from)))
+      .prepare(),
+  )
+  return changes(statement.run({ uploadId, to, now, error: error ?? null })) === 1
 }
 
 /** The single winner of "all bytes are here" gets to finalise. */
 export function claimFinalization(db: Db, uploadId: string, now: number): boolean {
-  const result = db
-    .update(uploads)
-    .set({ state: 'finalizing', updatedAt: now })
-    .where(
-      and(
-        eq(uploads.id, uploadId),
-        eq(uploads.state, 'receiving'),
-        eq(uploads.lengthDeferred, false),
-        eq(uploads.receivedBytes, uploads.totalBytes),
-        eq(uploads.receivedChunks, uploads.chunkCount),
-      ),
-    )
-    .run()
-  return changes(result) === 1
+  const statement = prepared(db, 'claimFinalization', (d) =>
+    d
+      .update(uploads)
+      .set({ state: 'finalizing', updatedAt: sql`${p('now')}` })
+      .where(
+        and(
+          eq(uploads.id, p('uploadId')),
+          eq(uploads.state, 'receiving'),
+          eq(uploads.lengthDeferred, false),
+          eq(uploads.receivedBytes, uploads.totalBytes),
+          eq(uploads.receivedChunks, uploads.chunkCount),
+        ),
+      )
+      .prepare(),
+  )
+  return changes(statement.run({ uploadId, now })) === 1
 }
 
 /**
@@ -129,12 +167,14 @@ export function claimFinalization(db: Db, uploadId: string, now: number): boolea
  * succeeds if the offset is still `fromOffset` and the upload is receiving.
  */
 export function recordBytes(db: Db, uploadId: string, fromOffset: number, bytes: number, now: number): boolean {
-  const result = db
-    .update(uploads)
-    .set({ receivedBytes: fromOffset + bytes, updatedAt: now })
-    .where(and(eq(uploads.id, uploadId), eq(uploads.state, 'receiving'), eq(uploads.receivedBytes, fromOffset)))
-    .run()
-  return changes(result) === 1
+  const statement = prepared(db, 'recordBytes', (d) =>
+    d
+      .update(uploads)
+      .set({ receivedBytes: sql`${p('to')}`, updatedAt: sql`${p('now')}` })
+      .where(and(eq(uploads.id, p('uploadId')), eq(uploads.state, 'receiving'), eq(uploads.receivedBytes, p('from'))))
+      .prepare(),
+  )
+  return changes(statement.run({ uploadId, from: fromOffset, to: fromOffset + bytes, now })) === 1
 }
 
 export function declareLength(db: Db, uploadId: string, totalBytes: number, now: number): boolean {
@@ -147,16 +187,24 @@ export function declareLength(db: Db, uploadId: string, totalBytes: number, now:
 }
 
 export function markPartialComplete(db: Db, uploadId: string, now: number): boolean {
-  const result = db
-    .update(uploads)
-    .set({ state: 'complete', completedAt: now, updatedAt: now })
-    .where(and(eq(uploads.id, uploadId), eq(uploads.state, 'receiving'), eq(uploads.concat, 'partial'), eq(uploads.receivedBytes, uploads.totalBytes)))
-    .run()
-  return changes(result) === 1
+  const statement = prepared(db, 'markPartialComplete', (d) =>
+    d
+      .update(uploads)
+      .set({ state: 'complete', completedAt: sql`${p('now')}`, updatedAt: sql`${p('now')}` })
+      .where(and(eq(uploads.id, p('uploadId')), eq(uploads.state, 'receiving'), eq(uploads.concat, 'partial'), eq(uploads.receivedBytes, uploads.totalBytes)))
+      .prepare(),
+  )
+  return changes(statement.run({ uploadId, now })) === 1
 }
 
 export function setUploadHash(db: Db, uploadId: string, sha256: string) {
-  db.update(uploads).set({ sha256 }).where(eq(uploads.id, uploadId)).run()
+  prepared(db, 'setUploadHash', (d) =>
+    d
+      .update(uploads)
+      .set({ sha256: sql`${p('sha256')}` })
+      .where(eq(uploads.id, p('uploadId')))
+      .prepare(),
+  ).run({ uploadId, sha256 })
 }
 
 export function setPlainUploadSize(db: Db, uploadId: string, sizeBytes: number) {
@@ -180,11 +228,13 @@ export function staleUploads(db: Db, olderThan: number): UploadRow[] {
 
 /** Bytes that uploads in progress have been promised but not yet written (staging files are sparse). */
 export function outstandingBytes(db: Db): number {
-  const row = db
-    .select({ bytes: sql<number>`coalesce(sum(${uploads.totalBytes} - ${uploads.receivedBytes}), 0)` })
-    .from(uploads)
-    .where(and(eq(uploads.state, 'receiving'), eq(uploads.lengthDeferred, false)))
-    .get()
+  const row = prepared(db, 'outstandingBytes', (d) =>
+    d
+      .select({ bytes: sql<number>`coalesce(sum(${uploads.totalBytes} - ${uploads.receivedBytes}), 0)` })
+      .from(uploads)
+      .where(and(eq(uploads.state, 'receiving'), eq(uploads.lengthDeferred, false)))
+      .prepare(),
+  ).get()
   return row?.bytes ?? 0
 }
 

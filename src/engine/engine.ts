@@ -3,6 +3,7 @@ import type { Config } from '../config.ts'
 import { HttpError } from '../errors.ts'
 import { blobIsReferenced, completeUpload, findFile, findFolder, type FileRow } from '../db/files.ts'
 import { isInTrash, purgeTrash } from '../db/library.ts'
+import { durable } from '../db/durable.ts'
 import type { Db } from '../db/open.ts'
 import * as records from '../db/uploads.ts'
 import type { Admission, UploadRow } from '../db/uploads.ts'
@@ -194,6 +195,8 @@ export class UploadEngine {
       // A retry of bytes we already hold: acknowledge without touching them again.
       await drain(body)
       if (current.state === 'finalizing') await this.finalizing.get(upload.id)
+      // Recorded by another request, maybe not yet on disk.
+      await durable(this.db)
       return this.status(upload.id)
     }
     // Two requests writing one chunk at once could leave other bytes than the ones recorded
@@ -202,31 +205,41 @@ export class UploadEngine {
     if (inFlight?.has(index)) throw new HttpError(423, `Chunk ${index} is being received by another request; retry shortly`)
     if (!inFlight) this.chunksInFlight.set(upload.id, (inFlight = new Set()))
     inFlight.add(index)
-    let written: number
+    let written = 0
+    let recorded: ReturnType<typeof records.recordChunk>
+    // The chunk that continues the running hash is hashed on its way to disk.
+    const tap = await this.hashes.tap(upload.id, offset, body)
     try {
       await this.ensureSpaceForChunk(expected)
       await this.ensureStaged(current)
       // A chunk is all or nothing: bytes of an interrupted chunk are simply not recorded.
-      written = await this.track(upload.id, this.deps.staging.write(upload.id, offset, body, expected)).catch((error) => {
+      written = await this.track(upload.id, this.deps.staging.write(upload.id, offset, tap.body, expected)).catch((error) => {
         throw diskError(unwrap(error))
       })
       if (written !== expected) {
         throw new HttpError(400, `Chunk ${index} has ${written} bytes; expected ${expected}`)
       }
-      records.recordChunk(this.db, upload.id, index, written, this.deps.clock())
+      recorded = records.recordChunk(this.db, upload.id, index, written, this.deps.clock())
+    } catch (error) {
+      tap.settle(offset)
+      throw error
     } finally {
       inFlight.delete(index)
       if (inFlight.size === 0) this.chunksInFlight.delete(upload.id)
     }
-    const after = records.findUpload(this.db, upload.id)
+    tap.settle(offset + written)
     this.noteProgress(upload.id, written)
     this.hashes.advance(
       upload.id,
       this.hashes.contiguousPrefix(upload.id, upload.chunkBytes, upload.totalBytes, (i) => records.hasChunk(this.db, upload.id, i)),
     )
-    const allHere = after?.state === 'receiving' && after.receivedChunks === after.chunkCount
     // A duplicate that finished writing after another request began finalising waits for it too.
-    if (allHere || after?.state === 'finalizing') await this.finalize(upload.id)
+    if (recorded.claimed || recorded.upload?.state === 'finalizing') await this.finalize(upload.id, recorded.claimed)
+    else {
+      await durable(this.db)
+      // The last chunk may have landed meanwhile: answer with what its finalisation made.
+      await this.finalizing.get(upload.id)
+    }
     return this.status(upload.id)
   }
 
@@ -261,19 +274,20 @@ export class UploadEngine {
       createdAt: now,
       updatedAt: now,
     }, admit)
+    let claimed = false
     try {
       await this.deps.staging.create(upload.id, 0)
       const limited = limitBytes(body, limit)
       const written = await this.track(upload.id, this.deps.staging.write(upload.id, 0, limited, Number.MAX_SAFE_INTEGER))
       records.setPlainUploadSize(this.db, upload.id, written)
-      records.recordChunk(this.db, upload.id, 0, written, this.deps.clock())
+      claimed = records.recordChunk(this.db, upload.id, 0, written, this.deps.clock()).claimed
     } catch (error) {
       // A plain upload cannot be resumed, so its partial bytes are of no use to anyone.
       const cause = unwrap(error)
       await this.fail(upload.id, cause instanceof HttpError ? cause.message : 'The upload was interrupted')
       throw diskError(cause)
     }
-    await this.finalize(upload.id)
+    await this.finalize(upload.id, claimed)
     return this.status(upload.id)
   }
 
@@ -308,6 +322,7 @@ export class UploadEngine {
     }, admit)
     await this.deps.staging.create(upload.id, spec.totalBytes ?? 0)
     if (spec.totalBytes === 0) await this.completeStream(upload.id)
+    await durable(this.db)
     return records.findUpload(this.db, upload.id)!
   }
 
@@ -323,6 +338,7 @@ export class UploadEngine {
     if (totalBytes < upload.receivedBytes) throw new HttpError(400, `The length ${totalBytes} is less than the ${upload.receivedBytes} bytes received`)
     await this.ensureSpaceForNewUpload(totalBytes - upload.receivedBytes)
     records.declareLength(this.db, upload.id, totalBytes, this.deps.clock())
+    await durable(this.db)
     return records.findUpload(this.db, upload.id)!
   }
 
@@ -354,15 +370,22 @@ export class UploadEngine {
       written = await this.track(upload.id, this.deps.staging.write(upload.id, offset, tap.body, limit))
       verify?.(written)
     } catch (error) {
-      const durable = error instanceof InterruptedWrite && !verify && !(error.cause instanceof HttpError) ? error.durableBytes : 0
-      const recorded = durable > 0 && records.recordBytes(this.db, upload.id, offset, durable, this.deps.clock())
-      tap.settle(recorded ? offset + durable : offset)
+      const kept = error instanceof InterruptedWrite && !verify && !(error.cause instanceof HttpError) ? error.durableBytes : 0
+      const recorded = kept > 0 && records.recordBytes(this.db, upload.id, offset, kept, this.deps.clock())
+      tap.settle(recorded ? offset + kept : offset)
+      if (recorded) {
+        this.hashes.advance(upload.id, offset + kept)
+        await durable(this.db)
+      }
       throw diskError(unwrap(error))
     }
-    tap.settle(records.recordBytes(this.db, upload.id, offset, written, this.deps.clock()) ? offset + written : offset)
+    const end = records.recordBytes(this.db, upload.id, offset, written, this.deps.clock()) ? offset + written : offset
+    tap.settle(end)
+    this.hashes.advance(upload.id, end)
     this.noteProgress(upload.id, written)
     const after = records.findUpload(this.db, upload.id)!
     if (!after.lengthDeferred && after.receivedBytes === after.totalBytes) await this.completeStream(upload.id)
+    await durable(this.db)
     return records.findUpload(this.db, upload.id)!
   }
 
@@ -455,13 +478,15 @@ export class UploadEngine {
   }
 
   /** Runs the one finalisation of an upload whose chunks are all here; others wait for it. */
-  async finalize(uploadId: string): Promise<UploadRow> {
-    if (records.claimFinalization(this.db, uploadId, this.deps.clock())) {
+  async finalize(uploadId: string, claimed = false): Promise<UploadRow> {
+    if (claimed || records.claimFinalization(this.db, uploadId, this.deps.clock())) {
       const run = this.runFinalization(uploadId).finally(() => this.finalizing.delete(uploadId))
       this.finalizing.set(uploadId, run)
       return run
     }
-    return (await this.finalizing.get(uploadId)) ?? records.findUpload(this.db, uploadId)!
+    const row = (await this.finalizing.get(uploadId)) ?? records.findUpload(this.db, uploadId)!
+    await durable(this.db)
+    return row
   }
 
   private async runFinalization(uploadId: string): Promise<UploadRow> {
@@ -478,6 +503,9 @@ export class UploadEngine {
         sha256 = await this.hashes.digest(uploadId, upload.totalBytes)
         records.setUploadHash(this.db, uploadId, sha256)
       }
+      // The staged file is about to leave staging: the claim and the hash must be on disk
+      // first, or a restart could find neither the staged bytes nor what became of them.
+      await durable(this.db)
       const hash = sha256
       if (!hash) throw new HttpError(500, 'The staged bytes of this upload are missing')
       // Under the blob's lock, so a purge cannot remove these bytes between adopting and counting them.
@@ -498,6 +526,7 @@ export class UploadEngine {
       this.deps.log('finalisation failed', { uploadId, error: String(error) })
       records.transition(this.db, uploadId, ['finalizing'], 'failed', clock(), error instanceof HttpError ? error.message : 'Finalisation failed')
     }
+    await durable(this.db)
     return records.findUpload(this.db, uploadId)!
   }
 
@@ -507,6 +536,8 @@ export class UploadEngine {
    */
   async purgeTrash(olderThan?: number) {
     const result = purgeTrash(this.db, olderThan)
+    // Bytes are removed only once no committed row can come back after a power cut to need them.
+    await durable(this.db)
     for (const sha256 of result.unusedBlobs) {
       await this.withBlobLock(sha256, async () => {
         // A finalisation may have claimed the same content again since the rows were deleted.
@@ -552,12 +583,14 @@ export class UploadEngine {
   async fail(uploadId: string, reason: string) {
     records.transition(this.db, uploadId, ['receiving'], 'failed', this.deps.clock(), reason)
     this.hashes.forget(uploadId)
+    await durable(this.db)
     await this.deps.staging.remove(uploadId)
   }
 
   /** Forgets an upload that ended without a file. */
   async dismiss(uploadId: string) {
     if (!records.deleteUploadRecord(this.db, uploadId)) throw new HttpError(409, 'Only failed, expired or cancelled uploads can be removed')
+    await durable(this.db)
     await this.deps.staging.remove(uploadId)
     this.progress.delete(uploadId)
   }
@@ -565,6 +598,7 @@ export class UploadEngine {
   async cancel(uploadId: string) {
     if (!records.transition(this.db, uploadId, ['receiving'], 'cancelled', this.deps.clock())) return false
     this.hashes.forget(uploadId)
+    await durable(this.db)
     await this.deps.staging.remove(uploadId)
     return true
   }
@@ -577,6 +611,7 @@ export class UploadEngine {
       if (this.writes.get(upload.id)?.size) continue
       if (records.transition(this.db, upload.id, ['receiving'], 'expired', now)) {
         this.hashes.forget(upload.id)
+        await durable(this.db)
         await this.deps.staging.remove(upload.id)
         expired++
       }

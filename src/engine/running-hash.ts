@@ -58,17 +58,20 @@ export class RunningHashes {
   /**
    * For a body that continues exactly where the running hash stands (a sequential upload):
    * hashes it on its way to disk instead of reading it back later. `settle` must follow with
-   * where the recorded bytes now end; if that is not where the body got to, the hash is dropped
-   * (and worked out from the file when needed).
+   * where the recorded bytes now end; if that is not where the body got to, the hash goes back
+   * to where it stood, and `advance` reads what counts from the file.
    */
   async tap(uploadId: string, offset: number, body: AsyncIterable<Uint8Array>) {
     const state = this.state(uploadId)
     await state.chain
     if (this.states.get(uploadId) !== state || state.offset !== offset) {
-      // Behind (after a restart, say): catch up from the file instead.
-      return { body, settle: (recordedEnd: number) => this.advance(uploadId, recordedEnd) }
+      // Not where the hash stands (a chunk out of order, or after a restart): the bytes are read
+      // back later, once everything before them is recorded (see advance).
+      return { body, settle: (_recordedEnd: number) => {} }
     }
     let tapped = 0
+    // What the hash was before this body, to go back to if the body does not count in full.
+    const before = state.hasher.copy()
     async function* hashed() {
       for await (const piece of body) {
         state.hasher.update(piece)
@@ -79,8 +82,13 @@ export class RunningHashes {
     return {
       body: hashed(),
       settle: (recordedEnd: number) => {
-        if (recordedEnd === offset + tapped) state.offset = recordedEnd
-        else if (this.states.get(uploadId) === state) this.states.delete(uploadId)
+        if (this.states.get(uploadId) !== state) return
+        if (recordedEnd === offset + tapped) {
+          state.offset = recordedEnd
+          return
+        }
+        // Bytes that count but were not all seen here (an interrupted body) are read back by advance.
+        state.hasher = before
       },
     }
   }

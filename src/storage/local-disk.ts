@@ -1,22 +1,24 @@
-import { closeSync, fsyncSync, openSync } from 'node:fs'
 import { mkdir, open, rename, rm, stat, statfs, unlink } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { HttpError } from '../errors.ts'
 import { BatchedWriter } from './batched-writer.ts'
+import { GroupSync } from './group-sync.ts'
 import { InterruptedWrite, type BlobStore, type Staging } from './types.ts'
 
-
-/** Makes a rename or a new file's name durable. */
-function syncDirectory(dir: string) {
-  const fd = openSync(dir, 'r')
+/** Makes a rename or a new file's name durable (in the thread pool, not on the event loop). */
+async function syncDirectory(dir: string) {
+  const handle = await open(dir, 'r')
   try {
-    fsyncSync(fd)
+    await handle.sync()
   } finally {
-    closeSync(fd)
+    await handle.close()
   }
 }
 
 export class LocalStaging implements Staging {
+  // Uploads starting at the same moment share one sync of the staging directory.
+  private readonly names = new GroupSync(() => syncDirectory(this.dir))
+
   constructor(private readonly dir: string) {}
 
   async init() {
@@ -38,7 +40,7 @@ export class LocalStaging implements Staging {
     } finally {
       await handle.close()
     }
-    syncDirectory(this.dir)
+    await this.names.request()
   }
 
   async write(uploadId: string, offset: number, body: AsyncIterable<Uint8Array>, maxBytes: number) {
@@ -107,7 +109,7 @@ export class LocalBlobStore implements BlobStore {
     }
     await mkdir(dirname(target), { recursive: true })
     await rename(stagedPath, target)
-    syncDirectory(dirname(target))
+    await syncDirectory(dirname(target))
   }
 
   body(sha256: string, start: number, end: number) {
