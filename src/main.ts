@@ -5,6 +5,11 @@ try {
   const config = loadConfig()
   const server = await startServer(config)
   console.log(`Dropfold is running at ${server.url}  (data in ${config.dataDir})`)
+  if (!process.env.UV_THREADPOOL_SIZE) {
+    // Bun sizes its file-system thread pool from this at start-up (a handful of threads by
+    // default); every disk sync holds a thread, so parallel uploads would queue behind each other.
+    consoleLog('UV_THREADPOOL_SIZE is not set: start with `npm start`, or set UV_THREADPOOL_SIZE=16, for faster parallel uploads')
+  }
   if (server.generatedPassword) {
     console.log(`\nNo ADMIN_PASSWORD was set, so one was generated. It is shown only this once:\n\n    ${server.generatedPassword}\n\nOpen ${server.url}/login and sign in with it (or set ADMIN_PASSWORD).\n`)
   }

@@ -77,7 +77,7 @@ export function completeUpload(
   const markComplete = prepared(db, 'markUploadComplete', (d) =>
     d
       .update(uploads)
-      .set({ state: 'complete', fileId: sql`${p('fileId')}`, completedAt: sql`${p('now')}`, updatedAt: sql`${p('now')}` })
+      .set({ state: 'complete', sha256: sql`${p('sha256')}`, fileId: sql`${p('fileId')}`, completedAt: sql`${p('now')}`, updatedAt: sql`${p('now')}` })
       .where(eq(uploads.id, p('uploadId')))
       .prepare(),
   )
@@ -95,7 +95,7 @@ export function completeUpload(
       name = numberedName(args.name, n)
     }
     const file = insertFile.get({ ...args, name })!
-    markComplete.run({ uploadId: args.uploadId, fileId: file.id, now: args.now })
+    markComplete.run({ uploadId: args.uploadId, sha256: args.sha256, fileId: file.id, now: args.now })
     // The chunk list has served its purpose; one commit for all of it.
     forgetChunks.run({ uploadId: args.uploadId })
     return file

@@ -197,16 +197,6 @@ export function markPartialComplete(db: Db, uploadId: string, now: number): bool
   return changes(statement.run({ uploadId, now })) === 1
 }
 
-export function setUploadHash(db: Db, uploadId: string, sha256: string) {
-  prepared(db, 'setUploadHash', (d) =>
-    d
-      .update(uploads)
-      .set({ sha256: sql`${p('sha256')}` })
-      .where(eq(uploads.id, p('uploadId')))
-      .prepare(),
-  ).run({ uploadId, sha256 })
-}
-
 export function setPlainUploadSize(db: Db, uploadId: string, sizeBytes: number) {
   db.update(uploads)
     .set({ totalBytes: sizeBytes, chunkBytes: Math.max(sizeBytes, 1), lengthDeferred: false })

@@ -103,6 +103,8 @@ export class UploadEngine {
   /** Writes in flight per upload: finalisation waits for them so no byte changes after hashing. */
   private readonly writes = new Map<string, Set<Promise<unknown>>>()
   private readonly finalizing = new Map<string, Promise<UploadRow>>()
+  /** Uploads whose staging file's name is known to be durable. */
+  private readonly namesSynced = new Set<string>()
   /** Recent byte counts per upload, for a live speed. */
   private readonly progress = new Map<string, { at: number; bytes: number }[]>()
   /** Serialises adopting and deleting the bytes of one blob. */
@@ -196,7 +198,8 @@ export class UploadEngine {
       await drain(body)
       if (current.state === 'finalizing') await this.finalizing.get(upload.id)
       // Recorded by another request, maybe not yet on disk.
-      await durable(this.db)
+      if (done) await durable(this.db)
+      else await this.acknowledgeable(upload.id)
       return this.status(upload.id)
     }
     // Two requests writing one chunk at once could leave other bytes than the ones recorded
@@ -208,7 +211,7 @@ export class UploadEngine {
     let written = 0
     let recorded: ReturnType<typeof records.recordChunk>
     // The chunk that continues the running hash is hashed on its way to disk.
-    const tap = await this.hashes.tap(upload.id, offset, body)
+    const tap = this.hashes.tap(upload.id, offset, body)
     try {
       await this.ensureSpaceForChunk(expected)
       await this.ensureStaged(current)
@@ -236,7 +239,7 @@ export class UploadEngine {
     // A duplicate that finished writing after another request began finalising waits for it too.
     if (recorded.claimed || recorded.upload?.state === 'finalizing') await this.finalize(upload.id, recorded.claimed)
     else {
-      await durable(this.db)
+      await this.acknowledgeable(upload.id)
       // The last chunk may have landed meanwhile: answer with what its finalisation made.
       await this.finalizing.get(upload.id)
     }
@@ -364,7 +367,7 @@ export class UploadEngine {
     }
     const limit = (current.lengthDeferred ? this.deps.config.maxFileBytes : current.totalBytes) - offset
     await this.ensureSpaceForChunk(0)
-    const tap = await this.hashes.tap(upload.id, offset, body)
+    const tap = this.hashes.tap(upload.id, offset, body)
     let written: number
     try {
       written = await this.track(upload.id, this.deps.staging.write(upload.id, offset, tap.body, limit))
@@ -375,7 +378,7 @@ export class UploadEngine {
       tap.settle(recorded ? offset + kept : offset)
       if (recorded) {
         this.hashes.advance(upload.id, offset + kept)
-        await durable(this.db)
+        await this.acknowledgeable(upload.id)
       }
       throw diskError(unwrap(error))
     }
@@ -385,7 +388,10 @@ export class UploadEngine {
     this.noteProgress(upload.id, written)
     const after = records.findUpload(this.db, upload.id)!
     if (!after.lengthDeferred && after.receivedBytes === after.totalBytes) await this.completeStream(upload.id)
-    await durable(this.db)
+    const latest = records.findUpload(this.db, upload.id)!
+    // Still arriving, or a finished tus partial (its staged bytes wait for their final upload).
+    if (latest.state === 'receiving' || latest.concat === 'partial') await this.acknowledgeable(upload.id)
+    else await durable(this.db)
     return records.findUpload(this.db, upload.id)!
   }
 
@@ -414,7 +420,7 @@ export class UploadEngine {
       await this.appendAt(row, offset, this.deps.staging.read(part.id))
       offset += part.totalBytes
     }
-    for (const part of parts) await this.deps.staging.remove(part.id)
+    for (const part of parts) await this.removeStaged(part.id)
     return records.findUpload(this.db, upload.id)!
   }
 
@@ -501,11 +507,7 @@ export class UploadEngine {
           throw new HttpError(500, `Staged file has ${stagedSize} bytes; expected ${upload.totalBytes}`)
         }
         sha256 = await this.hashes.digest(uploadId, upload.totalBytes)
-        records.setUploadHash(this.db, uploadId, sha256)
       }
-      // The staged file is about to leave staging: the claim and the hash must be on disk
-      // first, or a restart could find neither the staged bytes nor what became of them.
-      await durable(this.db)
       const hash = sha256
       if (!hash) throw new HttpError(500, 'The staged bytes of this upload are missing')
       // Under the blob's lock, so a purge cannot remove these bytes between adopting and counting them.
@@ -522,11 +524,14 @@ export class UploadEngine {
           now: clock(),
         })
       })
+      // The staged file goes only once the database durably says where its bytes are now.
+      await durable(this.db)
+      if (stagedSize !== null) await this.removeStaged(uploadId)
     } catch (error) {
       this.deps.log('finalisation failed', { uploadId, error: String(error) })
       records.transition(this.db, uploadId, ['finalizing'], 'failed', clock(), error instanceof HttpError ? error.message : 'Finalisation failed')
+      await durable(this.db)
     }
-    await durable(this.db)
     return records.findUpload(this.db, uploadId)!
   }
 
@@ -573,6 +578,13 @@ export class UploadEngine {
 
   /** Finishes what a stopped server left half-done. */
   async recover() {
+    // Staging files nothing needs any more: a finalisation or a cancellation cut short between
+    // its commit and the unlink.
+    for (const id of await this.deps.staging.list()) {
+      const upload = records.findUpload(this.db, id)
+      const needed = upload && (upload.state === 'receiving' || upload.state === 'finalizing' || (upload.state === 'complete' && upload.concat === 'partial'))
+      if (!needed) await this.removeStaged(id)
+    }
     for (const upload of records.uploadsInState(this.db, 'finalizing')) {
       const run = this.runFinalization(upload.id).finally(() => this.finalizing.delete(upload.id))
       this.finalizing.set(upload.id, run)
@@ -584,14 +596,14 @@ export class UploadEngine {
     records.transition(this.db, uploadId, ['receiving'], 'failed', this.deps.clock(), reason)
     this.hashes.forget(uploadId)
     await durable(this.db)
-    await this.deps.staging.remove(uploadId)
+    await this.removeStaged(uploadId)
   }
 
   /** Forgets an upload that ended without a file. */
   async dismiss(uploadId: string) {
     if (!records.deleteUploadRecord(this.db, uploadId)) throw new HttpError(409, 'Only failed, expired or cancelled uploads can be removed')
     await durable(this.db)
-    await this.deps.staging.remove(uploadId)
+    await this.removeStaged(uploadId)
     this.progress.delete(uploadId)
   }
 
@@ -599,7 +611,7 @@ export class UploadEngine {
     if (!records.transition(this.db, uploadId, ['receiving'], 'cancelled', this.deps.clock())) return false
     this.hashes.forget(uploadId)
     await durable(this.db)
-    await this.deps.staging.remove(uploadId)
+    await this.removeStaged(uploadId)
     return true
   }
 
@@ -612,7 +624,7 @@ export class UploadEngine {
       if (records.transition(this.db, upload.id, ['receiving'], 'expired', now)) {
         this.hashes.forget(upload.id)
         await durable(this.db)
-        await this.deps.staging.remove(upload.id)
+        await this.removeStaged(upload.id)
         expired++
       }
     }
@@ -622,6 +634,27 @@ export class UploadEngine {
   private notReceiving(upload: UploadRow) {
     const why = { expired: 'has expired', cancelled: 'was cancelled', failed: `failed: ${upload.error ?? 'unknown error'}` }
     return new HttpError(410, `This upload ${why[upload.state as keyof typeof why] ?? 'is closed'}; start it again`)
+  }
+
+  private async removeStaged(uploadId: string) {
+    this.namesSynced.delete(uploadId)
+    await this.deps.staging.remove(uploadId)
+  }
+
+  /**
+   * Before the first acknowledgement of an upload that is not finished yet, its staging file's
+   * name must be durable too. An upload that finishes in one request never needs it: its bytes
+   * get a durable name in the blob store instead.
+   */
+  private async stagedNameDurable(uploadId: string) {
+    if (this.namesSynced.has(uploadId)) return
+    await this.deps.staging.syncNames()
+    this.namesSynced.add(uploadId)
+  }
+
+  /** Everything an acknowledgement of a not yet finished upload promises is on disk. */
+  private acknowledgeable(uploadId: string) {
+    return Promise.all([durable(this.db), this.stagedNameDurable(uploadId)])
   }
 
   private async ensureStaged(upload: UploadRow) {

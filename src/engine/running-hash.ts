@@ -4,6 +4,8 @@ interface State {
   hasher: Bun.CryptoHasher
   /** Bytes [0, offset) are in the hash. */
   offset: number
+  /** Steps queued on the chain and not finished. */
+  queued: number
   /** Hashing work runs one step after another. */
   chain: Promise<void>
   /** For chunked uploads: the first chunk index not yet known to be durable. */
@@ -25,7 +27,7 @@ export class RunningHashes {
   private state(uploadId: string): State {
     let state = this.states.get(uploadId)
     if (!state) {
-      state = { hasher: new Bun.CryptoHasher('sha256'), offset: 0, chain: Promise.resolve(), nextChunk: 0 }
+      state = { hasher: new Bun.CryptoHasher('sha256'), offset: 0, queued: 0, chain: Promise.resolve(), nextChunk: 0 }
       this.states.set(uploadId, state)
     }
     return state
@@ -41,7 +43,8 @@ export class RunningHashes {
   /** Hashes, in the background, whatever of [0, prefix) is not hashed yet. */
   advance(uploadId: string, prefix: number) {
     const state = this.state(uploadId)
-    state.chain = state.chain.then(() => this.hashUpTo(uploadId, state, prefix))
+    state.queued++
+    state.chain = state.chain.then(() => this.hashUpTo(uploadId, state, prefix)).finally(() => state.queued--)
   }
 
   private async hashUpTo(uploadId: string, state: State, end: number) {
@@ -61,10 +64,11 @@ export class RunningHashes {
    * where the recorded bytes now end; if that is not where the body got to, the hash goes back
    * to where it stood, and `advance` reads what counts from the file.
    */
-  async tap(uploadId: string, offset: number, body: AsyncIterable<Uint8Array>) {
+  tap(uploadId: string, offset: number, body: AsyncIterable<Uint8Array>) {
     const state = this.state(uploadId)
-    await state.chain
-    if (this.states.get(uploadId) !== state || state.offset !== offset) {
+    // Only when the hash is idle right where this body starts; never make the body wait for
+    // reading back earlier bytes.
+    if (state.queued > 0 || state.offset !== offset) {
       // Not where the hash stands (a chunk out of order, or after a restart): the bytes are read
       // back later, once everything before them is recorded (see advance).
       return { body, settle: (_recordedEnd: number) => {} }

@@ -114,6 +114,12 @@ class ByteReader {
   }
 
   private async fill(): Promise<void> {
+    const incoming = await this.read()
+    this.buffer = this.buffer.length === 0 ? incoming : Buffer.concat([this.buffer, incoming])
+  }
+
+  /** The next piece of the stream, as it came. */
+  private async read(): Promise<Buffer> {
     if (this.ended) throw new HttpError(400, 'The multipart body ended unexpectedly')
     const { done, value } = await this.reader.read().catch(() => {
       // The connection broke (client gone, server stopping): the client's problem, not ours.
@@ -123,8 +129,7 @@ class ByteReader {
       this.ended = true
       throw new HttpError(400, 'The multipart body ended unexpectedly')
     }
-    const incoming = Buffer.from(value.buffer, value.byteOffset, value.byteLength)
-    this.buffer = this.buffer.length === 0 ? incoming : Buffer.concat([this.buffer, incoming])
+    return Buffer.from(value.buffer, value.byteOffset, value.byteLength)
   }
 
   async take(n: number): Promise<Buffer> {
@@ -167,7 +172,23 @@ class ByteReader {
         this.buffer = this.buffer.subarray(safe)
         yield out
       }
-      await this.fill()
+      const incoming = await this.read()
+      const tail = this.buffer
+      if (tail.length === 0 || incoming.length < delimiter.length) {
+        this.buffer = tail.length === 0 ? incoming : Buffer.concat([tail, incoming])
+        continue
+      }
+      // Look for a delimiter that starts in the tail without copying the whole new piece: one
+      // that does ends within the piece's first delimiter.length - 1 bytes.
+      const joint = Buffer.concat([tail, incoming.subarray(0, delimiter.length - 1)])
+      const straddling = joint.indexOf(delimiter)
+      if (straddling >= 0) {
+        if (straddling > 0) yield joint.subarray(0, straddling)
+        this.buffer = incoming.subarray(straddling + delimiter.length - tail.length)
+        return
+      }
+      yield tail
+      this.buffer = incoming
     }
   }
 }

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { Elysia } from 'elysia'
 import type { AppDeps } from '../app.ts'
 import { AttemptLimiter } from '../auth/rate-limit.ts'
+import { PASSWORD_HASHING } from '../auth/admin-password.ts'
 import { logActivity } from '../db/activity.ts'
 import { findFile } from '../db/files.ts'
 import * as library from '../db/library.ts'
@@ -20,7 +21,7 @@ import { htmlResponse } from '../../views/html.ts'
 import { fileResponse } from './downloads.ts'
 
 /** A hash to verify against when there is nothing to verify, so every refusal costs the same. */
-const DUMMY_HASH = Bun.password.hashSync('dropfold-no-password', { algorithm: 'argon2id' })
+const DUMMY_HASH = Bun.password.hashSync('dropfold-no-password', PASSWORD_HASHING)
 const FILE_LIST_LIMIT = 500
 const VISITOR_COOKIE = 'dropfold_visitor'
 

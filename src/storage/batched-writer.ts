@@ -2,6 +2,8 @@ import type { FileHandle } from 'node:fs/promises'
 
 /** Network reads are small (~64 KiB); the disk prefers larger writes. */
 const BATCH_BYTES = 1024 * 1024
+/** Pieces at least this large are written as they are, not copied into a batch first. */
+const DIRECT_BYTES = 256 * 1024
 /** Start flushing to the platter in the background every so often, so the final sync is short. */
 const EARLY_SYNC_BYTES = 64 * 1024 * 1024
 
@@ -11,7 +13,9 @@ const EARLY_SYNC_BYTES = 64 * 1024 * 1024
  * EARLY_SYNC_BYTES a datasync runs alongside, so the durable sync at the end has little left.
  */
 export class BatchedWriter {
-  private readonly buffers: [Buffer, Buffer]
+  /** Allocated when first needed: a body that arrives in large pieces never needs them. */
+  private readonly buffers: (Buffer | undefined)[] = [undefined, undefined]
+  private readonly batchBytes: number
   private current = 0
   private batched = 0
   /** Bytes handed to writes so far (written or being written). */
@@ -28,8 +32,7 @@ export class BatchedWriter {
     private readonly offset: number,
     maxBytes: number,
   ) {
-    const size = Math.min(BATCH_BYTES, Math.max(maxBytes, 1))
-    this.buffers = [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)]
+    this.batchBytes = Math.min(BATCH_BYTES, Math.max(maxBytes, 1))
   }
 
   get received() {
@@ -37,21 +40,30 @@ export class BatchedWriter {
   }
 
   async add(piece: Uint8Array) {
+    if (this.batched === 0 && piece.length >= DIRECT_BYTES) return this.handOff(piece, piece.length)
     let at = 0
     while (at < piece.length) {
-      const buffer = this.buffers[this.current]!
+      const buffer = (this.buffers[this.current] ??= Buffer.allocUnsafe(this.batchBytes))
       const n = Math.min(piece.length - at, buffer.length - this.batched)
       buffer.set(piece.subarray(at, at + n), this.batched)
       this.batched += n
       at += n
-      if (this.batched === buffer.length) await this.handOff()
+      if (this.batched === buffer.length) await this.handOffBatch()
     }
   }
 
   /** Starts writing the full buffer and switches to the other one once that is free. */
-  private async handOff() {
+  private async handOffBatch() {
     const buffer = this.buffers[this.current]!
     const length = this.batched
+    this.current ^= 1
+    this.batched = 0
+    // The buffer switched to was handed to the previous write: handOff waits until it is free.
+    await this.handOff(buffer, length)
+  }
+
+  /** Queues a write of `length` bytes of `buffer` after the ones before it; resolves when the previous one is done. */
+  private async handOff(buffer: Uint8Array, length: number) {
     const position = this.offset + this.queued
     this.queued += length
     this.sinceSync += length
@@ -61,20 +73,17 @@ export class BatchedWriter {
       while (done < length) done += (await this.handle.write(buffer, done, length - done, position + done)).bytesWritten
       this.written += length
     })
-    this.current ^= 1
-    this.batched = 0
     if (this.sinceSync >= EARLY_SYNC_BYTES) {
       this.sinceSync = 0
       const written = this.pending
       this.syncing = Promise.all([this.syncing, written]).then(() => this.handle.datasync())
     }
-    // The buffer we switch to was handed to the previous write: wait until it is free.
     await previous
   }
 
   /** Writes what is left and makes everything durable; resolves to the bytes written. */
   async finish(): Promise<number> {
-    if (this.batched > 0) await this.handOff()
+    if (this.batched > 0) await this.handOffBatch()
     await this.pending
     await this.syncing
     await this.handle.datasync()

@@ -1,4 +1,4 @@
-import { mkdir, open, rename, rm, stat, statfs, unlink } from 'node:fs/promises'
+import { link, mkdir, open, readdir, rm, stat, statfs } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { HttpError } from '../errors.ts'
 import { BatchedWriter } from './batched-writer.ts'
@@ -15,6 +15,8 @@ async function syncDirectory(dir: string) {
   }
 }
 
+const STAGING_NAME = /^[a-z0-9]{16,64}$/
+
 export class LocalStaging implements Staging {
   // Uploads starting at the same moment share one sync of the staging directory.
   private readonly names = new GroupSync(() => syncDirectory(this.dir))
@@ -26,8 +28,16 @@ export class LocalStaging implements Staging {
   }
 
   pathOf(uploadId: string) {
-    if (!/^[a-z0-9]{16,64}$/.test(uploadId)) throw new Error(`invalid upload id for staging: ${uploadId}`)
+    if (!STAGING_NAME.test(uploadId)) throw new Error(`invalid upload id for staging: ${uploadId}`)
     return join(this.dir, uploadId)
+  }
+
+  async list() {
+    return (await readdir(this.dir)).filter((name) => STAGING_NAME.test(name))
+  }
+
+  syncNames() {
+    return this.names.request()
   }
 
   async create(uploadId: string, totalBytes: number) {
@@ -35,12 +45,11 @@ export class LocalStaging implements Staging {
     const handle = await open(path, 'a')
     try {
       // No sync of the file here: every write ends with a datasync, which also makes the size
-      // durable. The directory sync makes the name durable.
+      // durable. syncNames() makes the name durable.
       if ((await handle.stat()).size !== totalBytes) await handle.truncate(totalBytes)
     } finally {
       await handle.close()
     }
-    await this.names.request()
   }
 
   async write(uploadId: string, offset: number, body: AsyncIterable<Uint8Array>, maxBytes: number) {
@@ -103,12 +112,13 @@ export class LocalBlobStore implements BlobStore {
 
   async adopt(stagedPath: string, sha256: string) {
     const target = this.pathOf(sha256)
-    if (await this.has(sha256)) {
-      await unlink(stagedPath)
-      return
-    }
+    if (await this.has(sha256)) return
     await mkdir(dirname(target), { recursive: true })
-    await rename(stagedPath, target)
+    // A second name for the same bytes: nothing is copied, and the staged file stays until the
+    // database no longer needs it.
+    await link(stagedPath, target).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EEXIST') throw error
+    })
     await syncDirectory(dirname(target))
   }
 

@@ -5,8 +5,15 @@
 
 /** Bytes of uploads still in progress, written at byte offsets. */
 export interface Staging {
-  /** Creates the staging file for an upload at its full size; does nothing if it exists. */
+  /**
+   * Creates the staging file for an upload at its full size; does nothing if it exists. The new
+   * name is durable only after `syncNames` (an upload finished in one request never needs it).
+   */
   create(uploadId: string, totalBytes: number): Promise<void>
+  /** Makes the names of the staging files created so far durable. */
+  syncNames(): Promise<void>
+  /** The uploads that have a staging file. */
+  list(): Promise<string[]>
   /**
    * Streams `body` into the upload's file starting at `offset` and makes it durable before
    * resolving to the number of bytes written. A body longer than `maxBytes` is an error. When
@@ -18,7 +25,7 @@ export interface Staging {
   size(uploadId: string): Promise<number | null>
   /** The staged bytes [start, end) (all of them when no range is given). */
   read(uploadId: string, start?: number, end?: number): ReadableStream<Uint8Array>
-  /** A local path to the staged bytes, for a blob store that can adopt them by renaming. */
+  /** A local path to the staged bytes, for a blob store that can adopt them by linking. */
   pathOf(uploadId: string): string
   remove(uploadId: string): Promise<void>
   /** Bytes available for new data on the staging volume. */
@@ -28,7 +35,11 @@ export interface Staging {
 /** Finished content, addressed by SHA-256. */
 export interface BlobStore {
   has(sha256: string): Promise<boolean>
-  /** Moves a finished staging file into the store under its hash (keeps the existing copy if any). */
+  /**
+   * Adds a finished staging file to the store under its hash, durably, leaving the staged file
+   * where it is (the caller removes it once the database says where the bytes went). Keeps the
+   * existing copy if there is one.
+   */
   adopt(stagedPath: string, sha256: string): Promise<void>
   /** The bytes [start, end) of a blob, ready to be a response body. */
   body(sha256: string, start: number, end: number): Blob

@@ -80,3 +80,26 @@ test('uploads idle for longer than UPLOAD_TTL_HOURS expire at start-up and free 
   expect(response.status).toBe(410)
   expect((await response.json()).error).toMatch(/expired/)
 })
+
+test('staging files nothing needs (a finalisation cut short before its unlink, strays) are removed at start-up; those in use stay', async () => {
+  server = await startTestServer()
+  const data = randomData(1000)
+  const done = await (await sendChunk(server, chunkFields('finished', 1000, 1000, 0), data)).json()
+  const finished = (db().query("select id from uploads where client_key = 'finished'").get() as { id: string }).id
+  await sendChunk(server, chunkFields('unfinished', 2000, 1000, 0), randomData(1000))
+  const unfinished = (db().query("select id from uploads where client_key = 'unfinished'").get() as { id: string }).id
+  const staging = (name: string) => join(server.dataDir, 'staging', name)
+  expect(existsSync(staging(finished))).toBe(false)
+  // What a crash after the finished upload's commit but before its unlink leaves behind.
+  await Bun.write(staging(finished), data)
+  await Bun.write(staging('stray0000000000000000000'), 'left over')
+
+  await server.restart()
+
+  expect(existsSync(staging(finished))).toBe(false)
+  expect(existsSync(staging('stray0000000000000000000'))).toBe(false)
+  expect(existsSync(staging(unfinished))).toBe(true)
+  expect(new Uint8Array(await (await server.fetch(done.file.url)).arrayBuffer())).toEqual(data)
+  const status = await (await server.fetch('/upload/unfinished')).json()
+  expect(status.chunks).toEqual([0])
+})

@@ -42,6 +42,22 @@ describe('streaming multipart reader', () => {
     expect(parts[1]!.data).toEqual(file)
   })
 
+  test('a delimiter split across two pieces at any point is found, whatever the piece size', async () => {
+    const boundary = 'b0undary'
+    const file = randomData(1000)
+    const head = new TextEncoder().encode(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="t.bin"\r\n\r\n`)
+    const tail = new TextEncoder().encode(`\r\n--${boundary}\r\nContent-Disposition: form-data; name="after"\r\n\r\nyes\r\n--${boundary}--\r\n`)
+    const body = new Uint8Array(Buffer.concat([head, file, tail]))
+    // Piece sizes from one below the delimiter's length to well above: the delimiter after the
+    // file lands at every offset of a piece boundary at least once.
+    for (let pieceSize = 11; pieceSize < 90; pieceSize++) {
+      const parts = await parse(body, boundary, pieceSize)
+      expect(parts.map((p) => p.name)).toEqual(['file', 'after'])
+      expect(parts[0]!.data).toEqual(file)
+      expect(new TextDecoder().decode(parts[1]!.data)).toBe('yes')
+    }
+  })
+
   test('file bytes that contain the boundary minus its leading CRLF are kept intact', async () => {
     const boundary = 'XyZ'
     const tricky = new TextEncoder().encode('a--XyZ\n--XyZ\r-XyZ\r\n-XyZ end')
