@@ -22,10 +22,12 @@ export interface FilePageQuery {
 
 const liveFile = (folderId: number) => and(eq(files.folderId, folderId), isNull(files.deletedAt))
 
+/** A LIKE pattern (backslash escapes) for names containing `filter`. */
+const likePattern = (filter: string) => `%${filter.replace(/[\\%_]/g, (c) => `\\${c}`)}%`
+
 function nameFilter(filter: string): SQL | undefined {
   if (!filter) return undefined
-  const pattern = `%${filter.replace(/[\\%_]/g, (c) => `\\${c}`)}%`
-  return sql`${files.name} like ${pattern} escape '\\'`
+  return sql`${files.name} like ${likePattern(filter)} escape '\\'`
 }
 
 /** One page of a folder's live files; only that page is read, however large the folder. */
@@ -43,7 +45,15 @@ export function filePage(db: Db, q: FilePageQuery): FileRow[] {
 }
 
 export function countLiveFiles(db: Db, folderId: number, filter = ''): number {
-  return db.select({ n: sql<number>`count(*)` }).from(files).where(and(liveFile(folderId), nameFilter(filter))).get()?.n ?? 0
+  // Counted on the index of live names, which holds everything the count needs: left to itself
+  // SQLite picks the size index and reads every row of the folder for deleted_at (250 ms
+  // instead of 6 ms for 100,000 files).
+  const base = 'select count(*) as n from files indexed by files_folder_name_live where folder_id = ? and deleted_at is null'
+  if (!filter) {
+    return prepared(db, 'countLiveFiles', (d) => d.$client.prepare<{ n: number }, [number]>(base)).get(folderId)?.n ?? 0
+  }
+  const statement = prepared(db, 'countLiveFilesNamed', (d) => d.$client.prepare<{ n: number }, [number, string]>(`${base} and name like ? escape '\\'`))
+  return statement.get(folderId, likePattern(filter))?.n ?? 0
 }
 
 export function liveSubfolders(db: Db, parentId: number): FolderRow[] {

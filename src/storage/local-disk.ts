@@ -2,6 +2,7 @@ import { link, mkdir, open, readdir, rm, stat, statfs } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { HttpError } from '../errors.ts'
 import { BatchedWriter } from './batched-writer.ts'
+import { noteBytesReceived } from './collect-garbage.ts'
 import { GroupSync } from './group-sync.ts'
 import { InterruptedWrite, type BlobStore, type Staging } from './types.ts'
 
@@ -61,6 +62,7 @@ export class LocalStaging implements Staging {
           throw new HttpError(400, `The data is longer than the ${maxBytes} bytes expected`)
         }
         await writer.add(piece)
+        noteBytesReceived(piece.length)
       }
       return await writer.finish()
     } catch (error) {
