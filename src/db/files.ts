@@ -1,6 +1,6 @@
 import { and, eq, isNull, sql } from 'drizzle-orm'
 import type { Db } from './open.ts'
-import { prepared } from './prepared.ts'
+import { atomically, prepared } from './prepared.ts'
 import { blobs, files, folders, uploadChunks, uploads } from './schema.ts'
 
 export type FileRow = typeof files.$inferSelect
@@ -87,7 +87,7 @@ export function completeUpload(
       .where(eq(uploadChunks.uploadId, p('uploadId')))
       .prepare(),
   )
-  return db.transaction(() => {
+  return atomically(db, () => {
     countBlob.run(args)
     let name = args.name
     const taken = (candidate: string) => nameTaken.get({ folderId: args.folderId, name: candidate }) !== undefined

@@ -24,3 +24,27 @@ export function prepared<T>(db: Db, name: string, build: (db: Db) => T): T {
   if (statement === undefined) byName.set(name, (statement = build(databases.get(session) ?? db)))
   return statement
 }
+
+/**
+ * Runs `work` in one transaction on the connection itself (or inside the one already open).
+ * The hot paths use this instead of drizzle's transaction(), which builds a transaction object
+ * per call; the statements they run are prepared on the connection anyway.
+ */
+export function atomically<T>(db: Db, work: () => T): T {
+  const client = db.$client
+  if (client.inTransaction) return work()
+  const control = prepared(db, 'transaction control', (d) => ({
+    begin: d.$client.prepare('BEGIN'),
+    commit: d.$client.prepare('COMMIT'),
+    rollback: d.$client.prepare('ROLLBACK'),
+  }))
+  control.begin.run()
+  try {
+    const result = work()
+    control.commit.run()
+    return result
+  } catch (error) {
+    if (client.inTransaction) control.rollback.run()
+    throw error
+  }
+}

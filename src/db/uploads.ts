@@ -1,6 +1,6 @@
 import { and, asc, desc, eq, inArray, lt, lte, or, sql } from 'drizzle-orm'
 import type { Db } from './open.ts'
-import { prepared } from './prepared.ts'
+import { atomically, prepared } from './prepared.ts'
 import { uploadChunks, uploads, type UploadState } from './schema.ts'
 
 /** bun:sqlite reports changed rows, though drizzle types `run()` as void. */
@@ -54,13 +54,12 @@ const insertUpload = (db: Db) =>
 
 /** Inserts the upload unless one with the same owner and client key exists; returns the row that won. */
 export function insertUploadOnce(db: Db, row: NewUpload, admit?: Admission): { upload: UploadRow; created: boolean } {
-  return db.transaction((tx) => {
+  return atomically(db, () => {
     if (row.clientKey != null) {
-      // Statements prepared on the connection serve inside its transaction too.
       const existing = findUploadByClientKey(db, row.owner, row.clientKey)
       if (existing) return { upload: existing, created: false }
     }
-    admit?.(tx as unknown as Db, { fileName: row.fileName, totalBytes: row.totalBytes })
+    admit?.(db, { fileName: row.fileName, totalBytes: row.totalBytes })
     const upload = insertUpload(db).get({
       ...row,
       clientKey: row.clientKey ?? null,
@@ -120,7 +119,7 @@ export function recordChunk(db: Db, uploadId: string, index: number, sizeBytes: 
       .returning()
       .prepare(),
   )
-  return db.transaction(() => {
+  return atomically(db, () => {
     const upload = findUpload(db, uploadId)
     if (!upload || upload.state !== 'receiving') return { upload, claimed: false }
     if (changes(insertChunk.run({ uploadId, index, sizeBytes, now })) === 0) return { upload, claimed: false }

@@ -11,6 +11,10 @@ import { InterruptedWrite, type BlobStore, type Staging } from '../storage/types
 import { cleanFileName, mimeTypeOf } from './file-names.ts'
 import { RunningHashes } from './running-hash.ts'
 
+const FREE_SPACE_FRESH_MS = 1000
+/** More than a second of writing at any speed a disk manages today. */
+const FREE_SPACE_MARGIN_BYTES = 4 * 1024 ** 3
+
 export interface EngineDeps {
   db: Db
   config: Config
@@ -105,6 +109,10 @@ export class UploadEngine {
   private readonly finalizing = new Map<string, Promise<UploadRow>>()
   /** Uploads whose staging file's name is known to be durable. */
   private readonly namesSynced = new Set<string>()
+  /** Uploads whose staging file is known to exist. */
+  private readonly staged = new Set<string>()
+  /** The last free-space reading, and the bytes promised to chunks since. */
+  private freeSpace = { bytes: 0, at: Number.NEGATIVE_INFINITY, spent: 0 }
   /** Recent byte counts per upload, for a live speed. */
   private readonly progress = new Map<string, { at: number; bytes: number }[]>()
   /** Serialises adopting and deleting the bytes of one blob. */
@@ -638,6 +646,7 @@ export class UploadEngine {
 
   private async removeStaged(uploadId: string) {
     this.namesSynced.delete(uploadId)
+    this.staged.delete(uploadId)
     await this.deps.staging.remove(uploadId)
   }
 
@@ -658,7 +667,10 @@ export class UploadEngine {
   }
 
   private async ensureStaged(upload: UploadRow) {
-    if ((await this.deps.staging.size(upload.id)) === null) await this.deps.staging.create(upload.id, upload.totalBytes)
+    if (this.staged.has(upload.id)) return
+    // create() leaves an existing staging file as it is.
+    await this.deps.staging.create(upload.id, upload.totalBytes)
+    this.staged.add(upload.id)
   }
 
   private async ensureSpaceForNewUpload(totalBytes: number) {
@@ -670,7 +682,17 @@ export class UploadEngine {
   }
 
   private async ensureSpaceForChunk(bytes: number) {
-    if ((await this.deps.staging.freeBytes()) - bytes < this.deps.config.minFreeBytes) {
+    // Far from full, a reading less than a second old will do (every chunk would otherwise wait
+    // for a statfs in the thread pool); near the reserve, every chunk reads afresh.
+    const last = this.freeSpace
+    const fresh = performance.now() - last.at < FREE_SPACE_FRESH_MS
+    if (fresh && last.bytes - last.spent - bytes - this.deps.config.minFreeBytes > FREE_SPACE_MARGIN_BYTES) {
+      last.spent += bytes
+      return
+    }
+    const free = await this.deps.staging.freeBytes()
+    this.freeSpace = { bytes: free, at: performance.now(), spent: bytes }
+    if (free - bytes < this.deps.config.minFreeBytes) {
       throw new HttpError(507, 'The server is out of disk space')
     }
   }
