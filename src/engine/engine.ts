@@ -333,8 +333,8 @@ export class UploadEngine {
     }, admit)
     await this.deps.staging.create(upload.id, spec.totalBytes ?? 0)
     if (spec.totalBytes === 0) await this.completeStream(upload.id)
-    await durable(this.db)
-    return records.findUpload(this.db, upload.id)!
+    // The client may send its bytes much later: the new staging file must outlive a crash.
+    return this.acknowledgeStream(upload.id)
   }
 
   /** Fixes the length of a streamed upload created without one. */
@@ -396,11 +396,7 @@ export class UploadEngine {
     this.noteProgress(upload.id, written)
     const after = records.findUpload(this.db, upload.id)!
     if (!after.lengthDeferred && after.receivedBytes === after.totalBytes) await this.completeStream(upload.id)
-    const latest = records.findUpload(this.db, upload.id)!
-    // Still arriving, or a finished tus partial (its staged bytes wait for their final upload).
-    if (latest.state === 'receiving' || latest.concat === 'partial') await this.acknowledgeable(upload.id)
-    else await durable(this.db)
-    return records.findUpload(this.db, upload.id)!
+    return this.acknowledgeStream(upload.id)
   }
 
   /**
@@ -659,6 +655,15 @@ export class UploadEngine {
     if (this.namesSynced.has(uploadId)) return
     await this.deps.staging.syncNames()
     this.namesSynced.add(uploadId)
+  }
+
+  /** Makes what a streamed upload's answer will say durable; resolves to the upload as it is. */
+  private async acknowledgeStream(uploadId: string): Promise<UploadRow> {
+    const latest = records.findUpload(this.db, uploadId)!
+    // Still arriving, or a finished tus partial (its staged bytes wait for their final upload).
+    if (latest.state === 'receiving' || latest.concat === 'partial') await this.acknowledgeable(uploadId)
+    else await durable(this.db)
+    return records.findUpload(this.db, uploadId)!
   }
 
   /** Everything an acknowledgement of a not yet finished upload promises is on disk. */
