@@ -114,14 +114,25 @@ export class LocalBlobStore implements BlobStore {
 
   async adopt(stagedPath: string, sha256: string) {
     const target = this.pathOf(sha256)
-    if (await this.has(sha256)) return
-    await mkdir(dirname(target), { recursive: true })
     // A second name for the same bytes: nothing is copied, and the staged file stays until the
-    // database no longer needs it.
-    await link(stagedPath, target).catch((error: NodeJS.ErrnoException) => {
-      if (error.code !== 'EEXIST') throw error
-    })
-    await syncDirectory(dirname(target))
+    // database no longer needs it. Tried first, since the directories usually exist.
+    const linked = await link(stagedPath, target).then(
+      () => true,
+      async (error: NodeJS.ErrnoException) => {
+        if (error.code === 'EEXIST') return false
+        if (error.code !== 'ENOENT') throw error
+        await mkdir(dirname(target), { recursive: true })
+        return link(stagedPath, target).then(
+          () => true,
+          (again: NodeJS.ErrnoException) => {
+            if (again.code === 'EEXIST') return false
+            throw again
+          },
+        )
+      },
+    )
+    // Already stored: that copy is the one kept.
+    if (linked) await syncDirectory(dirname(target))
   }
 
   body(sha256: string, start: number, end: number) {
