@@ -50,7 +50,7 @@ export class RunningHashes {
   private async hashUpTo(uploadId: string, state: State, end: number) {
     if (this.states.get(uploadId) !== state || end <= state.offset) return
     try {
-      for await (const piece of this.staging.read(uploadId, state.offset, end)) state.hasher.update(piece)
+      await this.staging.scan(uploadId, state.offset, end, (piece) => state.hasher.update(piece))
       state.offset = end
     } catch {
       // The staging file went away (cancelled, expired): nothing left to hash.
@@ -106,7 +106,7 @@ export class RunningHashes {
     if (state.offset !== totalBytes) {
       // Lost on the way (the file vanished while hashing): start from scratch.
       const fresh = new Bun.CryptoHasher('sha256')
-      for await (const piece of this.staging.read(uploadId, 0, totalBytes)) fresh.update(piece)
+      await this.staging.scan(uploadId, 0, totalBytes, (piece) => fresh.update(piece))
       return fresh.digest('hex')
     }
     return state.hasher.digest('hex')

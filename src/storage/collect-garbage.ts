@@ -6,7 +6,7 @@
  * 9 ms of main-thread time each (measured with 8 in flight: peak 200-245 MB without, 160-180 MB
  * with a collection every 16 to 64 MiB; the machine's noise hides the difference among those).
  */
-const COLLECT_EVERY_BYTES = 32 * 1024 * 1024
+const COLLECT_EVERY_BYTES = 64 * 1024 * 1024
 
 let sinceCollection = 0
 

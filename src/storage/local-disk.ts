@@ -17,6 +17,8 @@ async function syncDirectory(dir: string) {
 }
 
 const STAGING_NAME = /^[a-z0-9]{16,64}$/
+/** Reads for hashing go in pieces this large, into one buffer per scan. */
+const SCAN_BYTES = 1024 * 1024
 
 export class LocalStaging implements Staging {
   // Uploads starting at the same moment share one sync of the staging directory.
@@ -84,6 +86,21 @@ export class LocalStaging implements Staging {
   read(uploadId: string, start?: number, end?: number) {
     const file = Bun.file(this.pathOf(uploadId))
     return (start === undefined ? file : file.slice(start, end)).stream()
+  }
+
+  async scan(uploadId: string, start: number, end: number, take: (piece: Uint8Array) => void) {
+    const handle = await open(this.pathOf(uploadId), 'r')
+    try {
+      const buffer = Buffer.allocUnsafe(Math.min(SCAN_BYTES, Math.max(end - start, 1)))
+      for (let at = start; at < end; ) {
+        const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, end - at), at)
+        if (bytesRead === 0) throw new Error(`staging file of ${uploadId} ends at ${at}, before ${end}`)
+        take(buffer.subarray(0, bytesRead))
+        at += bytesRead
+      }
+    } finally {
+      await handle.close()
+    }
   }
 
   async remove(uploadId: string) {

@@ -25,6 +25,11 @@ export interface Staging {
   size(uploadId: string): Promise<number | null>
   /** The staged bytes [start, end) (all of them when no range is given). */
   read(uploadId: string, start?: number, end?: number): ReadableStream<Uint8Array>
+  /**
+   * Hands the staged bytes [start, end) to `take` piece by piece, in order. A piece is only
+   * valid during the call (its memory is reused): cheaper than a stream for hashing.
+   */
+  scan(uploadId: string, start: number, end: number, take: (piece: Uint8Array) => void): Promise<void>
   /** A local path to the staged bytes, for a blob store that can adopt them by linking. */
   pathOf(uploadId: string): string
   remove(uploadId: string): Promise<void>
