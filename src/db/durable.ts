@@ -1,5 +1,5 @@
-import { open } from 'node:fs/promises'
 import { GroupSync } from '../storage/group-sync.ts'
+import { syncPath } from '../storage/sync-path.ts'
 import type { Db } from './open.ts'
 
 /**
@@ -10,7 +10,7 @@ import type { Db } from './open.ts'
  * `synchronous = FULL` does on every commit, minus the waiting in line.
  *
  * Call it before acknowledging anything to a client, and before any irreversible step on disk
- * (a rename into the blob store, an unlink) that relies on a commit.
+ * (a link into the blob store, an unlink) that relies on a commit.
  */
 export function durable(db: Db): Promise<void> {
   let state = states.get(db)
@@ -28,15 +28,8 @@ function newState(db: Db) {
   let synced = changes.get()!.n
   const group = new GroupSync(async () => {
     const upTo = changes.get()!.n
-    if (walPath) {
-      // Opened for each sync, so no descriptor outlives the database (the WAL is removed when it closes).
-      const handle = await open(walPath, 'r')
-      try {
-        await handle.datasync()
-      } finally {
-        await handle.close()
-      }
-    }
+    // Opened for each sync, so no descriptor outlives the database (the WAL is removed when it closes).
+    if (walPath) await syncPath(walPath, 'data')
     synced = Math.max(synced, upTo)
   })
   return {

@@ -155,7 +155,7 @@ export function moveFolder(db: Db, id: number, targetId: number): FolderRow {
     if (id === ROOT_FOLDER_ID) throw new HttpError(400, 'The home folder cannot be moved')
     const folder = liveFolder(t, id)
     liveFolder(t, targetId)
-    if (folderPath(db, targetId).some((f) => f.id === id)) {
+    if (folderPath(t, targetId).some((f) => f.id === id)) {
       throw new HttpError(400, `"${folder.name}" cannot be moved into itself or one of its subfolders`)
     }
     if (folderNameTaken(t, targetId, folder.name, id)) throw new HttpError(409, `A folder named "${folder.name}" already exists there`)
@@ -237,7 +237,7 @@ export function restoreFile(db: Db, id: number): FileRow {
     const t = tx as unknown as Db
     const file = tx.select().from(files).where(and(eq(files.id, id), isNotNull(files.deletedAt))).get()
     if (!file) throw new HttpError(404, `File ${id} is not in the trash`)
-    const folderId = isInTrash(db, file.folderId) ? ROOT_FOLDER_ID : file.folderId
+    const folderId = isInTrash(t, file.folderId) ? ROOT_FOLDER_ID : file.folderId
     let name = file.name
     for (let n = 1; fileNameTaken(t, folderId, name); n++) name = numberedName(file.name, n)
     return tx.update(files).set({ deletedAt: null, folderId, name }).where(eq(files.id, id)).returning().get()
@@ -249,7 +249,7 @@ export function restoreFolder(db: Db, id: number): FolderRow {
     const t = tx as unknown as Db
     const folder = tx.select().from(folders).where(and(eq(folders.id, id), isNotNull(folders.deletedAt))).get()
     if (!folder) throw new HttpError(404, `Folder ${id} is not in the trash`)
-    const parentId = isInTrash(db, folder.parentId!) ? ROOT_FOLDER_ID : folder.parentId!
+    const parentId = isInTrash(t, folder.parentId!) ? ROOT_FOLDER_ID : folder.parentId!
     let name = folder.name
     for (let n = 1; folderNameTaken(t, parentId, name); n++) name = `${folder.name} (${n})`
     return tx.update(folders).set({ deletedAt: null, parentId, name }).where(eq(folders.id, id)).returning().get()

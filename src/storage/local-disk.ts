@@ -4,17 +4,11 @@ import { HttpError } from '../errors.ts'
 import { BatchedWriter } from './batched-writer.ts'
 import { noteBytesReceived } from './collect-garbage.ts'
 import { GroupSync } from './group-sync.ts'
+import { syncPath } from './sync-path.ts'
 import { InterruptedWrite, type BlobStore, type Staging } from './types.ts'
 
-/** Makes a rename or a new file's name durable (in the thread pool, not on the event loop). */
-async function syncDirectory(dir: string) {
-  const handle = await open(dir, 'r')
-  try {
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
-}
+/** Makes a link or a new file's name durable. */
+const syncDirectory = (dir: string) => syncPath(dir, 'all')
 
 const STAGING_NAME = /^[a-z0-9]{16,64}$/
 /** Reads for hashing go in pieces this large, into one buffer per scan. */
