@@ -222,9 +222,11 @@ export class UploadEngine {
     const tap = this.hashes.tap(upload.id, offset, body)
     try {
       await this.ensureSpaceForChunk(expected)
-      await this.ensureStaged(current)
+      // A file in one chunk is its own full-size staging file: created by the write itself.
+      const whole = upload.chunkCount === 1
+      if (!whole) await this.ensureStaged(current)
       // A chunk is all or nothing: bytes of an interrupted chunk are simply not recorded.
-      written = await this.track(upload.id, this.deps.staging.write(upload.id, offset, tap.body, expected)).catch((error) => {
+      written = await this.track(upload.id, this.deps.staging.write(upload.id, offset, tap.body, expected, { create: whole })).catch((error) => {
         throw diskError(unwrap(error))
       })
       if (written !== expected) {
@@ -679,27 +681,33 @@ export class UploadEngine {
   }
 
   private async ensureSpaceForNewUpload(totalBytes: number) {
-    const free = await this.deps.staging.freeBytes()
-    const available = free - records.outstandingBytes(this.db) - this.deps.config.minFreeBytes
-    if (totalBytes > available) {
+    const outstanding = records.outstandingBytes(this.db)
+    const free = await this.freeBytes(outstanding + totalBytes)
+    if (totalBytes > free - outstanding - this.deps.config.minFreeBytes) {
       throw new HttpError(507, `Not enough free disk space on the server for a ${totalBytes}-byte file`)
     }
   }
 
   private async ensureSpaceForChunk(bytes: number) {
-    // Far from full, a reading less than a second old will do (every chunk would otherwise wait
-    // for a statfs in the thread pool); near the reserve, every chunk reads afresh.
-    const last = this.freeSpace
-    const fresh = performance.now() - last.at < FREE_SPACE_FRESH_MS
-    if (fresh && last.bytes - last.spent - bytes - this.deps.config.minFreeBytes > FREE_SPACE_MARGIN_BYTES) {
-      last.spent += bytes
-      return
-    }
-    const free = await this.deps.staging.freeBytes()
-    this.freeSpace = { bytes: free, at: performance.now(), spent: bytes }
-    if (free - bytes < this.deps.config.minFreeBytes) {
+    if ((await this.freeBytes(bytes)) - bytes < this.deps.config.minFreeBytes) {
       throw new HttpError(507, 'The server is out of disk space')
     }
+    this.freeSpace.spent += bytes
+  }
+
+  /**
+   * Free bytes on the staging volume. Far from full, a reading less than a second old will do
+   * (every chunk would otherwise wait for a statfs in the thread pool), less what chunks were
+   * promised since; when `needed` comes near the reserve, it is read afresh.
+   */
+  private async freeBytes(needed: number): Promise<number> {
+    const last = this.freeSpace
+    const estimate = last.bytes - last.spent
+    const fresh = performance.now() - last.at < FREE_SPACE_FRESH_MS
+    if (fresh && estimate - needed - this.deps.config.minFreeBytes > FREE_SPACE_MARGIN_BYTES) return estimate
+    const bytes = await this.deps.staging.freeBytes()
+    this.freeSpace = { bytes, at: performance.now(), spent: 0 }
+    return bytes
   }
 
   private track<T>(uploadId: string, work: Promise<T>): Promise<T> {

@@ -1,3 +1,4 @@
+import { constants } from 'node:fs'
 import { link, mkdir, open, readdir, rm, stat, statfs } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { HttpError } from '../errors.ts'
@@ -49,8 +50,8 @@ export class LocalStaging implements Staging {
     }
   }
 
-  async write(uploadId: string, offset: number, body: AsyncIterable<Uint8Array>, maxBytes: number) {
-    const handle = await open(this.pathOf(uploadId), 'r+')
+  async write(uploadId: string, offset: number, body: AsyncIterable<Uint8Array>, maxBytes: number, options: { create?: boolean } = {}) {
+    const handle = await open(this.pathOf(uploadId), options.create ? constants.O_RDWR | constants.O_CREAT : 'r+')
     const writer = new BatchedWriter(handle, offset, maxBytes)
     try {
       for await (const piece of body) {

@@ -18,9 +18,10 @@ export interface Staging {
    * Streams `body` into the upload's file starting at `offset` and makes it durable before
    * resolving to the number of bytes written. A body longer than `maxBytes` is an error. When
    * the body fails part-way (the client went away), rejects with InterruptedWrite telling how
-   * many leading bytes are nevertheless durable.
+   * many leading bytes are nevertheless durable. With `create`, a missing file is created (for
+   * an upload whose one write fills it, so it has its full size once written).
    */
-  write(uploadId: string, offset: number, body: AsyncIterable<Uint8Array>, maxBytes: number): Promise<number>
+  write(uploadId: string, offset: number, body: AsyncIterable<Uint8Array>, maxBytes: number, options?: { create?: boolean }): Promise<number>
   /** Size of the staging file, or null if there is none. */
   size(uploadId: string): Promise<number | null>
   /** The staged bytes [start, end) (all of them when no range is given). */
