@@ -11,6 +11,16 @@ import { InterruptedWrite, type BlobStore, type Staging } from './types.ts'
 /** Makes a link or a new file's name durable. */
 const syncDirectory = (dir: string) => syncPath(dir, 'all')
 
+/** Links `target` to `existing`; false when `target` is there already. */
+const linkUnlessPresent = (existing: string, target: string) =>
+  link(existing, target).then(
+    () => true,
+    (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EEXIST') return false
+      throw error
+    },
+  )
+
 const STAGING_NAME = /^[a-z0-9]{16,64}$/
 /** Reads for hashing go in pieces this large, into one buffer per scan. */
 const SCAN_BYTES = 1024 * 1024
@@ -78,9 +88,8 @@ export class LocalStaging implements Staging {
     }
   }
 
-  read(uploadId: string, start?: number, end?: number) {
-    const file = Bun.file(this.pathOf(uploadId))
-    return (start === undefined ? file : file.slice(start, end)).stream()
+  read(uploadId: string) {
+    return Bun.file(this.pathOf(uploadId)).stream()
   }
 
   async scan(uploadId: string, start: number, end: number, take: (piece: Uint8Array) => void) {
@@ -128,21 +137,11 @@ export class LocalBlobStore implements BlobStore {
     const target = this.pathOf(sha256)
     // A second name for the same bytes: nothing is copied, and the staged file stays until the
     // database no longer needs it. Tried first, since the directories usually exist.
-    const linked = await link(stagedPath, target).then(
-      () => true,
-      async (error: NodeJS.ErrnoException) => {
-        if (error.code === 'EEXIST') return false
-        if (error.code !== 'ENOENT') throw error
-        await mkdir(dirname(target), { recursive: true })
-        return link(stagedPath, target).then(
-          () => true,
-          (again: NodeJS.ErrnoException) => {
-            if (again.code === 'EEXIST') return false
-            throw again
-          },
-        )
-      },
-    )
+    const linked = await linkUnlessPresent(stagedPath, target).catch(async (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') throw error
+      await mkdir(dirname(target), { recursive: true })
+      return linkUnlessPresent(stagedPath, target)
+    })
     // Already stored: that copy is the one kept.
     if (linked) await syncDirectory(dirname(target))
   }

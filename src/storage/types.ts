@@ -24,8 +24,8 @@ export interface Staging {
   write(uploadId: string, offset: number, body: AsyncIterable<Uint8Array>, maxBytes: number, options?: { create?: boolean }): Promise<number>
   /** Size of the staging file, or null if there is none. */
   size(uploadId: string): Promise<number | null>
-  /** The staged bytes [start, end) (all of them when no range is given). */
-  read(uploadId: string, start?: number, end?: number): ReadableStream<Uint8Array>
+  /** All the staged bytes, as a stream. */
+  read(uploadId: string): ReadableStream<Uint8Array>
   /**
    * Hands the staged bytes [start, end) to `take` piece by piece, in order. A piece is only
    * valid during the call (its memory is reused): cheaper than a stream for hashing.
