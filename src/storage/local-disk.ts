@@ -1,10 +1,11 @@
-import { constants } from 'node:fs'
-import { link, mkdir, open, readdir, rm, stat, statfs } from 'node:fs/promises'
+import { constants, fstatSync, ftruncateSync, linkSync, statfsSync, statSync, unlinkSync } from 'node:fs'
+import { mkdir, readdir, rm } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { HttpError } from '../errors.ts'
 import { BatchedWriter } from './batched-writer.ts'
 import { noteBytesReceived } from './collect-garbage.ts'
 import { GroupSync } from './group-sync.ts'
+import { PositionalFile } from './positional-file.ts'
 import { syncPath } from './sync-path.ts'
 import { InterruptedWrite, type BlobStore, type Staging } from './types.ts'
 
@@ -12,14 +13,17 @@ import { InterruptedWrite, type BlobStore, type Staging } from './types.ts'
 const syncDirectory = (dir: string) => syncPath(dir, 'all')
 
 /** Links `target` to `existing`; false when `target` is there already. */
-const linkUnlessPresent = (existing: string, target: string) =>
-  link(existing, target).then(
-    () => true,
-    (error: NodeJS.ErrnoException) => {
-      if (error.code === 'EEXIST') return false
-      throw error
-    },
-  )
+function linkUnlessPresent(existing: string, target: string) {
+  try {
+    linkSync(existing, target)
+    return true
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false
+    throw error
+  }
+}
+
+const isMissing = (error: unknown) => (error as NodeJS.ErrnoException).code === 'ENOENT'
 
 const STAGING_NAME = /^[a-z0-9]{16,64}$/
 /** Reads for hashing go in pieces this large, into one buffer per scan. */
@@ -49,20 +53,20 @@ export class LocalStaging implements Staging {
   }
 
   async create(uploadId: string, totalBytes: number) {
-    const path = this.pathOf(uploadId)
-    const handle = await open(path, 'a')
+    const file = await PositionalFile.openInPool(this.pathOf(uploadId), 'a')
     try {
       // No sync of the file here: every write ends with a datasync, which also makes the size
-      // durable. syncNames() makes the name durable.
-      if ((await handle.stat()).size !== totalBytes) await handle.truncate(totalBytes)
+      // durable. syncNames() makes the name durable. Extending a file only sets its size.
+      if (fstatSync(file.fd).size !== totalBytes) ftruncateSync(file.fd, totalBytes)
     } finally {
-      await handle.close()
+      file.close()
     }
   }
 
   async write(uploadId: string, offset: number, body: AsyncIterable<Uint8Array>, maxBytes: number, options: { create?: boolean } = {}) {
-    const handle = await open(this.pathOf(uploadId), options.create ? constants.O_RDWR | constants.O_CREAT : 'r+')
-    const writer = new BatchedWriter(handle, offset, maxBytes)
+    const path = this.pathOf(uploadId)
+    const file = options.create ? await PositionalFile.openInPool(path, constants.O_RDWR | constants.O_CREAT) : PositionalFile.open(path, 'r+')
+    const writer = new BatchedWriter(file, offset)
     try {
       for await (const piece of body) {
         if (writer.received + piece.length > maxBytes) {
@@ -75,15 +79,15 @@ export class LocalStaging implements Staging {
     } catch (error) {
       throw new InterruptedWrite(await writer.salvage(), error)
     } finally {
-      await handle.close()
+      file.close()
     }
   }
 
   async size(uploadId: string) {
     try {
-      return (await stat(this.pathOf(uploadId))).size
+      return statSync(this.pathOf(uploadId)).size
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null
+      if (isMissing(error)) return null
       throw error
     }
   }
@@ -93,26 +97,34 @@ export class LocalStaging implements Staging {
   }
 
   async scan(uploadId: string, start: number, end: number, take: (piece: Uint8Array) => void) {
-    const handle = await open(this.pathOf(uploadId), 'r')
+    const file = PositionalFile.open(this.pathOf(uploadId), 'r')
     try {
       const buffer = Buffer.allocUnsafe(Math.min(SCAN_BYTES, Math.max(end - start, 1)))
       for (let at = start; at < end; ) {
-        const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, end - at), at)
+        const bytesRead = await file.read(buffer, Math.min(buffer.length, end - at), at)
         if (bytesRead === 0) throw new Error(`staging file of ${uploadId} ends at ${at}, before ${end}`)
         take(buffer.subarray(0, bytesRead))
         at += bytesRead
       }
     } finally {
-      await handle.close()
+      file.close()
     }
   }
 
   async remove(uploadId: string) {
-    await rm(this.pathOf(uploadId), { force: true })
+    const path = this.pathOf(uploadId)
+    try {
+      // Only a name, when the bytes are linked into the blob store: quick enough to do in place.
+      // Freeing the blocks of a large file is not, so that goes to the thread pool.
+      if (statSync(path).nlink > 1) unlinkSync(path)
+      else await rm(path, { force: true })
+    } catch (error) {
+      if (!isMissing(error)) throw error
+    }
   }
 
   async freeBytes() {
-    const s = await statfs(this.dir)
+    const s = statfsSync(this.dir)
     return s.bavail * s.bsize
   }
 }
@@ -137,13 +149,20 @@ export class LocalBlobStore implements BlobStore {
     const target = this.pathOf(sha256)
     // A second name for the same bytes: nothing is copied, and the staged file stays until the
     // database no longer needs it. Tried first, since the directories usually exist.
-    const linked = await linkUnlessPresent(stagedPath, target).catch(async (error: NodeJS.ErrnoException) => {
-      if (error.code !== 'ENOENT') throw error
-      await mkdir(dirname(target), { recursive: true })
-      return linkUnlessPresent(stagedPath, target)
-    })
-    // Already stored: that copy is the one kept.
-    if (linked) await syncDirectory(dirname(target))
+    const leaf = dirname(target)
+    let linked: boolean
+    let madeDirectories = false
+    try {
+      linked = linkUnlessPresent(stagedPath, target)
+    } catch (error) {
+      if (!isMissing(error)) throw error
+      // In the pool, like every new inode (see PositionalFile.openInPool).
+      madeDirectories = (await mkdir(leaf, { recursive: true })) !== undefined
+      linked = linkUnlessPresent(stagedPath, target)
+    }
+    // Already stored: that copy is the one kept. A new directory's name lives in its parent, so
+    // after making directories the levels above are synced too.
+    if (linked) await Promise.all((madeDirectories ? [leaf, dirname(leaf), this.dir] : [leaf]).map(syncDirectory))
   }
 
   body(sha256: string, start: number, end: number) {

@@ -1,4 +1,4 @@
-import { open } from 'node:fs/promises'
+import { PositionalFile } from './positional-file.ts'
 
 /**
  * Makes what is written to a file durable (`data`: its bytes, fdatasync), or a directory's
@@ -6,10 +6,10 @@ import { open } from 'node:fs/promises'
  * any descriptor of the same file covers it.
  */
 export async function syncPath(path: string, what: 'data' | 'all') {
-  const handle = await open(path, 'r')
+  const file = PositionalFile.open(path, 'r')
   try {
-    await (what === 'data' ? handle.datasync() : handle.sync())
+    await (what === 'data' ? file.datasync() : file.sync())
   } finally {
-    await handle.close()
+    file.close()
   }
 }
