@@ -1,98 +1,19 @@
 import { randomBytes } from 'node:crypto'
-import type { Config } from '../config.ts'
 import { HttpError } from '../errors.ts'
-import { blobIsReferenced, completeUpload, findFile, findFolder, type FileRow } from '../db/files.ts'
+import { blobIsReferenced, completeUpload, findFile, findFolder } from '../db/files.ts'
 import { isInTrash, purgeTrash } from '../db/library.ts'
 import { durable } from '../db/durable.ts'
-import type { Db } from '../db/open.ts'
 import * as records from '../db/uploads.ts'
 import type { Admission, UploadRow } from '../db/uploads.ts'
-import { InterruptedWrite, type BlobStore, type Staging } from '../storage/types.ts'
+import { InterruptedWrite } from '../storage/types.ts'
+import { diskError, drain, limitBytes, unwrap } from './bodies.ts'
 import { cleanFileName, mimeTypeOf } from './file-names.ts'
+import { FreeSpace } from './free-space.ts'
+import { Progress } from './progress.ts'
 import { RunningHashes } from './running-hash.ts'
-
-const FREE_SPACE_FRESH_MS = 1000
-/** More than a second of writing at any speed a disk manages today. */
-const FREE_SPACE_MARGIN_BYTES = 4 * 1024 ** 3
-
-export interface EngineDeps {
-  db: Db
-  config: Config
-  staging: Staging
-  blobs: BlobStore
-  clock: () => number
-  log: (message: string, context?: Record<string, unknown>) => void
-}
-
-/** What a client declares when it starts (or continues) a chunked upload. */
-export interface ChunkedUploadSpec {
-  protocol: 'dropzone'
-  owner: string
-  clientKey: string
-  folderId: number
-  fileName: string
-  totalBytes: number
-  chunkBytes: number
-  chunkCount: number
-  clientAddress: string | null
-}
-
-/** What a client declares when it starts a streamed upload (tus). */
-export interface StreamUploadSpec {
-  protocol: 'tus'
-  owner: string
-  folderId: number
-  fileName: string
-  /** Null when the client will say later (tus creation-defer-length). */
-  totalBytes: number | null
-  clientAddress: string | null
-  concat?: 'partial' | 'final'
-  /** For a final upload: its partial uploads' ids, in order (JSON array). */
-  partIds?: string
-  metadata?: string | null
-}
-
-export interface FileInfo {
-  id: number
-  name: string
-  folderId: number
-  sizeBytes: number
-  sha256: string
-  mimeType: string
-  createdAt: number
-  url: string
-}
-
-export interface UploadStatus {
-  id: string
-  clientKey: string | null
-  state: UploadRow['state']
-  fileName: string
-  folderId: number
-  totalBytes: number
-  receivedBytes: number
-  chunkBytes: number
-  chunkCount: number
-  receivedChunks: number
-  error: string | null
-  file: FileInfo | null
-}
-
-export function fileInfo(file: FileRow): FileInfo {
-  return {
-    id: file.id,
-    name: file.name,
-    folderId: file.folderId,
-    sizeBytes: file.sizeBytes,
-    sha256: file.sha256,
-    mimeType: file.mimeType,
-    createdAt: file.createdAt,
-    url: `/files/${file.id}/download`,
-  }
-}
+import { fileInfo, type ChunkedUploadSpec, type EngineDeps, type StreamUploadSpec, type UploadStatus } from './types.ts'
 
 const newUploadId = () => randomBytes(16).toString('hex')
-const SPEED_WINDOW_MS = 10_000
 
 /**
  * The upload engine: protocol-neutral. Adapters (Dropzone, plain multipart, later tus) turn
@@ -111,19 +32,19 @@ export class UploadEngine {
   private readonly namesSynced = new Set<string>()
   /** Uploads whose staging file is known to exist. */
   private readonly staged = new Set<string>()
-  /** The last free-space reading, and the bytes promised to chunks since. */
-  private freeSpace = { bytes: 0, at: Number.NEGATIVE_INFINITY, spent: 0 }
-  /** Recent byte counts per upload, for a live speed. */
-  private readonly progress = new Map<string, { at: number; bytes: number }[]>()
   /** Serialises adopting and deleting the bytes of one blob. */
   private readonly blobLocks = new Map<string, Promise<void>>()
 
   /** Chunks being written right now, per upload: one request per chunk at a time. */
   private readonly chunksInFlight = new Map<string, Set<number>>()
   private readonly hashes: RunningHashes
+  private readonly space: FreeSpace
+  private readonly progress: Progress
 
   constructor(private readonly deps: EngineDeps) {
     this.hashes = new RunningHashes(deps.staging)
+    this.space = new FreeSpace(deps)
+    this.progress = new Progress(deps.clock)
   }
 
   private get db() {
@@ -155,7 +76,7 @@ export class UploadEngine {
       return existing
     }
     this.requireFolder(spec.folderId)
-    await this.ensureSpaceForNewUpload(spec.totalBytes)
+    await this.space.forNewUpload(spec.totalBytes)
     const now = this.deps.clock()
     const { upload, created } = records.insertUploadOnce(this.db, {
       id: newUploadId(),
@@ -221,7 +142,7 @@ export class UploadEngine {
     // The chunk that continues the running hash is hashed on its way to disk.
     const tap = this.hashes.tap(upload.id, offset, body)
     try {
-      await this.ensureSpaceForChunk(expected)
+      await this.space.forChunk(expected)
       // A file in one chunk is its own full-size staging file: created by the write itself.
       const whole = upload.chunkCount === 1
       if (!whole) await this.ensureStaged(current)
@@ -241,7 +162,7 @@ export class UploadEngine {
       if (inFlight.size === 0) this.chunksInFlight.delete(upload.id)
     }
     tap.settle(offset + written)
-    this.noteProgress(upload.id, written)
+    this.progress.note(upload.id, written)
     this.hashes.advance(
       upload.id,
       this.hashes.contiguousPrefix(upload.id, upload.chunkBytes, upload.totalBytes, (i) => records.hasChunk(this.db, upload.id, i)),
@@ -267,7 +188,7 @@ export class UploadEngine {
   ): Promise<UploadStatus> {
     const fileName = cleanFileName(args.fileName)
     this.requireFolder(args.folderId)
-    await this.ensureSpaceForNewUpload(Math.min(args.declaredBytes, this.deps.config.maxFileBytes))
+    await this.space.forNewUpload(Math.min(args.declaredBytes, this.deps.config.maxFileBytes))
     // Limits are checked against the declared size, and the upload may not exceed it.
     const limit = admit ? Math.min(args.declaredBytes, this.deps.config.maxFileBytes) : this.deps.config.maxFileBytes
     const now = this.deps.clock()
@@ -312,7 +233,7 @@ export class UploadEngine {
     }
     const fileName = spec.concat === 'partial' ? spec.fileName || 'partial' : cleanFileName(spec.fileName)
     this.requireFolder(spec.folderId)
-    if (spec.totalBytes !== null) await this.ensureSpaceForNewUpload(spec.totalBytes)
+    if (spec.totalBytes !== null) await this.space.forNewUpload(spec.totalBytes)
     const now = this.deps.clock()
     const { upload } = records.insertUploadOnce(this.db, {
       id: newUploadId(),
@@ -349,7 +270,7 @@ export class UploadEngine {
       throw new HttpError(413, `The file is ${totalBytes} bytes; the limit is ${this.deps.config.maxFileBytes} bytes`)
     }
     if (totalBytes < upload.receivedBytes) throw new HttpError(400, `The length ${totalBytes} is less than the ${upload.receivedBytes} bytes received`)
-    await this.ensureSpaceForNewUpload(totalBytes - upload.receivedBytes)
+    await this.space.forNewUpload(totalBytes - upload.receivedBytes)
     records.declareLength(this.db, upload.id, totalBytes, this.deps.clock())
     await durable(this.db)
     return records.findUpload(this.db, upload.id)!
@@ -376,7 +297,7 @@ export class UploadEngine {
       return current
     }
     const limit = (current.lengthDeferred ? this.deps.config.maxFileBytes : current.totalBytes) - offset
-    await this.ensureSpaceForChunk(0)
+    await this.space.forChunk(0)
     const tap = this.hashes.tap(upload.id, offset, body)
     let written: number
     try {
@@ -395,7 +316,7 @@ export class UploadEngine {
     const end = records.recordBytes(this.db, upload.id, offset, written, this.deps.clock()) ? offset + written : offset
     tap.settle(end)
     this.hashes.advance(upload.id, end)
-    this.noteProgress(upload.id, written)
+    this.progress.note(upload.id, written)
     const after = records.findUpload(this.db, upload.id)!
     if (!after.lengthDeferred && after.receivedBytes === after.totalBytes) await this.completeStream(upload.id)
     return this.acknowledgeStream(upload.id)
@@ -442,19 +363,7 @@ export class UploadEngine {
 
   /** Bytes per second over the last few seconds; 0 when idle. */
   speed(uploadId: string): number {
-    const now = this.deps.clock()
-    const samples = (this.progress.get(uploadId) ?? []).filter((s) => now - s.at < SPEED_WINDOW_MS)
-    if (samples.length === 0) return 0
-    const bytes = samples.reduce((sum, s) => sum + s.bytes, 0)
-    return (bytes * 1000) / Math.max(1000, now - samples[0]!.at)
-  }
-
-  private noteProgress(uploadId: string, bytes: number) {
-    const now = this.deps.clock()
-    const samples = (this.progress.get(uploadId) ?? []).filter((s) => now - s.at < SPEED_WINDOW_MS)
-    samples.push({ at: now, bytes })
-    this.progress.set(uploadId, samples)
-    if (this.progress.size > 10_000) this.progress.delete(this.progress.keys().next().value!)
+    return this.progress.speed(uploadId)
   }
 
   find(uploadId: string) {
@@ -610,7 +519,7 @@ export class UploadEngine {
     if (!records.deleteUploadRecord(this.db, uploadId)) throw new HttpError(409, 'Only failed, expired or cancelled uploads can be removed')
     await durable(this.db)
     await this.removeStaged(uploadId)
-    this.progress.delete(uploadId)
+    this.progress.forget(uploadId)
   }
 
   async cancel(uploadId: string) {
@@ -680,36 +589,6 @@ export class UploadEngine {
     this.staged.add(upload.id)
   }
 
-  private async ensureSpaceForNewUpload(totalBytes: number) {
-    const outstanding = records.outstandingBytes(this.db)
-    const free = await this.freeBytes(outstanding + totalBytes)
-    if (totalBytes > free - outstanding - this.deps.config.minFreeBytes) {
-      throw new HttpError(507, `Not enough free disk space on the server for a ${totalBytes}-byte file`)
-    }
-  }
-
-  private async ensureSpaceForChunk(bytes: number) {
-    if ((await this.freeBytes(bytes)) - bytes < this.deps.config.minFreeBytes) {
-      throw new HttpError(507, 'The server is out of disk space')
-    }
-    this.freeSpace.spent += bytes
-  }
-
-  /**
-   * Free bytes on the staging volume. Far from full, a reading less than a second old will do
-   * (every chunk would otherwise wait for a statfs in the thread pool), less what chunks were
-   * promised since; when `needed` comes near the reserve, it is read afresh.
-   */
-  private async freeBytes(needed: number): Promise<number> {
-    const last = this.freeSpace
-    const estimate = last.bytes - last.spent
-    const fresh = performance.now() - last.at < FREE_SPACE_FRESH_MS
-    if (fresh && estimate - needed - this.deps.config.minFreeBytes > FREE_SPACE_MARGIN_BYTES) return estimate
-    const bytes = await this.deps.staging.freeBytes()
-    this.freeSpace = { bytes, at: performance.now(), spent: 0 }
-    return bytes
-  }
-
   private track<T>(uploadId: string, work: Promise<T>): Promise<T> {
     let set = this.writes.get(uploadId)
     if (!set) this.writes.set(uploadId, (set = new Set()))
@@ -723,30 +602,3 @@ export class UploadEngine {
   }
 }
 
-/** The reason a write stopped, as the client should hear it. */
-function unwrap(error: unknown): unknown {
-  if (!(error instanceof InterruptedWrite)) return error
-  const cause = error.cause
-  if (cause instanceof HttpError || (cause as NodeJS.ErrnoException)?.code === 'ENOSPC') return cause
-  // Anything else that breaks a body mid-stream is the connection going away: not our fault.
-  if (cause instanceof Error && cause.name === 'AbortError') return new HttpError(400, 'The request body was interrupted')
-  return cause
-}
-
-function diskError(error: unknown): unknown {
-  if ((error as NodeJS.ErrnoException)?.code === 'ENOSPC') return new HttpError(507, 'The server ran out of disk space')
-  return error
-}
-
-async function drain(body: AsyncIterable<Uint8Array>) {
-  for await (const _ of body) void _
-}
-
-async function* limitBytes(body: AsyncIterable<Uint8Array>, maxBytes: number): AsyncGenerator<Uint8Array> {
-  let total = 0
-  for await (const piece of body) {
-    total += piece.length
-    if (total > maxBytes) throw new HttpError(413, `The file is larger than the ${maxBytes}-byte limit`)
-    yield piece
-  }
-}

@@ -1,0 +1,49 @@
+import type { Config } from '../config.ts'
+import { HttpError } from '../errors.ts'
+import type { Db } from '../db/open.ts'
+import { outstandingBytes } from '../db/uploads.ts'
+import type { Staging } from '../storage/types.ts'
+
+const FREE_SPACE_FRESH_MS = 1000
+/** More than a second of writing at any speed a disk manages today. */
+const FREE_SPACE_MARGIN_BYTES = 4 * 1024 ** 3
+
+/** Refuses new uploads and chunks that would fill the staging volume past its reserve. */
+export class FreeSpace {
+  /** The last free-space reading, and the bytes promised to chunks since. */
+  private last = { bytes: 0, at: Number.NEGATIVE_INFINITY, spent: 0 }
+
+  constructor(private readonly deps: { db: Db; config: Config; staging: Staging }) {}
+
+  /** Room for a new upload of `totalBytes`, beside what the uploads in progress still need. */
+  async forNewUpload(totalBytes: number) {
+    const outstanding = outstandingBytes(this.deps.db)
+    const free = await this.read(outstanding + totalBytes)
+    if (totalBytes > free - outstanding - this.deps.config.minFreeBytes) {
+      throw new HttpError(507, `Not enough free disk space on the server for a ${totalBytes}-byte file`)
+    }
+  }
+
+  /** Room for a chunk of `bytes`, which counts as spent until the next reading. */
+  async forChunk(bytes: number) {
+    if ((await this.read(bytes)) - bytes < this.deps.config.minFreeBytes) {
+      throw new HttpError(507, 'The server is out of disk space')
+    }
+    this.last.spent += bytes
+  }
+
+  /**
+   * Free bytes on the staging volume. Far from full, a reading less than a second old will do
+   * (every chunk would otherwise wait for a statfs in the thread pool), less what chunks were
+   * promised since; when `needed` comes near the reserve, it is read afresh.
+   */
+  private async read(needed: number): Promise<number> {
+    const last = this.last
+    const estimate = last.bytes - last.spent
+    const fresh = performance.now() - last.at < FREE_SPACE_FRESH_MS
+    if (fresh && estimate - needed - this.deps.config.minFreeBytes > FREE_SPACE_MARGIN_BYTES) return estimate
+    const bytes = await this.deps.staging.freeBytes()
+    this.last = { bytes, at: performance.now(), spent: 0 }
+    return bytes
+  }
+}

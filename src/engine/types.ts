@@ -1,0 +1,81 @@
+import type { Config } from '../config.ts'
+import type { FileRow } from '../db/files.ts'
+import type { Db } from '../db/open.ts'
+import type { UploadRow } from '../db/uploads.ts'
+import type { BlobStore, Staging } from '../storage/types.ts'
+
+export interface EngineDeps {
+  db: Db
+  config: Config
+  staging: Staging
+  blobs: BlobStore
+  clock: () => number
+  log: (message: string, context?: Record<string, unknown>) => void
+}
+
+/** What a client declares when it starts (or continues) a chunked upload. */
+export interface ChunkedUploadSpec {
+  protocol: 'dropzone'
+  owner: string
+  clientKey: string
+  folderId: number
+  fileName: string
+  totalBytes: number
+  chunkBytes: number
+  chunkCount: number
+  clientAddress: string | null
+}
+
+/** What a client declares when it starts a streamed upload (tus). */
+export interface StreamUploadSpec {
+  protocol: 'tus'
+  owner: string
+  folderId: number
+  fileName: string
+  /** Null when the client will say later (tus creation-defer-length). */
+  totalBytes: number | null
+  clientAddress: string | null
+  concat?: 'partial' | 'final'
+  /** For a final upload: its partial uploads' ids, in order (JSON array). */
+  partIds?: string
+  metadata?: string | null
+}
+
+export interface FileInfo {
+  id: number
+  name: string
+  folderId: number
+  sizeBytes: number
+  sha256: string
+  mimeType: string
+  createdAt: number
+  url: string
+}
+
+export interface UploadStatus {
+  id: string
+  clientKey: string | null
+  state: UploadRow['state']
+  fileName: string
+  folderId: number
+  totalBytes: number
+  receivedBytes: number
+  chunkBytes: number
+  chunkCount: number
+  receivedChunks: number
+  error: string | null
+  file: FileInfo | null
+}
+
+export function fileInfo(file: FileRow): FileInfo {
+  return {
+    id: file.id,
+    name: file.name,
+    folderId: file.folderId,
+    sizeBytes: file.sizeBytes,
+    sha256: file.sha256,
+    mimeType: file.mimeType,
+    createdAt: file.createdAt,
+    url: `/files/${file.id}/download`,
+  }
+}
