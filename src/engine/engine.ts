@@ -105,7 +105,7 @@ export class UploadEngine {
     differs('the total file size', spec.totalBytes, upload.totalBytes)
     differs('the chunk size', spec.chunkBytes, upload.chunkBytes)
     differs('the chunk count', spec.chunkCount, upload.chunkCount)
-    differs('the folder', spec.folderId, upload.folderId)
+    if (!spec.keepStartedFolder) differs('the folder', spec.folderId, upload.folderId)
     differs('the file name', fileName, upload.fileName)
   }
 

@@ -24,6 +24,11 @@ export interface ChunkedUploadSpec {
   chunkBytes: number
   chunkCount: number
   clientAddress: string | null
+  /**
+   * The folder is not the client's to choose (a drop link's): an upload already started stays
+   * in the folder it began in, even if the link has been pointed elsewhere since.
+   */
+  keepStartedFolder?: boolean
 }
 
 /** What a client declares when it starts a streamed upload (tus). */

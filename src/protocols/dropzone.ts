@@ -147,6 +147,7 @@ export function dropzoneRoutes(options: DropzoneOptions) {
         owner: principal.owner,
         clientKey: scopedKey(principal, clientKey),
         folderId: folderOf(principal, fields, query),
+        keepStartedFolder: principal.folderId !== undefined,
         fileName,
         totalBytes,
         chunkBytes,

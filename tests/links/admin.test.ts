@@ -162,3 +162,26 @@ test('“Share…” on a folder page opens the new-link form with that folder c
     await s.stop()
   }
 })
+
+test('an upload in progress when its link is pointed at another folder finishes in the folder it began in; new ones go to the new folder', async () => {
+  const s = await startLinkServer()
+  try {
+    const before = await makeFolder(s, 1, 'Before')
+    const after = await makeFolder(s, 1, 'After')
+    const link = await createLink(s, { folder: String(before) })
+    const data = randomData(2 * CHUNK)
+    expect((await sendLinkChunk(s, link, 'moving', data, 0, { fileName: 'long.bin' })).status).toBe(200)
+    expect((await editLink(s, link.id, { folder: String(after) })).status).toBe(303)
+
+    // The visitor's next chunk is not refused for naming another folder than the first one did.
+    const last = await sendLinkChunk(s, link, 'moving', data, 1, { fileName: 'long.bin' })
+    expect(last.status).toBe(200)
+    expect((await last.json()).upload.state).toBe('complete')
+    expect(one(s, 'select folder_id, size_bytes from files where name = ?', 'long.bin')).toEqual({ folder_id: before, size_bytes: data.length })
+
+    await uploadThroughLink(s, link, randomData(1000), { fileName: 'new.bin' })
+    expect(one(s, 'select folder_id from files where name = ?', 'new.bin')).toEqual({ folder_id: after })
+  } finally {
+    await s.stop()
+  }
+})
