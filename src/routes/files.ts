@@ -12,13 +12,14 @@ import { HttpError } from '../errors.ts'
 import { filePage, type FileDetail } from '../../views/file.ts'
 import { htmlResponse } from '../../views/html.ts'
 import { previewKind } from './downloads.ts'
-import { act, formId, formText, pathId, readForm, succeeded, takeFlash } from './respond.ts'
+import { act, formId, formText, pathId, readForm, flashes } from './respond.ts'
 
 const TEXT_PREVIEW_BYTES = 256 * 1024
 
 type Ctx = { request: Request; params: { id: string }; server: Server<unknown> | null }
 
 export function fileRoutes(deps: AppDeps) {
+  const { succeeded, takeFlash } = flashes(deps.config)
   const { db } = deps
   const pathOf = (folderId: number) => library.folderPathText(db, folderId)
 

@@ -9,7 +9,7 @@ import { validName } from '../engine/file-names.ts'
 import { HttpError } from '../errors.ts'
 import { fileArea, folderName, folderPage, type FolderListing } from '../../views/folder.ts'
 import { htmlResponse } from '../../views/html.ts'
-import { act, formId, formText, pathId, readForm, succeeded, takeFlash } from './respond.ts'
+import { act, formId, formText, pathId, readForm, flashes } from './respond.ts'
 
 const PAGE_SIZE = 100
 
@@ -17,6 +17,7 @@ type Query = Record<string, string | undefined>
 type Ctx = { request: Request; params: { id: string }; server: Server<unknown> | null }
 
 export function folderRoutes(deps: AppDeps) {
+  const { succeeded, takeFlash } = flashes(deps.config)
   const { db } = deps
 
   function liveFolderOr404(id: number) {

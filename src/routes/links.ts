@@ -11,7 +11,7 @@ import { HttpError } from '../errors.ts'
 import { hashLinkToken, linkState, newLinkToken } from '../links/access.ts'
 import { htmlResponse } from '../../views/html.ts'
 import { linkPage, linksPage, type LinkLine } from '../../views/links.ts'
-import { act, formId, pathId, readForm, succeeded, takeFlash } from './respond.ts'
+import { act, formId, pathId, readForm, flashes } from './respond.ts'
 
 const DAY_MS = 86_400_000
 type Ctx = { request: Request; params: { id: string }; server: Server<unknown> | null }
@@ -47,6 +47,7 @@ function allowedTypes(form: FormData): string | null {
 }
 
 export function linkRoutes(deps: AppDeps) {
+  const { succeeded, takeFlash } = flashes(deps.config)
   const { db } = deps
   const paths = () => library.allFolderPaths(db)
   const pathOf = (folderId: number) => library.folderPathText(db, folderId)

@@ -1,5 +1,5 @@
 import { HttpError } from '../errors.ts'
-import { readCookie } from '../http/cookies.ts'
+import { cookieHeader, readCookie } from '../http/cookies.ts'
 import { flashBox, type Flash } from '../../views/folder.ts'
 import { html, htmlResponse, type SafeHtml } from '../../views/html.ts'
 import { errorPage } from '../../views/error.ts'
@@ -14,30 +14,38 @@ const FLASH_COOKIE = 'dropfold_flash'
 
 export const isHtmx = (request: Request) => request.headers.get('hx-request') === 'true'
 
-function flashCookie(flash: Flash | null) {
-  if (!flash) return `${FLASH_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax`
-  return `${FLASH_COOKIE}=${encodeURIComponent(JSON.stringify(flash))}; Path=/; Max-Age=60; HttpOnly; SameSite=Lax`
-}
+/**
+ * The flash message helpers of one app: its cookie carries Secure like the session cookie when
+ * the server is configured for HTTPS (SECURE_COOKIES).
+ */
+export function flashes(config: { secureCookies: boolean }) {
+  const flashCookie = (flash: Flash | null) =>
+    flash
+      ? cookieHeader(FLASH_COOKIE, encodeURIComponent(JSON.stringify(flash)), { maxAgeSeconds: 60, secure: config.secureCookies })
+      : cookieHeader(FLASH_COOKIE, '', { maxAgeSeconds: 0, secure: config.secureCookies })
 
-/** The message a previous action left for this page (and a header that clears it). */
-export function takeFlash(request: Request): { flash: Flash | null; headers: Record<string, string> } {
-  const raw = readCookie(request, FLASH_COOKIE)
-  if (!raw) return { flash: null, headers: {} }
-  try {
-    const value = JSON.parse(decodeURIComponent(raw)) as Flash
-    const flash = value && (value.kind === 'notice' || value.kind === 'error') && typeof value.text === 'string' ? value : null
-    return { flash, headers: { 'set-cookie': flashCookie(null) } }
-  } catch {
-    return { flash: null, headers: { 'set-cookie': flashCookie(null) } }
-  }
-}
+  return {
+    /** The message a previous action left for this page (and a header that clears it). */
+    takeFlash(request: Request): { flash: Flash | null; headers: Record<string, string> } {
+      const raw = readCookie(request, FLASH_COOKIE)
+      if (!raw) return { flash: null, headers: {} }
+      try {
+        const value = JSON.parse(decodeURIComponent(raw)) as Flash
+        const flash = value && (value.kind === 'notice' || value.kind === 'error') && typeof value.text === 'string' ? value : null
+        return { flash, headers: { 'set-cookie': flashCookie(null) } }
+      } catch {
+        return { flash: null, headers: { 'set-cookie': flashCookie(null) } }
+      }
+    },
 
-export function succeeded(request: Request, args: { flash: Flash; redirect: string; fragment?: () => SafeHtml }): Response {
-  if (isHtmx(request)) {
-    if (args.fragment) return htmlResponse(html`${args.fragment()}${flashBox(args.flash, true)}`)
-    return new Response('', { status: 200, headers: { 'hx-redirect': args.redirect, 'set-cookie': flashCookie(args.flash) } })
+    succeeded(request: Request, args: { flash: Flash; redirect: string; fragment?: () => SafeHtml }): Response {
+      if (isHtmx(request)) {
+        if (args.fragment) return htmlResponse(html`${args.fragment()}${flashBox(args.flash, true)}`)
+        return new Response('', { status: 200, headers: { 'hx-redirect': args.redirect, 'set-cookie': flashCookie(args.flash) } })
+      }
+      return new Response(null, { status: 303, headers: { location: args.redirect, 'set-cookie': flashCookie(args.flash) } })
+    },
   }
-  return new Response(null, { status: 303, headers: { location: args.redirect, 'set-cookie': flashCookie(args.flash) } })
 }
 
 export function failed(request: Request, error: HttpError, back: string): Response {

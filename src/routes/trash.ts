@@ -5,13 +5,14 @@ import { adminAudit } from './audit.ts'
 import * as library from '../db/library.ts'
 import { htmlResponse } from '../../views/html.ts'
 import { trashPage } from '../../views/trash.ts'
-import { act, pathId, succeeded, takeFlash } from './respond.ts'
+import { act, pathId, flashes } from './respond.ts'
 
 type Ctx = { request: Request; params: { id: string }; server: Server<unknown> | null }
 
 const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`
 
 export function trashRoutes(deps: AppDeps) {
+  const { succeeded, takeFlash } = flashes(deps.config)
   const { db } = deps
   const audit = adminAudit(deps)
   const pathOf = (folderId: number) => library.folderPathText(db, folderId)

@@ -7,7 +7,7 @@ import { findUpload, stagedBytes, unfinishedUploads } from '../db/uploads.ts'
 import { HttpError } from '../errors.ts'
 import { htmlResponse } from '../../views/html.ts'
 import { uploadsPage, uploadsTable, type UploadLine } from '../../views/uploads.ts'
-import { act, succeeded, takeFlash } from './respond.ts'
+import { act, flashes } from './respond.ts'
 
 const STALLED_AFTER_MS = 60_000
 const LIST_LIMIT = 500
@@ -15,6 +15,7 @@ const LIST_LIMIT = 500
 type Ctx = { request: Request; params: { id: string }; server: Server<unknown> | null }
 
 export function uploadsPageRoutes(deps: AppDeps) {
+  const { succeeded, takeFlash } = flashes(deps.config)
   const { db, engine } = deps
 
   function lines(): UploadLine[] {

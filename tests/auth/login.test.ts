@@ -140,3 +140,34 @@ describe('unknown paths', () => {
     expect(server.logs.filter((line) => line.startsWith('unexpected error'))).toEqual([])
   })
 })
+
+test('with SECURE_COOKIES=true every cookie the server sets carries Secure (session, flash messages, drop-link visitor and unlock)', async () => {
+  server = await startTestServer({ SECURE_COOKIES: 'true' })
+  const s = server
+  const cookies: string[] = []
+  const keep = (response: Response) => {
+    cookies.push(...response.headers.getSetCookie())
+    return response
+  }
+  const session = await attempt(s, TEST_PASSWORD).then(keep)
+  const admin = { cookie: session.headers.get('set-cookie')!.split(';')[0]!, origin: s.url }
+  // A plain form post leaves a flash message; the next page clears it.
+  const made = keep(await fetch(`${s.url}/folders/1/folders`, { method: 'POST', body: new URLSearchParams({ name: 'Secure' }), headers: admin, redirect: 'manual' }))
+  expect(made.status).toBe(303)
+  const flash = made.headers.getSetCookie().find((c) => c.startsWith('dropfold_flash='))!.split(';')[0]!
+  keep(await fetch(s.url + made.headers.get('location'), { headers: { ...admin, cookie: `${admin.cookie}; ${flash}` } }))
+  // A drop link with a password: the visitor cookie and the unlock cookie.
+  const created = keep(await fetch(`${s.url}/links`, { method: 'POST', body: new URLSearchParams({ folder: '1', label: 'L', password: 'open sesame' }), headers: admin, redirect: 'manual' }))
+  const token = (s.server.db.$client.query('select token from links').get() as { token: string }).token
+  const unlocked = keep(await fetch(`${s.url}/d/${token}/unlock`, { method: 'POST', body: new URLSearchParams({ password: 'open sesame' }), redirect: 'manual' }))
+  keep(await fetch(`${s.url}/d/${token}`, { headers: { cookie: unlocked.headers.get('set-cookie')!.split(';')[0]! } }))
+  keep(await fetch(`${s.url}/logout`, { method: 'POST', headers: admin, redirect: 'manual' }))
+
+  const names = cookies.map((c) => c.split('=')[0])
+  // Fails if one of these paths stopped setting its cookie, so the check below would miss it.
+  for (const name of ['dropfold_session', 'dropfold_flash', 'dropfold_visitor']) expect(names).toContain(name)
+  expect(names.some((n) => n!.startsWith('dropfold_unlock_'))).toBe(true)
+  expect(created.status).toBe(303)
+  expect(cookies.length).toBeGreaterThanOrEqual(6)
+  for (const cookie of cookies) expect(cookie).toEndWith('; Secure')
+})
