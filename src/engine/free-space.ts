@@ -33,9 +33,9 @@ export class FreeSpace {
   }
 
   /**
-   * Free bytes on the staging volume. Far from full, a reading less than a second old will do
-   * (every chunk would otherwise wait for a statfs in the thread pool), less what chunks were
-   * promised since; when `needed` comes near the reserve, it is read afresh.
+   * Free bytes on the staging volume. Far from full, a reading less than a second old will do,
+   * less what chunks were promised since (a staging volume other than the local disk may be slow
+   * to ask); when `needed` comes near the reserve, it is read afresh.
    */
   private async read(needed: number): Promise<number> {
     const last = this.last
