@@ -240,3 +240,49 @@ describe('managing files in a real browser', () => {
     expect(unexpectedLogs(server.logs)).toEqual([])
   })
 })
+
+/** A one-page PDF that says "Hello PDF" (offsets need not be exact: viewers rebuild the table). */
+const HELLO_PDF = [
+  '%PDF-1.4',
+  '1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj',
+  '2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj',
+  '3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 200 200]/Contents 4 0 R/Resources<</Font<</F1 5 0 R>>>>>>endobj',
+  '4 0 obj<</Length 44>>stream',
+  'BT /F1 24 Tf 20 100 Td (Hello PDF) Tj ET',
+  'endstream endobj',
+  '5 0 obj<</Type/Font/Subtype/Type1/BaseFont/Helvetica>>endobj',
+  'trailer<</Root 1 0 R>>',
+  '%%EOF',
+  '',
+].join('\n')
+
+/** Chromium's built-in PDF viewer, the page it opens inside a frame that shows a PDF. */
+const PDF_VIEWER = 'chrome-extension://mhjfbmdgcfjbbpaeojofohoefgiehjai/index.html'
+
+test('a PDF is shown by the browser’s own viewer in the file page’s preview, under the preview’s CSP', async () => {
+  const { server, page, watch } = await setUp()
+  const body = new FormData()
+  body.append('file', new Blob([HELLO_PDF], { type: 'application/pdf' }), 'hello.pdf')
+  const response = await server.fetch('/upload', { method: 'POST', body, headers: { accept: 'application/json' } })
+  expect(response.status).toBe(200)
+  const file = ((await response.json()) as { file: { id: number } }).file
+  await signIn(page, server.url)
+  const downloads: string[] = []
+  page.on('download', (download) => downloads.push(download.suggestedFilename()))
+
+  await page.goto(`${server.url}/files/${file.id}`)
+  const preview = page.locator(`.preview iframe[src="/files/${file.id}/preview"]`)
+  await preview.waitFor()
+  // The viewer opens in a frame of its own when Chromium accepts the response as a PDF to show
+  // (not a download, not blocked by its headers), and titles itself after the URL's last segment
+  // once it has read the document: a PDF it cannot read leaves the title empty.
+  const started = Date.now()
+  while (!page.frames().some((frame) => frame.url() === PDF_VIEWER) && Date.now() - started < 10_000) await page.waitForTimeout(100)
+  const viewer = page.frames().find((frame) => frame.url() === PDF_VIEWER)
+  expect(viewer?.url()).toBe(PDF_VIEWER)
+  await viewer!.waitForFunction(() => document.title !== '')
+  expect(await viewer!.evaluate(() => document.title)).toBe('preview')
+  expect(downloads).toEqual([])
+  await shot(page, 'pdf-preview')
+  expect(unexpectedErrors(watch.errors)).toEqual([])
+})
