@@ -39,7 +39,8 @@ function preview(d: FileDetail): SafeHtml | string {
     case 'audio':
       return html`<audio src="${src}" controls preload="metadata"></audio>`
     case 'pdf':
-      return html`<iframe src="${src}" title="${d.file.name}"></iframe>`
+      // Ending in the file's name, which the browser's PDF viewer shows as the document's title.
+      return html`<iframe src="${src}/${encodeURIComponent(d.file.name)}" title="${d.file.name}"></iframe>`
     case 'text':
       return html`<pre>${d.preview.text}</pre>${d.preview.truncated ? html`<p class="hint">Only the beginning is shown.</p>` : ''}`
     default:

@@ -68,4 +68,7 @@ export function downloadRoutes(deps: AppDeps) {
     .head('/files/:id/download', download)
     .get('/files/:id/preview', preview)
     .head('/files/:id/preview', preview)
+    // The same, with the file's name after it (ignored) for viewers that title a document by its URL.
+    .get('/files/:id/preview/:name', preview)
+    .head('/files/:id/preview/:name', preview)
 }

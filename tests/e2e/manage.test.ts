@@ -262,7 +262,7 @@ const PDF_VIEWER = 'chrome-extension://mhjfbmdgcfjbbpaeojofohoefgiehjai/index.ht
 test('a PDF is shown by the browser’s own viewer in the file page’s preview, under the preview’s CSP', async () => {
   const { server, page, watch } = await setUp()
   const body = new FormData()
-  body.append('file', new Blob([HELLO_PDF], { type: 'application/pdf' }), 'hello.pdf')
+  body.append('file', new Blob([HELLO_PDF], { type: 'application/pdf' }), 'hello world.pdf')
   const response = await server.fetch('/upload', { method: 'POST', body, headers: { accept: 'application/json' } })
   expect(response.status).toBe(200)
   const file = ((await response.json()) as { file: { id: number } }).file
@@ -271,17 +271,17 @@ test('a PDF is shown by the browser’s own viewer in the file page’s preview,
   page.on('download', (download) => downloads.push(download.suggestedFilename()))
 
   await page.goto(`${server.url}/files/${file.id}`)
-  const preview = page.locator(`.preview iframe[src="/files/${file.id}/preview"]`)
+  const preview = page.locator(`.preview iframe[src="/files/${file.id}/preview/hello%20world.pdf"]`)
   await preview.waitFor()
   // The viewer opens in a frame of its own when Chromium accepts the response as a PDF to show
   // (not a download, not blocked by its headers), and titles itself after the URL's last segment
-  // once it has read the document: a PDF it cannot read leaves the title empty.
+  // (the file's name) once it has read the document: a PDF it cannot read leaves the title empty.
   const started = Date.now()
   while (!page.frames().some((frame) => frame.url() === PDF_VIEWER) && Date.now() - started < 10_000) await page.waitForTimeout(100)
   const viewer = page.frames().find((frame) => frame.url() === PDF_VIEWER)
   expect(viewer?.url()).toBe(PDF_VIEWER)
   await viewer!.waitForFunction(() => document.title !== '')
-  expect(await viewer!.evaluate(() => document.title)).toBe('preview')
+  expect(await viewer!.evaluate(() => document.title)).toBe('hello world.pdf')
   expect(downloads).toEqual([])
   await shot(page, 'pdf-preview')
   expect(unexpectedErrors(watch.errors)).toEqual([])

@@ -120,7 +120,19 @@ describe('file detail page', () => {
     expect(preview.headers.get('content-type')).toBe('application/pdf')
     expect(preview.headers.get('content-security-policy')).toBe("default-src 'none'")
     expect(preview.headers.get('x-content-type-options')).toBe('nosniff')
-    expect(await (await server.fetch(`/files/${pdf.id}`)).text()).toContain(`<iframe src="/files/${pdf.id}/preview" title="doc.pdf"></iframe>`)
+    expect(await (await server.fetch(`/files/${pdf.id}`)).text()).toContain(`<iframe src="/files/${pdf.id}/preview/doc.pdf" title="doc.pdf"></iframe>`)
+    // The name after /preview/ is only for the viewer's title: the same response whatever it says.
+    const named = await server.fetch(`/files/${pdf.id}/preview/other%20name.pdf`)
+    expect(named.status).toBe(200)
+    expect(named.headers.get('content-security-policy')).toBe("default-src 'none'")
+    expect(await named.text()).toBe('%PDF-1.4\n%%EOF\n')
+    expect((await server.fetch(`/files/${pdf.id}/preview/doc.pdf`, { method: 'HEAD' })).status).toBe(200)
+    // Markup, a query or a fragment in the name stay inside one encoded path segment.
+    const sly = await uploadFile(server, '<b>x?y#z&.pdf', '%PDF-1.4\n%%EOF\n')
+    expect(await (await server.fetch(`/files/${sly.id}`)).text()).toContain(
+      `<iframe src="/files/${sly.id}/preview/%3Cb%3Ex%3Fy%23z%26.pdf" title="&lt;b&gt;x?y#z&amp;.pdf"></iframe>`,
+    )
+    expect((await server.fetch(`/files/${sly.id}/preview/%3Cb%3Ex%3Fy%23z%26.pdf`)).status).toBe(200)
     const video = await uploadFile(server, 'clip.mp4', randomData(100))
     expect(await (await server.fetch(`/files/${video.id}`)).text()).toContain(`<video src="/files/${video.id}/preview" controls`)
     const audio = await uploadFile(server, 'song.mp3', randomData(100))
