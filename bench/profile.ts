@@ -11,6 +11,7 @@
 import { spawn } from 'bun'
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
+import { CLK_TCK, cpuTicks } from './process-cpu.ts'
 
 const ROOT = join(import.meta.dir, '..')
 const BUN = process.execPath
@@ -45,12 +46,6 @@ process.on('SIGINT', () => {
   cleanUp()
   process.exit(130)
 })
-
-/** utime and stime of a process, in clock ticks (fields 14 and 15 of /proc/<pid>/stat). */
-function cpuTicks(pid: number) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-  return { user: Number(fields[11]), kernel: Number(fields[12]) }
-}
 
 async function main() {
   const file = join(work, 'input.bin')
@@ -97,7 +92,7 @@ async function main() {
   // Per file for the small-file rows, per chunk or PATCH otherwise (tus's creation POST included).
   const units = row.count ?? Math.ceil(size / (row.chunk ?? size))
   const unit = row.count ? 'file' : row.mode === 'dz' ? 'chunk' : 'PATCH'
-  const tick = 1000 / 100 // ms per clock tick (CLK_TCK is 100 on Linux)
+  const tick = 1000 / CLK_TCK // ms per clock tick
   const per = (ticks: number) => ((ticks * tick) / units).toFixed(2)
   const seconds = result.ms / 1000
   console.log(`row ${rowId}, ${(size / MiB).toFixed(0)} MiB input, data in ${work}`)

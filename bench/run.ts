@@ -9,6 +9,7 @@ import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from 'nod
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
+import { CLK_TCK, cpuTicks } from './process-cpu.ts'
 
 const ROOT = resolve(import.meta.dir, '..')
 const BENCH = import.meta.dir
@@ -39,7 +40,6 @@ const clientTimeoutMs = (bytes: number) => 120_000 + (bytes / (2 * MB)) * 1000
 const LISTING_FILES = 100_000
 const LISTING_REQUESTS = 20
 const LISTING_WARMUPS = 2
-const CLK_TCK = Number(Bun.spawnSync(['getconf', 'CLK_TCK']).stdout.toString().trim()) || 100
 
 // ---------------------------------------------------------------- processes
 
@@ -118,10 +118,10 @@ async function stopAll() {
   if (tmpRoot) await rm(tmpRoot, { recursive: true, force: true })
 }
 
-function cpuTicks(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return Number(fields[11]) + Number(fields[12]) // utime + stime (fields 14 and 15)
+/** User and kernel time together, in clock ticks. */
+function cpuTotal(pid: number): number {
+  const { user, kernel } = cpuTicks(pid)
+  return user + kernel
 }
 
 function peakBytes(pid: number): number {
@@ -305,10 +305,10 @@ async function measureGroup(group: Group, cookie: string, input: Input) {
       const tag = `${group.id}-${key}-r${run}-${Math.random().toString(36).slice(2, 8)}`
       const path = key === 'dropfold' ? (group.mode.startsWith('tus') ? '/tus/' : '/upload') : key === 'tus-official' ? '/files' : '/upload'
       const args = { mode: group.mode, kind: key, base: server.base, path, file: input.file, size: input.size, cookie: key === 'dropfold' ? cookie : undefined, tag, ...group.opts }
-      const before = cpuTicks(server.pid)
+      const before = cpuTotal(server.pid)
       try {
         const out = await runClient(args)
-        row.ticks += cpuTicks(server.pid) - before
+        row.ticks += cpuTotal(server.pid) - before
         row.bytes += out.bytes
         row.ms.push(out.ms)
         row.mbps.push(out.bytes / MB / (out.ms / 1000))
@@ -468,12 +468,12 @@ async function measureListing(group: Group, cookie: string, dropfold: Server) {
       if (row.error) continue
       const url = `${dropfold.base}/folders/${folderId}${view.query ? `?${view.query}` : ''}`
       try {
-        const before = cpuTicks(pid)
+        const before = cpuTotal(pid)
         const t0 = performance.now()
         const res = await fetch(url, { headers: { cookie, accept: 'text/html' }, redirect: 'manual' })
         const body = await res.text()
         const ms = performance.now() - t0
-        const ticks = cpuTicks(pid) - before
+        const ticks = cpuTotal(pid) - before
         // The page must be the folder's, with 100 file rows (one checkbox each) from the expected first to the expected last.
         const rowsShown = (body.match(/name="ids"/g) ?? []).length
         const at = body.indexOf(`>${first}<`)
