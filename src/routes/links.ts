@@ -70,8 +70,12 @@ export function linkRoutes(deps: AppDeps) {
     return link
   }
 
-  /** Reads the create/edit form; for an edit, blank password and expiry keep what was set. */
-  async function settings(form: FormData, existing: LinkRow | null): Promise<Partial<NewLink>> {
+  /**
+   * Reads the create/edit form; for an edit, blank password and expiry keep what was set.
+   * `now` is the request's one reading of the clock, so a new link's expiry is exactly
+   * the chosen number of days after its creation time, however long password hashing takes.
+   */
+  async function settings(form: FormData, existing: LinkRow | null, now: number): Promise<Partial<NewLink>> {
     const folderId = formId(form, 'folder')
     if (library.isInTrash(db, folderId) || !paths().some((f) => f.id === folderId)) throw new HttpError(404, `Folder ${folderId} does not exist`)
     const label = String(form.get('label') ?? '').trim()
@@ -86,7 +90,7 @@ export function linkRoutes(deps: AppDeps) {
       allowDownload: form.get('allowDownload') !== null,
     }
     const days = optionalCount(form, 'expiresInDays', 'Expires in days', 36_500)
-    if (days !== null) change.expiresAt = deps.clock() + days * DAY_MS
+    if (days !== null) change.expiresAt = now + days * DAY_MS
     else if (!existing || form.get('noExpiry') !== null) change.expiresAt = null
     const password = String(form.get('password') ?? '')
     if (password !== '') {
@@ -127,9 +131,10 @@ export function linkRoutes(deps: AppDeps) {
       '/links',
       ({ request, server }: Omit<Ctx, 'params'>) =>
         act(request, '/links', async () => {
-          const change = await settings(await readForm(request), null)
+          const now = deps.clock()
+          const change = await settings(await readForm(request), null, now)
           const token = newLinkToken()
-          const link = linksDb.insertLink(db, { ...(change as NewLink), token, tokenHash: hashLinkToken(token), createdAt: deps.clock() })
+          const link = linksDb.insertLink(db, { ...(change as NewLink), token, tokenHash: hashLinkToken(token), createdAt: now })
           audit(request, server, 'link.create', link.label, described(link))
           return succeeded(request, { flash: { kind: 'notice', text: `Link “${link.label}” created. Send its address to the people who should upload.` }, redirect: `/links/${link.id}` })
         }),
@@ -160,7 +165,7 @@ export function linkRoutes(deps: AppDeps) {
       ({ request, params, server }: Ctx) =>
         act(request, `/links/${params.id}`, async () => {
           const existing = linkOr404(params.id)
-          const link = linksDb.updateLink(db, existing.id, await settings(await readForm(request), existing))!
+          const link = linksDb.updateLink(db, existing.id, await settings(await readForm(request), existing, deps.clock()))!
           audit(request, server, 'link.update', link.label, described(link))
           return succeeded(request, { flash: { kind: 'notice', text: 'Saved. The new settings apply at once, also to uploads in progress.' }, redirect: `/links/${link.id}` })
         }),
