@@ -9,7 +9,7 @@
 // Not a benchmark (no references, one run): a tool for finding what to make cheaper.
 
 import { spawn } from 'bun'
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { CLK_TCK, cpuTicks } from './process-cpu.ts'
 
@@ -105,7 +105,11 @@ async function main() {
   proc.kill('SIGTERM')
   await proc.exited
   server.proc = undefined
-  if (withProfile) summarise(join(profileDir, readdirSync(profileDir)[0]!))
+  if (withProfile) {
+    const saved = join(profileDir, readdirSync(profileDir)[0]!)
+    if (process.env.PROFILE_SAVE) copyFileSync(saved, process.env.PROFILE_SAVE)
+    summarise(saved)
+  }
 }
 
 interface ProfileNode {

@@ -4,16 +4,25 @@ import type { PositionalFile } from './positional-file.ts'
 const BATCH_BYTES = 1024 * 1024
 /** Well under IOV_MAX (1024), so one writev takes a whole batch. */
 const BATCH_PIECES = 256
-/** Start flushing to the platter in the background every so often, so the final sync is short. */
-const EARLY_SYNC_BYTES = 64 * 1024 * 1024
+/**
+ * Flush to the disk in the background as bytes arrive, so that the durable sync at the end of a
+ * request has little left and the disk works while the network does. Measured with 8 MiB tus
+ * PATCHes: at 64 MiB (never, for such a PATCH) 0.76–1.02× @tus/server, at 2 MiB 0.92–1.17×.
+ */
+const EARLY_SYNC_BYTES = 2 * 1024 * 1024
+/**
+ * Files with an early sync running. A datasync flushes the whole file, whichever descriptor asks,
+ * so writers of one file (parallel chunks) share it: one at a time per file, and none queued.
+ */
+const earlySyncing = new Set<string>()
 
 /**
  * Writes a stream of pieces at consecutive positions of a file. Pieces are gathered into batches
  * and each batch goes to the disk in one writev, as the pieces are: copying them into a buffer of
  * our own cost more than the write itself (a fresh megabyte per request faults in its pages).
  * One batch is written while the next gathers, so receiving and writing overlap, and at most two
- * batches are held. Every EARLY_SYNC_BYTES a datasync runs alongside, so the durable sync at the
- * end has little left.
+ * batches are held. Every EARLY_SYNC_BYTES a datasync of the file starts alongside unless one is
+ * running already.
  */
 export class BatchedWriter {
   private batch: Uint8Array[] = []
@@ -27,9 +36,11 @@ export class BatchedWriter {
   /** Bytes whose writes completed. */
   written = 0
 
+  /** `path` names the file for sharing early syncs with its other writers. */
   constructor(
     private readonly file: PositionalFile,
     private readonly offset: number,
+    private readonly path: string,
   ) {}
 
   get received() {
@@ -57,10 +68,13 @@ export class BatchedWriter {
       await writeAll(this.file, pieces, position)
       this.written += length
     })
-    if (this.sinceSync >= EARLY_SYNC_BYTES) {
+    if (this.sinceSync >= EARLY_SYNC_BYTES && !earlySyncing.has(this.path)) {
       this.sinceSync = 0
+      earlySyncing.add(this.path)
       const written = this.pending
-      this.syncing = Promise.all([this.syncing, written]).then(() => this.file.datasync())
+      this.syncing = Promise.all([this.syncing, written])
+        .then(() => this.file.datasync())
+        .finally(() => earlySyncing.delete(this.path))
     }
     await previous
   }

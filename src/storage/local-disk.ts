@@ -66,7 +66,7 @@ export class LocalStaging implements Staging {
   async write(uploadId: string, offset: number, body: AsyncIterable<Uint8Array>, maxBytes: number, options: { create?: boolean } = {}) {
     const path = this.pathOf(uploadId)
     const file = options.create ? await PositionalFile.openInPool(path, constants.O_RDWR | constants.O_CREAT) : PositionalFile.open(path, 'r+')
-    const writer = new BatchedWriter(file, offset)
+    const writer = new BatchedWriter(file, offset, path)
     try {
       for await (const piece of body) {
         if (writer.received + piece.length > maxBytes) {

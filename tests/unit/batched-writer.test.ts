@@ -30,7 +30,7 @@ describe('batched writer', () => {
     const path = join(dir, 'sizes')
     const bytes = randomBytes(5 * 1024 * 1024 + 123)
     const file = PositionalFile.open(path, 'w+')
-    const writer = new BatchedWriter(file, 1000)
+    const writer = new BatchedWriter(file, 1000, path)
     // Tiny, network-sized and large pieces, more pieces than one batch may hold.
     for (const piece of cut(bytes, [1, 7, 65536, 3, 2 * 1024 * 1024, 100])) await writer.add(piece)
     expect(await writer.finish()).toBe(bytes.length)
@@ -58,6 +58,43 @@ describe('batched writer', () => {
     expect(Buffer.compare(readFileSync(path).subarray(10), Buffer.from(bytes))).toBe(0)
     // Fails if a short write were taken as complete, or a piece restarted from its beginning.
     expect(calls).toEqual([10, 13, 18, 22, 27, 32])
+  })
+
+  test('parallel writers of one file share early syncs: one at a time, while the bytes arrive', async () => {
+    const path = join(dir, 'parallel')
+    const first = randomBytes(8 * 1024 * 1024)
+    const second = randomBytes(8 * 1024 * 1024)
+    // Both descriptors count their datasyncs in one place, as the kernel would see them for the file.
+    let running = 0
+    let mostAtOnce = 0
+    let early = 0
+    let finishing = false
+    const counted = (file: PositionalFile) =>
+      Object.assign(Object.create(file) as PositionalFile, {
+        datasync: async () => {
+          if (!finishing) early++
+          mostAtOnce = Math.max(mostAtOnce, ++running)
+          try {
+            await file.datasync()
+          } finally {
+            running--
+          }
+        },
+      })
+    const files = [PositionalFile.open(path, 'w+'), PositionalFile.open(path, 'r+')]
+    const writers = [new BatchedWriter(counted(files[0]!), 0, path), new BatchedWriter(counted(files[1]!), first.length, path)]
+    const firstPieces = cut(first, [65536])
+    const secondPieces = cut(second, [65536])
+    for (let i = 0; i < firstPieces.length; i++) {
+      await Promise.all([writers[0]!.add(firstPieces[i]!), writers[1]!.add(secondPieces[i]!)])
+      expect(mostAtOnce).toBeLessThanOrEqual(1)
+    }
+    finishing = true
+    expect(await Promise.all(writers.map((w) => w.finish()))).toEqual([first.length, second.length])
+    for (const file of files) file.close()
+    // The disk was asked to flush while the bytes arrived (how often depends on its speed).
+    expect(early).toBeGreaterThanOrEqual(1)
+    expect(Buffer.compare(readFileSync(path), Buffer.concat([first, second]))).toBe(0)
   })
 
   test('a disk that takes nothing is an error, not an endless loop', async () => {
