@@ -29,7 +29,22 @@ export function boundaryOf(contentType: string | null): string {
   return boundary
 }
 
-export async function* readMultipart(source: ReadableStreamDefaultReader<Uint8Array>, boundary: string): AsyncGenerator<MultipartPart> {
+/** Where a multipart body comes from: a stream's reader, or a body read whole (see wholeBody). */
+export type BodySource = Pick<ReadableStreamDefaultReader<Uint8Array>, 'read'>
+
+/** A body read whole, as a source that hands it over in one piece (or fails as a stream would). */
+export function wholeBody(bytes: Promise<Uint8Array>): BodySource {
+  let given = false
+  return {
+    read: async () => {
+      if (given) return { done: true, value: undefined }
+      given = true
+      return { done: false, value: await bytes }
+    },
+  }
+}
+
+export async function* readMultipart(source: BodySource, boundary: string): AsyncGenerator<MultipartPart> {
   const reader = new ByteReader(source)
   // The body starts with "--boundary"; pretending a CRLF came before it makes every delimiter alike.
   const delimiter = Buffer.from(`\r\n--${boundary}`)
@@ -107,7 +122,7 @@ class ByteReader {
   private buffer: Buffer = Buffer.alloc(0)
   private ended = false
 
-  constructor(private readonly reader: ReadableStreamDefaultReader<Uint8Array>) {}
+  constructor(private readonly reader: BodySource) {}
 
   unshift(bytes: Buffer) {
     this.buffer = Buffer.concat([bytes, this.buffer])
