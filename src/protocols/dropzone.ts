@@ -81,10 +81,10 @@ export function dropzoneRoutes(options: DropzoneOptions) {
     principal: UploadPrincipal,
     request: Request,
     reader: BodySource,
+    declared: number,
     query: Record<string, string | undefined>,
     address: string | null,
   ) {
-    const declared = Number(request.headers.get('content-length') ?? Number.NaN)
     const fields = new Map<string, string>()
     const finished: FileInfo[] = []
     let chunk: UploadStatus | null = null
@@ -175,7 +175,7 @@ export function dropzoneRoutes(options: DropzoneOptions) {
         // piece cost more than the bytes (1 MB chunks, small files).
         const reader = declared <= WHOLE_BODY_BYTES ? wholeBody(request.bytes()) : request.body.getReader()
         try {
-          return await receive(principal, request, reader, query, clientAddress(request, server, config.trustProxy))
+          return await receive(principal, request, reader, declared, query, clientAddress(request, server, config.trustProxy))
         } catch (error) {
           if (declared <= DRAIN_LIMIT_BYTES) await drainReader(reader)
           throw error
