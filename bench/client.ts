@@ -16,6 +16,8 @@ interface Args {
   parts?: number
   count?: number
   each?: number
+  /** Byte offset of the first small file in the test file (each run of a small-file row gets its own bytes). */
+  first?: number
   tag: string
 }
 
@@ -29,6 +31,8 @@ const args = JSON.parse(process.argv[2]!) as Args
 const cookieHeaders: Record<string, string> = args.cookie ? { cookie: args.cookie } : {}
 const TUS = { 'tus-resumable': '1.0.0' }
 const b64 = (s: string) => Buffer.from(s).toString('base64')
+/** Where small file `i` starts in the test file. */
+const smallAt = (i: number) => (args.first ?? 0) + i * args.each!
 
 async function ok(res: Response, what: string): Promise<Response> {
   if (!res.ok) throw new Error(`${what}: HTTP ${res.status} ${(await res.text()).slice(0, 300)}`)
@@ -117,7 +121,7 @@ async function main() {
     files = args.count!
     bytes = files * args.each!
     for (let i = 0; i < files; i++) {
-      smallExpected.push(sha256Of(await Bun.file(file).slice(i * args.each!, (i + 1) * args.each!).arrayBuffer()))
+      smallExpected.push(sha256Of(await Bun.file(file).slice(smallAt(i), smallAt(i) + args.each!).arrayBuffer()))
     }
   }
   const started = performance.now()
@@ -159,7 +163,7 @@ async function main() {
       const each = args.each!
       const perFile: Upload[][] = Array.from({ length: files }, () => [])
       await pool(files, args.inflight!, async (i) => {
-        await dzChunks(`${args.tag}-${i}`, `${args.tag}-${i}.bin`, i * each, each, each, 1, perFile[i]!)
+        await dzChunks(`${args.tag}-${i}`, `${args.tag}-${i}.bin`, smallAt(i), each, each, 1, perFile[i]!)
       })
       perFile.forEach((u, i) => uploads.push({ ...u[0]!, expected: smallExpected[i] }))
       break
@@ -169,7 +173,7 @@ async function main() {
       const urls: string[] = []
       await pool(files, args.inflight!, async (i) => {
         urls[i] = await tusCreate({ 'upload-length': String(each), 'upload-metadata': `filename ${b64(`${args.tag}-${i}.bin`)}` })
-        await tusPatch(urls[i]!, 0, Bun.file(file).slice(i * each, (i + 1) * each))
+        await tusPatch(urls[i]!, 0, Bun.file(file).slice(smallAt(i), smallAt(i) + each))
       })
       urls.forEach((key, i) => uploads.push({ key, expected: smallExpected[i] }))
       break

@@ -284,6 +284,25 @@ async function verify(key: Key, group: Group, out: ClientOut, fileSha: string): 
   return { good: bad === 0 ? 1 : 0, bad: bad === 0 ? 0 : 1 }
 }
 
+/**
+ * Each run of a small-file row sends other bytes than the runs before it (all servers of a run
+ * get the same ones): a content-addressed store would otherwise find the files of its second
+ * run already stored, which measures deduplication, not uploading.
+ */
+let smallRunsSoFar = 0
+const smallWindows = new Map<string, number>()
+function smallFilesWindow(group: Group, run: number, inputSize: number): number | undefined {
+  const { count, each } = group.opts as { count?: number; each?: number }
+  if (!count || !each) return undefined
+  const key = `${group.id}:${run}`
+  let window = smallWindows.get(key)
+  if (window === undefined) smallWindows.set(key, (window = smallRunsSoFar++))
+  const span = count * each
+  const windows = Math.max(1, Math.floor(inputSize / span))
+  if (smallRunsSoFar > windows) console.error(`note: only ${windows} distinct windows of small files fit in the test file; runs repeat bytes`)
+  return (window % windows) * span
+}
+
 async function measureGroup(group: Group, cookie: string, input: Input) {
   const runs = group.runs ?? RUNS
   const active = group.servers.filter((key) => {
@@ -304,7 +323,10 @@ async function measureGroup(group: Group, cookie: string, input: Input) {
       const server = servers.get(key)!
       const tag = `${group.id}-${key}-r${run}-${Math.random().toString(36).slice(2, 8)}`
       const path = key === 'dropfold' ? (group.mode.startsWith('tus') ? '/tus/' : '/upload') : key === 'tus-official' ? '/files' : '/upload'
-      const args = { mode: group.mode, kind: key, base: server.base, path, file: input.file, size: input.size, cookie: key === 'dropfold' ? cookie : undefined, tag, ...group.opts }
+      const args = {
+        mode: group.mode, kind: key, base: server.base, path, file: input.file, size: input.size, cookie: key === 'dropfold' ? cookie : undefined, tag,
+        first: smallFilesWindow(group, run, input.size), ...group.opts,
+      }
       const before = cpuTotal(server.pid)
       try {
         const out = await runClient(args)
