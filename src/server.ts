@@ -23,7 +23,7 @@ export async function startServer(config: Config, options: { log?: Log; clock?: 
   mkdirSync(config.dataDir, { recursive: true })
   const db = openDatabase(join(config.dataDir, 'dropfold.sqlite'), clock())
   const staging = new LocalStaging(join(config.dataDir, 'staging'))
-  const blobs = new LocalBlobStore(join(config.dataDir, 'blobs'))
+  const blobs = new LocalBlobStore(join(config.dataDir, 'blobs'), log)
   await Promise.all([staging.init(), blobs.init()])
   const engine = new UploadEngine({ db, config, staging, blobs, clock, log })
   await engine.recover()

@@ -2,6 +2,7 @@ import { and, eq, isNull, sql } from 'drizzle-orm'
 import type { Db } from './open.ts'
 import { atomically, prepared } from './prepared.ts'
 import { blobs, files, folders, uploadChunks, uploads } from './schema.ts'
+import { insertUploadOnce, type Admission, type NewUpload } from './uploads.ts'
 
 export type FileRow = typeof files.$inferSelect
 export type FolderRow = typeof folders.$inferSelect
@@ -102,6 +103,28 @@ export function completeUpload(
   })
 }
 
+/**
+ * A new upload whose bytes are in the blob store already, recorded together with its file in one
+ * commit (it passes through 'finalizing' inside it). Null, and nothing recorded, when an upload
+ * with the same client key exists.
+ */
+export function insertCompleteUpload(db: Db, row: Omit<NewUpload, 'state'>, sha256: string, admit?: Admission): FileRow | null {
+  return atomically(db, () => {
+    const { upload, created } = insertUploadOnce(db, { ...row, state: 'finalizing' }, admit)
+    if (!created) return null
+    return completeUpload(db, {
+      uploadId: upload.id, folderId: upload.folderId, name: upload.fileName, sizeBytes: upload.totalBytes, sha256, mimeType: upload.mimeType, now: upload.createdAt,
+    })
+  })
+}
+
 export function blobIsReferenced(db: Db, sha256: string): boolean {
-  return db.select({ one: sql`1` }).from(blobs).where(eq(blobs.sha256, sha256)).get() !== undefined
+  const statement = prepared(db, 'blobIsReferenced', (d) =>
+    d
+      .select({ one: sql`1` })
+      .from(blobs)
+      .where(eq(blobs.sha256, sql.placeholder('sha256')))
+      .prepare(),
+  )
+  return statement.get({ sha256 }) !== undefined
 }

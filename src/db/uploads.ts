@@ -47,6 +47,7 @@ const insertUpload = (db: Db) =>
         fileName: p('fileName'), mimeType: p('mimeType'), totalBytes: p('totalBytes'), chunkBytes: p('chunkBytes'),
         chunkCount: p('chunkCount'), lengthDeferred: p('lengthDeferred'), concat: p('concat'), partIds: p('partIds'),
         metadata: p('metadata'), state: p('state'), clientAddress: p('clientAddress'), createdAt: p('createdAt'), updatedAt: p('updatedAt'),
+        receivedBytes: p('receivedBytes'), receivedChunks: p('receivedChunks'),
       })
       .returning()
       .prepare(),
@@ -68,6 +69,8 @@ export function insertUploadOnce(db: Db, row: NewUpload, admit?: Admission): { u
       partIds: row.partIds ?? null,
       metadata: row.metadata ?? null,
       clientAddress: row.clientAddress ?? null,
+      receivedBytes: row.receivedBytes ?? 0,
+      receivedChunks: row.receivedChunks ?? 0,
     })!
     return { upload, created: true }
   })

@@ -28,3 +28,15 @@ export async function* limitBytes(body: AsyncIterable<Uint8Array>, maxBytes: num
     yield piece
   }
 }
+
+/** A body's bytes in one array (no copy when it comes in one piece); for bodies known to be small. */
+export async function collect(body: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+  const pieces: Uint8Array[] = []
+  for await (const piece of body) pieces.push(piece)
+  return pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces)
+}
+
+/** Bytes in hand, as a body. */
+export async function* once(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield bytes
+}

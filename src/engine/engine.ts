@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto'
 import { HttpError } from '../errors.ts'
-import { blobIsReferenced, completeUpload, findFile, findFolder } from '../db/files.ts'
+import { blobIsReferenced, completeUpload, findFile, findFolder, insertCompleteUpload } from '../db/files.ts'
 import { isInTrash, purgeTrash } from '../db/library.ts'
 import { durable } from '../db/durable.ts'
 import * as records from '../db/uploads.ts'
 import type { Admission, UploadRow } from '../db/uploads.ts'
 import { InterruptedWrite } from '../storage/types.ts'
-import { diskError, drain, limitBytes, unwrap } from './bodies.ts'
+import { diskError, drain, limitBytes, once, unwrap } from './bodies.ts'
 import { cleanFileName, mimeTypeOf } from './file-names.ts'
 import { FreeSpace } from './free-space.ts'
 import { Progress } from './progress.ts'
@@ -56,8 +56,8 @@ export class UploadEngine {
     if (isInTrash(this.db, folderId)) throw new HttpError(404, `Folder ${folderId} is in the trash`)
   }
 
-  /** Finds the upload a chunk belongs to, creating it on its first chunk, and checks the chunk agrees with it. */
-  async openChunked(spec: ChunkedUploadSpec, admit?: Admission): Promise<UploadRow> {
+  /** Checks what a chunk says about its upload against the server's limits and itself. */
+  private checkChunkedSpec(spec: ChunkedUploadSpec) {
     const { config } = this.deps
     if (spec.totalBytes > config.maxFileBytes) {
       throw new HttpError(413, `The file is ${spec.totalBytes} bytes; the limit is ${config.maxFileBytes} bytes`)
@@ -69,6 +69,11 @@ export class UploadEngine {
     if (spec.chunkCount !== expectedCount) {
       throw new HttpError(400, `A ${spec.totalBytes}-byte file in ${spec.chunkBytes}-byte chunks has ${expectedCount} chunks, not ${spec.chunkCount}`)
     }
+  }
+
+  /** Finds the upload a chunk belongs to, creating it on its first chunk, and checks the chunk agrees with it. */
+  async openChunked(spec: ChunkedUploadSpec, admit?: Admission): Promise<UploadRow> {
+    this.checkChunkedSpec(spec)
     const fileName = cleanFileName(spec.fileName)
     const existing = records.findUploadByClientKey(this.db, spec.owner, spec.clientKey)
     if (existing) {
@@ -175,6 +180,94 @@ export class UploadEngine {
       await this.finalizing.get(upload.id)
     }
     return this.status(upload.id)
+  }
+
+  /**
+   * The one chunk of a one-chunk upload (a small file from Dropzone), already in memory: stored in
+   * one step (see storeInOne). A retry of an upload that is known already goes the chunked way.
+   */
+  async receiveSoleChunk(spec: ChunkedUploadSpec, bytes: Uint8Array, admit?: Admission): Promise<UploadStatus> {
+    this.checkChunkedSpec(spec)
+    if (spec.chunkCount === 1 && !records.findUploadByClientKey(this.db, spec.owner, spec.clientKey)) {
+      if (bytes.length !== spec.totalBytes) throw new HttpError(400, `Chunk 0 has ${bytes.length} bytes; expected ${spec.totalBytes}`)
+      const stored = await this.storeInOne({ ...spec, chunkCount: 1 }, bytes, admit)
+      if (stored) return stored
+    }
+    // Known already (a retry, or a request for the same upload that got in first): the chunked
+    // way answers it.
+    const upload = await this.openChunked(spec, admit)
+    return this.receiveChunk(upload, 0, once(bytes))
+  }
+
+  /** A whole file from a plain multipart upload, already in memory: stored in one step (see storeInOne). */
+  async receiveWholeBytes(
+    args: { owner: string; folderId: number; fileName: string; clientAddress: string | null },
+    bytes: Uint8Array,
+    admit?: Admission,
+  ): Promise<UploadStatus> {
+    const limit = this.deps.config.maxFileBytes
+    if (bytes.length > limit) throw new HttpError(413, `The file is larger than the ${limit}-byte limit`)
+    const spec = { ...args, protocol: 'plain' as const, clientKey: null, chunkBytes: Math.max(bytes.length, 1), chunkCount: 1 }
+    return (await this.storeInOne(spec, bytes, admit))!
+  }
+
+  /**
+   * Stores a whole file that is in memory in one step: hashed first, so bytes the store holds
+   * already are not written at all; otherwise written, synced and linked into the store; then
+   * recorded, upload and file, in one commit. There is no upload row before that commit: a crash
+   * before it leaves at most a blob that nothing refers to, whole and durable (the next upload of
+   * the same bytes adopts it), and the client, never answered, sends the file again.
+   * Resolves to null, having recorded nothing, when an upload with the same client key got in first.
+   */
+  private async storeInOne(
+    spec: { protocol: 'dropzone' | 'plain'; owner: string; clientKey: string | null; folderId: number; fileName: string; clientAddress: string | null; chunkBytes: number; chunkCount: number },
+    bytes: Uint8Array,
+    admit?: Admission,
+  ): Promise<UploadStatus | null> {
+    const { staging, blobs, clock } = this.deps
+    const fileName = cleanFileName(spec.fileName)
+    this.requireFolder(spec.folderId)
+    await this.space.forNewUpload(bytes.length)
+    // Refused before a byte is written. The commit checks again, and that check is the one that counts.
+    admit?.(this.db, { fileName, totalBytes: bytes.length })
+    const sha256 = new Bun.CryptoHasher('sha256').update(bytes).digest('hex')
+    const id = newUploadId()
+    let staged = false
+    try {
+      const recorded = await this.withBlobLock(sha256, async () => {
+        const present = blobIsReferenced(this.db, sha256) && (await blobs.has(sha256))
+        if (!present) {
+          staged = true
+          await this.track(id, staging.write(id, 0, once(bytes), bytes.length, { create: true })).catch((error) => {
+            throw diskError(unwrap(error))
+          })
+          await blobs.adopt(staging.pathOf(id), sha256, 'replace')
+        }
+        // A blob linked here that no committed row refers to goes again, as if never made.
+        const unlinkUnused = async () => {
+          if (!present && !blobIsReferenced(this.db, sha256)) await blobs.remove(sha256)
+        }
+        const now = clock()
+        let result: ReturnType<typeof insertCompleteUpload>
+        try {
+          result = insertCompleteUpload(this.db, {
+            id, protocol: spec.protocol, owner: spec.owner, clientKey: spec.clientKey, folderId: spec.folderId, fileName,
+            mimeType: mimeTypeOf(fileName), totalBytes: bytes.length, chunkBytes: spec.chunkBytes, chunkCount: spec.chunkCount,
+            receivedBytes: bytes.length, receivedChunks: spec.chunkCount, clientAddress: spec.clientAddress, createdAt: now, updatedAt: now,
+          }, sha256, admit)
+        } catch (error) {
+          await unlinkUnused()
+          throw error
+        }
+        if (!result) await unlinkUnused()
+        return result
+      })
+      if (!recorded) return null
+      await durable(this.db)
+      return this.status(id)
+    } finally {
+      if (staged) await staging.remove(id)
+    }
   }
 
   /**
@@ -427,7 +520,7 @@ export class UploadEngine {
       if (!hash) throw new HttpError(500, 'The staged bytes of this upload are missing')
       // Under the blob's lock, so a purge cannot remove these bytes between adopting and counting them.
       await this.withBlobLock(hash, async () => {
-        if (stagedSize !== null) await blobs.adopt(staging.pathOf(uploadId), hash)
+        if (stagedSize !== null) await blobs.adopt(staging.pathOf(uploadId), hash, blobIsReferenced(this.db, hash) ? 'trusted' : 'replace')
         else if (!(await blobs.has(hash))) throw new HttpError(500, 'The staged bytes of this upload are missing')
         completeUpload(this.db, {
           uploadId,

@@ -3,6 +3,7 @@ import type { Config } from '../config.ts'
 import { ROOT_FOLDER_ID } from '../db/schema.ts'
 import type { UploadEngine } from '../engine/engine.ts'
 import type { FileInfo, UploadStatus } from '../engine/types.ts'
+import { collect } from '../engine/bodies.ts'
 import { HttpError } from '../errors.ts'
 import { clientAddress } from '../http/client-address.ts'
 import { boundaryOf, readMultipart, wholeBody, type BodySource } from './multipart.ts'
@@ -82,6 +83,7 @@ export function dropzoneRoutes(options: DropzoneOptions) {
     request: Request,
     reader: BodySource,
     declared: number,
+    inMemory: boolean,
     query: Record<string, string | undefined>,
     address: string | null,
   ) {
@@ -96,14 +98,13 @@ export function dropzoneRoutes(options: DropzoneOptions) {
       }
       if (chunk) throw new HttpError(400, 'A chunk request carries exactly one file part')
       if (DZ_FIELDS.some((name) => fields.has(name))) {
-        chunk = await receiveChunk(principal, fields, part.filename, part.body(), query, declared, address)
+        chunk = await receiveChunk(principal, fields, part.filename, part.body(), inMemory, query, declared, address)
       } else {
         if (principal.sizeUpFront && !(declared > 0)) throw new HttpError(411, 'Send a Content-Length with the upload')
-        const status = await engine.receiveWhole(
-          { owner: principal.owner, folderId: folderOf(principal, fields, query), fileName: part.filename, clientAddress: address, declaredBytes: declared || 0 },
-          part.body(),
-          principal.admit,
-        )
+        const whole = { owner: principal.owner, folderId: folderOf(principal, fields, query), fileName: part.filename, clientAddress: address }
+        const status = inMemory
+          ? await engine.receiveWholeBytes(whole, await collect(part.body()), principal.admit)
+          : await engine.receiveWhole({ ...whole, declaredBytes: declared || 0 }, part.body(), principal.admit)
         if (status.state !== 'complete' || !status.file) throw new HttpError(500, status.error ?? 'The upload could not be stored')
         finished.push(visibleFile(principal, status.file)!)
       }
@@ -121,6 +122,7 @@ export function dropzoneRoutes(options: DropzoneOptions) {
     fields: Map<string, string>,
     fileName: string,
     body: AsyncIterable<Uint8Array>,
+    inMemory: boolean,
     query: Record<string, string | undefined>,
     declared: number,
     address: string | null,
@@ -143,21 +145,21 @@ export function dropzoneRoutes(options: DropzoneOptions) {
     if (offset !== index * chunkBytes) {
       throw new HttpError(400, `Chunk ${index} must start at byte ${index * chunkBytes}, not ${offset}`)
     }
-    const upload = await engine.openChunked(
-      {
-        protocol: 'dropzone',
-        owner: principal.owner,
-        clientKey: scopedKey(principal, clientKey),
-        folderId: folderOf(principal, fields, query),
-        keepStartedFolder: principal.folderId !== undefined,
-        fileName,
-        totalBytes,
-        chunkBytes,
-        chunkCount,
-        clientAddress: address,
-      },
-      principal.admit,
-    )
+    const spec = {
+      protocol: 'dropzone' as const,
+      owner: principal.owner,
+      clientKey: scopedKey(principal, clientKey),
+      folderId: folderOf(principal, fields, query),
+      keepStartedFolder: principal.folderId !== undefined,
+      fileName,
+      totalBytes,
+      chunkBytes,
+      chunkCount,
+      clientAddress: address,
+    }
+    // A file in one chunk whose request was read whole (most small files) is stored in one step.
+    if (inMemory && chunkCount === 1) return engine.receiveSoleChunk(spec, await collect(body), principal.admit)
+    const upload = await engine.openChunked(spec, principal.admit)
     return engine.receiveChunk(upload, index, body)
   }
 
@@ -173,9 +175,10 @@ export function dropzoneRoutes(options: DropzoneOptions) {
         if (!request.body) throw new HttpError(400, 'The request has no body')
         // A small body is read whole by Bun's native code: streaming it through JavaScript piece by
         // piece cost more than the bytes (1 MB chunks, small files).
-        const reader = declared <= WHOLE_BODY_BYTES ? wholeBody(request.bytes()) : request.body.getReader()
+        const inMemory = declared <= WHOLE_BODY_BYTES
+        const reader = inMemory ? wholeBody(request.bytes()) : request.body.getReader()
         try {
-          return await receive(principal, request, reader, declared, query, clientAddress(request, server, config.trustProxy))
+          return await receive(principal, request, reader, declared, inMemory, query, clientAddress(request, server, config.trustProxy))
         } catch (error) {
           if (declared <= DRAIN_LIMIT_BYTES) await drainReader(reader)
           throw error

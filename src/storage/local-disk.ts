@@ -3,6 +3,7 @@ import { mkdir, readdir, rm } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { HttpError } from '../errors.ts'
 import { BatchedWriter } from './batched-writer.ts'
+import { useOneLevelLayout } from './blob-layout.ts'
 import { noteBytesReceived } from './collect-garbage.ts'
 import { GroupSync } from './group-sync.ts'
 import { PositionalFile } from './positional-file.ts'
@@ -24,6 +25,14 @@ function linkUnlessPresent(existing: string, target: string) {
 }
 
 const isMissing = (error: unknown) => (error as NodeJS.ErrnoException).code === 'ENOENT'
+
+function removeIfPresent(path: string) {
+  try {
+    unlinkSync(path)
+  } catch (error) {
+    if (!isMissing(error)) throw error
+  }
+}
 
 const STAGING_NAME = /^[a-z0-9]{16,64}$/
 /** Reads for hashing go in pieces this large, into one buffer per scan. */
@@ -130,26 +139,34 @@ export class LocalStaging implements Staging {
 }
 
 export class LocalBlobStore implements BlobStore {
-  constructor(private readonly dir: string) {}
+  constructor(
+    private readonly dir: string,
+    private readonly log: (message: string, context?: Record<string, unknown>) => void = () => {},
+  ) {}
 
   async init() {
     await mkdir(this.dir, { recursive: true })
+    await useOneLevelLayout(this.dir, this.log)
   }
 
+  /** See blob-layout.ts. */
   private pathOf(sha256: string) {
     if (!/^[0-9a-f]{64}$/.test(sha256)) throw new Error(`invalid sha256: ${sha256}`)
-    return join(this.dir, sha256.slice(0, 2), sha256.slice(2, 4), sha256)
+    return join(this.dir, sha256.slice(0, 2), sha256)
   }
 
   async has(sha256: string) {
     return Bun.file(this.pathOf(sha256)).exists()
   }
 
-  async adopt(stagedPath: string, sha256: string) {
+  async adopt(stagedPath: string, sha256: string, existing: 'trusted' | 'replace') {
     const target = this.pathOf(sha256)
     // A second name for the same bytes: nothing is copied, and the staged file stays until the
     // database no longer needs it. Tried first, since the directories usually exist.
     const leaf = dirname(target)
+    // Nothing refers to a copy that is not trusted (the caller holds the blob's lock), so it can
+    // simply go first.
+    if (existing === 'replace') removeIfPresent(target)
     let linked: boolean
     let madeDirectories = false
     try {
@@ -161,8 +178,8 @@ export class LocalBlobStore implements BlobStore {
       linked = linkUnlessPresent(stagedPath, target)
     }
     // Already stored: that copy is the one kept. A new directory's name lives in its parent, so
-    // after making directories the levels above are synced too.
-    if (linked) await Promise.all((madeDirectories ? [leaf, dirname(leaf), this.dir] : [leaf]).map(syncDirectory))
+    // after making one the store's own directory is synced too.
+    if (linked) await Promise.all((madeDirectories ? [leaf, this.dir] : [leaf]).map(syncDirectory))
   }
 
   body(sha256: string, start: number, end: number) {

@@ -43,10 +43,11 @@ export interface BlobStore {
   has(sha256: string): Promise<boolean>
   /**
    * Adds a finished staging file to the store under its hash, durably, leaving the staged file
-   * where it is (the caller removes it once the database says where the bytes went). Keeps the
-   * existing copy if there is one.
+   * where it is (the caller removes it once the database says where the bytes went). An existing
+   * copy is kept when `trusted` (a committed row vouches for it) and replaced otherwise: a file
+   * no row refers to may be anything (what a crash left, a hand-made copy).
    */
-  adopt(stagedPath: string, sha256: string): Promise<void>
+  adopt(stagedPath: string, sha256: string, existing: 'trusted' | 'replace'): Promise<void>
   /** The bytes [start, end) of a blob, ready to be a response body. */
   body(sha256: string, start: number, end: number): Blob
   remove(sha256: string): Promise<void>

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { chunkFields, chunkOf, sendChunk } from '../helpers/dropzone-client.ts'
 import { randomData, sha256 } from '../helpers/data.ts'
-import { startTestServer, type TestServer } from '../helpers/server.ts'
+import { blobPath, startTestServer, type TestServer } from '../helpers/server.ts'
 
 let server: TestServer
 afterEach(async () => {
@@ -35,7 +35,7 @@ test('an upload the server stopped in the middle of finalising is finished at th
   // The state a crash leaves after the last chunk was recorded and finalisation had begun.
   const id = (db().query("select id from uploads where client_key = 'half-final'").get() as { id: string }).id
   await sendChunk(server, chunkFields('half-final', data.length, 100_000, 2), chunkOf(data, 100_000, 2))
-  const blob = join(server.dataDir, 'blobs', sha256(data).slice(0, 2), sha256(data).slice(2, 4), sha256(data))
+  const blob = blobPath(server, sha256(data))
   expect(existsSync(blob)).toBe(true)
   // Rewind to "finalizing, bytes still in staging": take the finished file back out.
   db().exec(`update uploads set state = 'finalizing', file_id = null, sha256 = null where id = '${id}'; delete from files; delete from blobs`)

@@ -17,8 +17,8 @@ export interface TestServer {
   logs: string[]
   /** Authenticated fetch relative to the server. */
   fetch(path: string, init?: RequestInit): Promise<Response>
-  /** Stops this server and starts a new one on the same data directory (and port, when possible). */
-  restart(): Promise<void>
+  /** Stops this server and starts a new one on the same data directory (and port, when possible), running `whileStopped` in between. */
+  restart(whileStopped?: () => void | Promise<void>): Promise<void>
   stop(): Promise<void>
 }
 
@@ -40,9 +40,10 @@ export async function startTestServer(env: Record<string, string> = {}, options:
       if (t.cookie && !headers.has('cookie')) headers.set('cookie', t.cookie)
       return fetch(t.url + path, { ...init, headers, redirect: 'manual' })
     },
-    async restart() {
+    async restart(whileStopped) {
       const port = new URL(t.url).port
       await server.stop()
+      await whileStopped?.()
       server = await startServer(configFor(port), { log, clock: options.clock })
       t.server = server
       t.url = server.url
@@ -78,3 +79,6 @@ export function serverPerTest<S extends TestServer>(launch: (env: Record<string,
     return server
   }
 }
+
+/** Where the blob store keeps the bytes of `sha256`. */
+export const blobPath = (server: TestServer, sha256: string) => join(server.dataDir, 'blobs', sha256.slice(0, 2), sha256)

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { expect } from 'bun:test'
 import { chunkFields, sendChunk } from '../helpers/dropzone-client.ts'
-import type { TestServer } from '../helpers/server.ts'
+import { blobPath, type TestServer } from '../helpers/server.ts'
 
 /** Helpers shared by the library (folders, files, trash, uploads page, activity) tests. */
 
@@ -106,7 +106,6 @@ export async function halfUpload(server: TestServer, name: string, chunkSize = 6
   return { id: upload.id, uuid, total, chunkSize }
 }
 
-export const blobPath = (server: TestServer, sha256: string) => join(server.dataDir, 'blobs', sha256.slice(0, 2), sha256.slice(2, 4), sha256)
 export const blobOnDisk = (server: TestServer, sha256: string) => existsSync(blobPath(server, sha256))
 export const stagingPath = (server: TestServer, uploadId: string) => join(server.dataDir, 'staging', uploadId)
 

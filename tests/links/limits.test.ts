@@ -1,4 +1,6 @@
 import { describe, expect, test } from 'bun:test'
+import { readdirSync } from 'node:fs'
+import { basename, join } from 'node:path'
 import { randomData, sha256 } from '../helpers/data.ts'
 import { serverPerTest, type TestServer } from '../helpers/server.ts'
 import {
@@ -25,6 +27,9 @@ import {
  */
 
 const setUp = serverPerTest(startLinkServer)
+
+/** Names of the blob files on disk. */
+const blobsOnDisk = (s: TestServer) => (readdirSync(join(s.dataDir, 'blobs'), { recursive: true }) as string[]).map((p) => basename(p)).filter((name) => /^[0-9a-f]{64}$/.test(name))
 
 const uploadsOf = (s: TestServer, link: CreatedLink) =>
   rows<{ client_key: string; state: string; folder_id: number; received_chunks: number }>(
@@ -155,6 +160,22 @@ describe('number of files', () => {
     expect((await editLink(s, link.id, { maxFiles: '3' })).status).toBe(303)
     expect((await uploadThroughLink(s, link, randomData(5), { fileName: 'third.bin' })).upload.state).toBe('complete')
     expect((await sendLinkChunk(s, link, 'fourth', randomData(5), 0)).status).toBe(403)
+  }, 30_000)
+
+  test('small files sent whole and at once: with room for 2, exactly 2 of 5 are stored, and the others leave no bytes behind', async () => {
+    const s = await setUp()
+    const link = await createLink(s, { maxFiles: '2' })
+    // Each file in one request and one chunk: checked before its bytes are written, and again
+    // in the commit that records it, which is what holds when all five pass the first check.
+    const files = [0, 1, 2, 3, 4].map((i) => ({ uuid: `whole-${i}`, data: randomData(10_000 + i), name: `whole-${i}.bin` }))
+    const answers = await Promise.all(files.map((f) => sendLinkChunk(s, link, f.uuid, f.data, 0, { fileName: f.name })))
+    expect(answers.map((r) => r.status).sort()).toEqual([200, 200, 403, 403, 403])
+    for (const answer of answers.filter((r) => r.status === 403)) expect((await answer.json()).error).toContain('at most 2 files')
+    const stored = rows<{ sha256: string }>(s, 'select sha256 from files order by sha256')
+    expect(stored).toHaveLength(2)
+    expect(uploadsOf(s, link).map((u) => u.state)).toEqual(['complete', 'complete'])
+    expect(blobsOnDisk(s).sort()).toEqual(stored.map((f) => f.sha256))
+    expect(stagingEntries(s)).toEqual([])
   }, 30_000)
 })
 

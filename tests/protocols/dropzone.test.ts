@@ -1,9 +1,9 @@
 import { afterEach, beforeEach, describe, expect, test } from 'bun:test'
-import { readdirSync } from 'node:fs'
-import { join } from 'node:path'
+import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
 import { chunkFields, chunkOf, sendChunk } from '../helpers/dropzone-client.ts'
 import { inParallel, randomData, sha256, shuffled } from '../helpers/data.ts'
-import { startTestServer, type TestServer } from '../helpers/server.ts'
+import { blobPath, startTestServer, type TestServer } from '../helpers/server.ts'
 
 let server: TestServer
 beforeEach(async () => {
@@ -219,6 +219,81 @@ describe('chunked uploads', () => {
     expect(viaQuery.file.folderId).toBe(2)
     const viaField = await (await sendChunk(server, { folder: 2, ...chunkFields('f', 10, 1000, 0) }, randomData(10))).json()
     expect(viaField.file.folderId).toBe(2)
+  })
+})
+
+describe('files that arrive in one request', () => {
+  const blobCount = () => count('blobs')
+  const refCount = (hash: string) => (server.server.db.$client.query('select ref_count from blobs where sha256 = ?').get(hash) as { ref_count: number } | null)?.ref_count
+
+  test('a one-chunk file whose bytes are stored already becomes a second file on the same blob, its bytes left as they were', async () => {
+    const data = randomData(100_000)
+    const first = await (await sendChunk(server, chunkFields('one-a', data.length, 1_000_000, 0), data, { fileName: 'a.bin' })).json()
+    const blob = statSync(blobPath(server, sha256(data)))
+    const second = await (await sendChunk(server, chunkFields('one-b', data.length, 1_000_000, 0), data, { fileName: 'b.bin' })).json()
+    expect(second.upload).toMatchObject({ state: 'complete', receivedChunks: 1, totalChunks: 1, receivedBytes: data.length })
+    expect(second.file).toMatchObject({ name: 'b.bin', sha256: sha256(data), sizeBytes: data.length })
+    expect(second.file.id).not.toBe(first.file.id)
+    expect(refCount(sha256(data))).toBe(2)
+    expect(blobFiles()).toHaveLength(1)
+    const after = statSync(blobPath(server, sha256(data)))
+    expect([after.ino, after.mtimeMs]).toEqual([blob.ino, blob.mtimeMs])
+    expect(await download(second.file.url)).toEqual(data)
+    expect(stagingFiles()).toEqual([])
+    expect(count('upload_chunks')).toBe(0)
+  })
+
+  test('the same one-chunk file sent four times at once is stored once, and every answer names that file', async () => {
+    const data = randomData(50_000)
+    const answers = await Promise.all([0, 1, 2, 3].map(() => sendChunk(server, chunkFields('four-at-once', data.length, 1_000_000, 0), data)))
+    const bodies = await Promise.all(answers.map((r) => r.json()))
+    expect(answers.map((r) => r.status)).toEqual([200, 200, 200, 200])
+    expect(bodies.map((b) => b.upload.state)).toEqual(['complete', 'complete', 'complete', 'complete'])
+    expect(new Set(bodies.map((b) => b.file.id)).size).toBe(1)
+    expect([count('files'), count('uploads'), refCount(sha256(data))]).toEqual([1, 1, 1])
+    expect(blobFiles()).toHaveLength(1)
+    expect(stagingFiles()).toEqual([])
+  })
+
+  test('bytes the database counts but the disk lost are written again by the next upload of them', async () => {
+    const data = randomData(20_000)
+    await sendChunk(server, chunkFields('lost-a', data.length, 1_000_000, 0), data)
+    await Bun.file(blobPath(server, sha256(data))).delete()
+    const again = await (await sendChunk(server, chunkFields('lost-b', data.length, 1_000_000, 0), data)).json()
+    expect(again.upload.state).toBe('complete')
+    expect(await download(again.file.url)).toEqual(data)
+    expect(refCount(sha256(data))).toBe(2)
+  })
+
+  test.each([
+    ['one-chunk Dropzone upload', (data: Uint8Array) => sendChunk(server, chunkFields('stray', data.length, 1_000_000, 0), data)],
+    ['chunked Dropzone upload', async (data: Uint8Array) => {
+      await sendChunk(server, chunkFields('stray', data.length, 20_000, 1), chunkOf(data, 20_000, 1))
+      return sendChunk(server, chunkFields('stray', data.length, 20_000, 0), chunkOf(data, 20_000, 0))
+    }],
+  ])('a stray file in the store under the right name but with other bytes is replaced, not trusted (%s)', async (_, send) => {
+    // What a crash could leave, or a hand-made copy: a blob no database row refers to.
+    const data = randomData(30_000)
+    const path = blobPath(server, sha256(data))
+    mkdirSync(dirname(path), { recursive: true })
+    writeFileSync(path, 'not the bytes this name promises')
+    const body = await (await send(data)).json()
+    expect(body.upload.state).toBe('complete')
+    expect(await download(body.file.url)).toEqual(data)
+    expect(blobFiles()).toHaveLength(1)
+    expect(readdirSync(dirname(path))).toEqual([sha256(data)])
+  })
+
+  test('a one-chunk file that says it is longer or shorter than it is is refused and leaves nothing', async () => {
+    const data = randomData(1000)
+    for (const total of [999, 1001]) {
+      const response = await sendChunk(server, chunkFields(`wrong-${total}`, total, 1_000_000, 0), data)
+      expect(response.status).toBe(400)
+      expect((await response.json()).error).toBe(`Chunk 0 has 1000 bytes; expected ${total}`)
+    }
+    expect([count('files'), count('uploads'), blobCount()]).toEqual([0, 0, 0])
+    expect(blobFiles()).toEqual([])
+    expect(stagingFiles()).toEqual([])
   })
 })
 
