@@ -28,7 +28,7 @@ test('blobs are stored one directory deep: <first two hex digits>/<sha256>', asy
   await upload('one-level', data, 1_000_000)
   const hash = sha256(data)
   expect(readdirSync(join(blobsDir(), hash.slice(0, 2)))).toEqual([hash])
-  expect(readdirSync(blobsDir()).sort()).toEqual([hash.slice(0, 2), 'LAYOUT'])
+  expect(readdirSync(blobsDir()).sort()).toEqual([hash.slice(0, 2), 'LAYOUT'].sort())
 })
 
 test('a store laid out two levels deep, as before, is moved to one level at start-up and every file still downloads', async () => {
