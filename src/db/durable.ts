@@ -18,7 +18,25 @@ export function durable(db: Db): Promise<void> {
   return state.durable()
 }
 
-const states = new WeakMap<Db, { durable: () => Promise<void> }>()
+/**
+ * Runs `work` (synchronous database writes, nothing else) in a transaction shared with the
+ * work of every request that asks while the WAL is being synced. When one of them throws, the
+ * whole group is undone and each runs again in a transaction of its own, so a refusal rejects
+ * only its own promise. (Savepoints would isolate them too, but write a statement journal per
+ * item, which cost more than the group saves.) Resolves with what `work` returned once committed,
+ * not yet durable: call durable() before answering.
+ *
+ * Why: requests ask to commit while the previous group's sync runs, and would wait for it
+ * anyway (durable() needs a sync that started after their commit). Committing them together
+ * then writes each page they share (the tables' last leaves, most indexes) to the WAL once.
+ */
+export function commitTogether<T>(db: Db, work: () => T): Promise<T> {
+  let state = states.get(db)
+  if (!state) states.set(db, (state = newState(db)))
+  return state.together(work)
+}
+
+const states = new WeakMap<Db, ReturnType<typeof newState>>()
 
 function newState(db: Db) {
   const sqlite = db.$client
@@ -32,7 +50,52 @@ function newState(db: Db) {
     if (walPath) await syncPath(walPath, 'data')
     synced = Math.max(synced, upTo)
   })
+  const control = {
+    begin: sqlite.prepare('BEGIN'),
+    commit: sqlite.prepare('COMMIT'),
+    rollback: sqlite.prepare('ROLLBACK'),
+  }
+  type Waiting = { work: () => unknown; resolve: (value: any) => void; reject: (error: unknown) => void }
+  let waiting: Waiting[] = []
+  /** Each in a transaction of its own: what a group that failed somewhere falls back to. */
+  const oneByOne = (batch: Waiting[]) => {
+    for (const item of batch) {
+      let value: unknown
+      try {
+        control.begin.run()
+        value = item.work()
+        control.commit.run()
+      } catch (error) {
+        if (sqlite.inTransaction) control.rollback.run()
+        item.reject(error)
+        continue
+      }
+      item.resolve(value)
+    }
+  }
+  const flush = () => {
+    const batch = waiting
+    waiting = []
+    if (batch.length === 1) return oneByOne(batch)
+    const values: unknown[] = []
+    try {
+      control.begin.run()
+      for (const item of batch) values.push(item.work())
+      control.commit.run()
+    } catch {
+      // Refusals are rare: undo the whole group and give each its own transaction and answer.
+      if (sqlite.inTransaction) control.rollback.run()
+      return oneByOne(batch)
+    }
+    batch.forEach((item, i) => item.resolve(values[i]))
+  }
   return {
     durable: () => (changes.get()!.n === synced ? Promise.resolve() : group.request()),
+    together: <T>(work: () => T): Promise<T> => {
+      const { promise, resolve, reject } = Promise.withResolvers<T>()
+      waiting.push({ work, resolve, reject })
+      if (waiting.length === 1) void group.idle().then(() => setImmediate(flush))
+      return promise
+    },
   }
 }

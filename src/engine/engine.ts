@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { HttpError } from '../errors.ts'
 import { blobIsReferenced, completeUpload, findFile, findFolder, insertCompleteUpload } from '../db/files.ts'
 import { isInTrash, purgeTrash } from '../db/library.ts'
-import { durable } from '../db/durable.ts'
+import { commitTogether, durable } from '../db/durable.ts'
 import * as records from '../db/uploads.ts'
 import type { Admission, UploadRow } from '../db/uploads.ts'
 import { InterruptedWrite } from '../storage/types.ts'
@@ -158,7 +158,8 @@ export class UploadEngine {
       if (written !== expected) {
         throw new HttpError(400, `Chunk ${index} has ${written} bytes; expected ${expected}`)
       }
-      recorded = records.recordChunk(this.db, upload.id, index, written, this.deps.clock())
+      // Tracked like the write, so a stopping server commits it before the database closes.
+      recorded = await this.track(upload.id, commitTogether(this.db, () => records.recordChunk(this.db, upload.id, index, written, this.deps.clock())))
     } catch (error) {
       tap.settle(offset)
       throw error
@@ -250,11 +251,11 @@ export class UploadEngine {
         const now = clock()
         let result: ReturnType<typeof insertCompleteUpload>
         try {
-          result = insertCompleteUpload(this.db, {
+          result = await this.track(id, commitTogether(this.db, () => insertCompleteUpload(this.db, {
             id, protocol: spec.protocol, owner: spec.owner, clientKey: spec.clientKey, folderId: spec.folderId, fileName,
             mimeType: mimeTypeOf(fileName), totalBytes: bytes.length, chunkBytes: spec.chunkBytes, chunkCount: spec.chunkCount,
             receivedBytes: bytes.length, receivedChunks: spec.chunkCount, clientAddress: spec.clientAddress, createdAt: now, updatedAt: now,
-          }, sha256, admit)
+          }, sha256, admit)))
         } catch (error) {
           await unlinkUnused()
           throw error

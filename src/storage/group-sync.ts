@@ -21,6 +21,12 @@ export class GroupSync {
     return this.queued
   }
 
+  /** Resolves once no sync is running (at once when none is). */
+  idle(): Promise<void> {
+    const wait = this.queued ?? this.running
+    return wait ? wait.then(() => this.idle(), () => this.idle()) : Promise.resolve()
+  }
+
   private start(): Promise<void> {
     const run = this.sync()
     this.running = run

@@ -24,6 +24,19 @@ const settled = async (promise: Promise<unknown>) => {
 }
 
 describe('group sync', () => {
+  test('idle() resolves at once when no sync runs, and otherwise after the running and the queued one, even if they fail', async () => {
+    const { group, runs } = manualSync()
+    expect(await settled(group.idle())).toBe(true)
+    void group.request().catch(() => {})
+    void group.request()
+    const idle = group.idle()
+    expect(await settled(idle)).toBe(false)
+    runs[0]!.finish(new Error('disk gone'))
+    expect(await settled(idle)).toBe(false)
+    runs[1]!.finish()
+    expect(await settled(idle)).toBe(true)
+  })
+
   test('the first request starts a sync at once; requests made while it runs all wait for one next sync', async () => {
     const { group, runs } = manualSync()
     const first = group.request()
