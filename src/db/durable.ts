@@ -1,6 +1,7 @@
 import { GroupSync } from '../storage/group-sync.ts'
 import { syncPath } from '../storage/sync-path.ts'
 import type { Db } from './open.ts'
+import { atomically } from './prepared.ts'
 
 /**
  * Group commit. The database runs with `synchronous = NORMAL`, so a commit lands in the WAL
@@ -50,44 +51,26 @@ function newState(db: Db) {
     if (walPath) await syncPath(walPath, 'data')
     synced = Math.max(synced, upTo)
   })
-  const control = {
-    begin: sqlite.prepare('BEGIN'),
-    commit: sqlite.prepare('COMMIT'),
-    rollback: sqlite.prepare('ROLLBACK'),
-  }
   type Waiting = { work: () => unknown; resolve: (value: any) => void; reject: (error: unknown) => void }
   let waiting: Waiting[] = []
-  /** Each in a transaction of its own: what a group that failed somewhere falls back to. */
-  const oneByOne = (batch: Waiting[]) => {
-    for (const item of batch) {
-      let value: unknown
-      try {
-        control.begin.run()
-        value = item.work()
-        control.commit.run()
-      } catch (error) {
-        if (sqlite.inTransaction) control.rollback.run()
-        item.reject(error)
-        continue
-      }
-      item.resolve(value)
-    }
-  }
   const flush = () => {
     const batch = waiting
     waiting = []
-    if (batch.length === 1) return oneByOne(batch)
-    const values: unknown[] = []
-    try {
-      control.begin.run()
-      for (const item of batch) values.push(item.work())
-      control.commit.run()
-    } catch {
-      // Refusals are rare: undo the whole group and give each its own transaction and answer.
-      if (sqlite.inTransaction) control.rollback.run()
-      return oneByOne(batch)
+    if (batch.length > 1) {
+      try {
+        const values = atomically(db, () => batch.map((item) => item.work()))
+        return batch.forEach((item, i) => item.resolve(values[i]))
+      } catch {
+        // Refusals are rare: the group was undone; each gets a transaction and an answer of its own.
+      }
     }
-    batch.forEach((item, i) => item.resolve(values[i]))
+    for (const item of batch) {
+      try {
+        item.resolve(atomically(db, item.work))
+      } catch (error) {
+        item.reject(error)
+      }
+    }
   }
   return {
     durable: () => (changes.get()!.n === synced ? Promise.resolve() : group.request()),
