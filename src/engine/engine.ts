@@ -249,18 +249,17 @@ export class UploadEngine {
           if (!present && !blobIsReferenced(this.db, sha256)) await blobs.remove(sha256)
         }
         const now = clock()
-        let result: ReturnType<typeof insertCompleteUpload>
+        let result: ReturnType<typeof insertCompleteUpload> = null
         try {
           result = await this.track(id, commitTogether(this.db, () => insertCompleteUpload(this.db, {
             id, protocol: spec.protocol, owner: spec.owner, clientKey: spec.clientKey, folderId: spec.folderId, fileName,
             mimeType: mimeTypeOf(fileName), totalBytes: bytes.length, chunkBytes: spec.chunkBytes, chunkCount: spec.chunkCount,
             receivedBytes: bytes.length, receivedChunks: spec.chunkCount, clientAddress: spec.clientAddress, createdAt: now, updatedAt: now,
           }, sha256, admit)))
-        } catch (error) {
-          await unlinkUnused()
-          throw error
+        } finally {
+          // Refused, or another request for the same upload got in first.
+          if (!result) await unlinkUnused()
         }
-        if (!result) await unlinkUnused()
         return result
       })
       if (!recorded) return null

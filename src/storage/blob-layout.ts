@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs'
 import { readdir, rename, rmdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { syncPath } from './sync-path.ts'
+import { syncDirectory, syncPath } from './sync-path.ts'
 
 /**
  * The blob store keeps `<first two hex digits>/<sha256>`: 256 directories, made once. Stores
@@ -13,8 +13,6 @@ export const LAYOUT_MARKER = 'LAYOUT'
 const LAYOUT_TEXT = 'one level: <first two hex digits of the SHA-256>/<SHA-256>\n'
 const HEX2 = /^[0-9a-f]{2}$/
 const SHA256 = /^[0-9a-f]{64}$/
-
-const syncDirectory = (dir: string) => syncPath(dir, 'all')
 
 /**
  * Moves the blobs of a two-level store up one level, once (the marker file says it is done). A

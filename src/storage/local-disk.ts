@@ -7,11 +7,9 @@ import { useOneLevelLayout } from './blob-layout.ts'
 import { noteBytesReceived } from './collect-garbage.ts'
 import { GroupSync } from './group-sync.ts'
 import { PositionalFile } from './positional-file.ts'
-import { syncPath } from './sync-path.ts'
+import { syncDirectory } from './sync-path.ts'
 import { InterruptedWrite, type BlobStore, type Staging } from './types.ts'
 
-/** Makes a link or a new file's name durable. */
-const syncDirectory = (dir: string) => syncPath(dir, 'all')
 
 /** Links `target` to `existing`; false when `target` is there already. */
 function linkUnlessPresent(existing: string, target: string) {

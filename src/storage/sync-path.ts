@@ -13,3 +13,6 @@ export async function syncPath(path: string, what: 'data' | 'all') {
     file.close()
   }
 }
+
+/** Makes a directory's entries durable: a new name, a link, a removal. */
+export const syncDirectory = (dir: string) => syncPath(dir, 'all')
