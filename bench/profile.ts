@@ -101,6 +101,10 @@ async function main() {
     `server CPU per ${unit} (${units}): ${per(after.user - before.user + after.kernel - before.kernel)} ms ` +
       `(user ${per(after.user - before.user)}, kernel ${per(after.kernel - before.kernel)})`,
   )
+  // On two cores the client's share decides how much is left for the server.
+  await client.exited
+  const clientCpu = client.resourceUsage()?.cpuTime
+  if (clientCpu) console.log(`client CPU per ${unit}: ${(Number(clientCpu.total) / 1000 / units).toFixed(2)} ms, over its whole life`)
 
   proc.kill('SIGTERM')
   await proc.exited

@@ -214,10 +214,10 @@ export class UploadEngine {
 
   /**
    * Stores a whole file that is in memory in one step: hashed first, so bytes the store holds
-   * already are not written at all; otherwise written, synced and linked into the store; then
+   * already are not written at all; otherwise written straight into the store and synced; then
    * recorded, upload and file, in one commit. There is no upload row before that commit: a crash
-   * before it leaves at most a blob that nothing refers to, whole and durable (the next upload of
-   * the same bytes adopts it), and the client, never answered, sends the file again.
+   * before it leaves at most a blob that nothing refers to (replaced by the next upload of the
+   * same bytes), and the client, never answered, sends the file again.
    * Resolves to null, having recorded nothing, when an upload with the same client key got in first.
    */
   private async storeInOne(
@@ -225,7 +225,7 @@ export class UploadEngine {
     bytes: Uint8Array,
     admit?: Admission,
   ): Promise<UploadStatus | null> {
-    const { staging, blobs, clock } = this.deps
+    const { blobs, clock } = this.deps
     const fileName = cleanFileName(spec.fileName)
     this.requireFolder(spec.folderId)
     await this.space.forNewUpload(bytes.length)
@@ -233,41 +233,31 @@ export class UploadEngine {
     admit?.(this.db, { fileName, totalBytes: bytes.length })
     const sha256 = new Bun.CryptoHasher('sha256').update(bytes).digest('hex')
     const id = newUploadId()
-    let staged = false
-    try {
-      const recorded = await this.withBlobLock(sha256, async () => {
-        const present = blobIsReferenced(this.db, sha256) && (await blobs.has(sha256))
+    const recorded = await this.withBlobLock(sha256, async () => {
+      const present = blobIsReferenced(this.db, sha256) && (await blobs.has(sha256))
+      const now = clock()
+      let result: ReturnType<typeof insertCompleteUpload> = null
+      try {
         if (!present) {
-          staged = true
-          await this.track(id, staging.write(id, 0, once(bytes), bytes.length, { create: true })).catch((error) => {
+          await this.track(id, blobs.write(sha256, bytes)).catch((error) => {
             throw diskError(unwrap(error))
           })
-          await blobs.adopt(staging.pathOf(id), sha256, 'replace')
         }
-        // A blob linked here that no committed row refers to goes again, as if never made.
-        const unlinkUnused = async () => {
-          if (!present && !blobIsReferenced(this.db, sha256)) await blobs.remove(sha256)
-        }
-        const now = clock()
-        let result: ReturnType<typeof insertCompleteUpload> = null
-        try {
-          result = await this.track(id, commitTogether(this.db, () => insertCompleteUpload(this.db, {
-            id, protocol: spec.protocol, owner: spec.owner, clientKey: spec.clientKey, folderId: spec.folderId, fileName,
-            mimeType: mimeTypeOf(fileName), totalBytes: bytes.length, chunkBytes: spec.chunkBytes, chunkCount: spec.chunkCount,
-            receivedBytes: bytes.length, receivedChunks: spec.chunkCount, clientAddress: spec.clientAddress, createdAt: now, updatedAt: now,
-          }, sha256, admit)))
-        } finally {
-          // Refused, or another request for the same upload got in first.
-          if (!result) await unlinkUnused()
-        }
-        return result
-      })
-      if (!recorded) return null
-      await durable(this.db)
-      return this.status(id)
-    } finally {
-      if (staged) await staging.remove(id)
-    }
+        result = await this.track(id, commitTogether(this.db, () => insertCompleteUpload(this.db, {
+          id, protocol: spec.protocol, owner: spec.owner, clientKey: spec.clientKey, folderId: spec.folderId, fileName,
+          mimeType: mimeTypeOf(fileName), totalBytes: bytes.length, chunkBytes: spec.chunkBytes, chunkCount: spec.chunkCount,
+          receivedBytes: bytes.length, receivedChunks: spec.chunkCount, clientAddress: spec.clientAddress, createdAt: now, updatedAt: now,
+        }, sha256, admit)))
+      } finally {
+        // Cut short, refused, or another request for the same upload got in first: a blob
+        // written here that no committed row refers to goes again, as if never made.
+        if (!result && !present && !blobIsReferenced(this.db, sha256)) await blobs.remove(sha256)
+      }
+      return result
+    })
+    if (!recorded) return null
+    await durable(this.db)
+    return this.status(id)
   }
 
   /**

@@ -180,6 +180,34 @@ export class LocalBlobStore implements BlobStore {
     if (linked) await Promise.all((madeDirectories ? [leaf, this.dir] : [leaf]).map(syncDirectory))
   }
 
+  async write(sha256: string, bytes: Uint8Array) {
+    const target = this.pathOf(sha256)
+    const leaf = dirname(target)
+    // Unlinked rather than truncated: an untrusted copy may share its inode with another name.
+    removeIfPresent(target)
+    const create = () => PositionalFile.openInPool(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL)
+    let madeDirectories = false
+    let file: PositionalFile
+    try {
+      file = await create()
+    } catch (error) {
+      if (!isMissing(error)) throw error
+      madeDirectories = (await mkdir(leaf, { recursive: true })) !== undefined
+      file = await create()
+    }
+    try {
+      for (let at = 0; at < bytes.length; ) at += await file.writev([bytes.subarray(at)], at)
+      // Bytes and name synced at once: the caller commits nothing that needs them before both are
+      // durable, and a name whose bytes did not make it is just an untrusted copy. On a journalling
+      // file system the two syncs then wait for the same journal commit, where a file written at a
+      // staging name and linked here afterwards needed a second one for the link, on every small
+      // file's way to its answer.
+      await Promise.all([file.datasync(), ...(madeDirectories ? [leaf, this.dir] : [leaf]).map(syncDirectory)])
+    } finally {
+      file.close()
+    }
+  }
+
   body(sha256: string, start: number, end: number) {
     return Bun.file(this.pathOf(sha256)).slice(start, end)
   }

@@ -48,6 +48,12 @@ export interface BlobStore {
    * no row refers to may be anything (what a crash left, a hand-made copy).
    */
   adopt(stagedPath: string, sha256: string, existing: 'trusted' | 'replace'): Promise<void>
+  /**
+   * Stores bytes held in memory as the blob `sha256`, durably (bytes and name), in place of any
+   * copy at its path: the caller holds the blob's lock and has found no committed row vouching
+   * for one. A write cut short leaves at most a file no row refers to.
+   */
+  write(sha256: string, bytes: Uint8Array): Promise<void>
   /** The bytes [start, end) of a blob, ready to be a response body. */
   body(sha256: string, start: number, end: number): Blob
   remove(sha256: string): Promise<void>

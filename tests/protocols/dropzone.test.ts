@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, test } from 'bun:test'
-import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { linkSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { chunkFields, chunkOf, sendChunk } from '../helpers/dropzone-client.ts'
 import { inParallel, randomData, sha256, shuffled } from '../helpers/data.ts'
@@ -272,16 +272,20 @@ describe('files that arrive in one request', () => {
       return sendChunk(server, chunkFields('stray', data.length, 20_000, 0), chunkOf(data, 20_000, 0))
     }],
   ])('a stray file in the store under the right name but with other bytes is replaced, not trusted (%s)', async (_, send) => {
-    // What a crash could leave, or a hand-made copy: a blob no database row refers to.
+    // What a crash could leave, or a hand-made copy: a blob no database row refers to. This one
+    // is a second name of a file outside the store, which must keep its own bytes.
     const data = randomData(30_000)
     const path = blobPath(server, sha256(data))
+    const outside = join(server.dataDir, 'kept-elsewhere.txt')
+    writeFileSync(outside, 'not the bytes this name promises')
     mkdirSync(dirname(path), { recursive: true })
-    writeFileSync(path, 'not the bytes this name promises')
+    linkSync(outside, path)
     const body = await (await send(data)).json()
     expect(body.upload.state).toBe('complete')
     expect(await download(body.file.url)).toEqual(data)
     expect(blobFiles()).toHaveLength(1)
     expect(readdirSync(dirname(path))).toEqual([sha256(data)])
+    expect(readFileSync(outside, 'utf8')).toBe('not the bytes this name promises')
   })
 
   test('a one-chunk file that says it is longer or shorter than it is is refused and leaves nothing', async () => {
