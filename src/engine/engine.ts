@@ -151,10 +151,15 @@ export class UploadEngine {
       // A file in one chunk is its own full-size staging file: created by the write itself.
       const whole = upload.chunkCount === 1
       if (!whole) await this.ensureStaged(current)
+      // The staging file's name must be durable before any record of bytes in it is committed
+      // (another request's WAL sync may make that record durable at any moment): synced while
+      // the bytes are written. A one-chunk upload's bytes get their durable name in the store.
+      const named = whole ? undefined : this.stagedNameDurable(upload.id)
       // A chunk is all or nothing: bytes of an interrupted chunk are simply not recorded.
-      written = await this.track(upload.id, this.deps.staging.write(upload.id, offset, tap.body, expected, { create: whole })).catch((error) => {
+      const writing = this.track(upload.id, this.deps.staging.write(upload.id, offset, tap.body, expected, { create: whole })).catch((error) => {
         throw diskError(unwrap(error))
       })
+      written = (await Promise.all([writing, named]))[0]
       if (written !== expected) {
         throw new HttpError(400, `Chunk ${index} has ${written} bytes; expected ${expected}`)
       }
