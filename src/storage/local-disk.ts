@@ -2,7 +2,7 @@ import { constants, fstatSync, ftruncateSync, linkSync, statfsSync, statSync, un
 import { mkdir, readdir, rm } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { HttpError } from '../errors.ts'
-import { BatchedWriter } from './batched-writer.ts'
+import { BatchedWriter, writeAll } from './batched-writer.ts'
 import { useOneLevelLayout } from './blob-layout.ts'
 import { noteBytesReceived } from './collect-garbage.ts'
 import { GroupSync } from './group-sync.ts'
@@ -196,7 +196,7 @@ export class LocalBlobStore implements BlobStore {
       file = await create()
     }
     try {
-      for (let at = 0; at < bytes.length; ) at += await file.writev([bytes.subarray(at)], at)
+      if (bytes.length > 0) await writeAll(file, [bytes], 0)
       // Bytes and name synced at once: the caller commits nothing that needs them before both are
       // durable, and a name whose bytes did not make it is just an untrusted copy. On a journalling
       // file system the two syncs then wait for the same journal commit, where a file written at a
