@@ -239,12 +239,13 @@ export class UploadEngine {
     const sha256 = new Bun.CryptoHasher('sha256').update(bytes).digest('hex')
     const id = newUploadId()
     const recorded = await this.withBlobLock(sha256, async () => {
-      const present = blobIsReferenced(this.db, sha256) && (await blobs.has(sha256))
+      const referenced = blobIsReferenced(this.db, sha256)
+      const present = referenced && (await blobs.has(sha256))
       const now = clock()
       let result: ReturnType<typeof insertCompleteUpload> = null
       try {
         if (!present) {
-          await this.track(id, blobs.write(sha256, bytes)).catch((error) => {
+          await this.track(id, blobs.write(sha256, bytes, referenced)).catch((error) => {
             throw diskError(unwrap(error))
           })
         }

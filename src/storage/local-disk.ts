@@ -1,4 +1,4 @@
-import { constants, fstatSync, ftruncateSync, linkSync, statfsSync, statSync, unlinkSync } from 'node:fs'
+import { constants, fstatSync, ftruncateSync, linkSync, renameSync, statfsSync, statSync, unlinkSync } from 'node:fs'
 import { mkdir, readdir, rm } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { HttpError } from '../errors.ts'
@@ -180,12 +180,16 @@ export class LocalBlobStore implements BlobStore {
     if (linked) await Promise.all((madeDirectories ? [leaf, this.dir] : [leaf]).map(syncDirectory))
   }
 
-  async write(sha256: string, bytes: Uint8Array) {
+  async write(sha256: string, bytes: Uint8Array, vouched: boolean) {
     const target = this.pathOf(sha256)
     const leaf = dirname(target)
+    // A name a committed row vouches for must never show bytes that are not all there (a later
+    // upload of them would trust it): they are written under a name of their own and renamed
+    // onto it once durable. Any other copy at the name is trusted by nobody and is written over.
+    const path = vouched ? `${target}.incoming` : target
     // Unlinked rather than truncated: an untrusted copy may share its inode with another name.
-    removeIfPresent(target)
-    const create = () => PositionalFile.openInPool(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL)
+    removeIfPresent(path)
+    const create = () => PositionalFile.openInPool(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL)
     let madeDirectories = false
     let file: PositionalFile
     try {
@@ -203,8 +207,16 @@ export class LocalBlobStore implements BlobStore {
       // staging name and linked here afterwards needed a second one for the link, on every small
       // file's way to its answer.
       await Promise.all([file.datasync(), ...(madeDirectories ? [leaf, this.dir] : [leaf]).map(syncDirectory)])
+    } catch (error) {
+      // The caller removes only names no row vouches for.
+      if (vouched) removeIfPresent(path)
+      throw error
     } finally {
       file.close()
+    }
+    if (vouched) {
+      renameSync(path, target)
+      await syncDirectory(leaf)
     }
   }
 

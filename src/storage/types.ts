@@ -50,10 +50,11 @@ export interface BlobStore {
   adopt(stagedPath: string, sha256: string, existing: 'trusted' | 'replace'): Promise<void>
   /**
    * Stores bytes held in memory as the blob `sha256`, durably (bytes and name), in place of any
-   * copy at its path: the caller holds the blob's lock and has found no committed row vouching
-   * for one. A write cut short leaves at most a file no row refers to.
+   * copy at its path; the caller holds the blob's lock. `vouched`: a committed row refers to
+   * this blob (its bytes went missing), so its name shows the new bytes only once all are
+   * durable. Otherwise a write cut short leaves at most a file no row refers to.
    */
-  write(sha256: string, bytes: Uint8Array): Promise<void>
+  write(sha256: string, bytes: Uint8Array, vouched: boolean): Promise<void>
   /** The bytes [start, end) of a blob, ready to be a response body. */
   body(sha256: string, start: number, end: number): Blob
   remove(sha256: string): Promise<void>

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { spawnSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { loadConfig } from '../../src/config.ts'
 import { startServer } from '../../src/server.ts'
 import { chunkFields, chunkOf } from '../helpers/dropzone-client.ts'
@@ -82,11 +82,18 @@ test.skipIf(!isRoot)('a disk that fills up mid-upload refuses the chunks that do
   }
 })
 
-test.skipIf(!isRoot)('a small file that fills the disk while being stored is refused (507) and leaves no bytes and no record', async () => {
+/**
+ * A server whose blob store is a 1 MiB volume of its own: the free-space check (made on the
+ * staging volume) lets files in, and their writes into the store run out of room half-way.
+ */
+async function withSmallBlobStore(name: string, run: (store: {
+  blobsDir: string
+  /** Sends a file whole, in one request: the one-step way into the store. */
+  send: (key: string, data: Uint8Array) => Promise<{ status: number; body: any }>
+  get: (path: string) => Promise<Response>
+}) => Promise<void>) {
   expect(mounted).toBe(true)
-  // The blob store on a volume of its own, too small for the file: the free-space check (made on
-  // the staging volume) lets the file in, and its write into the store runs out of room half-way.
-  const dataDir = join(mountPoint, 'small-blobs')
+  const dataDir = join(mountPoint, name)
   const blobsDir = join(dataDir, 'blobs')
   mkdirSync(blobsDir, { recursive: true })
   expect(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', blobsDir]).status).toBe(0)
@@ -100,22 +107,49 @@ test.skipIf(!isRoot)('a small file that fills the disk while being stored is ref
       const response = await fetch(`${server.url}/upload`, { method: 'POST', body: form, headers: { cookie, accept: 'application/json' } })
       return { status: response.status, body: await response.json() }
     }
-    const blobFiles = () => readdirSync(blobsDir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile() && e.name !== 'LAYOUT')
+    await run({ blobsDir, send, get: (path) => fetch(server.url + path, { headers: { cookie } }) })
+  } finally {
+    await server.stop()
+    spawnSync('umount', ['-l', blobsDir])
+  }
+}
 
+test.skipIf(!isRoot)('a small file that fills the disk while being stored is refused (507) and leaves no bytes and no record', () =>
+  withSmallBlobStore('small-blobs', async ({ blobsDir, send, get }) => {
+    const blobFiles = () => readdirSync(blobsDir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile() && e.name !== 'LAYOUT')
     const refused = await send('too-big', randomData(1_500_000))
     expect(refused.status).toBe(507)
     expect(refused.body.error).toMatch(/out of disk space/)
     expect(blobFiles()).toEqual([])
-    expect((await fetch(`${server.url}/upload/too-big`, { headers: { cookie } })).status).toBe(404)
+    expect((await get('/upload/too-big')).status).toBe(404)
 
     // The room the refused file took while being written is free again.
     const data = randomData(600_000)
     const stored = await send('fits', data)
     expect(stored.status).toBe(200)
-    expect(sha256(new Uint8Array(await (await fetch(server.url + stored.body.file.url, { headers: { cookie } })).arrayBuffer()))).toBe(sha256(data))
+    expect(sha256(new Uint8Array(await (await get(stored.body.file.url)).arrayBuffer()))).toBe(sha256(data))
     expect(blobFiles().map((e) => e.name)).toEqual([sha256(data)])
-  } finally {
-    await server.stop()
-    spawnSync('umount', ['-l', blobsDir])
-  }
-})
+  }))
+
+test.skipIf(!isRoot)('a stored file whose bytes went missing, written again into a full store, leaves no half-written copy that a later upload would trust', () =>
+  withSmallBlobStore('lost-blob', async ({ blobsDir, send, get }) => {
+    const data = randomData(600_000)
+    const blob = join(blobsDir, sha256(data).slice(0, 2), sha256(data))
+    expect((await send('first', data)).status).toBe(200)
+
+    // The disk loses the blob while its row still counts it; the store is then too full for it.
+    rmSync(blob)
+    const filler = join(blobsDir, 'filler')
+    const space = statfsSync(blobsDir)
+    writeFileSync(filler, new Uint8Array(Math.max(0, space.bavail * space.bsize - 300_000)))
+    const refused = await send('again', data)
+    expect(refused.status).toBe(507)
+    expect(refused.body.error).toMatch(/out of disk space/)
+    expect(readdirSync(dirname(blob))).toEqual([])
+
+    rmSync(filler)
+    const stored = await send('third', data)
+    expect(stored.status).toBe(200)
+    expect(sha256(new Uint8Array(await (await get(stored.body.file.url)).arrayBuffer()))).toBe(sha256(data))
+    expect(readdirSync(dirname(blob))).toEqual([sha256(data)])
+  }))
