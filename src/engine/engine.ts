@@ -159,7 +159,12 @@ export class UploadEngine {
       const writing = this.track(upload.id, this.deps.staging.write(upload.id, offset, tap.body, expected, { create: whole })).catch((error) => {
         throw diskError(unwrap(error))
       })
-      written = (await Promise.all([writing, named]))[0]
+      // Both settle before anything else: a failed sync must not free this chunk for a retry
+      // (or settle its hash) while its bytes are still being written.
+      const [wrote, synced] = await Promise.allSettled([writing, named])
+      if (wrote.status === 'rejected') throw wrote.reason
+      if (synced.status === 'rejected') throw synced.reason
+      written = wrote.value
       if (written !== expected) {
         throw new HttpError(400, `Chunk ${index} has ${written} bytes; expected ${expected}`)
       }

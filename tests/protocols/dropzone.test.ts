@@ -218,6 +218,35 @@ describe('chunked uploads', () => {
     }
   })
 
+  test("a chunk whose staging name cannot be synced fails only once its bytes have stopped arriving", async () => {
+    // Until then the chunk is still being written: answering earlier would let a retry write the
+    // same range at the same time, and settle the running hash under bytes still flowing into it.
+    const staging = (server.server.engine as unknown as { deps: { staging: { syncNames: () => Promise<void> } } }).deps.staging
+    const realSync = staging.syncNames.bind(staging)
+    staging.syncNames = () => Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' }))
+    try {
+      const engine = server.server.engine
+      const upload = await engine.openChunked({
+        protocol: 'dropzone', owner: 'admin', clientKey: 'sync-fails', folderId: 1, fileName: 'a.bin',
+        totalBytes: 2000, chunkBytes: 1000, chunkCount: 2, clientAddress: null,
+      })
+      const data = randomData(1000)
+      let bodyEnded = false
+      const body = (async function* () {
+        yield data.subarray(0, 500)
+        await Bun.sleep(200)
+        bodyEnded = true
+        yield data.subarray(500)
+      })()
+      const failure = await engine.receiveChunk(upload, 0, body).then(() => null, (error: Error) => error)
+      expect(failure?.message).toMatch(/EIO|i\/o error/i)
+      expect(bodyEnded).toBe(true)
+      expect(count('upload_chunks')).toBe(0)
+    } finally {
+      staging.syncNames = realSync
+    }
+  })
+
   test('an empty file can be uploaded', async () => {
     const result = await (await sendChunk(server, chunkFields('empty', 0, 1000, 0), new Uint8Array(0), { fileName: 'empty.txt' })).json()
     expect(result.file).toMatchObject({ sizeBytes: 0, sha256: sha256(new Uint8Array(0)) })
