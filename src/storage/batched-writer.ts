@@ -101,7 +101,8 @@ export class BatchedWriter {
 
 /** writev until every piece is written: a regular file may still take fewer bytes than asked. */
 export async function writeAll(file: Pick<PositionalFile, 'writev'>, pieces: Uint8Array[], position: number) {
-  let rest = pieces
+  // Empty pieces are nothing to write: a writev of only those returns 0, which means a stuck disk.
+  let rest = pieces.filter((piece) => piece.length > 0)
   while (rest.length > 0) {
     let done = await file.writev(rest, position)
     if (done === 0) throw new Error('The disk took none of the bytes written')

@@ -200,7 +200,7 @@ export class LocalBlobStore implements BlobStore {
       file = await create()
     }
     try {
-      if (bytes.length > 0) await writeAll(file, [bytes], 0)
+      await writeAll(file, [bytes], 0)
       // Bytes and name synced at once: the caller commits nothing that needs them before both are
       // durable, and a name whose bytes did not make it is just an untrusted copy. On a journalling
       // file system the two syncs then wait for the same journal commit, where a file written at a

@@ -97,6 +97,14 @@ describe('batched writer', () => {
     expect(Buffer.compare(readFileSync(path), Buffer.concat([first, second]))).toBe(0)
   })
 
+  test('empty pieces are not written (an empty file writes nothing)', async () => {
+    const calls: Uint8Array[][] = []
+    const file = { writev: async (pieces: Uint8Array[]) => (calls.push(pieces), pieces.reduce((n, p) => n + p.length, 0)) }
+    await writeAll(file, [new Uint8Array(0)], 0)
+    await writeAll(file, [new Uint8Array(0), new Uint8Array(3), new Uint8Array(0)], 0)
+    expect(calls.map((pieces) => pieces.map((p) => p.length))).toEqual([[3]])
+  })
+
   test('a disk that takes nothing is an error, not an endless loop', async () => {
     const none = { writev: async () => 0 }
     await expect(writeAll(none, [new Uint8Array(4)], 0)).rejects.toThrow('took none')
