@@ -17,6 +17,18 @@ const count = (table: string) => (server.server.db.$client.query(`select count(*
 const stagingFiles = () => readdirSync(join(server.dataDir, 'staging'))
 const blobFiles = () => readdirSync(join(server.dataDir, 'blobs'), { recursive: true }).filter((p) => String(p).length > 60)
 
+/** Runs `body` with the engine's sync of the staging directory replaced by `sync`, which may call the real one. */
+async function withSyncNames(sync: (realSync: () => Promise<void>) => Promise<void>, body: () => Promise<void>) {
+  const staging = (server.server.engine as unknown as { deps: { staging: { syncNames: () => Promise<void> } } }).deps.staging
+  const realSync = staging.syncNames.bind(staging)
+  staging.syncNames = () => sync(realSync)
+  try {
+    await body()
+  } finally {
+    staging.syncNames = realSync
+  }
+}
+
 /** Sends a request head over a raw socket and returns what the server answers. */
 async function rawRequestHead(server: TestServer, lines: string[]): Promise<string> {
   const { hostname, port } = new URL(server.url)
@@ -200,11 +212,8 @@ describe('chunked uploads', () => {
     // A record committed first could be made durable by any other request's WAL sync; after a
     // power cut it would then count bytes in a file the directory had forgotten. The directory
     // sync is held back here (a gate in front of the real one) to see what is committed meanwhile.
-    const staging = (server.server.engine as unknown as { deps: { staging: { syncNames: () => Promise<void> } } }).deps.staging
-    const realSync = staging.syncNames.bind(staging)
     const gate = Promise.withResolvers<void>()
-    staging.syncNames = () => gate.promise.then(realSync)
-    try {
+    await withSyncNames((realSync) => gate.promise.then(realSync), async () => {
       const data = randomData(2000)
       const pending = sendChunk(server, chunkFields('named-first', data.length, 1000, 1), chunkOf(data, 1000, 1))
       await Bun.sleep(300)
@@ -213,18 +222,13 @@ describe('chunked uploads', () => {
       gate.resolve()
       expect((await pending).status).toBe(200)
       expect(count('upload_chunks')).toBe(1)
-    } finally {
-      staging.syncNames = realSync
-    }
+    })
   })
 
   test("a chunk whose staging name cannot be synced fails only once its bytes have stopped arriving", async () => {
     // Until then the chunk is still being written: answering earlier would let a retry write the
     // same range at the same time, and settle the running hash under bytes still flowing into it.
-    const staging = (server.server.engine as unknown as { deps: { staging: { syncNames: () => Promise<void> } } }).deps.staging
-    const realSync = staging.syncNames.bind(staging)
-    staging.syncNames = () => Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' }))
-    try {
+    await withSyncNames(() => Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' })), async () => {
       const engine = server.server.engine
       const upload = await engine.openChunked({
         protocol: 'dropzone', owner: 'admin', clientKey: 'sync-fails', folderId: 1, fileName: 'a.bin',
@@ -242,9 +246,7 @@ describe('chunked uploads', () => {
       expect(failure?.message).toMatch(/EIO|i\/o error/i)
       expect(bodyEnded).toBe(true)
       expect(count('upload_chunks')).toBe(0)
-    } finally {
-      staging.syncNames = realSync
-    }
+    })
   })
 
   test('an empty file can be uploaded', async () => {
