@@ -6,6 +6,7 @@ import { createSession, deleteSession, SESSION_COOKIE } from '../auth/sessions.t
 import { clientAddress } from '../http/client-address.ts'
 import { cookieHeader, readCookie } from '../http/cookies.ts'
 import { formFields } from '../http/form-fields.ts'
+import { routePolicy } from '../http/guard.ts'
 import { htmlResponse } from '../../views/html.ts'
 import { loginPage } from '../../views/login.ts'
 
@@ -18,7 +19,8 @@ function safeNext(next: unknown): string {
 export function authRoutes(deps: AppDeps) {
   const limiter = new AttemptLimiter()
   return new Elysia({ name: 'auth' })
-    .get('/login', ({ query }) => htmlResponse(loginPage({ next: safeNext(query.next) })))
+    .use(routePolicy)
+    .get('/login', ({ query }) => htmlResponse(loginPage({ next: safeNext(query.next) })), { public: 'signing in' })
     .post(
       '/login',
       async ({ request, server }) => {
@@ -51,7 +53,7 @@ export function authRoutes(deps: AppDeps) {
           },
         })
       },
-      { parse: 'none' },
+      { parse: 'none', public: 'signing in' },
     )
     .post('/logout', ({ request }) => {
       deleteSession(deps.db, readCookie(request, SESSION_COOKIE))

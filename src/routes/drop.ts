@@ -12,10 +12,11 @@ import { HttpError } from '../errors.ts'
 import { clientAddress } from '../http/client-address.ts'
 import { cookieHeader, readCookie } from '../http/cookies.ts'
 import { formFields } from '../http/form-fields.ts'
+import { routePolicy } from '../http/guard.ts'
 import { linkAdmission, openLink, requiredPasswordHash, UnlockCookies, UNLOCK_TTL_MS, cookieSecret } from '../links/access.ts'
 import { dropzoneRoutes } from '../protocols/dropzone.ts'
 import type { UploadPrincipal } from '../protocols/principal.ts'
-import { tusRoutes } from '../protocols/tus.ts'
+import { isCorsOrigin, tusRoutes } from '../protocols/tus.ts'
 import { dropFileList, dropPage, linkGonePage, unlockPage } from '../../views/drop.ts'
 import { htmlResponse } from '../../views/html.ts'
 import { fileResponse } from './downloads.ts'
@@ -163,17 +164,31 @@ export function dropRoutes(deps: AppDeps) {
     return file
   }
 
+  // Every route here checks the link's token (and password) itself, on every request.
+  const checksToken = 'drop link: checks its own token and password'
   return new Elysia({ name: 'drop-links' })
-    .get('/d/:token', ({ request, params }) => page(request, params.token))
-    .post('/d/:token/unlock', ({ request, params, server }) => unlock(request, params.token, server), { parse: 'none' })
-    .get('/d/:token/files', ({ request, params }) => {
-      const link = linkFor(request, params.token)
-      if (!link.allowDownload) throw new HttpError(403, 'This link does not let visitors see the folder')
-      return htmlResponse(dropFileList(params.token, folderFiles(link)))
-    })
-    .get('/d/:token/files/:id/download', ({ request, params }) =>
-      fileResponse(deps.blobs, downloadable(request, params.token, params.id), request, 'attachment'),
+    .use(routePolicy)
+    .get('/d/:token', ({ request, params }) => page(request, params.token), { public: checksToken })
+    .post('/d/:token/unlock', ({ request, params, server }) => unlock(request, params.token, server), { parse: 'none', public: checksToken })
+    .get(
+      '/d/:token/files',
+      ({ request, params }) => {
+        const link = linkFor(request, params.token)
+        if (!link.allowDownload) throw new HttpError(403, 'This link does not let visitors see the folder')
+        return htmlResponse(dropFileList(params.token, folderFiles(link)))
+      },
+      { public: checksToken },
     )
-    .use(dropzoneRoutes({ path: '/d/:token/upload', engine: deps.engine, config, authorize: principal }))
-    .use(tusRoutes({ prefix: '/d/:token/tus', engine: deps.engine, config, authorize: principal }))
+    .get(
+      '/d/:token/files/:id/download',
+      ({ request, params }) => fileResponse(deps.blobs, downloadable(request, params.token, params.id), request, 'attachment'),
+      { public: checksToken },
+    )
+    .guard({ public: checksToken, streamsBody: true }, (uploads) =>
+      uploads
+        .use(dropzoneRoutes({ path: '/d/:token/upload', engine: deps.engine, config, authorize: principal }))
+        .guard({ crossOrigin: (origin: string) => isCorsOrigin(config, origin) }, (tus) =>
+          tus.use(tusRoutes({ prefix: '/d/:token/tus', engine: deps.engine, config, authorize: principal })),
+        ),
+    )
 }
