@@ -10,9 +10,18 @@ import { routePolicy } from '../http/guard.ts'
 import { htmlResponse } from '../../views/html.ts'
 import { loginPage } from '../../views/login.ts'
 
-/** Only same-site paths may be a post-login destination. */
+const NEXT_BASE = 'http://base.invalid'
+
+/**
+ * Only a path on this site may be a post-login destination, read as a browser reads a Location:
+ * browsers drop tabs and newlines and take a backslash for '/', so `/<tab>/evil.example` is
+ * `//evil.example`, another host. Anything with a control character or a backslash is refused.
+ */
 function safeNext(next: unknown): string {
-  return typeof next === 'string' && /^\/(?![/\\])/.test(next) ? next : '/'
+  if (typeof next !== 'string' || !next.startsWith('/') || /[\x00-\x1f\x7f\\]/.test(next)) return '/'
+  if (!URL.canParse(next, NEXT_BASE)) return '/'
+  const url = new URL(next, NEXT_BASE)
+  return url.origin === NEXT_BASE ? url.pathname + url.search + url.hash : '/'
 }
 
 
