@@ -48,6 +48,15 @@ export const routePolicy = new Elysia({ name: 'route-policy' }).macro({
       declare(request, { crossOrigin: accepts })
     },
   }),
+  /** A drop link's pages: the token is in the URL, so it is never sent on, kept or indexed. */
+  dropLink: (isDropLink: boolean) => ({
+    transform({ set }) {
+      if (!isDropLink) return
+      set.headers['referrer-policy'] = 'no-referrer'
+      set.headers['cache-control'] = 'no-store'
+      set.headers['x-robots-tag'] = 'noindex'
+    },
+  }),
 })
 
 /** Forms and htmx actions are small; only upload routes (streamsBody) take more. */

@@ -168,23 +168,18 @@ export function dropRoutes(deps: AppDeps) {
   const checksToken = 'drop link: checks its own token and password'
   return new Elysia({ name: 'drop-links' })
     .use(routePolicy)
-    .get('/d/:token', ({ request, params }) => page(request, params.token), { public: checksToken })
-    .post('/d/:token/unlock', ({ request, params, server }) => unlock(request, params.token, server), { parse: 'none', public: checksToken })
-    .get(
-      '/d/:token/files',
-      ({ request, params }) => {
-        const link = linkFor(request, params.token)
-        if (!link.allowDownload) throw new HttpError(403, 'This link does not let visitors see the folder')
-        return htmlResponse(dropFileList(params.token, folderFiles(link)))
-      },
-      { public: checksToken },
+    .guard({ public: checksToken, dropLink: true })
+    .get('/d/:token', ({ request, params }) => page(request, params.token))
+    .post('/d/:token/unlock', ({ request, params, server }) => unlock(request, params.token, server), { parse: 'none' })
+    .get('/d/:token/files', ({ request, params }) => {
+      const link = linkFor(request, params.token)
+      if (!link.allowDownload) throw new HttpError(403, 'This link does not let visitors see the folder')
+      return htmlResponse(dropFileList(params.token, folderFiles(link)))
+    })
+    .get('/d/:token/files/:id/download', ({ request, params }) =>
+      fileResponse(deps.blobs, downloadable(request, params.token, params.id), request, 'attachment'),
     )
-    .get(
-      '/d/:token/files/:id/download',
-      ({ request, params }) => fileResponse(deps.blobs, downloadable(request, params.token, params.id), request, 'attachment'),
-      { public: checksToken },
-    )
-    .guard({ public: checksToken, streamsBody: true }, (uploads) =>
+    .guard({ streamsBody: true }, (uploads) =>
       uploads
         .use(dropzoneRoutes({ path: '/d/:token/upload', engine: deps.engine, config, authorize: principal }))
         .guard({ crossOrigin: (origin: string) => isCorsOrigin(config, origin) }, (tus) =>
