@@ -1,13 +1,12 @@
 import { Elysia } from 'elysia'
-import { isCrossSiteRequest, SAFE_METHODS } from './auth/csrf.ts'
-import { isValidSession, SESSION_COOKIE } from './auth/sessions.ts'
+import { isUnsafeRequest } from './auth/csrf.ts'
 import type { Config } from './config.ts'
 import { durable } from './db/durable.ts'
 import type { Db } from './db/open.ts'
 import type { UploadEngine } from './engine/engine.ts'
 import { HttpError } from './errors.ts'
-import { readCookie } from './http/cookies.ts'
 import { errorResponse } from './http/errors.ts'
+import { guard } from './http/guard.ts'
 import { dropzoneRoutes } from './protocols/dropzone.ts'
 import { isCorsOrigin, tusRoutes } from './protocols/tus.ts'
 import { assetRoutes } from './routes/assets.ts'
@@ -33,30 +32,6 @@ export interface AppDeps {
   adminPasswordHash: string
 }
 
-/** Paths anyone may reach; everything else needs the admin session (deny by default). */
-const PUBLIC_PATHS = [
-  /^\/login$/,
-  /^\/assets\//,
-  /^\/healthz$/,
-  // Drop links check their own token (and password) on every request.
-  /^\/d\/[^/]+(\/|$)/,
-]
-/** Routes that stream large bodies and enforce their own limits. */
-const STREAMING_PATHS = [/^\/upload$/, /^\/tus(\/|$)/, /^\/d\/[^/]+\/(upload|tus)(\/|$)/]
-const TUS_PATH = /^(\/d\/[^/]+)?\/tus(\/|$)/
-
-const isPublic = (request: Request, path: string) =>
-  PUBLIC_PATHS.some((re) => re.test(path)) ||
-  // tus discovery and CORS preflight carry no credentials.
-  (request.method === 'OPTIONS' && TUS_PATH.test(path))
-
-/** A page on an origin allowed to use tus cross-origin is not a forgery. */
-const isAllowedCrossOrigin = (config: Config, request: Request, path: string) => {
-  const origin = request.headers.get('origin')
-  return origin !== null && TUS_PATH.test(path) && isCorsOrigin(config, origin)
-}
-const FORM_BODY_LIMIT_BYTES = 1024 * 1024
-
 /** Elysia's own errors (unknown route, unparsable body) are the client's, not ours. */
 function asHttpError(code: unknown, error: unknown): unknown {
   if (code === 'NOT_FOUND') return new HttpError(404, 'Not found')
@@ -67,33 +42,21 @@ function asHttpError(code: unknown, error: unknown): unknown {
 export function createApp(deps: AppDeps) {
   return new Elysia({
     // Bun applies this cap to streamed bodies too; each route enforces its own, smaller limit.
-    serve: { maxRequestBodySize: deps.config.maxFileBytes + 1024 * 1024 },
+    // Never Bun's development error page: it shows paths and source to the client.
+    serve: { maxRequestBodySize: deps.config.maxFileBytes + 1024 * 1024, development: false },
+    // The router takes the path as what follows "http://" and the host, whatever the host's
+    // length (its default assumes a host of at least four characters, so `Host: x` routed
+    // `/assets/files/1/download` as `/files/1/download`). The guard serves only such URLs.
+    handler: { standardHostname: false },
   })
     .onError(({ code, error, request }) => errorResponse(asHttpError(code, error), request, deps.log))
-    .onRequest(({ request }) => {
-      const path = new URL(request.url).pathname
-      if (!SAFE_METHODS.has(request.method)) {
-        if (isCrossSiteRequest(request) && !isAllowedCrossOrigin(deps.config, request, path)) {
-          throw new HttpError(403, 'Cross-site request refused')
-        }
-        const declared = Number(request.headers.get('content-length') ?? 0)
-        if (!STREAMING_PATHS.some((re) => re.test(path)) && declared > FORM_BODY_LIMIT_BYTES) {
-          throw new HttpError(413, 'Request body too large')
-        }
-      }
-      if (isPublic(request, path)) return
-      if (isValidSession(deps.db, readCookie(request, SESSION_COOKIE), deps.clock())) return
-      const wantsPage = request.method === 'GET' && (request.headers.get('accept') ?? '').includes('text/html')
-      if (wantsPage) {
-        return new Response(null, { status: 303, headers: { location: `/login?next=${encodeURIComponent(path)}` } })
-      }
-      throw new HttpError(401, 'Sign in first')
-    })
+    // Before any route: every route after it is admin-only unless it declares otherwise.
+    .use(guard(deps))
     // A change the page confirms survives a power cut (the upload engine does the same for its own steps).
     .onAfterHandle(async ({ request }) => {
-      if (!SAFE_METHODS.has(request.method)) await durable(deps.db)
+      if (isUnsafeRequest(request)) await durable(deps.db)
     })
-    .get('/healthz', () => 'ok')
+    .get('/healthz', () => 'ok', { public: 'health checks carry no credentials' })
     .use(assetRoutes())
     .use(authRoutes(deps))
     .use(folderRoutes(deps))
@@ -103,15 +66,13 @@ export function createApp(deps: AppDeps) {
     .use(activityRoutes(deps))
     .use(dropRoutes(deps))
     .use(linkRoutes(deps))
-    // The global guard has already required the admin session for these.
-    .use(dropzoneRoutes({ path: '/upload', engine: deps.engine, config: deps.config, authorize: () => ({ owner: 'admin' }) }))
-    .use(
-      tusRoutes({
-        prefix: '/tus',
-        engine: deps.engine,
-        config: deps.config,
-        authorize: () => ({ owner: 'admin' }),
-      }),
+    // The guard has already required the admin session for these.
+    .guard({ streamsBody: true }, (uploads) =>
+      uploads
+        .use(dropzoneRoutes({ path: '/upload', engine: deps.engine, config: deps.config, authorize: () => ({ owner: 'admin' }) }))
+        .guard({ crossOrigin: (origin: string) => isCorsOrigin(deps.config, origin) }, (tus) =>
+          tus.use(tusRoutes({ prefix: '/tus', engine: deps.engine, config: deps.config, authorize: () => ({ owner: 'admin' }) })),
+        ),
     )
     .use(downloadRoutes(deps))
 }

@@ -59,8 +59,8 @@ function folderActions(l: FolderListing) {
   ${actionForm(
     `/folders/${folder.id}/folders`,
     html`<input name="name" placeholder="New folder name" required aria-label="New folder name"> <button>New folder</button>`,
-    // Once the folder exists, clear the name (a refusal keeps it, to be corrected).
-    html`hx-on::after:request="if (ctx.response.raw.ok) this.reset()"`,
+    // Once the folder exists, clear the name (a refusal keeps it, to be corrected): public/app.js.
+    html`data-reset-on-success`,
   )}
   <a class="button secondary" href="/links?folder=${folder.id}#new-link">Share…</a>
   ${isRoot
@@ -102,7 +102,7 @@ export function fileArea(l: FolderListing): SafeHtml {
   <input type="hidden" name="folder" value="${l.folder.id}">
   <input type="hidden" name="return" value="${listingQuery(l)}">
   <table class="files">
-  <thead><tr><th class="pick"><input type="checkbox" aria-label="Select all" onclick="for (const box of this.form.querySelectorAll('input[name=ids]')) box.checked = this.checked"></th>
+  <thead><tr><th class="pick"><input type="checkbox" aria-label="Select all" data-select-all="ids"></th>
     <th>${sortLink(l, 'name', 'Name')}</th><th class="num">${sortLink(l, 'size', 'Size')}</th><th>Type</th><th>${sortLink(l, 'date', 'Uploaded')}</th><th></th></tr></thead>
   <tbody>
   ${l.files.map(

@@ -62,7 +62,7 @@ export function linksPage(args: { lines: LinkLine[]; folders: FolderChoice[]; pr
     (l) => html`<tr>
     <td class="name"><a href="/links/${l.link.id}">${l.link.label}</a></td>
     <td>${l.folderPath}</td>
-    <td><input class="url" readonly value="${l.url}" aria-label="Address of ${l.link.label}" onclick="this.select()"></td>
+    <td><input class="url" readonly value="${l.url}" aria-label="Address of ${l.link.label}" data-select-on-click></td>
     <td class="type">${options(l)}</td>
     <td>${fileCount(l.usage.files)}, ${formatBytes(l.usage.fileBytes)}${l.usage.inProgress ? html`<br><span class="hint">${l.usage.inProgress} in progress</span>` : ''}</td>
     <td><span class="state ${l.state === 'active' ? 'receiving' : 'failed'}">${l.state}</span></td>
@@ -103,12 +103,12 @@ export function linkPage(args: { line: LinkLine; folders: FolderChoice[]; upload
 ${flashBox(args.flash)}
 <section class="card">
   <h1>${link.label}</h1>
-  <p><input class="url wide" readonly value="${args.line.url}" aria-label="Address" onclick="this.select()"></p>
+  <p><input class="url wide" readonly value="${args.line.url}" aria-label="Address" data-select-on-click></p>
   <p>State: <span class="state ${args.line.state === 'active' ? 'receiving' : 'failed'}">${args.line.state}</span> · ${options(args.line)}</p>
   <p>Received ${fileCount(args.line.usage.files)} (${formatBytes(args.line.usage.fileBytes)})${args.line.usage.inProgress ? `, ${args.line.usage.inProgress} in progress` : ''}.</p>
   <div class="actions">
     <form method="post" action="/links/${link.id}/${link.disabled ? 'enable' : 'disable'}"><button class="secondary">${link.disabled ? 'Switch on' : 'Switch off'}</button></form>
-    <form method="post" action="/links/${link.id}/delete" onsubmit="return confirm('Delete this link? Its address stops working; files already received stay.')"><button class="danger">Delete link</button></form>
+    <form method="post" action="/links/${link.id}/delete" data-confirm="Delete this link? Its address stops working; files already received stay."><button class="danger">Delete link</button></form>
   </div>
 </section>
 <section class="card">

@@ -6,6 +6,7 @@ import { ROOT_FOLDER_ID } from '../db/schema.ts'
 import type { UploadEngine } from '../engine/engine.ts'
 import { HttpError } from '../errors.ts'
 import { clientAddress } from '../http/client-address.ts'
+import { routePolicy } from '../http/guard.ts'
 import type { UploadPrincipal } from './principal.ts'
 
 /**
@@ -269,10 +270,13 @@ export function tusRoutes(options: TusOptions) {
   const onCreate = ({ request, server, params }: { request: Request; server: Server<unknown> | null; params: Record<string, string> }) =>
     handle(request, () => create(request, options.authorize(request, params), clientAddress(request, server, config.trustProxy)))
 
+  // Discovery and CORS preflight carry no credentials.
+  const discoveryIsPublic = { public: 'tus discovery and CORS preflight' }
   return new Elysia({ name: `tus:${prefix}` })
-    .options(prefix, onDiscovery)
-    .options(`${prefix}/`, onDiscovery)
-    .options(`${prefix}/:id`, onDiscovery)
+    .use(routePolicy)
+    .options(prefix, onDiscovery, discoveryIsPublic)
+    .options(`${prefix}/`, onDiscovery, discoveryIsPublic)
+    .options(`${prefix}/:id`, onDiscovery, discoveryIsPublic)
     .post(prefix, onCreate, { parse: 'none' })
     .post(`${prefix}/`, onCreate, { parse: 'none' })
     .head(`${prefix}/:id`, onUpload)

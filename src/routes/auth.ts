@@ -6,19 +6,30 @@ import { createSession, deleteSession, SESSION_COOKIE } from '../auth/sessions.t
 import { clientAddress } from '../http/client-address.ts'
 import { cookieHeader, readCookie } from '../http/cookies.ts'
 import { formFields } from '../http/form-fields.ts'
+import { routePolicy } from '../http/guard.ts'
 import { htmlResponse } from '../../views/html.ts'
 import { loginPage } from '../../views/login.ts'
 
-/** Only same-site paths may be a post-login destination. */
+const NEXT_BASE = 'http://base.invalid'
+
+/**
+ * Only a path on this site may be a post-login destination, read as a browser reads a Location:
+ * browsers drop tabs and newlines and take a backslash for '/', so `/<tab>/evil.example` is
+ * `//evil.example`, another host. Anything with a control character or a backslash is refused.
+ */
 function safeNext(next: unknown): string {
-  return typeof next === 'string' && /^\/(?![/\\])/.test(next) ? next : '/'
+  if (typeof next !== 'string' || !next.startsWith('/') || /[\x00-\x1f\x7f\\]/.test(next)) return '/'
+  if (!URL.canParse(next, NEXT_BASE)) return '/'
+  const url = new URL(next, NEXT_BASE)
+  return url.origin === NEXT_BASE ? url.pathname + url.search + url.hash : '/'
 }
 
 
 export function authRoutes(deps: AppDeps) {
   const limiter = new AttemptLimiter()
   return new Elysia({ name: 'auth' })
-    .get('/login', ({ query }) => htmlResponse(loginPage({ next: safeNext(query.next) })))
+    .use(routePolicy)
+    .get('/login', ({ query }) => htmlResponse(loginPage({ next: safeNext(query.next) })), { public: 'signing in' })
     .post(
       '/login',
       async ({ request, server }) => {
@@ -51,7 +62,7 @@ export function authRoutes(deps: AppDeps) {
           },
         })
       },
-      { parse: 'none' },
+      { parse: 'none', public: 'signing in' },
     )
     .post('/logout', ({ request }) => {
       deleteSession(deps.db, readCookie(request, SESSION_COOKIE))

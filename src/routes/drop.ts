@@ -12,10 +12,11 @@ import { HttpError } from '../errors.ts'
 import { clientAddress } from '../http/client-address.ts'
 import { cookieHeader, readCookie } from '../http/cookies.ts'
 import { formFields } from '../http/form-fields.ts'
+import { routePolicy } from '../http/guard.ts'
 import { linkAdmission, openLink, requiredPasswordHash, UnlockCookies, UNLOCK_TTL_MS, cookieSecret } from '../links/access.ts'
 import { dropzoneRoutes } from '../protocols/dropzone.ts'
 import type { UploadPrincipal } from '../protocols/principal.ts'
-import { tusRoutes } from '../protocols/tus.ts'
+import { isCorsOrigin, tusRoutes } from '../protocols/tus.ts'
 import { dropFileList, dropPage, linkGonePage, unlockPage } from '../../views/drop.ts'
 import { htmlResponse } from '../../views/html.ts'
 import { fileResponse } from './downloads.ts'
@@ -163,7 +164,11 @@ export function dropRoutes(deps: AppDeps) {
     return file
   }
 
+  // Every route here checks the link's token (and password) itself, on every request.
+  const checksToken = 'drop link: checks its own token and password'
   return new Elysia({ name: 'drop-links' })
+    .use(routePolicy)
+    .guard({ public: checksToken, dropLink: true })
     .get('/d/:token', ({ request, params }) => page(request, params.token))
     .post('/d/:token/unlock', ({ request, params, server }) => unlock(request, params.token, server), { parse: 'none' })
     .get('/d/:token/files', ({ request, params }) => {
@@ -174,6 +179,11 @@ export function dropRoutes(deps: AppDeps) {
     .get('/d/:token/files/:id/download', ({ request, params }) =>
       fileResponse(deps.blobs, downloadable(request, params.token, params.id), request, 'attachment'),
     )
-    .use(dropzoneRoutes({ path: '/d/:token/upload', engine: deps.engine, config, authorize: principal }))
-    .use(tusRoutes({ prefix: '/d/:token/tus', engine: deps.engine, config, authorize: principal }))
+    .guard({ streamsBody: true }, (uploads) =>
+      uploads
+        .use(dropzoneRoutes({ path: '/d/:token/upload', engine: deps.engine, config, authorize: principal }))
+        .guard({ crossOrigin: (origin: string) => isCorsOrigin(config, origin) }, (tus) =>
+          tus.use(tusRoutes({ prefix: '/d/:token/tus', engine: deps.engine, config, authorize: principal })),
+        ),
+    )
 }

@@ -21,10 +21,12 @@ describe('admin sign-in', () => {
     const page = await fetch(`${server.url}/folders/1`, { headers: { accept: 'text/html' }, redirect: 'manual' })
     expect(page.status).toBe(303)
     expect(page.headers.get('location')).toBe('/login?next=%2Ffolders%2F1')
-    for (const path of ['/upload/x', '/folders/1/files', '/files/1/download']) {
+    for (const path of ['/upload/x', '/folders/1/view', '/files/1/download']) {
       const response = await fetch(server.url + path, { redirect: 'manual' })
       expect(response.status).toBe(401)
     }
+    // A path no route serves is not found, signed in or not.
+    expect((await fetch(`${server.url}/folders/1/files`, { redirect: 'manual' })).status).toBe(404)
     expect((await fetch(`${server.url}/login`)).status).toBe(200)
     expect((await fetch(`${server.url}/assets/vendor/htmx.min.js`)).status).toBe(200)
     expect((await fetch(`${server.url}/assets/app.css`)).status).toBe(200)
