@@ -97,3 +97,15 @@ export function mimeTypeOf(name: string): string {
   const type = Bun.file(name).type
   return type === '' ? 'application/octet-stream' : type.split(';')[0]!
 }
+
+const PATH_HEAD = 2
+const PATH_TAIL = 4
+
+/**
+ * A path to show, root first: in full when short, else its first and last few names with null
+ * where the rest is left out, so that a path takes the same room at any depth.
+ */
+export function elidedPath<T>(names: T[]): (T | null)[] {
+  if (names.length <= PATH_HEAD + PATH_TAIL + 1) return names
+  return [...names.slice(0, PATH_HEAD), null, ...names.slice(-PATH_TAIL)]
+}
