@@ -1,5 +1,6 @@
 import type { FileRow, FolderRow } from '../src/db/files.ts'
 import type { FileSort, SortDirection } from '../src/db/library.ts'
+import { elidedPath } from '../src/engine/file-names.ts'
 import { formatBytes, formatDate } from './format.ts'
 import { html, type SafeHtml } from './html.ts'
 import { layout } from './layout.ts'
@@ -17,8 +18,10 @@ export interface FolderListing {
   direction: SortDirection
   filter: string
   /** Every live folder, for "move to". */
-  folderChoices: { id: number; path: string }[]
+  folderChoices: FolderChoice[]
 }
+
+export type FolderChoice = { id: number; path: string }
 
 export interface Flash {
   kind: 'notice' | 'error'
@@ -40,9 +43,15 @@ export function flashBox(flash: Flash | null, outOfBand = false): SafeHtml {
   return html`<div id="flash" class="flash ${flash?.kind ?? ''}" role="${flash?.kind === 'error' ? 'alert' : 'status'}"${outOfBand ? html` hx-swap-oob="true"` : ''}>${flash?.text ?? ''}</div>`
 }
 
+/** Home to this folder; a deep one shows its first and last few folders around "…". */
 function breadcrumbs(path: FolderRow[]) {
-  return html`<nav class="crumbs" aria-label="Folder path">${path.map((f, i) =>
-    i === path.length - 1 ? html`<span aria-current="page">${folderName(f)}</span>` : html`<a href="/folders/${f.id}">${folderName(f)}</a><span class="sep">/</span>`,
+  const shown = elidedPath(path)
+  return html`<nav class="crumbs" aria-label="Folder path">${shown.map((f, i) =>
+    f === null
+      ? html`<span class="elided" title="${path.length - shown.length + 1} folders">…</span><span class="sep">/</span>`
+      : i === shown.length - 1
+        ? html`<span aria-current="page">${folderName(f)}</span>`
+        : html`<a href="/folders/${f.id}">${folderName(f)}</a><span class="sep">/</span>`,
   )}</nav>`
 }
 
@@ -51,10 +60,9 @@ function actionForm(action: string, body: SafeHtml, extra: SafeHtml = html``) {
   return html`<form method="post" action="${action}" hx-post="${action}" hx-target="#file-area" hx-swap="outerHTML" ${extra}>${body}</form>`
 }
 
-function folderActions(l: FolderListing) {
+function folderActions(l: FolderListing, targets: FolderChoice[]) {
   const { folder } = l
   const isRoot = folder.parentId === null
-  const targets = l.folderChoices.filter((c) => c.id !== folder.id && c.id !== folder.parentId && !c.path.startsWith(pathOf(l) + '/'))
   return html`<div class="actions">
   ${actionForm(
     `/folders/${folder.id}/folders`,
@@ -69,10 +77,6 @@ function folderActions(l: FolderListing) {
   ${actionForm(`/folders/${folder.id}/move`, html`<select name="target" aria-label="Move folder to">${targets.map((c) => html`<option value="${c.id}">${c.path || '/'}</option>`)}</select> <button${targets.length ? '' : ' disabled'}>Move</button>`)}
   ${actionForm(`/folders/${folder.id}/delete`, html`<button class="danger">Delete folder</button>`, html`hx-confirm="Move “${folder.name}” and everything in it to the trash?"`)}`}
   </div>`
-}
-
-function pathOf(l: FolderListing) {
-  return l.folderChoices.find((c) => c.id === l.folder.id)?.path ?? ''
 }
 
 function sortLink(l: FolderListing, sort: FileSort, label: string) {
@@ -131,7 +135,8 @@ ${pages > 1
 </div>`
 }
 
-export function folderPage(args: { listing: FolderListing; flash: Flash | null; chunkBytes: number; maxFileBytes: number }) {
+/** `folderTargets`: where this folder may be moved. */
+export function folderPage(args: { listing: FolderListing; folderTargets: FolderChoice[]; flash: Flash | null; chunkBytes: number; maxFileBytes: number }) {
   const l = args.listing
   const { folder } = l
   return layout({
@@ -143,7 +148,7 @@ ${flashBox(args.flash)}
 <section class="card">
   <div class="folder-head">
     <h1>${folderName(folder)}</h1>
-    ${folderActions(l)}
+    ${folderActions(l, args.folderTargets)}
   </div>
   <form id="dropzone" class="dropzone" action="/upload" method="post" enctype="multipart/form-data"
         data-folder="${folder.id}" data-chunk-size="${args.chunkBytes}" data-max-file-size="${args.maxFileBytes}">

@@ -1,4 +1,5 @@
 import { and, asc, desc, eq, inArray, isNotNull, isNull, lt, or, sql, type SQL } from 'drizzle-orm'
+import { elidedPath } from '../engine/file-names.ts'
 import { HttpError } from '../errors.ts'
 import { numberedName, type FileRow, type FolderRow } from './files.ts'
 import type { Db } from './open.ts'
@@ -6,6 +7,9 @@ import { prepared } from './prepared.ts'
 import { blobs, files, folders, links, ROOT_FOLDER_ID, uploads } from './schema.ts'
 
 /** Folders and files as a person manages them: browse, rename, move, trash, restore, purge. */
+
+/** How deep folders may be nested: a folder in Home is at level 1. */
+export const MAX_FOLDER_DEPTH = 64
 
 export type FileSort = 'name' | 'size' | 'date'
 export type SortDirection = 'asc' | 'desc'
@@ -81,9 +85,14 @@ export function folderPath(db: Db, folderId: number): FolderRow[] {
   return rows.map((r) => ({ id: r.id, parentId: r.parent_id, name: r.name, createdAt: r.created_at, deletedAt: r.deleted_at, passwordHash: r.password_hash }))
 }
 
-/** A folder's path for people: "/" for Home, "/Projects/2024" below it. */
+/** A folder's path for people: "/" for Home, "/Projects/2024" below it, elided when deep. */
 export function folderPathText(db: Db, folderId: number): string {
-  return '/' + folderPath(db, folderId).slice(1).map((f) => f.name).join('/')
+  return pathText(folderPath(db, folderId).slice(1).map((f) => f.name))
+}
+
+/** Names below Home as one path; a deep one shows its first and last few names around "…". */
+function pathText(names: string[]): string {
+  return '/' + elidedPath(names).map((name) => name ?? '…').join('/')
 }
 
 /** True if the folder or one of its ancestors is in the trash. */
@@ -91,16 +100,50 @@ export function isInTrash(db: Db, folderId: number): boolean {
   return folderPath(db, folderId).some((f) => f.deletedAt !== null)
 }
 
-/** Every live folder with its path ("Home / Projects / 2024"), for "move to" choices. */
-export function allFolderPaths(db: Db): { id: number; path: string }[] {
-  const rows = db.all<{ id: number; path: string }>(sql`
-    with recursive tree(id, path) as (
-      select id, '' from folders where id = ${ROOT_FOLDER_ID}
-      union all
-      select f.id, tree.path || '/' || f.name from folders f join tree on f.parent_id = tree.id where f.deleted_at is null
-    )
-    select id, path from tree order by path`)
-  return rows.map((r) => ({ id: r.id, path: r.path }))
+/** A live folder as a "move to" or "share" choice; `depth` is 0 for Home, 1 for a folder in it. */
+export interface FolderChoice {
+  id: number
+  path: string
+  depth: number
+}
+
+/**
+ * Every live folder with its path ("/Projects/2024"), Home first, each folder followed by what
+ * is inside it (by name). Built in one pass over the folders, and each path elided when deep, so
+ * the size of what this returns grows with the number of folders, not with their depth squared.
+ */
+export function allFolderPaths(db: Db): FolderChoice[] {
+  const live = db.select({ id: folders.id, parentId: folders.parentId, name: folders.name }).from(folders).where(isNull(folders.deletedAt)).orderBy(asc(folders.name)).all()
+  const children = new Map<number, typeof live>()
+  for (const folder of live) {
+    if (folder.parentId === null) continue
+    const siblings = children.get(folder.parentId)
+    if (siblings) siblings.push(folder)
+    else children.set(folder.parentId, [folder])
+  }
+  const choices: FolderChoice[] = []
+  const names: string[] = []
+  // Depth-first without recursion: a chain made before the depth limit may be thousands deep.
+  const stack: { id: number; name: string; depth: number }[] = [{ id: ROOT_FOLDER_ID, name: '', depth: 0 }]
+  while (stack.length) {
+    const { id, name, depth } = stack.pop()!
+    names.length = Math.max(0, depth - 1)
+    if (depth > 0) names.push(name)
+    choices.push({ id, path: depth === 0 ? '' : pathText(names), depth })
+    const inside = children.get(id) ?? []
+    for (let i = inside.length - 1; i >= 0; i--) stack.push({ id: inside[i]!.id, name: inside[i]!.name, depth: depth + 1 })
+  }
+  return choices
+}
+
+/** Where a folder may be moved: not into itself, what is inside it, where it is, nor too deep. */
+export function folderMoveTargets(db: Db, id: number): FolderChoice[] {
+  const folder = db.select().from(folders).where(eq(folders.id, id)).get()
+  if (!folder) return []
+  const inside = subtreeDepths(db, id)
+  const height = heightOf(inside)
+  const below = new Set(inside.map((f) => f.id))
+  return allFolderPaths(db).filter((c) => !below.has(c.id) && c.id !== folder.parentId && c.depth + 1 + height <= MAX_FOLDER_DEPTH)
 }
 
 function liveFolder(db: Db, id: number): FolderRow {
@@ -134,6 +177,8 @@ export function createFolder(db: Db, parentId: number, name: string, now: number
   return db.transaction((tx) => {
     const t = tx as unknown as Db
     liveFolder(t, parentId)
+    const depth = folderPath(t, parentId).length
+    if (depth > MAX_FOLDER_DEPTH) throw new HttpError(400, `Folders can be at most ${MAX_FOLDER_DEPTH} levels deep; "${name}" would be at level ${depth}`)
     if (folderNameTaken(t, parentId, name)) throw new HttpError(409, `A folder named "${name}" already exists here`)
     return tx.insert(folders).values({ parentId, name, createdAt: now }).returning().get()
   })
@@ -157,6 +202,11 @@ export function moveFolder(db: Db, id: number, targetId: number): FolderRow {
     liveFolder(t, targetId)
     if (folderPath(t, targetId).some((f) => f.id === id)) {
       throw new HttpError(400, `"${folder.name}" cannot be moved into itself or one of its subfolders`)
+    }
+    // Counting what is inside it in the trash too, which may come back where it was.
+    const deepest = folderPath(t, targetId).length + heightOf(subtreeDepths(t, id))
+    if (deepest > MAX_FOLDER_DEPTH) {
+      throw new HttpError(400, `Folders can be at most ${MAX_FOLDER_DEPTH} levels deep; moving "${folder.name}" there would put folders at level ${deepest}`)
     }
     if (folderNameTaken(t, targetId, folder.name, id)) throw new HttpError(409, `A folder named "${folder.name}" already exists there`)
     return tx.update(folders).set({ parentId: targetId }).where(eq(folders.id, id)).returning().get()
@@ -256,14 +306,17 @@ export function restoreFolder(db: Db, id: number): FolderRow {
   })
 }
 
-/** Ids of a folder and all folders below it. */
-function subtree(db: Db, id: number): number[] {
-  return db
-    .all<{ id: number }>(sql`
-      with recursive tree(id) as (select ${id} union all select f.id from folders f join tree on f.parent_id = tree.id)
-      select id from tree`)
-    .map((r) => r.id)
+/** A folder (depth 0) and every folder below it, in the trash or not, with its depth below it. */
+function subtreeDepths(db: Db, id: number): { id: number; depth: number }[] {
+  return db.all<{ id: number; depth: number }>(sql`
+    with recursive tree(id, depth) as (select ${id}, 0 union all select f.id, tree.depth + 1 from folders f join tree on f.parent_id = tree.id)
+    select id, depth from tree`)
 }
+
+const heightOf = (subtree: { depth: number }[]) => subtree.reduce((deepest, f) => Math.max(deepest, f.depth), 0)
+
+/** Ids of a folder and all folders below it. */
+const subtree = (db: Db, id: number) => subtreeDepths(db, id).map((r) => r.id)
 
 /**
  * Deletes for good what has been in the trash since before `olderThan` (everything when

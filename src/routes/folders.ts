@@ -57,8 +57,10 @@ export function folderRoutes(deps: AppDeps) {
     .get('/', () => new Response(null, { status: 303, headers: { location: `/folders/${ROOT_FOLDER_ID}` } }))
     .get('/folders/:id', ({ params, query, request }) => {
       const { flash, headers } = takeFlash(request)
+      const l = listing(pathId(params.id, 'folder'), query)
       const page = folderPage({
-        listing: listing(pathId(params.id, 'folder'), query),
+        listing: l,
+        folderTargets: library.folderMoveTargets(db, l.folder.id),
         flash,
         chunkBytes: deps.config.chunkBytes,
         maxFileBytes: deps.config.maxFileBytes,

@@ -8,6 +8,7 @@ import * as library from '../db/library.ts'
 import * as linksDb from '../db/links.ts'
 import type { LinkRow, NewLink } from '../db/links.ts'
 import { HttpError } from '../errors.ts'
+import { validLabel } from '../engine/file-names.ts'
 import { hashLinkToken, linkState, newLinkToken } from '../links/access.ts'
 import { htmlResponse } from '../../views/html.ts'
 import { linkPage, linksPage, type LinkLine } from '../../views/links.ts'
@@ -78,8 +79,7 @@ export function linkRoutes(deps: AppDeps) {
   async function settings(form: FormData, existing: LinkRow | null, now: number): Promise<Partial<NewLink>> {
     const folderId = formId(form, 'folder')
     if (library.isInTrash(db, folderId) || !paths().some((f) => f.id === folderId)) throw new HttpError(404, `Folder ${folderId} does not exist`)
-    const label = String(form.get('label') ?? '').trim()
-    if (label === '' || label.length > 200) throw new HttpError(400, 'The label must be 1 to 200 characters')
+    const label = validLabel(String(form.get('label') ?? ''))
     const change: Partial<NewLink> = {
       folderId,
       label,
