@@ -1,6 +1,7 @@
 import { Elysia } from 'elysia'
 import { isCrossSiteRequest, SAFE_METHODS } from './auth/csrf.ts'
 import { isValidSession, SESSION_COOKIE } from './auth/sessions.ts'
+import type { PasswordChecks } from './auth/password-checks.ts'
 import type { Config } from './config.ts'
 import { durable } from './db/durable.ts'
 import type { Db } from './db/open.ts'
@@ -12,6 +13,7 @@ import { dropzoneRoutes } from './protocols/dropzone.ts'
 import { isCorsOrigin, tusRoutes } from './protocols/tus.ts'
 import { assetRoutes } from './routes/assets.ts'
 import { authRoutes } from './routes/auth.ts'
+import { accountRoutes } from './routes/account.ts'
 import { downloadRoutes } from './routes/downloads.ts'
 import { fileRoutes } from './routes/files.ts'
 import { folderRoutes } from './routes/folders.ts'
@@ -30,7 +32,8 @@ export interface AppDeps {
   staging: Staging
   clock: () => number
   log: (message: string, context?: Record<string, unknown>) => void
-  adminPasswordHash: string
+  /** Every password check (sign-in, drop-link unlock): rate-limited and bounded. */
+  passwordChecks: PasswordChecks
 }
 
 /** Paths anyone may reach; everything else needs the admin session (deny by default). */
@@ -96,6 +99,7 @@ export function createApp(deps: AppDeps) {
     .get('/healthz', () => 'ok')
     .use(assetRoutes())
     .use(authRoutes(deps))
+    .use(accountRoutes(deps))
     .use(folderRoutes(deps))
     .use(fileRoutes(deps))
     .use(trashRoutes(deps))

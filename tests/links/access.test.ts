@@ -199,7 +199,7 @@ describe('passwords', () => {
     expect(activityOf(s, 'folder.password.set')).toHaveLength(1)
 
     const inherited = await createLink(s, { folder: String(reports), label: 'Inherits' })
-    const own = await createLink(s, { folder: String(reports), label: 'Own password', password: 'link pass' })
+    const own = await createLink(s, { folder: String(reports), label: 'Own password', password: 'link passwd' })
     const outside = await createLink(s, { folder: '1', label: 'Root' })
 
     expect(isUnlockForm(await (await visit(s, inherited.path)).text(), inherited)).toBe(true)
@@ -208,7 +208,7 @@ describe('passwords', () => {
     expect(isUploadPage(await (await visit(s, outside.path)).text(), outside)).toBe(true)
 
     // Inherited: the folder's password opens it, the other link's does not.
-    expect((await unlock(s, inherited, 'link pass')).response.status).toBe(401)
+    expect((await unlock(s, inherited, 'link passwd')).response.status).toBe(401)
     const inheritedCookie = await unlocked(s, inherited, 'folder pass')
     expect(isUploadPage(await (await visit(s, inherited.path, { cookie: inheritedCookie })).text(), inherited)).toBe(true)
     const stored = await uploadThroughLink(s, inherited, randomData(50), { cookie: inheritedCookie, fileName: 'report.pdf' })
@@ -216,7 +216,7 @@ describe('passwords', () => {
 
     // Own password: the folder's password does not open it.
     expect((await unlock(s, own, 'folder pass')).response.status).toBe(401)
-    const ownCookie = await unlocked(s, own, 'link pass')
+    const ownCookie = await unlocked(s, own, 'link passwd')
     expect(isUploadPage(await (await visit(s, own.path, { cookie: ownCookie })).text(), own)).toBe(true)
 
     // A nearer protected folder wins over a farther one.
@@ -236,10 +236,10 @@ describe('passwords', () => {
     const s = await setUp()
     // Both links guarded by the same folder password: the strongest case for a mix-up.
     const shared = await makeFolder(s, 1, 'Shared')
-    expect((await adminPost(s, '/links/folder-password', { folder: String(shared), action: 'set', password: 'same pass' })).status).toBe(303)
+    expect((await adminPost(s, '/links/folder-password', { folder: String(shared), action: 'set', password: 'same password' })).status).toBe(303)
     const a = await createLink(s, { folder: String(shared), label: 'A' })
     const b = await createLink(s, { folder: String(shared), label: 'B' })
-    const cookieA = await unlocked(s, a, 'same pass')
+    const cookieA = await unlocked(s, a, 'same password')
     const valueA = cookieA.split('=')[1]!
 
     // Sent to B's path as it is, and forced under B's name.
