@@ -88,6 +88,36 @@ describe('admin pages', () => {
     expect((await adminPost(s, '/links/999/disable')).status).toBe(404)
   }, 30_000)
 
+  test('a new link’s full address is shown once, right after creation, in a copy field; only its hash and a hint are stored', async () => {
+    const s = (server = await startLinkServer())
+    const response = await adminPost(s, '/links', { folder: '1', label: 'Once' })
+    expect(response.status).toBe(303)
+    const location = response.headers.get('location')!
+    const secrets = response.headers.getSetCookie().find((c) => c.startsWith('dropfold_link_secrets='))!
+    expect(secrets).toContain(`Path=${location}`)
+    expect(secrets).toContain('HttpOnly')
+    const first = await s.fetch(location, { headers: { cookie: `${s.cookie}; ${secrets.split(';')[0]}` } })
+    const shown = await first.text()
+    const url = /value="([^"]+)" aria-label="Address"/.exec(shown)![1]!
+    expect(url).toMatch(new RegExp(`^${s.url}/d/[A-Za-z0-9_-]{32}$`))
+    expect(shown).toContain('shown only this once')
+    // Showing it clears it: the next visit of the page has only the hint.
+    expect(first.headers.getSetCookie().some((c) => c.startsWith('dropfold_link_secrets=;') && c.includes('Max-Age=0'))).toBe(true)
+    const token = url.split('/d/')[1]!
+    const later = await page(s, location)
+    expect(later).not.toContain(token)
+    expect(later).toContain(`/d/…${token.slice(-4)}`)
+    const stored = JSON.stringify(s.server.db.$client.query('select * from links').all())
+    expect(stored).not.toContain(token)
+    expect(one(s, 'select token_hint from links')).toEqual({ token_hint: token.slice(-4) })
+    // And the address works.
+    expect((await visit(s, `/d/${token}`)).status).toBe(200)
+    // A forged cookie for another link's page shows nothing.
+    const other = await adminPost(s, '/links', { folder: '1', label: 'Other' })
+    const forged = `dropfold_link_secrets=${encodeURIComponent(JSON.stringify({ id: Number(other.headers.get('location')!.split('/').pop()), token, password: null }))}`
+    expect(await (await s.fetch(other.headers.get('location')!, { headers: { cookie: `${s.cookie}; ${forged}` } })).text()).not.toContain(token)
+  }, 30_000)
+
   test('create, edit, switch off and on, delete are logged in the activity log', async () => {
     const s = (server = await startLinkServer())
     const link = await createLink(s, { label: 'Logged', password: 'secret!secret', maxFiles: '3' })
