@@ -1,5 +1,6 @@
 import { Elysia } from 'elysia'
 import { isUnsafeRequest } from './auth/csrf.ts'
+import type { PasswordChecks } from './auth/password-checks.ts'
 import type { Config } from './config.ts'
 import { durable } from './db/durable.ts'
 import type { Db } from './db/open.ts'
@@ -11,6 +12,7 @@ import { dropzoneRoutes } from './protocols/dropzone.ts'
 import { isCorsOrigin, tusRoutes } from './protocols/tus.ts'
 import { assetRoutes } from './routes/assets.ts'
 import { authRoutes } from './routes/auth.ts'
+import { accountRoutes } from './routes/account.ts'
 import { downloadRoutes } from './routes/downloads.ts'
 import { fileRoutes } from './routes/files.ts'
 import { folderRoutes } from './routes/folders.ts'
@@ -29,7 +31,8 @@ export interface AppDeps {
   staging: Staging
   clock: () => number
   log: (message: string, context?: Record<string, unknown>) => void
-  adminPasswordHash: string
+  /** Every password check (sign-in, drop-link unlock): rate-limited and bounded. */
+  passwordChecks: PasswordChecks
 }
 
 /** Elysia's own errors (unknown route, unparsable body) are the client's, not ours. */
@@ -59,6 +62,7 @@ export function createApp(deps: AppDeps) {
     .get('/healthz', () => 'ok', { public: 'health checks carry no credentials' })
     .use(assetRoutes())
     .use(authRoutes(deps))
+    .use(accountRoutes(deps))
     .use(folderRoutes(deps))
     .use(fileRoutes(deps))
     .use(trashRoutes(deps))

@@ -1,4 +1,12 @@
 import { resolve } from 'node:path'
+import type { BlockList } from 'node:net'
+import { parseProxyRanges } from './http/client-address.ts'
+
+/**
+ * Which X-Forwarded-For entries to believe: none (`false`), the n-th from the right (n proxies
+ * of ours in front), or the right-most one not inside the proxies' ranges.
+ */
+export type TrustProxy = false | { hops: number } | { proxies: BlockList }
 
 /** Every setting Dropfold reads, parsed and validated once. */
 export interface Config {
@@ -18,7 +26,7 @@ export interface Config {
   uploadTtlMs: number
   sessionTtlMs: number
   /** Take the client address from X-Forwarded-For (only behind a reverse proxy you control). */
-  trustProxy: boolean
+  trustProxy: TrustProxy
   /** Set the Secure flag on cookies (serve over HTTPS). */
   secureCookies: boolean
   /** Trashed files and folders are deleted for good after this many days. */
@@ -54,6 +62,17 @@ function parseBoolean(text: string, name: string): boolean {
   throw new ConfigError(`${name} must be true or false, got "${text}"`)
 }
 
+function parseTrustProxy(text: string): TrustProxy {
+  if (/^(0|false|no|off)$/i.test(text)) return false
+  if (/^(true|yes|on)$/i.test(text)) return { hops: 1 }
+  if (/^[1-9]\d?$/.test(text)) return { hops: Number(text) }
+  const proxies = text.includes('.') || text.includes(':') ? parseProxyRanges(text) : null
+  if (proxies) return { proxies }
+  throw new ConfigError(
+    `TRUST_PROXY must be true or false, a number of proxies (1, 2, …) or the proxies' addresses (10.0.0.0/8, ::1), got "${text}"`,
+  )
+}
+
 function parseOrigins(text: string): string[] {
   const origins = text.split(',').map((o) => o.trim()).filter(Boolean)
   for (const origin of origins) {
@@ -81,7 +100,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     minFreeBytes: bytes('MIN_FREE_SPACE', '256M'),
     uploadTtlMs: parseInteger(get('UPLOAD_TTL_HOURS') ?? '168', 'UPLOAD_TTL_HOURS', 1, 100_000) * 3_600_000,
     sessionTtlMs: parseInteger(get('SESSION_TTL_HOURS') ?? '168', 'SESSION_TTL_HOURS', 1, 100_000) * 3_600_000,
-    trustProxy: parseBoolean(get('TRUST_PROXY') ?? 'false', 'TRUST_PROXY'),
+    trustProxy: parseTrustProxy(get('TRUST_PROXY') ?? 'false'),
     secureCookies: parseBoolean(get('SECURE_COOKIES') ?? 'false', 'SECURE_COOKIES'),
     tusCorsOrigins: parseOrigins(get('TUS_CORS_ORIGINS') ?? ''),
     trashRetentionDays: parseInteger(get('TRASH_RETENTION_DAYS') ?? '30', 'TRASH_RETENTION_DAYS', 0, 36_500),

@@ -1,7 +1,9 @@
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { createApp } from './app.ts'
-import { adminPasswordHash } from './auth/admin-password.ts'
+import { settleAdminPassword } from './auth/admin-password.ts'
+import { PasswordChecks } from './auth/password-checks.ts'
+import { SqliteAttemptStore } from './auth/sqlite-attempts.ts'
 import type { Config } from './config.ts'
 import { openDatabase } from './db/open.ts'
 import { UploadEngine } from './engine/engine.ts'
@@ -32,8 +34,9 @@ export async function startServer(config: Config, options: { log?: Log; clock?: 
     await engine.purgeTrash(clock() - config.trashRetentionDays * 86_400_000)
   }
   await housekeeping()
-  const password = await adminPasswordHash(db, config)
-  const app = createApp({ config, db, engine, blobs, staging, clock, log, adminPasswordHash: password.hash })
+  const password = await settleAdminPassword(db, config)
+  const passwordChecks = new PasswordChecks(new SqliteAttemptStore(db))
+  const app = createApp({ config, db, engine, blobs, staging, clock, log, passwordChecks })
   app.listen({ port: config.port, hostname: config.host })
   const sweep = setInterval(() => housekeeping().catch((error) => log('housekeeping failed', { error: String(error) })), HOUSEKEEPING_MS)
   const server = app.server!

@@ -18,7 +18,7 @@ ${(args.scripts ?? []).map((src) => html`<script src="${src}" defer></script>`)}
   <a class="brand" href="/">Dropfold</a>
   ${args.signedIn
     ? html`<nav class="main-nav">
-    <a href="/">Files</a><a href="/links">Drop links</a><a href="/uploads">Uploads</a><a href="/trash">Trash</a><a href="/activity">Activity</a>
+    <a href="/">Files</a><a href="/links">Drop links</a><a href="/uploads">Uploads</a><a href="/trash">Trash</a><a href="/activity">Activity</a><a href="/account">Account</a>
     <form method="post" action="/logout"><button class="link">Sign out</button></form>
   </nav>`
     : ''}

@@ -1,5 +1,6 @@
 import type { LinkRow, LinkUsage } from '../src/db/links.ts'
 import type { UploadRow } from '../src/db/uploads.ts'
+import { LINK_PASSWORD_MIN_LENGTH, LINK_PASSWORD_RULE } from '../src/auth/link-passwords.ts'
 import { formatBytes, formatDate } from './format.ts'
 import { flashBox, type Flash } from './folder.ts'
 import { html, type SafeHtml } from './html.ts'
@@ -7,12 +8,20 @@ import { layout } from './layout.ts'
 
 export interface LinkLine {
   link: LinkRow
-  url: string
   folderPath: string
   state: 'active' | 'disabled' | 'expired'
   usage: LinkUsage
   passwordFrom: 'link' | 'folder' | null
 }
+
+/** What only the page right after creating (or editing) a link shows: its address, a generated password. */
+export interface LinkSecrets {
+  url: string | null
+  password: string | null
+}
+
+/** Not the address (never stored), only enough of it to tell links apart. */
+const addressHint = (link: LinkRow) => `/d/…${link.tokenHint}`
 
 type FolderChoice = { id: number; path: string }
 
@@ -36,7 +45,9 @@ function options(l: LinkLine): SafeHtml {
 function linkFields(link: LinkRow | null, folders: FolderChoice[], folderId = link?.folderId) {
   return html`<label>Folder <select name="folder">${folders.map((f) => html`<option value="${f.id}"${folderId === f.id ? ' selected' : ''}>${f.path || '/'}</option>`)}</select></label>
   <label>Label <input name="label" required value="${link?.label ?? ''}" placeholder="e.g. Footage from the shoot"></label>
-  <label>Password <input type="password" name="password" autocomplete="new-password" placeholder="${link?.passwordHash ? 'unchanged (type to replace)' : 'none'}"></label>
+  <label>Password <input type="password" name="password" autocomplete="new-password" minlength="${LINK_PASSWORD_MIN_LENGTH}" placeholder="${link?.passwordHash ? 'unchanged (type to replace)' : 'none'}"></label>
+  <label class="check"><input type="checkbox" name="generatePassword"> Generate a strong password (shown once)</label>
+  <p class="hint">${LINK_PASSWORD_RULE}</p>
   ${link?.passwordHash ? html`<label class="check"><input type="checkbox" name="removePassword"> Remove the password</label>` : ''}
   <label>Expires in days <input name="expiresInDays" inputmode="numeric" value="" placeholder="${link?.expiresAt ? `now ${formatDate(link.expiresAt)}; blank keeps it` : 'never'}"></label>
   ${link?.expiresAt ? html`<label class="check"><input type="checkbox" name="noExpiry"> Never expire</label>` : ''}
@@ -62,7 +73,7 @@ export function linksPage(args: { lines: LinkLine[]; folders: FolderChoice[]; pr
     (l) => html`<tr>
     <td class="name"><a href="/links/${l.link.id}">${l.link.label}</a></td>
     <td>${l.folderPath}</td>
-    <td><input class="url" readonly value="${l.url}" aria-label="Address of ${l.link.label}" data-select-on-click></td>
+    <td><code class="hint">${addressHint(l.link)}</code></td>
     <td class="type">${options(l)}</td>
     <td>${fileCount(l.usage.files)}, ${formatBytes(l.usage.fileBytes)}${l.usage.inProgress ? html`<br><span class="hint">${l.usage.inProgress} in progress</span>` : ''}</td>
     <td><span class="state ${l.state === 'active' ? 'receiving' : 'failed'}">${l.state}</span></td>
@@ -87,23 +98,36 @@ export function linksPage(args: { lines: LinkLine[]; folders: FolderChoice[]; pr
   <form method="post" action="/links/folder-password" class="inline">
     <input type="hidden" name="action" value="set">
     <select name="folder" aria-label="Folder">${args.folders.map((f) => html`<option value="${f.id}">${f.path || '/'}</option>`)}</select>
-    <input type="password" name="password" required autocomplete="new-password" placeholder="Password" aria-label="Folder password">
+    <input type="password" name="password" autocomplete="new-password" minlength="${LINK_PASSWORD_MIN_LENGTH}" placeholder="Password" aria-label="Folder password">
+    <label class="check"><input type="checkbox" name="generatePassword"> or generate one (shown once)</label>
     <button>Set password</button>
   </form>
+  <p class="hint">${LINK_PASSWORD_RULE}</p>
 </section>`,
   })
 }
 
-export function linkPage(args: { line: LinkLine; folders: FolderChoice[]; uploads: UploadRow[]; flash: Flash | null }) {
+function secretsBox(secrets: LinkSecrets | null) {
+  if (!secrets) return ''
+  return html`<section class="card" id="link-secrets">
+  <h2>Copy now: shown only this once</h2>
+  ${secrets.url ? html`<p><label>Address <input class="url wide" readonly value="${secrets.url}" aria-label="Address" data-select-on-click></label></p>` : ''}
+  ${secrets.password ? html`<p><label>Password <input class="password wide" readonly value="${secrets.password}" aria-label="Generated password" data-select-on-click></label></p>` : ''}
+  <p class="hint">Dropfold keeps only a hash of ${secrets.url ? 'the address' : ''}${secrets.url && secrets.password ? ' and ' : ''}${secrets.password ? 'the password' : ''}: it cannot show ${secrets.url && secrets.password ? 'them' : 'it'} again. Lost? Create a new link.</p>
+</section>`
+}
+
+export function linkPage(args: { line: LinkLine; folders: FolderChoice[]; uploads: UploadRow[]; flash: Flash | null; secrets: LinkSecrets | null }) {
   const { link } = args.line
   return layout({
     title: link.label,
     signedIn: true,
     body: html`<nav class="crumbs"><a href="/links">← Drop links</a></nav>
 ${flashBox(args.flash)}
+${secretsBox(args.secrets)}
 <section class="card">
   <h1>${link.label}</h1>
-  <p><input class="url wide" readonly value="${args.line.url}" aria-label="Address" data-select-on-click></p>
+  <p>Address: <code class="hint">${addressHint(link)}</code> (the full address was shown when the link was created)</p>
   <p>State: <span class="state ${args.line.state === 'active' ? 'receiving' : 'failed'}">${args.line.state}</span> · ${options(args.line)}</p>
   <p>Received ${fileCount(args.line.usage.files)} (${formatBytes(args.line.usage.fileBytes)})${args.line.usage.inProgress ? `, ${args.line.usage.inProgress} in progress` : ''}.</p>
   <div class="actions">

@@ -3,8 +3,12 @@ import { eq } from 'drizzle-orm'
 import type { Config } from '../config.ts'
 import type { Db } from '../db/open.ts'
 import { settings } from '../db/schema.ts'
+import { deleteSessions } from './sessions.ts'
 
-const KEY = 'admin_password_hash'
+/** The generated or changed password's hash (ADMIN_PASSWORD, when set, wins over it). */
+const STORED_KEY = 'admin_password_hash'
+/** The hash of the password in force, under which the current sessions were made. */
+const IN_FORCE_KEY = 'admin_password_in_force'
 
 /**
  * argon2id at OWASP's recommended cost (19 MiB, 2 passes). Bun's default of 64 MiB per check
@@ -14,16 +18,57 @@ export const PASSWORD_HASHING = { algorithm: 'argon2id', memoryCost: 19456, time
 
 export const hashPassword = (password: string) => Bun.password.hash(password, PASSWORD_HASHING)
 
+export const MIN_ADMIN_PASSWORD_LENGTH = 8
+
+const getSetting = (db: Db, key: string) => db.select().from(settings).where(eq(settings.key, key)).get()?.value ?? null
+const setSetting = (db: Db, key: string, value: string) =>
+  db.insert(settings).values({ key, value }).onConflictDoUpdate({ target: settings.key, set: { value } }).run()
+
 /**
- * The admin password's hash. From ADMIN_PASSWORD when set; otherwise the stored one, or a new
- * random password whose hash is stored and which is returned once so start-up can print it.
+ * Settles the admin password at start-up: ADMIN_PASSWORD when set; otherwise the stored one,
+ * or a new random one (returned once so start-up can print it). When the password in force is
+ * not the one the existing sessions were made under, those sessions end.
  */
-export async function adminPasswordHash(db: Db, config: Config): Promise<{ hash: string; generated: string | null }> {
-  if (config.adminPassword !== null) return { hash: await hashPassword(config.adminPassword), generated: null }
-  const stored = db.select().from(settings).where(eq(settings.key, KEY)).get()
-  if (stored) return { hash: stored.value, generated: null }
+export async function settleAdminPassword(db: Db, config: Config): Promise<{ generated: string | null }> {
+  const inForce = getSetting(db, IN_FORCE_KEY)
+  if (config.adminPassword !== null) {
+    if (inForce !== null && (await Bun.password.verify(config.adminPassword, inForce))) return { generated: null }
+    const hash = await hashPassword(config.adminPassword)
+    db.transaction(() => putInForce(db, hash, undefined))
+    return { generated: null }
+  }
+  const stored = getSetting(db, STORED_KEY)
+  if (stored !== null) {
+    if (stored !== inForce) db.transaction(() => putInForce(db, stored, undefined))
+    return { generated: null }
+  }
   const generated = randomBytes(15).toString('base64url')
   const hash = await hashPassword(generated)
-  db.insert(settings).values({ key: KEY, value: hash }).run()
-  return { hash, generated }
+  db.transaction(() => {
+    setSetting(db, STORED_KEY, hash)
+    putInForce(db, hash, undefined)
+  })
+  return { generated }
+}
+
+/** The hash a sign-in is checked against. */
+export function adminPasswordHash(db: Db): string {
+  const hash = getSetting(db, IN_FORCE_KEY)
+  if (hash === null) throw new Error('the admin password was not settled at start-up')
+  return hash
+}
+
+/** Stores a new admin password and ends every session but `keepSessionToken`'s. */
+export async function changeAdminPassword(db: Db, password: string, keepSessionToken: string | undefined) {
+  const hash = await hashPassword(password)
+  db.transaction(() => {
+    setSetting(db, STORED_KEY, hash)
+    putInForce(db, hash, keepSessionToken)
+  })
+}
+
+/** Callers hold a transaction: the new hash and the end of the old sessions commit together. */
+function putInForce(db: Db, hash: string, keepSessionToken: string | undefined) {
+  setSetting(db, IN_FORCE_KEY, hash)
+  deleteSessions(db, { except: keepSessionToken })
 }

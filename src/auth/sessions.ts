@@ -1,5 +1,5 @@
 import { randomBytes, createHash } from 'node:crypto'
-import { and, eq, gt, lt, sql } from 'drizzle-orm'
+import { and, eq, gt, lt, ne, sql } from 'drizzle-orm'
 import { prepared } from '../db/prepared.ts'
 import type { Db } from '../db/open.ts'
 import { sessions } from '../db/schema.ts'
@@ -31,4 +31,10 @@ export function isValidSession(db: Db, token: string | undefined, now: number): 
 
 export function deleteSession(db: Db, token: string | undefined) {
   if (token) db.delete(sessions).where(eq(sessions.idHash, hashToken(token))).run()
+}
+
+/** Ends every session, or every one but `except`'s (the admin who changed the password stays signed in). */
+export function deleteSessions(db: Db, options: { except?: string } = {}) {
+  if (options.except) db.delete(sessions).where(ne(sessions.idHash, hashToken(options.except))).run()
+  else db.delete(sessions).run()
 }

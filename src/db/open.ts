@@ -16,11 +16,14 @@ export function openDatabase(path: string, now = Date.now()): Db {
   // NORMAL: commits do not wait for the disk. What must survive a power cut (an acknowledged
   // chunk, a commit a rename relies on) is made durable by durable() in one shared WAL sync.
   sqlite.exec('PRAGMA synchronous = NORMAL')
-  sqlite.exec('PRAGMA foreign_keys = ON')
   sqlite.exec('PRAGMA busy_timeout = 5000')
   const db = drizzle({ client: sqlite, schema }) as Db
   registerDatabase(db)
+  // Off while migrating: the migrator runs in one transaction, where SQLite ignores
+  // `PRAGMA foreign_keys`, so a migration's table rebuild would cascade deletes into live rows.
+  sqlite.exec('PRAGMA foreign_keys = OFF')
   migrate(db, { migrationsFolder: MIGRATIONS })
+  sqlite.exec('PRAGMA foreign_keys = ON')
   sqlite
     .query('INSERT OR IGNORE INTO folders (id, parent_id, name, created_at) VALUES (?, NULL, ?, ?)')
     .run(schema.ROOT_FOLDER_ID, '', now)

@@ -123,9 +123,10 @@ export const links = sqliteTable(
   'links',
   {
     id: integer('id').primaryKey({ autoIncrement: true }),
-    /** The secret in the URL (/d/<token>), shown to the admin; looked up by its hash. */
-    token: text('token').notNull(),
+    /** SHA-256 of the secret in the URL (/d/<token>); the token itself is shown once, at creation, and never stored. */
     tokenHash: text('token_hash').notNull(),
+    /** The token's last characters: enough for the admin to tell links apart, far too few to guess it. */
+    tokenHint: text('token_hint').notNull().default(''),
     folderId: integer('folder_id')
       .notNull()
       .references(() => folders.id),
@@ -169,6 +170,18 @@ export const sessions = sqliteTable('sessions', {
   expiresAt: timestamp('expires_at').notNull(),
   clientAddress: text('client_address'),
 })
+
+/** Password attempts per key (a client, a client on a link, a link): failures and the wait they earned. */
+export const attempts = sqliteTable(
+  'attempts',
+  {
+    key: text('key').primaryKey(),
+    failures: integer('failures').notNull(),
+    blockedUntil: timestamp('blocked_until').notNull(),
+    lastAt: timestamp('last_at').notNull(),
+  },
+  (t) => [index('attempts_last_at').on(t.lastAt)],
+)
 
 export const settings = sqliteTable('settings', {
   key: text('key').primaryKey(),

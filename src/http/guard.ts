@@ -83,7 +83,7 @@ export function guard(deps: { config: Config; db: Db; clock: () => number }) {
       if (isUnsafeRequest(request)) {
         const origin = request.headers.get('origin')
         const allowed = origin !== null && policy.crossOrigin?.(origin) === true
-        if (!allowed && isCrossSiteRequest(request, deps.config.trustProxy)) throw new HttpError(403, 'Cross-site request refused')
+        if (!allowed && isCrossSiteRequest(request, deps.config.trustProxy !== false)) throw new HttpError(403, 'Cross-site request refused')
         if (!policy.streamsBody) refuseLargeForm(request)
       }
       if (policy.public !== undefined) return

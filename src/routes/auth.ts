@@ -1,6 +1,7 @@
 import { Elysia } from 'elysia'
 import type { AppDeps } from '../app.ts'
-import { AttemptLimiter } from '../auth/rate-limit.ts'
+import { adminPasswordHash } from '../auth/admin-password.ts'
+import { loginClaims, refusalText } from '../auth/limits.ts'
 import { logActivity } from '../db/activity.ts'
 import { createSession, deleteSession, SESSION_COOKIE } from '../auth/sessions.ts'
 import { clientAddress } from '../http/client-address.ts'
@@ -24,9 +25,19 @@ function safeNext(next: unknown): string {
   return url.origin === NEXT_BASE ? url.pathname + url.search + url.hash : '/'
 }
 
+/** Checks the admin password, rate-limited per client and bounded like every password check. */
+export function checkAdminPassword(deps: AppDeps, address: string, password: string, now: number) {
+  return deps.passwordChecks.check({
+    claims: loginClaims(address),
+    slotKey: `login:${address}`,
+    now,
+    verify: () => Bun.password.verify(password, adminPasswordHash(deps.db)),
+  })
+}
+
+export const endSessionCookie = (deps: AppDeps) => cookieHeader(SESSION_COOKIE, '', { maxAgeSeconds: 0, secure: deps.config.secureCookies })
 
 export function authRoutes(deps: AppDeps) {
-  const limiter = new AttemptLimiter()
   return new Elysia({ name: 'auth' })
     .use(routePolicy)
     .get('/login', ({ query }) => htmlResponse(loginPage({ next: safeNext(query.next) })), { public: 'signing in' })
@@ -38,20 +49,15 @@ export function authRoutes(deps: AppDeps) {
         const password = form.get('password') ?? ''
         const next = safeNext(form.get('next'))
         const now = deps.clock()
-        const waitMs = limiter.waitMs(address, now)
-        if (waitMs > 0) {
-          const seconds = Math.ceil(waitMs / 1000)
-          return htmlResponse(loginPage({ next, error: `Too many wrong passwords. Try again in ${seconds} seconds.` }), 429, {
-            'retry-after': String(seconds),
-          })
+        const outcome = await checkAdminPassword(deps, address, password, now)
+        if (outcome.kind === 'refused') {
+          return htmlResponse(loginPage({ next, error: refusalText(outcome) }), outcome.status, { 'retry-after': String(outcome.retryAfterSeconds) })
         }
-        if (!(await Bun.password.verify(password, deps.adminPasswordHash))) {
-          limiter.failed(address, now)
+        if (outcome.kind === 'wrong') {
           deps.log('login failed', { address })
           logActivity(deps.db, now, { actor: 'anonymous', action: 'login.failure', target: 'admin', clientAddress: address })
           return htmlResponse(loginPage({ next, error: 'Wrong password.' }), 401)
         }
-        limiter.succeeded(address)
         logActivity(deps.db, now, { actor: 'admin', action: 'login.success', target: 'admin', clientAddress: address })
         const token = createSession(deps.db, { now, ttlMs: deps.config.sessionTtlMs, clientAddress: address })
         return new Response(null, {
@@ -66,9 +72,6 @@ export function authRoutes(deps: AppDeps) {
     )
     .post('/logout', ({ request }) => {
       deleteSession(deps.db, readCookie(request, SESSION_COOKIE))
-      return new Response(null, {
-        status: 303,
-        headers: { location: '/login', 'set-cookie': cookieHeader(SESSION_COOKIE, '', { maxAgeSeconds: 0, secure: deps.config.secureCookies }) },
-      })
+      return new Response(null, { status: 303, headers: { location: '/login', 'set-cookie': endSessionCookie(deps) } })
     })
 }

@@ -2,7 +2,7 @@ import type { Server } from 'bun'
 import { randomBytes } from 'node:crypto'
 import { Elysia } from 'elysia'
 import type { AppDeps } from '../app.ts'
-import { AttemptLimiter } from '../auth/rate-limit.ts'
+import { refusalText, unlockClaims } from '../auth/limits.ts'
 import { PASSWORD_HASHING } from '../auth/admin-password.ts'
 import { logActivity } from '../db/activity.ts'
 import { findFile } from '../db/files.ts'
@@ -34,9 +34,6 @@ const VISITOR_COOKIE = 'dropfold_visitor'
 export function dropRoutes(deps: AppDeps) {
   const { db, config } = deps
   const unlocks = new UnlockCookies(cookieSecret(db))
-  const limiter = new AttemptLimiter()
-  /** Guesses spread over many addresses still slow down on the link they target. */
-  const targetLimiter = new AttemptLimiter({ freeFailures: 20, baseDelayMs: 1000, maxDelayMs: 15 * 60_000, forgetAfterMs: 24 * 3_600_000 })
 
   function isUnlocked(request: Request, link: LinkRow): boolean {
     const hash = requiredPasswordHash(db, link)
@@ -120,31 +117,28 @@ export function dropRoutes(deps: AppDeps) {
       if (!(error instanceof HttpError)) throw error
       gone = error
     }
-    const key = `${address}|${link ? `link:${link.id}` : 'unknown'}`
-    const target = link ? `link:${link.id}` : null
-    const waitMs = Math.max(limiter.waitMs(key, now), limiter.waitMs(address, now), target ? targetLimiter.waitMs(target, now) : 0)
-    if (waitMs > 0) {
-      const seconds = Math.ceil(waitMs / 1000)
-      return htmlResponse(unlockPage({ label: link?.label ?? 'Drop link', token, error: `Too many wrong passwords. Try again in ${seconds} seconds.` }), 429, {
-        'retry-after': String(seconds),
-      })
-    }
     const hash = link ? requiredPasswordHash(db, link) : null
     // Every attempt pays for one password check, whether or not the link exists.
-    const right = await Bun.password.verify(password, hash ?? DUMMY_HASH)
+    const outcome = await deps.passwordChecks.check({
+      claims: unlockClaims(address, link && hash !== null ? link.id : null),
+      slotKey: `unlock:${address}`,
+      now,
+      verify: () => Bun.password.verify(password, hash ?? DUMMY_HASH),
+    })
+    if (outcome.kind === 'refused') {
+      return htmlResponse(unlockPage({ label: link?.label ?? 'Drop link', token, error: refusalText(outcome) }), outcome.status, {
+        'retry-after': String(outcome.retryAfterSeconds),
+      })
+    }
     if (!link) {
       const status = gone?.status ?? 404
       return htmlResponse(linkGonePage({ status, message: gone?.message ?? 'There is no drop link at this address' }), status)
     }
     if (hash === null) return new Response(null, { status: 303, headers: { location: `/d/${token}` } })
-    if (!right) {
-      limiter.failed(key, now)
-      limiter.failed(address, now)
-      targetLimiter.failed(target!, now)
+    if (outcome.kind === 'wrong') {
       logActivity(db, now, { actor: 'anonymous', action: 'link.unlock.failure', target: link.label, details: { link: link.id }, clientAddress: address })
       return htmlResponse(unlockPage({ label: link.label, token, error: 'Wrong password.' }), 401)
     }
-    limiter.succeeded(key)
     logActivity(db, now, { actor: linkOwner(link.id), action: 'link.unlock.success', target: link.label, clientAddress: address })
     const cookie = cookieHeader(unlocks.name(link), unlocks.value(link, hash, now), {
       path: `/d/${token}`,

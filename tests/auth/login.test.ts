@@ -160,14 +160,15 @@ test('with SECURE_COOKIES=true every cookie the server sets carries Secure (sess
   keep(await fetch(s.url + made.headers.get('location'), { headers: { ...admin, cookie: `${admin.cookie}; ${flash}` } }))
   // A drop link with a password: the visitor cookie and the unlock cookie.
   const created = keep(await fetch(`${s.url}/links`, { method: 'POST', body: new URLSearchParams({ folder: '1', label: 'L', password: 'open sesame' }), headers: admin, redirect: 'manual' }))
-  const token = (s.server.db.$client.query('select token from links').get() as { token: string }).token
+  const secrets = keep(await fetch(s.url + created.headers.get('location'), { headers: { ...admin, cookie: `${admin.cookie}; ${created.headers.getSetCookie().find((c) => c.startsWith('dropfold_link_secrets='))!.split(';')[0]}` } }))
+  const token = /\/d\/([A-Za-z0-9_-]+)"/.exec(await secrets.text())![1]!
   const unlocked = keep(await fetch(`${s.url}/d/${token}/unlock`, { method: 'POST', body: new URLSearchParams({ password: 'open sesame' }), redirect: 'manual' }))
   keep(await fetch(`${s.url}/d/${token}`, { headers: { cookie: unlocked.headers.get('set-cookie')!.split(';')[0]! } }))
   keep(await fetch(`${s.url}/logout`, { method: 'POST', headers: admin, redirect: 'manual' }))
 
   const names = cookies.map((c) => c.split('=')[0])
   // Fails if one of these paths stopped setting its cookie, so the check below would miss it.
-  for (const name of ['dropfold_session', 'dropfold_flash', 'dropfold_visitor']) expect(names).toContain(name)
+  for (const name of ['dropfold_session', 'dropfold_flash', 'dropfold_visitor', 'dropfold_link_secrets']) expect(names).toContain(name)
   expect(names.some((n) => n!.startsWith('dropfold_unlock_'))).toBe(true)
   expect(created.status).toBe(303)
   expect(cookies.length).toBeGreaterThanOrEqual(6)

@@ -30,7 +30,7 @@ describe('what is recorded', () => {
 
   test('behind a trusted proxy the address is the forwarded client', async () => {
     const s = await start({ TRUST_PROXY: 'true' })
-    await loginAttempt(s, 'nope nope', { 'x-forwarded-for': '203.0.113.7, 10.0.0.1' })
+    await loginAttempt(s, 'nope nope', { 'x-forwarded-for': '6.6.6.6, 203.0.113.7' }) // the proxy appended the right-most
     expect(activityRows(s, 'login.failure')[0]!.client_address).toBe('203.0.113.7')
     await post(s, '/folders/1/folders', { name: 'Proxied' }, { headers: { 'x-forwarded-for': '198.51.100.4' } })
     expect(activityRows(s, 'folder.create')[0]!.client_address).toBe('198.51.100.4')

@@ -5,6 +5,7 @@ import {
   activityOf,
   adminPost,
   createLink,
+  createdSecrets,
   editLink,
   makeFolder,
   one,
@@ -182,12 +183,53 @@ describe('passwords', () => {
     ])
   }, 30_000)
 
-  test('a password of fewer than 4 characters is refused', async () => {
+  test.each(['abc', 'password1', 'aaaaaaaaaaaa', 'ABCDEFGHIJKL', '123456789012', 'short 1'])('a weak typed password (%p) is refused with the rule, for links and folders alike', async (weak) => {
     const s = await setUp()
-    const response = await adminPost(s, '/links', { folder: '1', label: 'x', password: 'abc' })
+    // A strong one is accepted: the refusal below is about the password, not the form.
+    const strong = await createLink(s, { label: 'strong', password: 'Long enough 1' })
+    expect((await unlock(s, strong, 'Long enough 1')).response.status).toBe(303)
+    const response = await adminPost(s, '/links', { folder: '1', label: 'x', password: weak })
     expect(response.status).toBe(400)
-    expect(one(s, 'select count(*) as n from links')).toEqual({ n: 0 })
-    expect((await adminPost(s, '/links/folder-password', { folder: '1', action: 'set', password: 'abc' })).status).toBe(400)
+    expect(await response.text()).toContain('At least 10 characters, mixing at least two kinds')
+    expect(one(s, 'select count(*) as n from links')).toEqual({ n: 1 })
+    expect((await editLink(s, strong.id, { password: weak })).status).toBe(400)
+    expect((await unlock(s, strong, 'Long enough 1')).response.status).toBe(303)
+    expect((await adminPost(s, '/links/folder-password', { folder: '1', action: 'set', password: weak })).status).toBe(400)
+    expect(one(s, 'select count(*) as n from folders where password_hash is not null')).toEqual({ n: 0 })
+  }, 30_000)
+
+  test('the forms state the password rule and offer a generated password', async () => {
+    const s = await setUp()
+    const page = await html(await s.fetch('/links'))
+    expect(page.match(/At least 10 characters, mixing at least two kinds/g)?.length).toBeGreaterThanOrEqual(2)
+    expect(page.match(/name="generatePassword"/g)).toHaveLength(2)
+  }, 30_000)
+
+  test('a generated link password is shown once with the address, and opens the link', async () => {
+    const s = await setUp()
+    const response = await adminPost(s, '/links', { folder: '1', label: 'Generated', generatePassword: 'on' })
+    expect(response.status).toBe(303)
+    const { url, password } = await createdSecrets(s, response)
+    expect(password).toMatch(/^[0-9A-HJKMNP-TV-Z]{4}(-[0-9A-HJKMNP-TV-Z]{4}){3}$/)
+    const link = { id: 0, token: url!.split('/d/')[1]!, path: `/d/${url!.split('/d/')[1]}` }
+    expect((await unlock(s, link, 'wrong guess 123')).response.status).toBe(401)
+    expect((await unlock(s, link, password!)).response.status).toBe(303)
+    // Stored only as a hash; the page does not show it again.
+    expect(JSON.stringify(sql(s).query('select * from links').all())).not.toContain(password!)
+    const again = await html(await s.fetch(response.headers.get('location')!))
+    expect(again).not.toContain(password!)
+    expect(again).not.toContain(link.token)
+  }, 30_000)
+
+  test('a generated folder password is shown once and guards the folder’s links', async () => {
+    const s = await setUp()
+    const folder = await makeFolder(s, 1, 'Guarded')
+    const response = await adminPost(s, '/links/folder-password', { folder: String(folder), action: 'set', generatePassword: 'on' })
+    expect(response.status).toBe(303)
+    const flash = decodeURIComponent(response.headers.getSetCookie().find((c) => c.startsWith('dropfold_flash='))!.split(';')[0]!.slice('dropfold_flash='.length))
+    const password = /Its password is ([0-9A-Z-]{19})/.exec(flash)![1]!
+    const link = await createLink(s, { folder: String(folder) })
+    expect((await unlock(s, link, password)).response.status).toBe(303)
   }, 30_000)
 
   test('a folder’s password guards links to its subfolders; a link’s own password replaces it', async () => {
@@ -199,7 +241,7 @@ describe('passwords', () => {
     expect(activityOf(s, 'folder.password.set')).toHaveLength(1)
 
     const inherited = await createLink(s, { folder: String(reports), label: 'Inherits' })
-    const own = await createLink(s, { folder: String(reports), label: 'Own password', password: 'link pass' })
+    const own = await createLink(s, { folder: String(reports), label: 'Own password', password: 'link passwd' })
     const outside = await createLink(s, { folder: '1', label: 'Root' })
 
     expect(isUnlockForm(await (await visit(s, inherited.path)).text(), inherited)).toBe(true)
@@ -208,7 +250,7 @@ describe('passwords', () => {
     expect(isUploadPage(await (await visit(s, outside.path)).text(), outside)).toBe(true)
 
     // Inherited: the folder's password opens it, the other link's does not.
-    expect((await unlock(s, inherited, 'link pass')).response.status).toBe(401)
+    expect((await unlock(s, inherited, 'link passwd')).response.status).toBe(401)
     const inheritedCookie = await unlocked(s, inherited, 'folder pass')
     expect(isUploadPage(await (await visit(s, inherited.path, { cookie: inheritedCookie })).text(), inherited)).toBe(true)
     const stored = await uploadThroughLink(s, inherited, randomData(50), { cookie: inheritedCookie, fileName: 'report.pdf' })
@@ -216,7 +258,7 @@ describe('passwords', () => {
 
     // Own password: the folder's password does not open it.
     expect((await unlock(s, own, 'folder pass')).response.status).toBe(401)
-    const ownCookie = await unlocked(s, own, 'link pass')
+    const ownCookie = await unlocked(s, own, 'link passwd')
     expect(isUploadPage(await (await visit(s, own.path, { cookie: ownCookie })).text(), own)).toBe(true)
 
     // A nearer protected folder wins over a farther one.
@@ -236,10 +278,10 @@ describe('passwords', () => {
     const s = await setUp()
     // Both links guarded by the same folder password: the strongest case for a mix-up.
     const shared = await makeFolder(s, 1, 'Shared')
-    expect((await adminPost(s, '/links/folder-password', { folder: String(shared), action: 'set', password: 'same pass' })).status).toBe(303)
+    expect((await adminPost(s, '/links/folder-password', { folder: String(shared), action: 'set', password: 'same password' })).status).toBe(303)
     const a = await createLink(s, { folder: String(shared), label: 'A' })
     const b = await createLink(s, { folder: String(shared), label: 'B' })
-    const cookieA = await unlocked(s, a, 'same pass')
+    const cookieA = await unlocked(s, a, 'same password')
     const valueA = cookieA.split('=')[1]!
 
     // Sent to B's path as it is, and forced under B's name.

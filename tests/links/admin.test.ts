@@ -18,17 +18,17 @@ const page = async (s: TestServer, path: string) => {
 }
 
 describe('admin pages', () => {
-  test('/links lists each link with its folder, address, options, usage and state', async () => {
+  test('/links lists each link with its folder, a hint of its address, options, usage and state', async () => {
     const s = (server = await startLinkServer())
     const folder = await makeFolder(s, 1, 'Footage')
     const empty = await page(s, '/links')
     expect(empty).toContain('No links yet')
     expect(empty).toContain('action="/links"')
 
-    const link = await createLink(s, { folder: String(folder), label: 'Shoot day 1', password: 'pass word', maxFileSize: '2M', maxTotalSize: '10M', maxFiles: '5', allowedTypes: 'video/*', expiresInDays: '7' })
+    const link = await createLink(s, { folder: String(folder), label: 'Shoot day 1', password: 'pass word 1', maxFileSize: '2M', maxTotalSize: '10M', maxFiles: '5', allowedTypes: 'video/*', expiresInDays: '7' })
     const plain = await createLink(s, { label: 'Plain one' })
     await uploadThroughLink(s, link, randomData(1500), { fileName: 'take1.mp4', cookie: await (async () => {
-      const r = await visit(s, `${link.path}/unlock`, { method: 'POST', body: new URLSearchParams({ password: 'pass word' }) })
+      const r = await visit(s, `${link.path}/unlock`, { method: 'POST', body: new URLSearchParams({ password: 'pass word 1' }) })
       return r.headers.get('set-cookie')!.split(';')[0]!
     })() })
     await adminPost(s, `/links/${plain.id}/disable`)
@@ -37,8 +37,11 @@ describe('admin pages', () => {
     expect(html).toContain(`href="/links/${link.id}"`)
     expect(html).toContain('Shoot day 1')
     expect(html).toContain('/Footage')
-    expect(html).toContain(`value="${s.url}${link.path}"`)
-    expect(html).toContain(`value="${s.url}${plain.path}"`)
+    // Only a hint of each address: the token is not stored, so no page can show it again.
+    expect(html).toContain(`/d/…${link.token.slice(-4)}`)
+    expect(html).toContain(`/d/…${plain.token.slice(-4)}`)
+    expect(html).not.toContain(link.token)
+    expect(html).not.toContain(plain.token)
     expect(html).toContain('password')
     expect(html).toContain('files ≤ 2.1 MB')
     expect(html).toContain('total ≤ 10 MB')
@@ -48,7 +51,7 @@ describe('admin pages', () => {
     expect(html).toContain('>active<')
     expect(html).toContain('>disabled<')
     // A link inheriting a folder password says so.
-    await adminPost(s, '/links/folder-password', { folder: String(folder), action: 'set', password: 'folder pw' })
+    await adminPost(s, '/links/folder-password', { folder: String(folder), action: 'set', password: 'folder pw 12' })
     const inheriting = await createLink(s, { folder: String(folder), label: 'Inheriting' })
     const after = await page(s, '/links')
     expect(after).toContain("folder&#39;s password")
@@ -56,14 +59,15 @@ describe('admin pages', () => {
     expect(inheriting.id).toBeGreaterThan(plain.id)
   }, 30_000)
 
-  test('/links/<id> shows the address, settings and the uploads through the link, in progress too', async () => {
+  test('/links/<id> shows a hint of the address, the settings and the uploads through the link, in progress too', async () => {
     const s = (server = await startLinkServer())
     const link = await createLink(s, { label: 'Inbox', allowDownload: 'on', expiresInDays: '2' })
     const done = await uploadThroughLink(s, link, randomData(2000), { fileName: 'finished.txt' })
     expect((await sendLinkChunk(s, link, 'partial', randomData(3 * CHUNK), 0, { fileName: 'half-way.bin' })).status).toBe(200)
 
     const html = await page(s, `/links/${link.id}`)
-    expect(html).toContain(`value="${s.url}${link.path}"`)
+    expect(html).toContain(`/d/…${link.token.slice(-4)}`)
+    expect(html).not.toContain(link.token)
     expect(html).toContain('Received 1 file (2.0 KB), 1 in progress')
     expect(html).toContain(`<a href="/files/${done.file!.id}">finished.txt</a>`)
     expect(html).toContain('half-way.bin')
@@ -84,9 +88,39 @@ describe('admin pages', () => {
     expect((await adminPost(s, '/links/999/disable')).status).toBe(404)
   }, 30_000)
 
+  test('a new link’s full address is shown once, right after creation, in a copy field; only its hash and a hint are stored', async () => {
+    const s = (server = await startLinkServer())
+    const response = await adminPost(s, '/links', { folder: '1', label: 'Once' })
+    expect(response.status).toBe(303)
+    const location = response.headers.get('location')!
+    const secrets = response.headers.getSetCookie().find((c) => c.startsWith('dropfold_link_secrets='))!
+    expect(secrets).toContain(`Path=${location}`)
+    expect(secrets).toContain('HttpOnly')
+    const first = await s.fetch(location, { headers: { cookie: `${s.cookie}; ${secrets.split(';')[0]}` } })
+    const shown = await first.text()
+    const url = /value="([^"]+)" aria-label="Address"/.exec(shown)![1]!
+    expect(url).toMatch(new RegExp(`^${s.url}/d/[A-Za-z0-9_-]{32}$`))
+    expect(shown).toContain('shown only this once')
+    // Showing it clears it: the next visit of the page has only the hint.
+    expect(first.headers.getSetCookie().some((c) => c.startsWith('dropfold_link_secrets=;') && c.includes('Max-Age=0'))).toBe(true)
+    const token = url.split('/d/')[1]!
+    const later = await page(s, location)
+    expect(later).not.toContain(token)
+    expect(later).toContain(`/d/…${token.slice(-4)}`)
+    const stored = JSON.stringify(s.server.db.$client.query('select * from links').all())
+    expect(stored).not.toContain(token)
+    expect(one(s, 'select token_hint from links')).toEqual({ token_hint: token.slice(-4) })
+    // And the address works.
+    expect((await visit(s, `/d/${token}`)).status).toBe(200)
+    // A forged cookie for another link's page shows nothing.
+    const other = await adminPost(s, '/links', { folder: '1', label: 'Other' })
+    const forged = `dropfold_link_secrets=${encodeURIComponent(JSON.stringify({ id: Number(other.headers.get('location')!.split('/').pop()), token, password: null }))}`
+    expect(await (await s.fetch(other.headers.get('location')!, { headers: { cookie: `${s.cookie}; ${forged}` } })).text()).not.toContain(token)
+  }, 30_000)
+
   test('create, edit, switch off and on, delete are logged in the activity log', async () => {
     const s = (server = await startLinkServer())
-    const link = await createLink(s, { label: 'Logged', password: 'secret!', maxFiles: '3' })
+    const link = await createLink(s, { label: 'Logged', password: 'secret!secret', maxFiles: '3' })
     expect((await editLink(s, link.id, { label: 'Logged again', maxFiles: '4' })).status).toBe(303)
     expect((await adminPost(s, `/links/${link.id}/disable`)).status).toBe(303)
     expect((await adminPost(s, `/links/${link.id}/enable`)).status).toBe(303)
@@ -99,7 +133,7 @@ describe('admin pages', () => {
     expect(details).toMatchObject({ folder: '/', password: true, maxFiles: 3, allowDownload: false, expiresAt: null })
     // The password itself, its hash and the token are never logged.
     const everything = JSON.stringify(s.server.db.$client.query('select * from activity').all())
-    expect(everything).not.toContain('secret!')
+    expect(everything).not.toContain('secret!secret')
     expect(everything).not.toContain('argon2')
     expect(everything).not.toContain(link.token)
 

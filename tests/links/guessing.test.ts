@@ -27,7 +27,7 @@ describe('token guessing', () => {
   test('random well-formed tokens, near misses and malformed tokens all answer 404 everywhere', async () => {
     const s = (server = await startLinkServer())
     const real = await createLink(s, { allowDownload: 'on' })
-    const protectedLink = await createLink(s, { password: 'guarded', label: 'guarded' })
+    const protectedLink = await createLink(s, { password: 'guarded door', label: 'guarded' })
     const candidates = [
       ...Array.from({ length: 5 }, newToken),
       oneCharOff(real.token, 0),
@@ -123,8 +123,8 @@ describe('password guessing', () => {
     // Blocked attempts are not checked, so they are not logged either.
     expect(activityOf(s, 'link.unlock.failure')).toHaveLength(5)
 
-    // The same client is slowed down on other links too; another client is not.
-    expect((await tryPassword(other, 'other password')).status).toBe(429)
+    // The slow-down is for this client on this link: its other links and other clients are heard at once.
+    expect((await tryPassword(other, 'other password')).status).toBe(303)
     expect((await tryPassword(link, 'right password', '198.51.100.9')).status).toBe(303)
 
     // After the wait, one more wrong guess: the next wait is 2 s, then 4 s.
@@ -145,6 +145,78 @@ describe('password guessing', () => {
     const failures = activityOf(s, 'link.unlock.failure')
     expect(failures).toHaveLength(7)
     expect(failures.every((f) => f.client_address === '203.0.113.7')).toBe(true)
-    expect(activityOf(s, 'link.unlock.success').map((r) => r.client_address)).toEqual(['198.51.100.9', '203.0.113.7'])
+    expect(activityOf(s, 'link.unlock.success').map((r) => r.client_address)).toEqual(['203.0.113.7', '198.51.100.9', '203.0.113.7'])
   }, 30_000)
+})
+
+describe('visitors with the right password are not locked out by guessers', () => {
+  const from = (address: string) => ({ 'x-forwarded-for': address })
+  async function tryPassword(s: TestServer, target: CreatedLink, password: string, address: string) {
+    const response = await visit(s, `${target.path}/unlock`, { method: 'POST', body: new URLSearchParams({ password }), headers: from(address) })
+    await response.arrayBuffer()
+    return { status: response.status, retryAfter: Number(response.headers.get('retry-after') ?? 0) }
+  }
+
+  test('an address guessing without pause, and one guessing every 15 minutes, do not stop a fresh visitor with the right password', async () => {
+    const s = (server = await startClockedServer({ TRUST_PROXY: 'true' }))
+    const link = await createLink(s, { password: 'right password' })
+    let checked = 0
+    let waited = 0
+    // One attacker: guesses again as soon as it may, 40 times (waiting out every slow-down).
+    for (let i = 0; i < 40; i++) {
+      const attempt = await tryPassword(s, link, `guess ${i}`, '203.0.113.66')
+      if (attempt.status === 429) {
+        waited++
+        s.advance(attempt.retryAfter * 1000)
+      } else {
+        expect(attempt.status).toBe(401)
+        checked++
+      }
+    }
+    // The other: one wrong guess every 15 minutes, for two hours.
+    for (let i = 0; i < 8; i++) {
+      expect((await tryPassword(s, link, `slow guess ${i}`, '203.0.113.77')).status).toBe(401)
+      s.advance(15 * 60_000)
+    }
+    // Proves the attacker could be slowed down (this test would pass vacuously otherwise), and by how much.
+    expect(waited).toBeGreaterThan(0)
+    expect(checked).toBeLessThanOrEqual(5 + 20)
+    // A fresh visitor gets in at once.
+    expect((await tryPassword(s, link, 'right password', '198.51.100.1')).status).toBe(303)
+    // So does one who mistyped once first.
+    expect((await tryPassword(s, link, 'rihgt password', '198.51.100.2')).status).toBe(401)
+    expect((await tryPassword(s, link, 'right password', '198.51.100.2')).status).toBe(303)
+  }, 60_000)
+
+  test('distributed guessing on one link is bounded: five per address, then twenty more in all, while fresh visitors still get in', async () => {
+    const s = (server = await startClockedServer({ TRUST_PROXY: 'true' }))
+    const link = await createLink(s, { password: 'right password' })
+    const addresses = Array.from({ length: 11 }, (_, i) => `192.0.2.${i + 1}`)
+    // Five free failures per address, all checked.
+    for (const address of addresses) {
+      for (let i = 0; i < 5; i++) expect((await tryPassword(s, link, `guess ${i}`, address)).status).toBe(401)
+    }
+    // Past their own free failures, every address draws on the link's budget of twenty.
+    const statuses: number[] = []
+    for (let round = 0; round < 2; round++) {
+      s.advance(10_000) // past every address's own wait
+      for (const address of addresses) statuses.push((await tryPassword(s, link, 'another guess', address)).status)
+    }
+    expect(statuses.filter((x) => x === 401)).toHaveLength(20)
+    expect(statuses.filter((x) => x === 429)).toHaveLength(2)
+    expect(activityOf(s, 'link.unlock.failure')).toHaveLength(11 * 5 + 20)
+    // The budget blocks only addresses past their free failures: a fresh one is checked (and gets in).
+    expect((await tryPassword(s, link, 'right password', '198.51.100.1')).status).toBe(303)
+  }, 60_000)
+
+  test('250 parallel wrong unlocks from one address: five are checked, the rest refused at once', async () => {
+    const s = (server = await startLinkServer())
+    const link = await createLink(s, { password: 'right password' })
+    const answers = await Promise.all(Array.from({ length: 250 }, (_, i) => unlock(s, link, `parallel guess ${i}`)))
+    const statuses = answers.map((a) => a.response.status)
+    expect(statuses.filter((x) => x === 401)).toHaveLength(5)
+    expect(statuses.filter((x) => x === 429 || x === 503)).toHaveLength(245)
+    expect(answers.every((a) => a.response.status === 401 || a.response.headers.get('retry-after') !== null)).toBe(true)
+    expect(activityOf(s, 'link.unlock.failure')).toHaveLength(5)
+  }, 60_000)
 })

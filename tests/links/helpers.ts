@@ -43,9 +43,19 @@ export async function createLink(server: TestServer, fields: Record<string, stri
   const location = response.headers.get('location') ?? ''
   expect(location).toMatch(/^\/links\/\d+$/)
   const id = Number(location.split('/').pop())
-  const row = one<{ token: string }>(server, 'select token from links where id = ?', id)
-  expect(row).not.toBeNull()
-  return { id, token: row!.token, path: `/d/${row!.token}` }
+  const { url } = await createdSecrets(server, response)
+  const token = url!.split('/d/')[1]!
+  return { id, token, path: `/d/${token}` }
+}
+
+/** What the page after creating (or editing) a link shows once: its address and a generated password. */
+export async function createdSecrets(server: TestServer, response: Response) {
+  const cookie = response.headers.getSetCookie().find((c) => c.startsWith('dropfold_link_secrets='))?.split(';')[0]
+  const page = await (await server.fetch(response.headers.get('location')!, { headers: { cookie: `${server.cookie}; ${cookie ?? ''}` } })).text()
+  return {
+    url: /aria-label="Address" value="([^"]+)"|value="([^"]+)" aria-label="Address"/.exec(page)?.slice(1).find(Boolean) ?? null,
+    password: /value="([^"]+)" aria-label="Generated password"/.exec(page)?.[1] ?? null,
+  }
 }
 
 /** Edits a link: the form is sent whole, like the settings form (which always holds every field). */

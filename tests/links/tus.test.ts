@@ -27,12 +27,12 @@ describe('tus through a drop link', () => {
   test('creation with Upload-Length, PATCHes, HEAD: the file lands in the link’s folder, owned by link:<id>', async () => {
     const s = (server = await startLinkServer())
     const folder = await makeFolder(s, 1, 'From tus')
-    const link = await createLink(s, { folder: String(folder), password: 'tus pass', allowDownload: 'on' })
+    const link = await createLink(s, { folder: String(folder), password: 'tus pass 42', allowDownload: 'on' })
     const data = randomData(300_000)
     const headers = { 'upload-length': String(data.length), 'upload-metadata': tusMetadata({ filename: 'recording.wav', folder: '1' }) }
 
     expect((await create(s, link, headers)).status).toBe(401)
-    const cookie = await unlocked(s, link, 'tus pass')
+    const cookie = await unlocked(s, link, 'tus pass 42')
     const created = await create(s, link, headers, cookie)
     expect(created.status).toBe(201)
     const location = created.headers.get('location')!

@@ -55,24 +55,9 @@ describe('visitors of one link', () => {
 describe('unlocking', () => {
   test('a switched-off link says so (410) on its unlock form too', async () => {
     server = await startLinkServer()
-    const link = await createLink(server, { password: 'let me in' })
+    const link = await createLink(server, { password: 'let me in now' })
     expect((await adminPost(server, `/links/${link.id}/disable`)).status).toBe(303)
-    const { response } = await unlock(server, link, 'let me in')
+    const { response } = await unlock(server, link, 'let me in now')
     expect(response.status).toBe(410)
-  })
-
-  test('guesses spread over many addresses still slow down on the link they target', async () => {
-    server = await startLinkServer({ TRUST_PROXY: 'true' })
-    const link = await createLink(server, { password: 'let me in' })
-    const from = (i: number) => ({ 'x-forwarded-for': `198.51.100.${i}` })
-    // Each address stays under its own limit; together they pass the link's.
-    for (let i = 0; i < 20; i++) {
-      const response = await visit(server, `${link.path}/unlock`, { method: 'POST', body: new URLSearchParams({ password: `guess ${i}` }), headers: from(i) })
-      expect(response.status).toBe(401)
-    }
-    const fresh = await visit(server, `${link.path}/unlock`, { method: 'POST', body: new URLSearchParams({ password: 'let me in' }), headers: from(99) })
-    expect(fresh.status).toBe(429)
-    expect(Number(fresh.headers.get('retry-after'))).toBeGreaterThanOrEqual(1)
-    expect(one(server, "select count(*) as n from activity where action = 'link.unlock.failure'")).toEqual({ n: 20 })
   })
 })
