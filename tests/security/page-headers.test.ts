@@ -3,12 +3,10 @@ import type { Page } from 'playwright-core'
 import { acceptDialogs, browserSuite, signIn, unexpectedErrors, waitForUploader, watchPage } from '../helpers/browser.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
 import { post, row, uploadFile } from '../library/helpers.ts'
+import { createLink } from '../links/helpers.ts'
 
 async function newLink(t: TestServer, fields: Record<string, string> = {}) {
-  const response = await post(t, '/links', { label: 'shoot', folder: 1, ...fields })
-  expect(response.status).toBe(303)
-  const id = Number(response.headers.get('location')!.split('/').pop())
-  const { token } = row<{ token: string }>(t, 'select token from links where id = ?', id)!
+  const { id, token } = await createLink(t, { label: 'shoot', ...fields })
   return { id, token }
 }
 
@@ -108,8 +106,10 @@ describe('pages in a real browser under the Content-Security-Policy', () => {
       await page.goto(server.url + path)
       await page.waitForLoadState('load')
     }
-    // A link's page: its address is selected on a click; deleting asks first.
-    await page.goto(`${server.url}/links/${link.id}`)
+    // A new link's page shows its address once, selected on a click; deleting asks first.
+    await page.goto(`${server.url}/links`)
+    await page.fill('form[action="/links"] input[name=label]', 'handed over')
+    await Promise.all([page.waitForURL((u) => /^\/links\/\d+$/.test(u.pathname)), page.click('form[action="/links"] button[type=submit], form[action="/links"] button:not([type])')])
     await page.click('input.url')
     expect(await page.evaluate(() => getSelection()?.toString() || (document.activeElement as HTMLInputElement).selectionEnd)).toBeTruthy()
     await Promise.all([page.waitForURL((u) => u.pathname === '/links'), page.click('form[action$="/delete"] button')])

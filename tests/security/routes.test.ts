@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { inParallel } from '../helpers/data.ts'
-import { startTestServer, type TestServer } from '../helpers/server.ts'
+import { login, startTestServer, TEST_PASSWORD, type TestServer } from '../helpers/server.ts'
 import { row, rows, uploadFile } from '../library/helpers.ts'
 import { rawRequest, requestText, type RawResponse } from './raw-http.ts'
 
@@ -143,10 +143,12 @@ describe('every route without a session', () => {
   })
 
   test('with the session, each of those routes does answer (so the refusals above are the guard)', async () => {
-    // Signing out ends the session the others need: last.
-    const ordered = [...adminRoutes.filter((r) => r.path !== '/logout'), ...adminRoutes.filter((r) => r.path === '/logout')]
+    // Signing out (here or everywhere) ends the session the others need: last.
+    const endsSession = (r: { path: string }) => r.path === '/logout' || r.path === '/account/sign-out-everywhere'
+    const ordered = [...adminRoutes.filter((r) => !endsSession(r)), ...adminRoutes.filter(endsSession)]
     expect(ordered.length).toBeGreaterThan(40)
     for (const route of ordered) {
+      if (endsSession(route)) t.cookie = await login(t.url, TEST_PASSWORD)
       const response = await rawRequest(t.url, requestText(route.method, concrete(route.path), 'x', { cookie: t.cookie, accept: 'text/html' }))
       expect(`${key(route)} → ${rawRefused(route.method, response) ? 'refused' : 'answered'}`).toBe(`${key(route)} → answered`)
     }
