@@ -3,6 +3,7 @@ import { HttpError } from '../errors.ts'
 import { blobIsReferenced, completeUpload, findFile, findFolder, insertCompleteUpload } from '../db/files.ts'
 import { isInTrash, purgeTrash } from '../db/library.ts'
 import { commitTogether, durable } from '../db/durable.ts'
+import { linkIdOf } from '../db/links.ts'
 import * as records from '../db/uploads.ts'
 import type { Admission, UploadRow } from '../db/uploads.ts'
 import { InterruptedWrite } from '../storage/types.ts'
@@ -81,7 +82,7 @@ export class UploadEngine {
       return existing
     }
     this.requireFolder(spec.folderId)
-    await this.space.forNewUpload(spec.totalBytes)
+    const admitted = await this.roomFor(spec.totalBytes, spec.owner, admit)
     const now = this.deps.clock()
     const { upload, created } = records.insertUploadOnce(this.db, {
       id: newUploadId(),
@@ -98,9 +99,19 @@ export class UploadEngine {
       clientAddress: spec.clientAddress,
       createdAt: now,
       updatedAt: now,
-    }, admit)
+    }, admitted)
     if (!created) this.checkSameUpload(upload, spec, fileName)
     return upload
+  }
+
+  /** Checks there is room for a new upload; resolves to `admit` joined with the owner's reserve (see FreeSpace). */
+  private async roomFor(totalBytes: number, owner: string, admit?: Admission): Promise<Admission | undefined> {
+    const reserve = await this.space.forNewUpload(totalBytes, owner)
+    if (!reserve || !admit) return reserve ?? admit
+    return (db, upload) => {
+      admit(db, upload)
+      reserve(db, upload)
+    }
   }
 
   private checkSameUpload(upload: UploadRow, spec: ChunkedUploadSpec, fileName: string) {
@@ -238,7 +249,7 @@ export class UploadEngine {
     const { blobs, clock } = this.deps
     const fileName = cleanFileName(spec.fileName)
     this.requireFolder(spec.folderId)
-    await this.space.forNewUpload(bytes.length)
+    admit = await this.roomFor(bytes.length, spec.owner, admit)
     // Refused before a byte is written. The commit checks again, and that check is the one that counts.
     admit?.(this.db, { fileName, totalBytes: bytes.length })
     const sha256 = new Bun.CryptoHasher('sha256').update(bytes).digest('hex')
@@ -282,7 +293,7 @@ export class UploadEngine {
   ): Promise<UploadStatus> {
     const fileName = cleanFileName(args.fileName)
     this.requireFolder(args.folderId)
-    await this.space.forNewUpload(Math.min(args.declaredBytes, this.deps.config.maxFileBytes))
+    admit = await this.roomFor(Math.min(args.declaredBytes, this.deps.config.maxFileBytes), args.owner, admit)
     // Limits are checked against the declared size, and the upload may not exceed it.
     const limit = admit ? Math.min(args.declaredBytes, this.deps.config.maxFileBytes) : this.deps.config.maxFileBytes
     const now = this.deps.clock()
@@ -327,7 +338,7 @@ export class UploadEngine {
     }
     const fileName = spec.concat === 'partial' ? spec.fileName || 'partial' : cleanFileName(spec.fileName)
     this.requireFolder(spec.folderId)
-    if (spec.totalBytes !== null) await this.space.forNewUpload(spec.totalBytes)
+    if (spec.totalBytes !== null) admit = await this.roomFor(spec.totalBytes, spec.owner, admit)
     const now = this.deps.clock()
     const { upload } = records.insertUploadOnce(this.db, {
       id: newUploadId(),
@@ -364,7 +375,7 @@ export class UploadEngine {
       throw new HttpError(413, `The file is ${totalBytes} bytes; the limit is ${this.deps.config.maxFileBytes} bytes`)
     }
     if (totalBytes < upload.receivedBytes) throw new HttpError(400, `The length ${totalBytes} is less than the ${upload.receivedBytes} bytes received`)
-    await this.space.forNewUpload(totalBytes - upload.receivedBytes)
+    await this.space.forNewUpload(totalBytes - upload.receivedBytes, upload.owner)
     records.declareLength(this.db, upload.id, totalBytes, this.deps.clock())
     await durable(this.db)
     return records.findUpload(this.db, upload.id)!
@@ -624,11 +635,18 @@ export class UploadEngine {
     return true
   }
 
+  /** When an upload left idle from now on expires: drop links' uploads sooner (LINK_UPLOAD_TTL_HOURS). */
+  expiresAt(upload: UploadRow): number {
+    const { uploadTtlMs, linkUploadTtlMs } = this.deps.config
+    return upload.updatedAt + (linkIdOf(upload.owner) === null ? uploadTtlMs : linkUploadTtlMs)
+  }
+
   /** Expires uploads without activity for longer than the configured time and frees their bytes. */
   async expireStale(): Promise<number> {
     const now = this.deps.clock()
     let expired = 0
-    for (const upload of records.staleUploads(this.db, now - this.deps.config.uploadTtlMs)) {
+    const { uploadTtlMs, linkUploadTtlMs } = this.deps.config
+    for (const upload of records.staleUploads(this.db, now - uploadTtlMs, now - linkUploadTtlMs)) {
       if (this.writes.get(upload.id)?.size) continue
       if (records.transition(this.db, upload.id, ['receiving'], 'expired', now)) {
         this.hashes.forget(upload.id)
