@@ -7,7 +7,7 @@ import { linkIdOf } from '../db/links.ts'
 import * as records from '../db/uploads.ts'
 import type { Admission, UploadRow } from '../db/uploads.ts'
 import { InterruptedWrite } from '../storage/types.ts'
-import { diskError, drain, limitBytes, once, unwrap } from './bodies.ts'
+import { diskError, drain, limitBytes, MemoryBudget, once, unwrap } from './bodies.ts'
 import { cleanFileName, mimeTypeOf } from './file-names.ts'
 import { FreeSpace } from './free-space.ts'
 import { Progress } from './progress.ts'
@@ -41,8 +41,11 @@ export class UploadEngine {
   private readonly hashes: RunningHashes
   private readonly space: FreeSpace
   private readonly progress: Progress
+  /** What request bodies read into memory may hold at once, across all protocols and requests. */
+  readonly memory: MemoryBudget
 
   constructor(private readonly deps: EngineDeps) {
+    this.memory = new MemoryBudget(deps.config.uploadMemoryBytes)
     this.hashes = new RunningHashes(deps.staging)
     this.space = new FreeSpace(deps)
     this.progress = new Progress(deps.clock)
@@ -102,6 +105,17 @@ export class UploadEngine {
     }, admitted)
     if (!created) this.checkSameUpload(upload, spec, fileName)
     return upload
+  }
+
+  /**
+   * Refuses, before its bytes are read, a chunk that would start an upload its own fields or
+   * `admit` (a drop link's limits) forbid. The checks that count run again when it is recorded.
+   */
+  precheckChunked(spec: ChunkedUploadSpec, admit?: Admission) {
+    this.checkChunkedSpec(spec)
+    if (records.findUploadByClientKey(this.db, spec.owner, spec.clientKey)) return
+    this.requireFolder(spec.folderId)
+    admit?.(this.db, { fileName: cleanFileName(spec.fileName), totalBytes: spec.totalBytes })
   }
 
   /** Checks there is room for a new upload; resolves to `admit` joined with the owner's reserve (see FreeSpace). */
