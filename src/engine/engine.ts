@@ -4,10 +4,11 @@ import { blobIsReferenced, completeUpload, findFile, findFolder, insertCompleteU
 import { isInTrash, purgeTrash } from '../db/library.ts'
 import { commitTogether, durable } from '../db/durable.ts'
 import { linkIdOf } from '../db/links.ts'
+import { requireLinkStillOpen } from '../links/access.ts'
 import * as records from '../db/uploads.ts'
 import type { Admission, UploadRow } from '../db/uploads.ts'
 import { InterruptedWrite } from '../storage/types.ts'
-import { diskError, drain, limitBytes, MemoryBudget, once, unwrap } from './bodies.ts'
+import { diskError, drain, limitBytes, MemoryBudget, once, unwrap, watched } from './bodies.ts'
 import { cleanFileName, mimeTypeOf } from './file-names.ts'
 import { FreeSpace } from './free-space.ts'
 import { Progress } from './progress.ts'
@@ -15,6 +16,8 @@ import { RunningHashes } from './running-hash.ts'
 import { fileInfo, type ChunkedUploadSpec, type EngineDeps, type StreamUploadSpec, type UploadStatus } from './types.ts'
 
 const newUploadId = () => randomBytes(16).toString('hex')
+/** How often a drop link is checked again while one of its uploads streams in. */
+const LINK_CHECK_MS = 400
 
 /**
  * The upload engine: protocol-neutral. Adapters (Dropzone, plain multipart, later tus) turn
@@ -118,6 +121,12 @@ export class UploadEngine {
     admit?.(this.db, { fileName: cleanFileName(spec.fileName), totalBytes: spec.totalBytes })
   }
 
+  /** A drop link's upload streams in only while its link stays open (see requireLinkStillOpen). */
+  private whileLinkOpen(owner: string, body: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
+    if (linkIdOf(owner) === null) return body
+    return watched(body, () => requireLinkStillOpen(this.db, owner, this.deps.clock()), LINK_CHECK_MS)
+  }
+
   /** Checks there is room for a new upload; resolves to `admit` joined with the owner's reserve (see FreeSpace). */
   private async roomFor(totalBytes: number, owner: string, admit?: Admission): Promise<Admission | undefined> {
     const reserve = await this.space.forNewUpload(totalBytes, owner)
@@ -170,7 +179,7 @@ export class UploadEngine {
     let written = 0
     let recorded: ReturnType<typeof records.recordChunk>
     // The chunk that continues the running hash is hashed on its way to disk.
-    const tap = this.hashes.tap(upload.id, offset, body)
+    const tap = this.hashes.tap(upload.id, offset, this.whileLinkOpen(upload.owner, body))
     try {
       await this.space.forChunk(expected)
       // A file in one chunk is its own full-size staging file: created by the write itself.
@@ -330,7 +339,7 @@ export class UploadEngine {
     let claimed = false
     try {
       await this.deps.staging.create(upload.id, 0)
-      const limited = limitBytes(body, limit)
+      const limited = limitBytes(this.whileLinkOpen(args.owner, body), limit)
       const written = await this.track(upload.id, this.deps.staging.write(upload.id, 0, limited, Number.MAX_SAFE_INTEGER))
       records.setPlainUploadSize(this.db, upload.id, written)
       claimed = records.recordChunk(this.db, upload.id, 0, written, this.deps.clock()).claimed
@@ -417,7 +426,7 @@ export class UploadEngine {
     }
     const limit = (current.lengthDeferred ? this.deps.config.maxFileBytes : current.totalBytes) - offset
     await this.space.forChunk(0)
-    const tap = this.hashes.tap(upload.id, offset, body)
+    const tap = this.hashes.tap(upload.id, offset, this.whileLinkOpen(upload.owner, body))
     let written: number
     try {
       written = await this.track(upload.id, this.deps.staging.write(upload.id, offset, tap.body, limit))
