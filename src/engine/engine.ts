@@ -144,7 +144,8 @@ export class UploadEngine {
     differs('the total file size', spec.totalBytes, upload.totalBytes)
     differs('the chunk size', spec.chunkBytes, upload.chunkBytes)
     differs('the chunk count', spec.chunkCount, upload.chunkCount)
-    if (!spec.keepStartedFolder) differs('the folder', spec.folderId, upload.folderId)
+    // A folder purged since the upload began no longer exists: the upload goes on into the home folder.
+    if (!spec.keepStartedFolder && findFolder(this.db, spec.folderId)) differs('the folder', spec.folderId, upload.folderId)
     differs('the file name', fileName, upload.fileName)
   }
 
@@ -583,9 +584,13 @@ export class UploadEngine {
    * omitted), and removes from disk the blobs no file references any more.
    */
   async purgeTrash(olderThan?: number) {
+    const aimedAt = new Map(records.uploadsInState(this.db, 'receiving').map((upload) => [upload.id, upload.folderId]))
     const result = purgeTrash(this.db, olderThan)
+    // Uploads whose folder was purged are moved to the home folder by the purge.
+    const moved = records.uploadsInState(this.db, 'receiving').filter((upload) => (aimedAt.get(upload.id) ?? upload.folderId) !== upload.folderId)
     // Bytes are removed only once no committed row can come back after a power cut to need them.
     await durable(this.db)
+    await this.cancelOrphanedLinkUploads(moved)
     for (const sha256 of result.unusedBlobs) {
       await this.withBlobLock(sha256, async () => {
         // A finalisation may have claimed the same content again since the rows were deleted.
@@ -593,6 +598,20 @@ export class UploadEngine {
       })
     }
     return result
+  }
+
+  /**
+   * Uploads whose folder was purged land in the home folder, except a drop link's: the link went with its folder, so its uploads are cancelled and their bytes freed.
+   */
+  private async cancelOrphanedLinkUploads(moved: UploadRow[]) {
+    for (const upload of moved) {
+      if (linkIdOf(upload.owner) === null) continue
+      if (records.transition(this.db, upload.id, ['receiving'], 'cancelled', this.deps.clock(), 'The folder of this drop link was deleted')) {
+        this.hashes.forget(upload.id)
+        await durable(this.db)
+        await this.removeStaged(upload.id)
+      }
+    }
   }
 
   private async withBlobLock<T>(sha256: string, work: () => Promise<T>): Promise<T> {
