@@ -24,6 +24,15 @@ export interface Config {
   minFreeBytes: number
   /** An unfinished upload with no activity for this long expires and its staged bytes are freed. */
   uploadTtlMs: number
+  /** The same for uploads through a drop link (no byte received for this long); shorter. */
+  linkUploadTtlMs: number
+  /**
+   * What one drop link's unfinished uploads may reserve together (bytes declared but not yet
+   * received): a fixed number of bytes, or a share of the space free for uploads.
+   */
+  linkReserveMax: { bytes: number } | { share: number }
+  /** Bytes of small upload requests held in memory at once, across all requests. */
+  uploadMemoryBytes: number
   sessionTtlMs: number
   /** Take the client address from X-Forwarded-For (only behind a reverse proxy you control). */
   trustProxy: TrustProxy
@@ -54,6 +63,15 @@ function parseInteger(text: string, name: string, min: number, max: number): num
     throw new ConfigError(`${name} must be a whole number from ${min} to ${max}, got "${text}"`)
   }
   return n
+}
+
+/** "50%" (a share of the space free for uploads) or a size such as "20G". */
+function parseReserve(text: string, name: string): Config['linkReserveMax'] {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(text)
+  if (!m) return { bytes: parseBytes(text, name) }
+  const share = Number(m[1]) / 100
+  if (!(share > 0 && share <= 1)) throw new ConfigError(`${name} must be a share from 1% to 100% or a size such as 20G, got "${text}"`)
+  return { share }
 }
 
 function parseBoolean(text: string, name: string): boolean {
@@ -99,6 +117,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxChunkBytes: bytes('MAX_CHUNK_SIZE', '64M'),
     minFreeBytes: bytes('MIN_FREE_SPACE', '256M'),
     uploadTtlMs: parseInteger(get('UPLOAD_TTL_HOURS') ?? '168', 'UPLOAD_TTL_HOURS', 1, 100_000) * 3_600_000,
+    linkUploadTtlMs: parseInteger(get('LINK_UPLOAD_TTL_HOURS') ?? '24', 'LINK_UPLOAD_TTL_HOURS', 1, 100_000) * 3_600_000,
+    linkReserveMax: parseReserve(get('LINK_RESERVE_MAX') ?? '50%', 'LINK_RESERVE_MAX'),
+    uploadMemoryBytes: bytes('UPLOAD_MEMORY_BUDGET', '64M'),
     sessionTtlMs: parseInteger(get('SESSION_TTL_HOURS') ?? '168', 'SESSION_TTL_HOURS', 1, 100_000) * 3_600_000,
     trustProxy: parseTrustProxy(get('TRUST_PROXY') ?? 'false'),
     secureCookies: parseBoolean(get('SECURE_COOKIES') ?? 'false', 'SECURE_COOKIES'),

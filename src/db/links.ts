@@ -7,6 +7,12 @@ export type NewLink = typeof links.$inferInsert
 
 export const linkOwner = (linkId: number) => `link:${linkId}`
 
+/** The link behind an upload owner ("link:<id>"), or null for the admin's uploads. */
+export function linkIdOf(owner: string): number | null {
+  const m = /^link:(\d+)$/.exec(owner)
+  return m ? Number(m[1]) : null
+}
+
 export function findLinkByTokenHash(db: Db, tokenHash: string): LinkRow | undefined {
   return db.select().from(links).where(eq(links.tokenHash, tokenHash)).get()
 }

@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, inArray, lt, lte, or, sql } from 'drizzle-orm'
+import { and, asc, desc, eq, inArray, like, lt, lte, or, sql } from 'drizzle-orm'
 import type { Db } from './open.ts'
 import { atomically, prepared } from './prepared.ts'
 import { uploadChunks, uploads, type UploadState } from './schema.ts'
@@ -210,24 +210,47 @@ export function uploadsInState(db: Db, state: UploadState): UploadRow[] {
   return db.select().from(uploads).where(eq(uploads.state, state)).all()
 }
 
-export function staleUploads(db: Db, olderThan: number): UploadRow[] {
+/** Uploads still receiving with no activity since `olderThan` (since `linksOlderThan` for drop links' uploads). */
+export function staleUploads(db: Db, olderThan: number, linksOlderThan = olderThan): UploadRow[] {
   return db
     .select()
     .from(uploads)
-    .where(and(eq(uploads.state, 'receiving'), lt(uploads.updatedAt, olderThan)))
+    .where(
+      and(
+        eq(uploads.state, 'receiving'),
+        or(lt(uploads.updatedAt, olderThan), and(like(uploads.owner, 'link:%'), lt(uploads.updatedAt, linksOlderThan))),
+      ),
+    )
     .all()
 }
 
-/** Bytes that uploads in progress have been promised but not yet written (staging files are sparse). */
-export function outstandingBytes(db: Db): number {
+export interface Outstanding {
+  /** Of uploads through drop links. */
+  links: number
+  /** Of every other upload (the admin's). */
+  others: number
+  /** Of the given owner's uploads. */
+  own: number
+}
+
+/**
+ * Bytes that uploads in progress have been promised but not yet written (staging files are
+ * sparse), split by who promised them.
+ */
+export function outstandingBytes(db: Db, owner = ''): Outstanding {
+  const missing = sql`${uploads.totalBytes} - ${uploads.receivedBytes}`
   const row = prepared(db, 'outstandingBytes', (d) =>
     d
-      .select({ bytes: sql<number>`coalesce(sum(${uploads.totalBytes} - ${uploads.receivedBytes}), 0)` })
+      .select({
+        links: sql<number>`coalesce(sum(case when ${uploads.owner} like 'link:%' then ${missing} end), 0)`,
+        others: sql<number>`coalesce(sum(case when ${uploads.owner} not like 'link:%' then ${missing} end), 0)`,
+        own: sql<number>`coalesce(sum(case when ${uploads.owner} = ${p('owner')} then ${missing} end), 0)`,
+      })
       .from(uploads)
       .where(and(eq(uploads.state, 'receiving'), eq(uploads.lengthDeferred, false)))
       .prepare(),
-  ).get()
-  return row?.bytes ?? 0
+  ).get({ owner })
+  return { links: row?.links ?? 0, others: row?.others ?? 0, own: row?.own ?? 0 }
 }
 
 /** Uploads a person may want to watch or clean up: everything not yet (or never to be) a file. */

@@ -1,4 +1,5 @@
 import { HttpError } from '../errors.ts'
+import { noteBytesReceived } from '../storage/collect-garbage.ts'
 import { InterruptedWrite } from '../storage/types.ts'
 
 /** The reason a write stopped, as the client should hear it. */
@@ -32,11 +33,68 @@ export async function* limitBytes(body: AsyncIterable<Uint8Array>, maxBytes: num
 /** A body's bytes in one array (no copy when it comes in one piece); for bodies known to be small. */
 export async function collect(body: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
   const pieces: Uint8Array[] = []
-  for await (const piece of body) pieces.push(piece)
+  for await (const piece of body) {
+    // Counted like bytes written to staging, so that spent bodies are collected as often.
+    noteBytesReceived(piece.length)
+    pieces.push(piece)
+  }
   return pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces)
 }
 
 /** Bytes in hand, as a body. */
 export async function* once(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
   yield bytes
+}
+
+/**
+ * Bytes of request bodies held in memory, across all requests: a request takes its share before
+ * its body is read into memory and gives it back when done. Past the limit, the caller refuses
+ * (503) rather than letting memory grow with the number of clients.
+ */
+export class MemoryBudget {
+  private heldBytes = 0
+
+  constructor(private readonly limitBytes: number) {}
+
+  /** Takes `bytes` if they fit beside what is held; returns the function that gives them back, or null. */
+  take(bytes: number): (() => void) | null {
+    if (this.heldBytes + bytes > this.limitBytes) return null
+    this.heldBytes += bytes
+    let given = false
+    return () => {
+      if (given) return
+      given = true
+      this.heldBytes -= bytes
+    }
+  }
+}
+
+/**
+ * Passes `body` through while `check` keeps passing: it runs every `everyMs` while the body
+ * streams (also while no byte comes) and once more at its end; the error it throws ends the body.
+ */
+export async function* watched(body: AsyncIterable<Uint8Array>, check: () => void, everyMs: number): AsyncGenerator<Uint8Array> {
+  let stop!: (error: unknown) => void
+  const stopped = new Promise<never>((_, reject) => (stop = reject))
+  stopped.catch(() => {})
+  const timer = setInterval(() => {
+    try {
+      check()
+    } catch (error) {
+      stop(error)
+    }
+  }, everyMs)
+  const pieces = body[Symbol.asyncIterator]()
+  try {
+    for (;;) {
+      const next = await Promise.race([pieces.next(), stopped])
+      if (next.done) break
+      yield next.value
+    }
+    check()
+  } finally {
+    clearInterval(timer)
+    // Not awaited: a piece still pending would hold it up until the client sends more.
+    pieces.return?.()?.catch(() => {})
+  }
 }

@@ -3,10 +3,12 @@ import { HttpError } from '../errors.ts'
 import { blobIsReferenced, completeUpload, findFile, findFolder, insertCompleteUpload } from '../db/files.ts'
 import { isInTrash, purgeTrash } from '../db/library.ts'
 import { commitTogether, durable } from '../db/durable.ts'
+import { linkIdOf } from '../db/links.ts'
+import { requireLinkStillOpen } from '../links/access.ts'
 import * as records from '../db/uploads.ts'
 import type { Admission, UploadRow } from '../db/uploads.ts'
 import { InterruptedWrite } from '../storage/types.ts'
-import { diskError, drain, limitBytes, once, unwrap } from './bodies.ts'
+import { diskError, drain, limitBytes, MemoryBudget, once, unwrap, watched } from './bodies.ts'
 import { cleanFileName, mimeTypeOf } from './file-names.ts'
 import { FreeSpace } from './free-space.ts'
 import { Progress } from './progress.ts'
@@ -14,6 +16,8 @@ import { RunningHashes } from './running-hash.ts'
 import { fileInfo, type ChunkedUploadSpec, type EngineDeps, type StreamUploadSpec, type UploadStatus } from './types.ts'
 
 const newUploadId = () => randomBytes(16).toString('hex')
+/** How often a drop link is checked again while one of its uploads streams in. */
+const LINK_CHECK_MS = 400
 
 /**
  * The upload engine: protocol-neutral. Adapters (Dropzone, plain multipart, later tus) turn
@@ -40,8 +44,11 @@ export class UploadEngine {
   private readonly hashes: RunningHashes
   private readonly space: FreeSpace
   private readonly progress: Progress
+  /** What request bodies read into memory may hold at once, across all protocols and requests. */
+  readonly memory: MemoryBudget
 
   constructor(private readonly deps: EngineDeps) {
+    this.memory = new MemoryBudget(deps.config.uploadMemoryBytes)
     this.hashes = new RunningHashes(deps.staging)
     this.space = new FreeSpace(deps)
     this.progress = new Progress(deps.clock)
@@ -81,7 +88,7 @@ export class UploadEngine {
       return existing
     }
     this.requireFolder(spec.folderId)
-    await this.space.forNewUpload(spec.totalBytes)
+    const admitted = await this.roomFor(spec.totalBytes, spec.owner, admit)
     const now = this.deps.clock()
     const { upload, created } = records.insertUploadOnce(this.db, {
       id: newUploadId(),
@@ -98,9 +105,36 @@ export class UploadEngine {
       clientAddress: spec.clientAddress,
       createdAt: now,
       updatedAt: now,
-    }, admit)
+    }, admitted)
     if (!created) this.checkSameUpload(upload, spec, fileName)
     return upload
+  }
+
+  /**
+   * Refuses, before its bytes are read, a chunk that would start an upload its own fields or
+   * `admit` (a drop link's limits) forbid. The checks that count run again when it is recorded.
+   */
+  precheckChunked(spec: ChunkedUploadSpec, admit?: Admission) {
+    this.checkChunkedSpec(spec)
+    if (records.findUploadByClientKey(this.db, spec.owner, spec.clientKey)) return
+    this.requireFolder(spec.folderId)
+    admit?.(this.db, { fileName: cleanFileName(spec.fileName), totalBytes: spec.totalBytes })
+  }
+
+  /** A drop link's upload streams in only while its link stays open (see requireLinkStillOpen). */
+  private whileLinkOpen(owner: string, body: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
+    if (linkIdOf(owner) === null) return body
+    return watched(body, () => requireLinkStillOpen(this.db, owner, this.deps.clock()), LINK_CHECK_MS)
+  }
+
+  /** Checks there is room for a new upload; resolves to `admit` joined with the owner's reserve (see FreeSpace). */
+  private async roomFor(totalBytes: number, owner: string, admit?: Admission): Promise<Admission | undefined> {
+    const reserve = await this.space.forNewUpload(totalBytes, owner)
+    if (!reserve || !admit) return reserve ?? admit
+    return (db, upload) => {
+      admit(db, upload)
+      reserve(db, upload)
+    }
   }
 
   private checkSameUpload(upload: UploadRow, spec: ChunkedUploadSpec, fileName: string) {
@@ -110,7 +144,8 @@ export class UploadEngine {
     differs('the total file size', spec.totalBytes, upload.totalBytes)
     differs('the chunk size', spec.chunkBytes, upload.chunkBytes)
     differs('the chunk count', spec.chunkCount, upload.chunkCount)
-    if (!spec.keepStartedFolder) differs('the folder', spec.folderId, upload.folderId)
+    // A folder purged since the upload began no longer exists: the upload goes on into the home folder.
+    if (!spec.keepStartedFolder && findFolder(this.db, spec.folderId)) differs('the folder', spec.folderId, upload.folderId)
     differs('the file name', fileName, upload.fileName)
   }
 
@@ -145,7 +180,7 @@ export class UploadEngine {
     let written = 0
     let recorded: ReturnType<typeof records.recordChunk>
     // The chunk that continues the running hash is hashed on its way to disk.
-    const tap = this.hashes.tap(upload.id, offset, body)
+    const tap = this.hashes.tap(upload.id, offset, this.whileLinkOpen(upload.owner, body))
     try {
       await this.space.forChunk(expected)
       // A file in one chunk is its own full-size staging file: created by the write itself.
@@ -238,7 +273,7 @@ export class UploadEngine {
     const { blobs, clock } = this.deps
     const fileName = cleanFileName(spec.fileName)
     this.requireFolder(spec.folderId)
-    await this.space.forNewUpload(bytes.length)
+    admit = await this.roomFor(bytes.length, spec.owner, admit)
     // Refused before a byte is written. The commit checks again, and that check is the one that counts.
     admit?.(this.db, { fileName, totalBytes: bytes.length })
     const sha256 = new Bun.CryptoHasher('sha256').update(bytes).digest('hex')
@@ -282,7 +317,7 @@ export class UploadEngine {
   ): Promise<UploadStatus> {
     const fileName = cleanFileName(args.fileName)
     this.requireFolder(args.folderId)
-    await this.space.forNewUpload(Math.min(args.declaredBytes, this.deps.config.maxFileBytes))
+    admit = await this.roomFor(Math.min(args.declaredBytes, this.deps.config.maxFileBytes), args.owner, admit)
     // Limits are checked against the declared size, and the upload may not exceed it.
     const limit = admit ? Math.min(args.declaredBytes, this.deps.config.maxFileBytes) : this.deps.config.maxFileBytes
     const now = this.deps.clock()
@@ -305,7 +340,7 @@ export class UploadEngine {
     let claimed = false
     try {
       await this.deps.staging.create(upload.id, 0)
-      const limited = limitBytes(body, limit)
+      const limited = limitBytes(this.whileLinkOpen(args.owner, body), limit)
       const written = await this.track(upload.id, this.deps.staging.write(upload.id, 0, limited, Number.MAX_SAFE_INTEGER))
       records.setPlainUploadSize(this.db, upload.id, written)
       claimed = records.recordChunk(this.db, upload.id, 0, written, this.deps.clock()).claimed
@@ -327,7 +362,7 @@ export class UploadEngine {
     }
     const fileName = cleanFileName(spec.concat === 'partial' ? spec.fileName || 'partial' : spec.fileName)
     this.requireFolder(spec.folderId)
-    if (spec.totalBytes !== null) await this.space.forNewUpload(spec.totalBytes)
+    if (spec.totalBytes !== null) admit = await this.roomFor(spec.totalBytes, spec.owner, admit)
     const now = this.deps.clock()
     const { upload } = records.insertUploadOnce(this.db, {
       id: newUploadId(),
@@ -364,7 +399,7 @@ export class UploadEngine {
       throw new HttpError(413, `The file is ${totalBytes} bytes; the limit is ${this.deps.config.maxFileBytes} bytes`)
     }
     if (totalBytes < upload.receivedBytes) throw new HttpError(400, `The length ${totalBytes} is less than the ${upload.receivedBytes} bytes received`)
-    await this.space.forNewUpload(totalBytes - upload.receivedBytes)
+    await this.space.forNewUpload(totalBytes - upload.receivedBytes, upload.owner)
     records.declareLength(this.db, upload.id, totalBytes, this.deps.clock())
     await durable(this.db)
     return records.findUpload(this.db, upload.id)!
@@ -392,7 +427,7 @@ export class UploadEngine {
     }
     const limit = (current.lengthDeferred ? this.deps.config.maxFileBytes : current.totalBytes) - offset
     await this.space.forChunk(0)
-    const tap = this.hashes.tap(upload.id, offset, body)
+    const tap = this.hashes.tap(upload.id, offset, this.whileLinkOpen(upload.owner, body))
     let written: number
     try {
       written = await this.track(upload.id, this.deps.staging.write(upload.id, offset, tap.body, limit))
@@ -549,9 +584,13 @@ export class UploadEngine {
    * omitted), and removes from disk the blobs no file references any more.
    */
   async purgeTrash(olderThan?: number) {
+    const aimedAt = new Map(records.uploadsInState(this.db, 'receiving').map((upload) => [upload.id, upload.folderId]))
     const result = purgeTrash(this.db, olderThan)
+    // Uploads whose folder was purged are moved to the home folder by the purge.
+    const moved = records.uploadsInState(this.db, 'receiving').filter((upload) => (aimedAt.get(upload.id) ?? upload.folderId) !== upload.folderId)
     // Bytes are removed only once no committed row can come back after a power cut to need them.
     await durable(this.db)
+    await this.cancelOrphanedLinkUploads(moved)
     for (const sha256 of result.unusedBlobs) {
       await this.withBlobLock(sha256, async () => {
         // A finalisation may have claimed the same content again since the rows were deleted.
@@ -559,6 +598,20 @@ export class UploadEngine {
       })
     }
     return result
+  }
+
+  /**
+   * Uploads whose folder was purged land in the home folder, except a drop link's: the link went with its folder, so its uploads are cancelled and their bytes freed.
+   */
+  private async cancelOrphanedLinkUploads(moved: UploadRow[]) {
+    for (const upload of moved) {
+      if (linkIdOf(upload.owner) === null) continue
+      if (records.transition(this.db, upload.id, ['receiving'], 'cancelled', this.deps.clock(), 'The folder of this drop link was deleted')) {
+        this.hashes.forget(upload.id)
+        await durable(this.db)
+        await this.removeStaged(upload.id)
+      }
+    }
   }
 
   private async withBlobLock<T>(sha256: string, work: () => Promise<T>): Promise<T> {
@@ -624,11 +677,18 @@ export class UploadEngine {
     return true
   }
 
+  /** When an upload left idle from now on expires: drop links' uploads sooner (LINK_UPLOAD_TTL_HOURS). */
+  expiresAt(upload: UploadRow): number {
+    const { uploadTtlMs, linkUploadTtlMs } = this.deps.config
+    return upload.updatedAt + (linkIdOf(upload.owner) === null ? uploadTtlMs : linkUploadTtlMs)
+  }
+
   /** Expires uploads without activity for longer than the configured time and frees their bytes. */
   async expireStale(): Promise<number> {
     const now = this.deps.clock()
     let expired = 0
-    for (const upload of records.staleUploads(this.db, now - this.deps.config.uploadTtlMs)) {
+    const { uploadTtlMs, linkUploadTtlMs } = this.deps.config
+    for (const upload of records.staleUploads(this.db, now - uploadTtlMs, now - linkUploadTtlMs)) {
       if (this.writes.get(upload.id)?.size) continue
       if (records.transition(this.db, upload.id, ['receiving'], 'expired', now)) {
         this.hashes.forget(upload.id)

@@ -1,7 +1,8 @@
 import type { Config } from '../config.ts'
 import { HttpError } from '../errors.ts'
 import type { Db } from '../db/open.ts'
-import { outstandingBytes } from '../db/uploads.ts'
+import { linkIdOf } from '../db/links.ts'
+import { outstandingBytes, type Admission } from '../db/uploads.ts'
 import type { Staging } from '../storage/types.ts'
 
 const FREE_SPACE_FRESH_MS = 1000
@@ -15,12 +16,30 @@ export class FreeSpace {
 
   constructor(private readonly deps: { db: Db; config: Config; staging: Staging }) {}
 
-  /** Room for a new upload of `totalBytes`, beside what the uploads in progress still need. */
-  async forNewUpload(totalBytes: number) {
-    const outstanding = outstandingBytes(this.deps.db)
-    const free = await this.read(outstanding + totalBytes)
-    if (totalBytes > free - outstanding - this.deps.config.minFreeBytes) {
+  /**
+   * Room for a new upload of `totalBytes` by `owner`, beside what the uploads in progress still
+   * need. The admin's uploads leave out what drop links have reserved and not sent: a visitor
+   * declaring a huge file cannot block the admin. A drop link's upload must also fit that link's
+   * reserve (LINK_RESERVE_MAX); that is returned as an admission, checked again in the
+   * transaction that creates the upload, so parallel uploads cannot overshoot it.
+   */
+  async forNewUpload(totalBytes: number, owner: string): Promise<Admission | undefined> {
+    const { db, config } = this.deps
+    const before = outstandingBytes(db, owner)
+    const free = await this.read(before.links + before.others + totalBytes)
+    const isLink = linkIdOf(owner) !== null
+    const reserved = isLink ? before.links + before.others : before.others
+    if (totalBytes > free - reserved - config.minFreeBytes) {
       throw new HttpError(507, `Not enough free disk space on the server for a ${totalBytes}-byte file`)
+    }
+    if (!isLink) return undefined
+    return (db, upload) => {
+      const now = outstandingBytes(db, owner)
+      const room = free - config.minFreeBytes - now.others - (now.links - now.own)
+      const cap = 'share' in config.linkReserveMax ? Math.floor(room * config.linkReserveMax.share) : config.linkReserveMax.bytes
+      if (now.own + upload.totalBytes > cap) {
+        throw new HttpError(507, `This link's unfinished uploads may reserve ${Math.max(0, cap)} bytes of disk space at a time, ${Math.max(0, cap - now.own)} of them free now; the file is ${upload.totalBytes} bytes`)
+      }
     }
   }
 

@@ -1,7 +1,8 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { eq } from 'drizzle-orm'
 import type { Db } from '../db/open.ts'
-import { findLinkByTokenHash, folderPasswordHash, linkUsage, type LinkRow } from '../db/links.ts'
+import { findLink, findLinkByTokenHash, folderPasswordHash, linkIdOf, linkUsage, type LinkRow } from '../db/links.ts'
+import { isInTrash } from '../db/library.ts'
 import { settings } from '../db/schema.ts'
 import type { Admission } from '../db/uploads.ts'
 import { mimeTypeOf } from '../engine/file-names.ts'
@@ -24,11 +25,27 @@ export function linkState(link: LinkRow, now: number): LinkState {
 /** The link a token opens, if it is usable right now. Checked on every request, so disabling works at once. */
 export function openLink(db: Db, token: string, now: number): LinkRow {
   const link = /^[A-Za-z0-9_-]{20,64}$/.test(token) ? findLinkByTokenHash(db, hashLinkToken(token)) : undefined
+  return usable(link, now)
+}
+
+function usable(link: LinkRow | undefined, now: number): LinkRow {
   if (!link) throw new HttpError(404, 'There is no drop link at this address')
   const state = linkState(link, now)
   if (state === 'expired') throw new HttpError(410, 'This drop link has expired')
   if (state === 'disabled') throw new HttpError(410, 'This drop link has been switched off')
   return link
+}
+
+/**
+ * Refuses to go on with an upload through a link that has since been switched off, has expired,
+ * was deleted or whose folder went to the trash; does nothing for the admin's uploads. Run while
+ * a link's upload streams in, so that switching a link off stops uploads already under way.
+ */
+export function requireLinkStillOpen(db: Db, owner: string, now: number) {
+  const id = linkIdOf(owner)
+  if (id === null) return
+  const link = usable(findLink(db, id), now)
+  if (isInTrash(db, link.folderId)) throw new HttpError(410, 'The folder of this drop link has been deleted')
 }
 
 /** The password a visitor must give: the link's own, else the nearest protected folder's. */

@@ -23,6 +23,12 @@ const DRAIN_LIMIT_BYTES = 128 * 1024 * 1024
 /** Requests up to this size (by Content-Length) are read into memory at once. */
 const WHOLE_BODY_BYTES = 2 * 1024 * 1024 + ENVELOPE_BYTES
 
+/**
+ * How a request's file may be held: read whole by Bun before anything is parsed (`whole`),
+ * collected from the stream once its fields passed the checks (`part`), or only streamed (`none`).
+ */
+type Holding = 'whole' | 'part' | 'none'
+
 export interface DropzoneOptions {
   /** Route of the upload endpoint; the status endpoint is `${path}/:key`. May hold params. */
   path: string
@@ -83,7 +89,7 @@ export function dropzoneRoutes(options: DropzoneOptions) {
     request: Request,
     reader: BodySource,
     declared: number,
-    inMemory: boolean,
+    holding: Holding,
     query: Record<string, string | undefined>,
     address: string | null,
   ) {
@@ -98,11 +104,12 @@ export function dropzoneRoutes(options: DropzoneOptions) {
       }
       if (chunk) throw new HttpError(400, 'A chunk request carries exactly one file part')
       if (DZ_FIELDS.some((name) => fields.has(name))) {
-        chunk = await receiveChunk(principal, fields, part.filename, part.body(), inMemory, query, declared, address)
+        chunk = await receiveChunk(principal, fields, part.filename, part.body(), holding, query, declared, address)
       } else {
         if (principal.sizeUpFront && !(declared > 0)) throw new HttpError(411, 'Send a Content-Length with the upload')
         const whole = { owner: principal.owner, folderId: folderOf(principal, fields, query), fileName: part.filename, clientAddress: address }
-        const status = inMemory
+        // A link's limits are checked against the declared size before a byte is read (streamed).
+        const status = holding === 'whole'
           ? await engine.receiveWholeBytes(whole, await collect(part.body()), principal.admit)
           : await engine.receiveWhole({ ...whole, declaredBytes: declared || 0 }, part.body(), principal.admit)
         if (status.state !== 'complete' || !status.file) throw new HttpError(500, status.error ?? 'The upload could not be stored')
@@ -122,7 +129,7 @@ export function dropzoneRoutes(options: DropzoneOptions) {
     fields: Map<string, string>,
     fileName: string,
     body: AsyncIterable<Uint8Array>,
-    inMemory: boolean,
+    holding: Holding,
     query: Record<string, string | undefined>,
     declared: number,
     address: string | null,
@@ -157,8 +164,11 @@ export function dropzoneRoutes(options: DropzoneOptions) {
       chunkCount,
       clientAddress: address,
     }
-    // A file in one chunk whose request was read whole (most small files) is stored in one step.
-    if (inMemory && chunkCount === 1) return engine.receiveSoleChunk(spec, await collect(body), principal.admit)
+    // A file in one chunk of a small request (most small files) is stored in one step.
+    if (holding !== 'none' && chunkCount === 1) {
+      if (holding === 'part') engine.precheckChunked(spec, principal.admit)
+      return engine.receiveSoleChunk(spec, await collect(body), principal.admit)
+    }
     const upload = await engine.openChunked(spec, principal.admit)
     return engine.receiveChunk(upload, index, body)
   }
@@ -173,15 +183,22 @@ export function dropzoneRoutes(options: DropzoneOptions) {
           throw new HttpError(413, `The request is ${declared} bytes; the largest file accepted is ${config.maxFileBytes} bytes`)
         }
         if (!request.body) throw new HttpError(400, 'The request has no body')
-        // A small body is read whole by Bun's native code: streaming it through JavaScript piece by
-        // piece cost more than the bytes (1 MB chunks, small files).
-        const inMemory = declared <= WHOLE_BODY_BYTES
-        const reader = inMemory ? wholeBody(request.bytes()) : request.body.getReader()
+        // A small body may be held in memory, within a budget shared by all requests.
+        const small = declared <= WHOLE_BODY_BYTES
+        const release = small ? engine.memory.take(declared) : null
+        if (small && !release) throw new HttpError(503, 'The server is busy receiving other uploads; retry in a moment', { 'retry-after': '1', connection: 'close' })
+        // The admin's small body is read whole by Bun's native code: streaming it through JavaScript
+        // piece by piece cost more than the bytes (1 MB chunks, small files). A drop link's is
+        // streamed, so that its limits are checked from the dz fields before the file is read.
+        const holding: Holding = !small ? 'none' : principal.admit ? 'part' : 'whole'
+        const reader = holding === 'whole' ? wholeBody(request.bytes()) : request.body.getReader()
         try {
-          return await receive(principal, request, reader, declared, inMemory, query, clientAddress(request, server, config.trustProxy))
+          return await receive(principal, request, reader, declared, holding, query, clientAddress(request, server, config.trustProxy))
         } catch (error) {
           if (declared <= DRAIN_LIMIT_BYTES) await drainReader(reader)
           throw error
+        } finally {
+          release?.()
         }
       },
       { parse: 'none' },

@@ -78,7 +78,7 @@ export function tusRoutes(options: TusOptions) {
   const patching = new Set<string>()
 
   const expires = (upload: UploadRow): Record<string, string> =>
-    upload.state === 'receiving' ? { 'upload-expires': new Date(upload.updatedAt + config.uploadTtlMs).toUTCString() } : {}
+    upload.state === 'receiving' ? { 'upload-expires': new Date(engine.expiresAt(upload)).toUTCString() } : {}
 
   /** The endpoint's own path as the client called it (prefixes may hold a token). */
   const endpointOf = (request: Request, isUpload: boolean) => {
