@@ -124,7 +124,9 @@ export class UploadEngine {
     }
     const offset = index * upload.chunkBytes
     const expected = Math.min(upload.chunkBytes, upload.totalBytes - offset)
-    const current = records.findUpload(this.db, upload.id)!
+    const current = records.findUpload(this.db, upload.id)
+    // Discarded meanwhile by a refused request that created it (see discardIfEmpty).
+    if (!current) throw new HttpError(404, 'No such upload; start it again')
     const done = current.state === 'finalizing' || current.state === 'complete'
     if (!done && current.state !== 'receiving') throw this.notReceiving(current)
     if (done || records.hasChunk(this.db, upload.id, index)) {
@@ -614,6 +616,22 @@ export class UploadEngine {
     await durable(this.db)
     await this.removeStaged(uploadId)
     this.progress.forget(uploadId)
+  }
+
+  /**
+   * Forgets an upload that a refused request created and in which nothing is recorded: a refused
+   * request leaves no row and no staging file. Kept while another request is writing to it.
+   */
+  async discardIfEmpty(uploadId: string) {
+    const upload = records.findUpload(this.db, uploadId)
+    if (!upload || upload.receivedBytes > 0 || upload.receivedChunks > 0) return
+    if (this.writes.get(uploadId)?.size || this.chunksInFlight.get(uploadId)?.size) return
+    if (!records.transition(this.db, uploadId, ['receiving'], 'cancelled', this.deps.clock())) return
+    records.deleteUploadRecord(this.db, uploadId)
+    this.hashes.forget(uploadId)
+    this.progress.forget(uploadId)
+    await durable(this.db)
+    await this.removeStaged(uploadId)
   }
 
   async cancel(uploadId: string) {

@@ -160,7 +160,11 @@ export function dropzoneRoutes(options: DropzoneOptions) {
     // A file in one chunk whose request was read whole (most small files) is stored in one step.
     if (inMemory && chunkCount === 1) return engine.receiveSoleChunk(spec, await collect(body), principal.admit)
     const upload = await engine.openChunked(spec, principal.admit)
-    return engine.receiveChunk(upload, index, body)
+    return engine.receiveChunk(upload, index, body).catch(async (error) => {
+      // A refused first chunk must not leave the upload it created behind.
+      await engine.discardIfEmpty(upload.id)
+      throw error
+    })
   }
 
   return new Elysia({ name: `dropzone:${options.path}` })

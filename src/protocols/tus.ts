@@ -142,9 +142,14 @@ export function tusRoutes(options: TusOptions) {
     let upload = await engine.createStream({ ...base, totalBytes: length, concat: concat === 'partial' ? 'partial' : undefined }, principal.admit)
     if (request.body && request.headers.get('content-type') === OFFSET_STREAM) {
       // creation-with-upload: the first bytes ride along with the creation request.
-      upload = await withLock(upload.id, () => {
+      const created = upload
+      upload = await withLock(created.id, () => {
         const { body, verify } = checksummed(request, request.body!)
-        return engine.appendAt(upload, 0, body, verify)
+        return engine.appendAt(created, 0, body, verify)
+      }).catch(async (error) => {
+        // The client learns no Location from a refusal: the upload it would have made goes.
+        await engine.discardIfEmpty(created.id)
+        throw error
       })
     }
     // Always sent: tus-js-client expects it whenever it asked for creation-with-upload.
