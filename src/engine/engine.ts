@@ -327,7 +327,7 @@ export class UploadEngine {
     if (spec.totalBytes !== null && spec.totalBytes > config.maxFileBytes) {
       throw new HttpError(413, `The file is ${spec.totalBytes} bytes; the limit is ${config.maxFileBytes} bytes`)
     }
-    const fileName = spec.concat === 'partial' ? spec.fileName || 'partial' : cleanFileName(spec.fileName)
+    const fileName = spec.concat === 'partial' && spec.fileName === '' ? 'partial' : cleanFileName(spec.fileName)
     this.requireFolder(spec.folderId)
     if (spec.totalBytes !== null) await this.space.forNewUpload(spec.totalBytes)
     const now = this.deps.clock()
