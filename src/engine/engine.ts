@@ -203,8 +203,8 @@ export class UploadEngine {
     this.checkChunkedSpec(spec)
     if (spec.chunkCount === 1 && !records.findUploadByClientKey(this.db, spec.owner, spec.clientKey)) {
       if (bytes.length !== spec.totalBytes) throw new HttpError(400, `Chunk 0 has ${bytes.length} bytes; expected ${spec.totalBytes}`)
-      const stored = await this.storeInOne({ ...spec, chunkCount: 1 }, bytes, admit)
-      if (stored) return stored
+      const stored = await this.storeInOne({ ...spec, chunkCount: 1 }, [{ fileName: spec.fileName, bytes }], admit)
+      if (stored) return stored[0]!
     }
     // Known already (a retry, or a request for the same upload that got in first): the chunked
     // way answers it.
@@ -212,65 +212,93 @@ export class UploadEngine {
     return this.receiveChunk(upload, 0, once(bytes))
   }
 
-  /** A whole file from a plain multipart upload, already in memory: stored in one step (see storeInOne). */
-  async receiveWholeBytes(
-    args: { owner: string; folderId: number; fileName: string; clientAddress: string | null },
-    bytes: Uint8Array,
+  /**
+   * Whole files from one plain multipart request, already in memory: all stored, or (when one is
+   * refused) none, in one step (see storeInOne). A refusal names the file it is about.
+   */
+  async receiveWholeFiles(
+    args: { owner: string; folderId: number; clientAddress: string | null },
+    files: { fileName: string; bytes: Uint8Array }[],
     admit?: Admission,
-  ): Promise<UploadStatus> {
+  ): Promise<UploadStatus[]> {
     const limit = this.deps.config.maxFileBytes
-    if (bytes.length > limit) throw new HttpError(413, `The file is larger than the ${limit}-byte limit`)
-    const spec = { ...args, protocol: 'plain' as const, clientKey: null, chunkBytes: Math.max(bytes.length, 1), chunkCount: 1 }
-    return (await this.storeInOne(spec, bytes, admit))!
+    const several = files.length > 1
+    const refusal = (error: unknown, fileName: string) =>
+      several && error instanceof HttpError
+        ? new HttpError(error.status, `“${fileName.slice(0, 255)}”: ${error.message} None of the ${files.length} files was stored.`, error.headers)
+        : error
+    const checked = files.map(({ fileName, bytes }) => {
+      try {
+        if (bytes.length > limit) throw new HttpError(413, `The file is larger than the ${limit}-byte limit.`)
+        return { fileName: cleanFileName(fileName), bytes }
+      } catch (error) {
+        throw refusal(error, fileName)
+      }
+    })
+    const admitEach: Admission | undefined = admit && ((db, upload) => {
+      try {
+        admit(db, upload)
+      } catch (error) {
+        throw refusal(error, upload.fileName)
+      }
+    })
+    const spec = { ...args, protocol: 'plain' as const, clientKey: null, chunkCount: 1 }
+    return (await this.storeInOne(spec, checked, admitEach))!
   }
 
   /**
-   * Stores a whole file that is in memory in one step: hashed first, so bytes the store holds
+   * Stores whole files that are in memory in one step: hashed first, so bytes the store holds
    * already are not written at all; otherwise written straight into the store and synced; then
-   * recorded, upload and file, in one commit. There is no upload row before that commit: a crash
-   * before it leaves at most a blob that nothing refers to (replaced by the next upload of the
-   * same bytes), and the client, never answered, sends the file again.
+   * recorded, uploads and files, in one commit (so either all are stored or none). There is no
+   * upload row before that commit: a crash before it leaves at most a blob that nothing refers to
+   * (replaced by the next upload of the same bytes), and the client, never answered, sends again.
    * Resolves to null, having recorded nothing, when an upload with the same client key got in first.
    */
   private async storeInOne(
-    spec: { protocol: 'dropzone' | 'plain'; owner: string; clientKey: string | null; folderId: number; fileName: string; clientAddress: string | null; chunkBytes: number; chunkCount: number },
-    bytes: Uint8Array,
+    spec: { protocol: 'dropzone' | 'plain'; owner: string; clientKey: string | null; folderId: number; clientAddress: string | null; chunkBytes?: number; chunkCount: number },
+    files: { fileName: string; bytes: Uint8Array }[],
     admit?: Admission,
-  ): Promise<UploadStatus | null> {
+  ): Promise<UploadStatus[] | null> {
     const { blobs, clock } = this.deps
-    const fileName = cleanFileName(spec.fileName)
+    const named = files.map((file) => ({ ...file, fileName: cleanFileName(file.fileName) }))
     this.requireFolder(spec.folderId)
-    await this.space.forNewUpload(bytes.length)
-    // Refused before a byte is written. The commit checks again, and that check is the one that counts.
-    admit?.(this.db, { fileName, totalBytes: bytes.length })
-    const sha256 = new Bun.CryptoHasher('sha256').update(bytes).digest('hex')
-    const id = newUploadId()
-    const recorded = await this.withBlobLock(sha256, async () => {
-      const referenced = blobIsReferenced(this.db, sha256)
-      const present = referenced && (await blobs.has(sha256))
-      const now = clock()
-      let result: ReturnType<typeof insertCompleteUpload> = null
+    await this.space.forNewUpload(named.reduce((sum, file) => sum + file.bytes.length, 0))
+    // Refused before a byte is written. The commit checks again (all files together), and that check is the one that counts.
+    for (const { fileName, bytes } of named) admit?.(this.db, { fileName, totalBytes: bytes.length })
+    const items = named.map((file) => ({ ...file, id: newUploadId(), sha256: new Bun.CryptoHasher('sha256').update(file.bytes).digest('hex') }))
+    const contents = new Map(items.map((item) => [item.sha256, item.bytes]))
+    const recorded = await this.withBlobLocks([...contents.keys()].sort(), async () => {
+      const present = new Set<string>()
+      let result: ReturnType<typeof insertCompleteUpload>[] | null = null
       try {
-        if (!present) {
-          await this.track(id, blobs.write(sha256, bytes, referenced)).catch((error) => {
-            throw diskError(unwrap(error))
-          })
+        for (const [sha256, bytes] of contents) {
+          const referenced = blobIsReferenced(this.db, sha256)
+          if (referenced && (await blobs.has(sha256))) present.add(sha256)
+          else {
+            await this.track(items[0]!.id, blobs.write(sha256, bytes, referenced)).catch((error) => {
+              throw diskError(unwrap(error))
+            })
+          }
         }
-        result = await this.track(id, commitTogether(this.db, () => insertCompleteUpload(this.db, {
-          id, protocol: spec.protocol, owner: spec.owner, clientKey: spec.clientKey, folderId: spec.folderId, fileName,
-          mimeType: mimeTypeOf(fileName), totalBytes: bytes.length, chunkBytes: spec.chunkBytes, chunkCount: spec.chunkCount,
-          receivedBytes: bytes.length, receivedChunks: spec.chunkCount, clientAddress: spec.clientAddress, createdAt: now, updatedAt: now,
-        }, sha256, admit)))
+        const now = clock()
+        result = await this.track(items[0]!.id, commitTogether(this.db, () => items.map((item) => insertCompleteUpload(this.db, {
+          id: item.id, protocol: spec.protocol, owner: spec.owner, clientKey: spec.clientKey, folderId: spec.folderId, fileName: item.fileName,
+          mimeType: mimeTypeOf(item.fileName), totalBytes: item.bytes.length, chunkBytes: spec.chunkBytes ?? Math.max(item.bytes.length, 1),
+          chunkCount: spec.chunkCount, receivedBytes: item.bytes.length, receivedChunks: spec.chunkCount, clientAddress: spec.clientAddress,
+          createdAt: now, updatedAt: now,
+        }, item.sha256, admit))))
       } finally {
         // Cut short, refused, or another request for the same upload got in first: a blob
         // written here that no committed row refers to goes again, as if never made.
-        if (!result && !present && !blobIsReferenced(this.db, sha256)) await blobs.remove(sha256)
+        if (!result?.every(Boolean)) {
+          for (const sha256 of contents.keys()) if (!present.has(sha256) && !blobIsReferenced(this.db, sha256)) await blobs.remove(sha256)
+        }
       }
-      return result
+      return result.every(Boolean) ? result : null
     })
     if (!recorded) return null
     await durable(this.db)
-    return this.status(id)
+    return items.map((item) => this.status(item.id))
   }
 
   /**
@@ -561,6 +589,12 @@ export class UploadEngine {
       })
     }
     return result
+  }
+
+  /** Holds the locks of several blobs (taken in the order given, sorted by callers, so two holders never wait for each other). */
+  private withBlobLocks<T>(sha256s: string[], work: () => Promise<T>): Promise<T> {
+    const [first, ...rest] = sha256s
+    return first === undefined ? work() : this.withBlobLock(first, () => this.withBlobLocks(rest, work))
   }
 
   private async withBlobLock<T>(sha256: string, work: () => Promise<T>): Promise<T> {

@@ -55,6 +55,11 @@ function visibleFile(principal: UploadPrincipal, file: FileInfo | null): FileInf
   return { ...file, url: principal.fileUrl(file.id) as string }
 }
 
+function storedFile(principal: UploadPrincipal, status: UploadStatus): FileInfo {
+  if (status.state !== 'complete' || !status.file) throw new HttpError(500, status.error ?? 'The upload could not be stored')
+  return visibleFile(principal, status.file)!
+}
+
 const scopedKey = (principal: UploadPrincipal, key: string) => (principal.clientKeyScope ? `${principal.clientKeyScope}:${key}` : key)
 const unscopedKey = (principal: UploadPrincipal, key: string | null) =>
   key !== null && principal.clientKeyScope ? key.slice(principal.clientKeyScope.length + 1) : key
@@ -89,6 +94,8 @@ export function dropzoneRoutes(options: DropzoneOptions) {
   ) {
     const fields = new Map<string, string>()
     const finished: FileInfo[] = []
+    /** Whole files of a request read into memory: stored together at the end, all or none. */
+    const held: { fileName: string; bytes: Uint8Array }[] = []
     let chunk: UploadStatus | null = null
     for await (const part of readMultipart(reader, boundaryOf(request.headers.get('content-type')))) {
       if (part.filename === null) {
@@ -98,16 +105,21 @@ export function dropzoneRoutes(options: DropzoneOptions) {
       }
       if (chunk) throw new HttpError(400, 'A chunk request carries exactly one file part')
       if (DZ_FIELDS.some((name) => fields.has(name))) {
+        if (held.length > 0) throw new HttpError(400, 'A chunk request carries exactly one file part')
         chunk = await receiveChunk(principal, fields, part.filename, part.body(), inMemory, query, declared, address)
       } else {
         if (principal.sizeUpFront && !(declared > 0)) throw new HttpError(411, 'Send a Content-Length with the upload')
+        if (inMemory) {
+          held.push({ fileName: part.filename, bytes: await collect(part.body()) })
+          continue
+        }
         const whole = { owner: principal.owner, folderId: folderOf(principal, fields, query), fileName: part.filename, clientAddress: address }
-        const status = inMemory
-          ? await engine.receiveWholeBytes(whole, await collect(part.body()), principal.admit)
-          : await engine.receiveWhole({ ...whole, declaredBytes: declared || 0 }, part.body(), principal.admit)
-        if (status.state !== 'complete' || !status.file) throw new HttpError(500, status.error ?? 'The upload could not be stored')
-        finished.push(visibleFile(principal, status.file)!)
+        finished.push(storedFile(principal, await engine.receiveWhole({ ...whole, declaredBytes: declared || 0 }, part.body(), principal.admit)))
       }
+    }
+    if (held.length > 0) {
+      const whole = { owner: principal.owner, folderId: folderOf(principal, fields, query), clientAddress: address }
+      for (const status of await engine.receiveWholeFiles(whole, held, principal.admit)) finished.push(storedFile(principal, status))
     }
     if (chunk) {
       if (chunk.state === 'failed') throw new HttpError(500, chunk.error ?? 'The upload could not be stored')
