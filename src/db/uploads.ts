@@ -210,11 +210,15 @@ export function uploadsInState(db: Db, state: UploadState): UploadRow[] {
   return db.select().from(uploads).where(eq(uploads.state, state)).all()
 }
 
+/** A finished tus partial upload whose bytes wait for a final upload to use them. */
+const waitingPartial = () => and(eq(uploads.concat, 'partial'), eq(uploads.state, 'complete'))
+
+/** Uploads in progress, and finished partials no final upload has used, idle since before `olderThan`. */
 export function staleUploads(db: Db, olderThan: number): UploadRow[] {
   return db
     .select()
     .from(uploads)
-    .where(and(eq(uploads.state, 'receiving'), lt(uploads.updatedAt, olderThan)))
+    .where(and(or(eq(uploads.state, 'receiving'), waitingPartial()), lt(uploads.updatedAt, olderThan)))
     .all()
 }
 
@@ -235,7 +239,7 @@ export function unfinishedUploads(db: Db, limit: number): UploadRow[] {
   return db
     .select()
     .from(uploads)
-    .where(inArray(uploads.state, ['receiving', 'finalizing', 'failed', 'expired', 'cancelled']))
+    .where(or(inArray(uploads.state, ['receiving', 'finalizing', 'failed', 'expired', 'cancelled']), waitingPartial()))
     .orderBy(desc(uploads.updatedAt))
     .limit(limit)
     .all()

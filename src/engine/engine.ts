@@ -35,6 +35,8 @@ export class UploadEngine {
   /** Serialises adopting and deleting the bytes of one blob. */
   private readonly blobLocks = new Map<string, Promise<void>>()
 
+  /** Finished partial uploads a final upload is reading right now: neither cancelled nor expired meanwhile. */
+  private readonly consuming = new Set<string>()
   /** Chunks being written right now, per upload: one request per chunk at a time. */
   private readonly chunksInFlight = new Map<string, Set<number>>()
   private readonly hashes: RunningHashes
@@ -456,23 +458,33 @@ export class UploadEngine {
       const part = records.findUpload(this.db, id)
       if (!part || part.owner !== spec.owner || part.concat !== 'partial') throw new HttpError(400, `${id} is not a partial upload of yours`)
       if (part.state !== 'complete') throw new HttpError(400, `Partial upload ${id} is not complete`)
+      if (this.consuming.has(id)) throw new HttpError(423, `Partial upload ${id} is being used by another final upload`)
       return part
     })
-    const totalBytes = parts.reduce((sum, part) => sum + part.totalBytes, 0)
-    const upload = await this.createStream({ ...spec, totalBytes: null, concat: 'final', partIds: JSON.stringify(partIds) })
-    await this.declareLength(upload, totalBytes)
-    let offset = 0
-    for (const part of parts) {
-      if ((await this.deps.staging.size(part.id)) === null) {
-        await this.fail(upload.id, 'A partial upload was already used')
-        throw new HttpError(410, `Partial upload ${part.id} was already used by another final upload`)
+    for (const part of parts) this.consuming.add(part.id)
+    try {
+      const totalBytes = parts.reduce((sum, part) => sum + part.totalBytes, 0)
+      const upload = await this.createStream({ ...spec, totalBytes: null, concat: 'final', partIds: JSON.stringify(partIds) })
+      await this.declareLength(upload, totalBytes)
+      let offset = 0
+      for (const part of parts) {
+        if ((await this.deps.staging.size(part.id)) === null) {
+          await this.fail(upload.id, 'A partial upload was already used')
+          throw new HttpError(410, `Partial upload ${part.id} was already used by another final upload`)
+        }
+        const row = records.findUpload(this.db, upload.id)!
+        await this.appendAt(row, offset, this.deps.staging.read(part.id))
+        offset += part.totalBytes
       }
-      const row = records.findUpload(this.db, upload.id)!
-      await this.appendAt(row, offset, this.deps.staging.read(part.id))
-      offset += part.totalBytes
+      // The final upload durably holds their bytes now: the parts are used up, rows and bytes.
+      for (const part of parts) {
+        if (records.transition(this.db, part.id, ['complete'], 'cancelled', this.deps.clock())) records.deleteUploadRecord(this.db, part.id)
+        await this.removeStaged(part.id)
+      }
+      return records.findUpload(this.db, upload.id)!
+    } finally {
+      for (const part of parts) this.consuming.delete(part.id)
     }
-    for (const part of parts) await this.removeStaged(part.id)
-    return records.findUpload(this.db, upload.id)!
   }
 
   /** All bytes of a streamed upload are here: a partial waits for its final, anything else becomes a file. */
@@ -668,8 +680,16 @@ export class UploadEngine {
     await this.removeStaged(uploadId)
   }
 
+  /** The states from which an upload can still be cancelled or expire: receiving, or a finished partial no final upload is using. */
+  private cancellableFrom(upload: UploadRow): UploadRow['state'][] {
+    if (upload.concat !== 'partial') return ['receiving']
+    return this.consuming.has(upload.id) ? [] : ['receiving', 'complete']
+  }
+
   async cancel(uploadId: string) {
-    if (!records.transition(this.db, uploadId, ['receiving'], 'cancelled', this.deps.clock())) return false
+    const upload = records.findUpload(this.db, uploadId)
+    const from = upload ? this.cancellableFrom(upload) : []
+    if (from.length === 0 || !records.transition(this.db, uploadId, from, 'cancelled', this.deps.clock())) return false
     this.hashes.forget(uploadId)
     await durable(this.db)
     await this.removeStaged(uploadId)
@@ -681,8 +701,9 @@ export class UploadEngine {
     const now = this.deps.clock()
     let expired = 0
     for (const upload of records.staleUploads(this.db, now - this.deps.config.uploadTtlMs)) {
-      if (this.writes.get(upload.id)?.size) continue
-      if (records.transition(this.db, upload.id, ['receiving'], 'expired', now)) {
+      const from = this.cancellableFrom(upload)
+      if (this.writes.get(upload.id)?.size || from.length === 0) continue
+      if (records.transition(this.db, upload.id, from, 'expired', now)) {
         this.hashes.forget(upload.id)
         await durable(this.db)
         await this.removeStaged(upload.id)

@@ -226,8 +226,9 @@ export function tusRoutes(options: TusOptions) {
   }
 
   async function terminate(upload: UploadRow) {
-    if (upload.state !== 'receiving') throw new HttpError(403, 'This upload is finished; manage the file in Dropfold instead')
-    await engine.cancel(upload.id)
+    const waitingPartial = upload.concat === 'partial' && upload.state === 'complete'
+    if (upload.state !== 'receiving' && !waitingPartial) throw new HttpError(403, 'This upload is finished; manage the file in Dropfold instead')
+    if (!(await engine.cancel(upload.id))) throw new HttpError(423, 'This upload is in use (being finalised, or assembled into a final upload); try again shortly')
     return respond(204, {})
   }
 
