@@ -56,7 +56,7 @@ export function uploadsPageRoutes(deps: AppDeps) {
     .post('/uploads/:id/cancel', ({ request, params, server }: Ctx) =>
       act(request, '/uploads', async () => {
         const upload = ownUpload(params.id)
-        if (!(await engine.cancel(upload.id))) throw new HttpError(409, `“${upload.fileName}” can no longer be cancelled`)
+        if (!(await engine.cancel(upload.id))) throw new HttpError(409, `“${upload.fileName}” is no longer receiving`)
         audit(request, server, 'upload.cancel', upload.fileName)
         return succeeded(request, { flash: { kind: 'notice', text: `Cancelled “${upload.fileName}”; its bytes are deleted.` }, redirect: '/uploads', fragment: table })
       }),
