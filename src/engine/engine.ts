@@ -311,6 +311,8 @@ export class UploadEngine {
     args: { owner: string; folderId: number; fileName: string; clientAddress: string | null; declaredBytes: number },
     body: AsyncIterable<Uint8Array>,
     admit?: Admission,
+    /** Received but not finalised yet (see finishHeld and abandonHeld): one of several files that are stored all or none. */
+    hold = false,
   ): Promise<UploadStatus> {
     const fileName = cleanFileName(args.fileName)
     this.requireFolder(args.folderId)
@@ -347,8 +349,24 @@ export class UploadEngine {
       await this.fail(upload.id, cause instanceof HttpError ? cause.message : 'The upload was interrupted')
       throw diskError(cause)
     }
-    await this.finalize(upload.id, claimed)
+    if (!hold) await this.finalize(upload.id, claimed)
     return this.status(upload.id)
+  }
+
+  /** Finalises whole files received with `hold` (their finalisation was claimed when their bytes were all there). */
+  async finishHeld(held: UploadStatus[]): Promise<UploadStatus[]> {
+    for (const upload of held) await this.finalize(upload.id, upload.state === 'finalizing')
+    return held.map((upload) => this.status(upload.id))
+  }
+
+  /** Forgets whole files received with `hold` whose request was refused: no row, no staged bytes. */
+  async abandonHeld(held: UploadStatus[]) {
+    for (const upload of held) {
+      if (records.transition(this.db, upload.id, ['receiving', 'finalizing'], 'failed', this.deps.clock())) records.deleteUploadRecord(this.db, upload.id)
+      this.hashes.forget(upload.id)
+    }
+    await durable(this.db)
+    for (const upload of held) await this.removeStaged(upload.id)
   }
 
   /** Starts a streamed upload (bytes arrive in order, from offset 0); its length may come later. */

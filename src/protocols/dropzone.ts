@@ -96,27 +96,41 @@ export function dropzoneRoutes(options: DropzoneOptions) {
     const finished: FileInfo[] = []
     /** Whole files of a request read into memory: stored together at the end, all or none. */
     const held: { fileName: string; bytes: Uint8Array }[] = []
+    /** Whole files of a request streamed to disk: finalised together at the end, or all abandoned. */
+    const streamed: UploadStatus[] = []
     let chunk: UploadStatus | null = null
-    for await (const part of readMultipart(reader, boundaryOf(request.headers.get('content-type')))) {
-      if (part.filename === null) {
-        if (fields.size >= 100) throw new HttpError(400, 'Too many form fields')
-        fields.set(part.name, (await part.text(4096)).trim())
-        continue
-      }
-      if (chunk) throw new HttpError(400, 'A chunk request carries exactly one file part')
-      if (DZ_FIELDS.some((name) => fields.has(name))) {
-        if (held.length > 0) throw new HttpError(400, 'A chunk request carries exactly one file part')
-        chunk = await receiveChunk(principal, fields, part.filename, part.body(), inMemory, query, declared, address)
-      } else {
-        if (principal.sizeUpFront && !(declared > 0)) throw new HttpError(411, 'Send a Content-Length with the upload')
-        if (inMemory) {
-          held.push({ fileName: part.filename, bytes: await collect(part.body()) })
+    try {
+      for await (const part of readMultipart(reader, boundaryOf(request.headers.get('content-type')))) {
+        if (part.filename === null) {
+          if (fields.size >= 100) throw new HttpError(400, 'Too many form fields')
+          fields.set(part.name, (await part.text(4096)).trim())
           continue
         }
-        const whole = { owner: principal.owner, folderId: folderOf(principal, fields, query), fileName: part.filename, clientAddress: address }
-        finished.push(storedFile(principal, await engine.receiveWhole({ ...whole, declaredBytes: declared || 0 }, part.body(), principal.admit)))
+        if (chunk) throw new HttpError(400, 'A chunk request carries exactly one file part')
+        if (DZ_FIELDS.some((name) => fields.has(name))) {
+          if (held.length > 0 || streamed.length > 0) throw new HttpError(400, 'A chunk request carries exactly one file part')
+          chunk = await receiveChunk(principal, fields, part.filename, part.body(), inMemory, query, declared, address)
+        } else {
+          if (principal.sizeUpFront && !(declared > 0)) throw new HttpError(411, 'Send a Content-Length with the upload')
+          if (inMemory) {
+            held.push({ fileName: part.filename, bytes: await collect(part.body()) })
+            continue
+          }
+          const whole = { owner: principal.owner, folderId: folderOf(principal, fields, query), fileName: part.filename, clientAddress: address }
+          try {
+            streamed.push(await engine.receiveWhole({ ...whole, declaredBytes: declared || 0 }, part.body(), principal.admit, true))
+          } catch (error) {
+            // Files before it in this request are not stored either: say which file was refused.
+            if (streamed.length === 0 || !(error instanceof HttpError)) throw error
+            throw new HttpError(error.status, `“${part.filename.slice(0, 255)}”: ${error.message} None of the files of this request was stored.`, error.headers)
+          }
+        }
       }
+    } catch (error) {
+      await engine.abandonHeld(streamed)
+      throw error
     }
+    for (const status of await engine.finishHeld(streamed)) finished.push(storedFile(principal, status))
     if (held.length > 0) {
       const whole = { owner: principal.owner, folderId: folderOf(principal, fields, query), clientAddress: address }
       for (const status of await engine.receiveWholeFiles(whole, held, principal.admit)) finished.push(storedFile(principal, status))

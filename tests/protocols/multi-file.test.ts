@@ -53,6 +53,37 @@ describe('several files in one plain multipart request', () => {
     expect(fileCount()).toBe(2)
   })
 
+  test('files streamed to disk (a request over 2 MiB), a link that takes 2, sent 3: none is stored', async () => {
+    server = await startTestServer()
+    const link = await createLink(server, { maxFiles: '2' })
+    const MiB = 1024 * 1024
+    const files: [string, Uint8Array][] = [['a.bin', randomData(1.2 * MiB)], ['b.bin', randomData(1.2 * MiB)], ['c.bin', randomData(1.2 * MiB)]]
+    const response = await post(link.path, files)
+    expect(response.status).toBe(403)
+    const { error } = await response.json()
+    expect(error).toContain('“c.bin”')
+    expect(error).toContain('None of the files of this request was stored')
+    expect([fileCount(), uploadCount(), blobFiles().length]).toEqual([0, 0, 0])
+    expect(readdirSync(join(server.dataDir, 'staging'))).toEqual([])
+    // Two of them, streamed the same way, are stored.
+    const fits = await post(link.path, files.slice(0, 2))
+    expect(fits.status).toBe(200)
+    expect(fileCount()).toBe(2)
+  })
+
+  test('files streamed to disk to the admin, a later one refused: none is stored', async () => {
+    server = await startTestServer()
+    const MiB = 1024 * 1024
+    const files: [string, Uint8Array][] = [['a.bin', randomData(1.2 * MiB)], ['b.bin', randomData(1.2 * MiB)], ['..', randomData(1000)]]
+    const response = await server.fetch('/upload', { method: 'POST', body: form(files) })
+    expect(response.status).toBe(400)
+    expect((await response.json()).error).toContain('“..”')
+    expect([fileCount(), uploadCount(), blobFiles().length]).toEqual([0, 0, 0])
+    expect(readdirSync(join(server.dataDir, 'staging'))).toEqual([])
+    expect((await server.fetch('/upload', { method: 'POST', body: form(files.slice(0, 2)) })).status).toBe(200)
+    expect(fileCount()).toBe(2)
+  })
+
   test('a bad name among the files: refused naming it, and none is stored', async () => {
     server = await startTestServer()
     const body = new FormData()
