@@ -84,6 +84,21 @@ describe('several files in one plain multipart request', () => {
     expect(fileCount()).toBe(2)
   })
 
+  test('requests racing for a link’s last places each store both their files or neither', async () => {
+    server = await startTestServer()
+    const link = await createLink(server, { maxFiles: '5' })
+    const responses = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => post(link.path, [[`a${i}.txt`, randomData(100)], [`b${i}.txt`, randomData(100)]])),
+    )
+    const accepted = responses.filter((r) => r.status === 200).length
+    expect(accepted).toBe(2)
+    expect(responses.filter((r) => r.status === 403)).toHaveLength(10)
+    // Never one file of a pair: the fifth place stays free.
+    expect(fileCount()).toBe(4)
+    const names = (server.server.db.$client.query('select name from files').all() as { name: string }[]).map((f) => f.name.slice(1))
+    expect(names.sort()).toEqual([...new Set(names)].flatMap((n) => [n, n]).sort())
+  })
+
   test('a bad name among the files: refused naming it, and none is stored', async () => {
     server = await startTestServer()
     const body = new FormData()
