@@ -7,7 +7,7 @@ import { layout } from './layout.ts'
 export interface UploadLine {
   upload: UploadRow
   folderPath: string
-  /** receiving uploads with no activity for a while show as stalled. */
+  /** receiving uploads with no activity for a while show as stalled; finished parts as waiting (for their final upload). */
   shownState: string
   bytesPerSecond: number
 }
@@ -19,6 +19,9 @@ export interface Storage {
   freeBytes: number
   fileCount: number
 }
+
+/** A finished part of a parallel tus upload, whose bytes wait for the final upload that joins the parts. */
+export const isWaitingPart = (upload: UploadRow) => upload.concat === 'partial' && upload.state === 'complete'
 
 function source(upload: UploadRow) {
   const who = upload.owner === 'admin' ? 'admin' : upload.owner
@@ -38,7 +41,7 @@ ${lines.length === 0
   <tbody>${lines.map(({ upload, folderPath, shownState, bytesPerSecond }) => {
     const percent = upload.totalBytes > 0 ? Math.floor((100 * upload.receivedBytes) / upload.totalBytes) : 0
     return html`<tr>
-    <td class="name">${upload.fileName}</td>
+    <td class="name">${upload.fileName}${upload.concat === 'partial' ? html` <span class="badge" title="Part of a parallel upload: joined into the file by a final upload">part</span>` : ''}</td>
     <td>${folderPath}</td>
     <td><div class="progress" title="${percent}%"><span style="width: ${percent}%"></span></div>
       ${formatBytes(upload.receivedBytes)} of ${upload.lengthDeferred ? 'unknown' : formatBytes(upload.totalBytes)}</td>
@@ -47,7 +50,7 @@ ${lines.length === 0
     <td>${ago(upload.updatedAt)}</td>
     <td><span class="state ${shownState}" title="${upload.error ?? ''}">${shownState}</span></td>
     <td>${source(upload)}</td>
-    <td>${upload.state === 'receiving'
+    <td>${upload.state === 'receiving' || isWaitingPart(upload)
       ? html`<form method="post" action="/uploads/${upload.id}/cancel" hx-post="/uploads/${upload.id}/cancel" hx-target="#uploads-table" hx-swap="outerHTML" hx-confirm="Cancel this upload and delete what it received?"><button class="danger">Cancel</button></form>`
       : upload.state === 'finalizing'
         ? ''
@@ -76,7 +79,7 @@ export function uploadsPage(args: { lines: UploadLine[]; storage: Storage; now: 
 <section class="card"><h1>Storage</h1>${storageSummary(args.storage)}</section>
 <section class="card">
   <h2>Uploads in progress, failed or stopped</h2>
-  <p class="hint">Updates every two seconds. An upload with no activity for a minute shows as stalled; unfinished uploads expire after their time-to-live and free their space.</p>
+  <p class="hint">Updates every two seconds. An upload with no activity for a minute shows as stalled; unfinished uploads expire after their time-to-live and free their space. Parts of a parallel (tus) upload wait for the final upload that joins them, and expire like unfinished uploads if none does.</p>
   ${uploadsTable(args.lines, args.now)}
 </section>`,
   })

@@ -210,14 +210,20 @@ export function uploadsInState(db: Db, state: UploadState): UploadRow[] {
   return db.select().from(uploads).where(eq(uploads.state, state)).all()
 }
 
-/** Uploads still receiving with no activity since `olderThan` (since `linksOlderThan` for drop links' uploads). */
+/** A finished tus partial upload whose bytes wait for a final upload to use them. */
+const waitingPartial = () => and(eq(uploads.concat, 'partial'), eq(uploads.state, 'complete'))
+
+/**
+ * Uploads in progress, and finished partials no final upload has used, idle since before
+ * `olderThan` (since `linksOlderThan` for drop links' uploads).
+ */
 export function staleUploads(db: Db, olderThan: number, linksOlderThan = olderThan): UploadRow[] {
   return db
     .select()
     .from(uploads)
     .where(
       and(
-        eq(uploads.state, 'receiving'),
+        or(eq(uploads.state, 'receiving'), waitingPartial()),
         or(lt(uploads.updatedAt, olderThan), and(like(uploads.owner, 'link:%'), lt(uploads.updatedAt, linksOlderThan))),
       ),
     )
@@ -258,7 +264,7 @@ export function unfinishedUploads(db: Db, limit: number): UploadRow[] {
   return db
     .select()
     .from(uploads)
-    .where(inArray(uploads.state, ['receiving', 'finalizing', 'failed', 'expired', 'cancelled']))
+    .where(or(inArray(uploads.state, ['receiving', 'finalizing', 'failed', 'expired', 'cancelled']), waitingPartial()))
     .orderBy(desc(uploads.updatedAt))
     .limit(limit)
     .all()

@@ -39,6 +39,8 @@ export class UploadEngine {
   /** Serialises adopting and deleting the bytes of one blob. */
   private readonly blobLocks = new Map<string, Promise<void>>()
 
+  /** Finished partial uploads a final upload is reading right now: neither cancelled nor expired meanwhile. */
+  private readonly consuming = new Set<string>()
   /** Chunks being written right now, per upload: one request per chunk at a time. */
   private readonly chunksInFlight = new Map<string, Set<number>>()
   private readonly hashes: RunningHashes
@@ -159,7 +161,9 @@ export class UploadEngine {
     }
     const offset = index * upload.chunkBytes
     const expected = Math.min(upload.chunkBytes, upload.totalBytes - offset)
-    const current = records.findUpload(this.db, upload.id)!
+    const current = records.findUpload(this.db, upload.id)
+    // Discarded meanwhile by a refused request that created it (see discardIfEmpty).
+    if (!current) throw new HttpError(404, 'No such upload; start it again')
     const done = current.state === 'finalizing' || current.state === 'complete'
     if (!done && current.state !== 'receiving') throw this.notReceiving(current)
     if (done || records.hasChunk(this.db, upload.id, index)) {
@@ -236,8 +240,8 @@ export class UploadEngine {
     this.checkChunkedSpec(spec)
     if (spec.chunkCount === 1 && !records.findUploadByClientKey(this.db, spec.owner, spec.clientKey)) {
       if (bytes.length !== spec.totalBytes) throw new HttpError(400, `Chunk 0 has ${bytes.length} bytes; expected ${spec.totalBytes}`)
-      const stored = await this.storeInOne({ ...spec, chunkCount: 1 }, bytes, admit)
-      if (stored) return stored
+      const stored = await this.storeInOne({ ...spec, chunkCount: 1 }, [{ fileName: spec.fileName, bytes }], admit)
+      if (stored) return stored[0]!
     }
     // Known already (a retry, or a request for the same upload that got in first): the chunked
     // way answers it.
@@ -245,65 +249,93 @@ export class UploadEngine {
     return this.receiveChunk(upload, 0, once(bytes))
   }
 
-  /** A whole file from a plain multipart upload, already in memory: stored in one step (see storeInOne). */
-  async receiveWholeBytes(
-    args: { owner: string; folderId: number; fileName: string; clientAddress: string | null },
-    bytes: Uint8Array,
+  /**
+   * Whole files from one plain multipart request, already in memory: all stored, or (when one is
+   * refused) none, in one step (see storeInOne). A refusal names the file it is about.
+   */
+  async receiveWholeFiles(
+    args: { owner: string; folderId: number; clientAddress: string | null },
+    files: { fileName: string; bytes: Uint8Array }[],
     admit?: Admission,
-  ): Promise<UploadStatus> {
+  ): Promise<UploadStatus[]> {
     const limit = this.deps.config.maxFileBytes
-    if (bytes.length > limit) throw new HttpError(413, `The file is larger than the ${limit}-byte limit`)
-    const spec = { ...args, protocol: 'plain' as const, clientKey: null, chunkBytes: Math.max(bytes.length, 1), chunkCount: 1 }
-    return (await this.storeInOne(spec, bytes, admit))!
+    const several = files.length > 1
+    const refusal = (error: unknown, fileName: string) =>
+      several && error instanceof HttpError
+        ? new HttpError(error.status, `“${fileName.slice(0, 255)}”: ${error.message} None of the ${files.length} files was stored.`, error.headers)
+        : error
+    const checked = files.map(({ fileName, bytes }) => {
+      try {
+        if (bytes.length > limit) throw new HttpError(413, `The file is larger than the ${limit}-byte limit.`)
+        return { fileName: cleanFileName(fileName), bytes }
+      } catch (error) {
+        throw refusal(error, fileName)
+      }
+    })
+    const admitEach: Admission | undefined = admit && ((db, upload) => {
+      try {
+        admit(db, upload)
+      } catch (error) {
+        throw refusal(error, upload.fileName)
+      }
+    })
+    const spec = { ...args, protocol: 'plain' as const, clientKey: null, chunkCount: 1 }
+    return (await this.storeInOne(spec, checked, admitEach))!
   }
 
   /**
-   * Stores a whole file that is in memory in one step: hashed first, so bytes the store holds
+   * Stores whole files that are in memory in one step: hashed first, so bytes the store holds
    * already are not written at all; otherwise written straight into the store and synced; then
-   * recorded, upload and file, in one commit. There is no upload row before that commit: a crash
-   * before it leaves at most a blob that nothing refers to (replaced by the next upload of the
-   * same bytes), and the client, never answered, sends the file again.
+   * recorded, uploads and files, in one commit (so either all are stored or none). There is no
+   * upload row before that commit: a crash before it leaves at most a blob that nothing refers to
+   * (replaced by the next upload of the same bytes), and the client, never answered, sends again.
    * Resolves to null, having recorded nothing, when an upload with the same client key got in first.
    */
   private async storeInOne(
-    spec: { protocol: 'dropzone' | 'plain'; owner: string; clientKey: string | null; folderId: number; fileName: string; clientAddress: string | null; chunkBytes: number; chunkCount: number },
-    bytes: Uint8Array,
+    spec: { protocol: 'dropzone' | 'plain'; owner: string; clientKey: string | null; folderId: number; clientAddress: string | null; chunkBytes?: number; chunkCount: number },
+    files: { fileName: string; bytes: Uint8Array }[],
     admit?: Admission,
-  ): Promise<UploadStatus | null> {
+  ): Promise<UploadStatus[] | null> {
     const { blobs, clock } = this.deps
-    const fileName = cleanFileName(spec.fileName)
+    const named = files.map((file) => ({ ...file, fileName: cleanFileName(file.fileName) }))
     this.requireFolder(spec.folderId)
-    admit = await this.roomFor(bytes.length, spec.owner, admit)
-    // Refused before a byte is written. The commit checks again, and that check is the one that counts.
-    admit?.(this.db, { fileName, totalBytes: bytes.length })
-    const sha256 = new Bun.CryptoHasher('sha256').update(bytes).digest('hex')
-    const id = newUploadId()
-    const recorded = await this.withBlobLock(sha256, async () => {
-      const referenced = blobIsReferenced(this.db, sha256)
-      const present = referenced && (await blobs.has(sha256))
-      const now = clock()
-      let result: ReturnType<typeof insertCompleteUpload> = null
+    admit = await this.roomFor(named.reduce((sum, file) => sum + file.bytes.length, 0), spec.owner, admit)
+    // Refused before a byte is written. The commit checks again (all files together), and that check is the one that counts.
+    for (const { fileName, bytes } of named) admit?.(this.db, { fileName, totalBytes: bytes.length })
+    const items = named.map((file) => ({ ...file, id: newUploadId(), sha256: new Bun.CryptoHasher('sha256').update(file.bytes).digest('hex') }))
+    const contents = new Map(items.map((item) => [item.sha256, item.bytes]))
+    const recorded = await this.withBlobLocks([...contents.keys()].sort(), async () => {
+      const present = new Set<string>()
+      let result: ReturnType<typeof insertCompleteUpload>[] | null = null
       try {
-        if (!present) {
-          await this.track(id, blobs.write(sha256, bytes, referenced)).catch((error) => {
-            throw diskError(unwrap(error))
-          })
+        for (const [sha256, bytes] of contents) {
+          const referenced = blobIsReferenced(this.db, sha256)
+          if (referenced && (await blobs.has(sha256))) present.add(sha256)
+          else {
+            await this.track(items[0]!.id, blobs.write(sha256, bytes, referenced)).catch((error) => {
+              throw diskError(unwrap(error))
+            })
+          }
         }
-        result = await this.track(id, commitTogether(this.db, () => insertCompleteUpload(this.db, {
-          id, protocol: spec.protocol, owner: spec.owner, clientKey: spec.clientKey, folderId: spec.folderId, fileName,
-          mimeType: mimeTypeOf(fileName), totalBytes: bytes.length, chunkBytes: spec.chunkBytes, chunkCount: spec.chunkCount,
-          receivedBytes: bytes.length, receivedChunks: spec.chunkCount, clientAddress: spec.clientAddress, createdAt: now, updatedAt: now,
-        }, sha256, admit)))
+        const now = clock()
+        result = await this.track(items[0]!.id, commitTogether(this.db, () => items.map((item) => insertCompleteUpload(this.db, {
+          id: item.id, protocol: spec.protocol, owner: spec.owner, clientKey: spec.clientKey, folderId: spec.folderId, fileName: item.fileName,
+          mimeType: mimeTypeOf(item.fileName), totalBytes: item.bytes.length, chunkBytes: spec.chunkBytes ?? Math.max(item.bytes.length, 1),
+          chunkCount: spec.chunkCount, receivedBytes: item.bytes.length, receivedChunks: spec.chunkCount, clientAddress: spec.clientAddress,
+          createdAt: now, updatedAt: now,
+        }, item.sha256, admit))))
       } finally {
         // Cut short, refused, or another request for the same upload got in first: a blob
         // written here that no committed row refers to goes again, as if never made.
-        if (!result && !present && !blobIsReferenced(this.db, sha256)) await blobs.remove(sha256)
+        if (!result?.every(Boolean)) {
+          for (const sha256 of contents.keys()) if (!present.has(sha256) && !blobIsReferenced(this.db, sha256)) await blobs.remove(sha256)
+        }
       }
-      return result
+      return result.every(Boolean) ? result : null
     })
     if (!recorded) return null
     await durable(this.db)
-    return this.status(id)
+    return items.map((item) => this.status(item.id))
   }
 
   /**
@@ -314,6 +346,8 @@ export class UploadEngine {
     args: { owner: string; folderId: number; fileName: string; clientAddress: string | null; declaredBytes: number },
     body: AsyncIterable<Uint8Array>,
     admit?: Admission,
+    /** Received but not finalised yet (see finishHeld and abandonHeld): one of several files that are stored all or none. */
+    hold = false,
   ): Promise<UploadStatus> {
     const fileName = cleanFileName(args.fileName)
     this.requireFolder(args.folderId)
@@ -350,8 +384,24 @@ export class UploadEngine {
       await this.fail(upload.id, cause instanceof HttpError ? cause.message : 'The upload was interrupted')
       throw diskError(cause)
     }
-    await this.finalize(upload.id, claimed)
+    if (!hold) await this.finalize(upload.id, claimed)
     return this.status(upload.id)
+  }
+
+  /** Finalises whole files received with `hold` (their finalisation was claimed when their bytes were all there). */
+  async finishHeld(held: UploadStatus[]): Promise<UploadStatus[]> {
+    for (const upload of held) await this.finalize(upload.id, upload.state === 'finalizing')
+    return held.map((upload) => this.status(upload.id))
+  }
+
+  /** Forgets whole files received with `hold` whose request was refused: no row, no staged bytes. */
+  async abandonHeld(held: UploadStatus[]) {
+    for (const upload of held) {
+      if (records.transition(this.db, upload.id, ['receiving', 'finalizing'], 'failed', this.deps.clock())) records.deleteUploadRecord(this.db, upload.id)
+      this.hashes.forget(upload.id)
+    }
+    await durable(this.db)
+    for (const upload of held) await this.removeStaged(upload.id)
   }
 
   /** Starts a streamed upload (bytes arrive in order, from offset 0); its length may come later. */
@@ -360,7 +410,7 @@ export class UploadEngine {
     if (spec.totalBytes !== null && spec.totalBytes > config.maxFileBytes) {
       throw new HttpError(413, `The file is ${spec.totalBytes} bytes; the limit is ${config.maxFileBytes} bytes`)
     }
-    const fileName = cleanFileName(spec.concat === 'partial' ? spec.fileName || 'partial' : spec.fileName)
+    const fileName = spec.concat === 'partial' && spec.fileName === '' ? 'partial' : cleanFileName(spec.fileName)
     this.requireFolder(spec.folderId)
     if (spec.totalBytes !== null) admit = await this.roomFor(spec.totalBytes, spec.owner, admit)
     const now = this.deps.clock()
@@ -461,23 +511,33 @@ export class UploadEngine {
       const part = records.findUpload(this.db, id)
       if (!part || part.owner !== spec.owner || part.concat !== 'partial') throw new HttpError(400, `${id} is not a partial upload of yours`)
       if (part.state !== 'complete') throw new HttpError(400, `Partial upload ${id} is not complete`)
+      if (this.consuming.has(id)) throw new HttpError(423, `Partial upload ${id} is being used by another final upload`)
       return part
     })
-    const totalBytes = parts.reduce((sum, part) => sum + part.totalBytes, 0)
-    const upload = await this.createStream({ ...spec, totalBytes: null, concat: 'final', partIds: JSON.stringify(partIds) })
-    await this.declareLength(upload, totalBytes)
-    let offset = 0
-    for (const part of parts) {
-      if ((await this.deps.staging.size(part.id)) === null) {
-        await this.fail(upload.id, 'A partial upload was already used')
-        throw new HttpError(410, `Partial upload ${part.id} was already used by another final upload`)
+    for (const part of parts) this.consuming.add(part.id)
+    try {
+      const totalBytes = parts.reduce((sum, part) => sum + part.totalBytes, 0)
+      const upload = await this.createStream({ ...spec, totalBytes: null, concat: 'final', partIds: JSON.stringify(partIds) })
+      await this.declareLength(upload, totalBytes)
+      let offset = 0
+      for (const part of parts) {
+        if ((await this.deps.staging.size(part.id)) === null) {
+          await this.fail(upload.id, 'A partial upload was already used')
+          throw new HttpError(410, `Partial upload ${part.id} was already used by another final upload`)
+        }
+        const row = records.findUpload(this.db, upload.id)!
+        await this.appendAt(row, offset, this.deps.staging.read(part.id))
+        offset += part.totalBytes
       }
-      const row = records.findUpload(this.db, upload.id)!
-      await this.appendAt(row, offset, this.deps.staging.read(part.id))
-      offset += part.totalBytes
+      // The final upload durably holds their bytes now: the parts are used up, rows and bytes.
+      for (const part of parts) {
+        if (records.transition(this.db, part.id, ['complete'], 'cancelled', this.deps.clock())) records.deleteUploadRecord(this.db, part.id)
+        await this.removeStaged(part.id)
+      }
+      return records.findUpload(this.db, upload.id)!
+    } finally {
+      for (const part of parts) this.consuming.delete(part.id)
     }
-    for (const part of parts) await this.removeStaged(part.id)
-    return records.findUpload(this.db, upload.id)!
   }
 
   /** All bytes of a streamed upload are here: a partial waits for its final, anything else becomes a file. */
@@ -614,6 +674,12 @@ export class UploadEngine {
     }
   }
 
+  /** Holds the locks of several blobs (taken in the order given, sorted by callers, so two holders never wait for each other). */
+  private withBlobLocks<T>(sha256s: string[], work: () => Promise<T>): Promise<T> {
+    const [first, ...rest] = sha256s
+    return first === undefined ? work() : this.withBlobLock(first, () => this.withBlobLocks(rest, work))
+  }
+
   private async withBlobLock<T>(sha256: string, work: () => Promise<T>): Promise<T> {
     const previous = this.blobLocks.get(sha256) ?? Promise.resolve()
     const run = previous.then(work, work)
@@ -669,8 +735,32 @@ export class UploadEngine {
     this.progress.forget(uploadId)
   }
 
+  /**
+   * Forgets an upload that a refused request created and in which nothing is recorded: a refused
+   * request leaves no row and no staging file. Kept while another request is writing to it.
+   */
+  async discardIfEmpty(uploadId: string) {
+    const upload = records.findUpload(this.db, uploadId)
+    if (!upload || upload.receivedBytes > 0 || upload.receivedChunks > 0) return
+    if (this.writes.get(uploadId)?.size || this.chunksInFlight.get(uploadId)?.size) return
+    if (!records.transition(this.db, uploadId, ['receiving'], 'cancelled', this.deps.clock())) return
+    records.deleteUploadRecord(this.db, uploadId)
+    this.hashes.forget(uploadId)
+    this.progress.forget(uploadId)
+    await durable(this.db)
+    await this.removeStaged(uploadId)
+  }
+
+  /** The states from which an upload can still be cancelled or expire: receiving, or a finished partial no final upload is using. */
+  private cancellableFrom(upload: UploadRow): UploadRow['state'][] {
+    if (upload.concat !== 'partial') return ['receiving']
+    return this.consuming.has(upload.id) ? [] : ['receiving', 'complete']
+  }
+
   async cancel(uploadId: string) {
-    if (!records.transition(this.db, uploadId, ['receiving'], 'cancelled', this.deps.clock())) return false
+    const upload = records.findUpload(this.db, uploadId)
+    const from = upload ? this.cancellableFrom(upload) : []
+    if (from.length === 0 || !records.transition(this.db, uploadId, from, 'cancelled', this.deps.clock())) return false
     this.hashes.forget(uploadId)
     await durable(this.db)
     await this.removeStaged(uploadId)
@@ -689,8 +779,9 @@ export class UploadEngine {
     let expired = 0
     const { uploadTtlMs, linkUploadTtlMs } = this.deps.config
     for (const upload of records.staleUploads(this.db, now - uploadTtlMs, now - linkUploadTtlMs)) {
-      if (this.writes.get(upload.id)?.size) continue
-      if (records.transition(this.db, upload.id, ['receiving'], 'expired', now)) {
+      const from = this.cancellableFrom(upload)
+      if (this.writes.get(upload.id)?.size || from.length === 0) continue
+      if (records.transition(this.db, upload.id, from, 'expired', now)) {
         this.hashes.forget(upload.id)
         await durable(this.db)
         await this.removeStaged(upload.id)

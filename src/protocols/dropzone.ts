@@ -61,6 +61,11 @@ function visibleFile(principal: UploadPrincipal, file: FileInfo | null): FileInf
   return { ...file, url: principal.fileUrl(file.id) as string }
 }
 
+function storedFile(principal: UploadPrincipal, status: UploadStatus): FileInfo {
+  if (status.state !== 'complete' || !status.file) throw new HttpError(500, status.error ?? 'The upload could not be stored')
+  return visibleFile(principal, status.file)!
+}
+
 const scopedKey = (principal: UploadPrincipal, key: string) => (principal.clientKeyScope ? `${principal.clientKeyScope}:${key}` : key)
 const unscopedKey = (principal: UploadPrincipal, key: string | null) =>
   key !== null && principal.clientKeyScope ? key.slice(principal.clientKeyScope.length + 1) : key
@@ -95,26 +100,48 @@ export function dropzoneRoutes(options: DropzoneOptions) {
   ) {
     const fields = new Map<string, string>()
     const finished: FileInfo[] = []
+    /** Whole files of a request read into memory: stored together at the end, all or none. */
+    const held: { fileName: string; bytes: Uint8Array }[] = []
+    /** Whole files of a request streamed to disk: finalised together at the end, or all abandoned. */
+    const streamed: UploadStatus[] = []
     let chunk: UploadStatus | null = null
-    for await (const part of readMultipart(reader, boundaryOf(request.headers.get('content-type')))) {
-      if (part.filename === null) {
-        if (fields.size >= 100) throw new HttpError(400, 'Too many form fields')
-        fields.set(part.name, (await part.text(4096)).trim())
-        continue
+    try {
+      for await (const part of readMultipart(reader, boundaryOf(request.headers.get('content-type')))) {
+        if (part.filename === null) {
+          if (fields.size >= 100) throw new HttpError(400, 'Too many form fields')
+          fields.set(part.name, (await part.text(4096)).trim())
+          continue
+        }
+        if (chunk) throw new HttpError(400, 'A chunk request carries exactly one file part')
+        if (DZ_FIELDS.some((name) => fields.has(name))) {
+          if (held.length > 0 || streamed.length > 0) throw new HttpError(400, 'A chunk request carries exactly one file part')
+          chunk = await receiveChunk(principal, fields, part.filename, part.body(), holding, query, declared, address)
+        } else {
+          if (principal.sizeUpFront && !(declared > 0)) throw new HttpError(411, 'Send a Content-Length with the upload')
+          // The admin's small files are held whole and stored together at the end; a link's are
+          // streamed, so its limits are checked against the declared size before a byte is read.
+          if (holding === 'whole') {
+            held.push({ fileName: part.filename, bytes: await collect(part.body()) })
+            continue
+          }
+          const whole = { owner: principal.owner, folderId: folderOf(principal, fields, query), fileName: part.filename, clientAddress: address }
+          try {
+            streamed.push(await engine.receiveWhole({ ...whole, declaredBytes: declared || 0 }, part.body(), principal.admit, true))
+          } catch (error) {
+            // Files before it in this request are not stored either: say which file was refused.
+            if (streamed.length === 0 || !(error instanceof HttpError)) throw error
+            throw new HttpError(error.status, `“${part.filename.slice(0, 255)}”: ${error.message} None of the files of this request was stored.`, error.headers)
+          }
+        }
       }
-      if (chunk) throw new HttpError(400, 'A chunk request carries exactly one file part')
-      if (DZ_FIELDS.some((name) => fields.has(name))) {
-        chunk = await receiveChunk(principal, fields, part.filename, part.body(), holding, query, declared, address)
-      } else {
-        if (principal.sizeUpFront && !(declared > 0)) throw new HttpError(411, 'Send a Content-Length with the upload')
-        const whole = { owner: principal.owner, folderId: folderOf(principal, fields, query), fileName: part.filename, clientAddress: address }
-        // A link's limits are checked against the declared size before a byte is read (streamed).
-        const status = holding === 'whole'
-          ? await engine.receiveWholeBytes(whole, await collect(part.body()), principal.admit)
-          : await engine.receiveWhole({ ...whole, declaredBytes: declared || 0 }, part.body(), principal.admit)
-        if (status.state !== 'complete' || !status.file) throw new HttpError(500, status.error ?? 'The upload could not be stored')
-        finished.push(visibleFile(principal, status.file)!)
-      }
+    } catch (error) {
+      await engine.abandonHeld(streamed)
+      throw error
+    }
+    for (const status of await engine.finishHeld(streamed)) finished.push(storedFile(principal, status))
+    if (held.length > 0) {
+      const whole = { owner: principal.owner, folderId: folderOf(principal, fields, query), clientAddress: address }
+      for (const status of await engine.receiveWholeFiles(whole, held, principal.admit)) finished.push(storedFile(principal, status))
     }
     if (chunk) {
       if (chunk.state === 'failed') throw new HttpError(500, chunk.error ?? 'The upload could not be stored')
@@ -170,7 +197,11 @@ export function dropzoneRoutes(options: DropzoneOptions) {
       return engine.receiveSoleChunk(spec, await collect(body), principal.admit)
     }
     const upload = await engine.openChunked(spec, principal.admit)
-    return engine.receiveChunk(upload, index, body)
+    return engine.receiveChunk(upload, index, body).catch(async (error) => {
+      // A refused first chunk must not leave the upload it created behind.
+      await engine.discardIfEmpty(upload.id)
+      throw error
+    })
   }
 
   return new Elysia({ name: `dropzone:${options.path}` })

@@ -4,6 +4,7 @@ import type { Config } from '../config.ts'
 import type { UploadRow } from '../db/uploads.ts'
 import { ROOT_FOLDER_ID } from '../db/schema.ts'
 import type { UploadEngine } from '../engine/engine.ts'
+import { cleanFileName } from '../engine/file-names.ts'
 import { HttpError } from '../errors.ts'
 import { clientAddress } from '../http/client-address.ts'
 import { routePolicy } from '../http/guard.ts'
@@ -17,7 +18,13 @@ import type { UploadPrincipal } from './principal.ts'
 
 export const TUS_VERSION = '1.0.0'
 const EXTENSIONS = 'creation,creation-with-upload,creation-defer-length,termination,expiration,checksum,concatenation'
-const CHECKSUMS: Record<string, string> = { sha1: 'sha1', sha256: 'sha256', sha512: 'sha512', md5: 'md5' }
+/** Supported Upload-Checksum algorithms and the length of their digests in bytes. */
+const CHECKSUMS: Record<string, number> = { sha1: 20, sha256: 32, sha512: 64, md5: 16 }
+/** Bounds on what clients may send in headers (a larger header is 431, anything malformed 400). */
+const MAX_METADATA_BYTES = 4096
+const MAX_CONCAT_BYTES = 8192
+const MAX_CONCAT_PARTS = 100
+const UPLOAD_ID = /^[a-z0-9]{32}$/
 const OFFSET_STREAM = 'application/offset+octet-stream'
 /** Headers a browser page on another origin may send and read (when CORS is configured). */
 const REQUEST_HEADERS =
@@ -37,6 +44,7 @@ export interface TusOptions {
 export function parseMetadata(header: string | null): Map<string, string> {
   const metadata = new Map<string, string>()
   if (!header) return metadata
+  if (header.length > MAX_METADATA_BYTES) throw new HttpError(431, `Upload-Metadata is longer than ${MAX_METADATA_BYTES} bytes`)
   for (const pair of header.split(',')) {
     const [key, value, extra] = pair.trim().split(' ')
     if (!key || extra !== undefined || !/^[\x21-\x7e]+$/.test(key) || metadata.has(key)) {
@@ -46,6 +54,28 @@ export function parseMetadata(header: string | null): Map<string, string> {
     metadata.set(key, value === undefined ? '' : Buffer.from(value, 'base64').toString('utf8'))
   }
   return metadata
+}
+
+/**
+ * The upload ids an `Upload-Concat: final;<urls>` header names, in order: every URL parsed
+ * safely (relative to the request), each naming an upload once.
+ */
+export function concatenatedIds(header: string, base: string): string[] {
+  const urls = header.slice('final;'.length).trim().split(/\s+/).filter(Boolean)
+  if (urls.length === 0) throw new HttpError(400, 'A final upload needs at least one partial upload')
+  if (urls.length > MAX_CONCAT_PARTS) throw new HttpError(400, `A final upload may have at most ${MAX_CONCAT_PARTS} partial uploads`)
+  const ids = urls.map((url) => {
+    let id: string | undefined
+    try {
+      id = new URL(url, base).pathname.split('/').pop()
+    } catch {
+      throw new HttpError(400, 'Upload-Concat holds a malformed URL')
+    }
+    if (!id || !UPLOAD_ID.test(id)) throw new HttpError(400, 'Upload-Concat holds a URL that is not an upload of this server')
+    return id
+  })
+  if (new Set(ids).size !== ids.length) throw new HttpError(400, 'Upload-Concat names a partial upload more than once')
+  return ids
 }
 
 function wholeNumberHeader(request: Request, name: string): number | null {
@@ -87,7 +117,7 @@ export function tusRoutes(options: TusOptions) {
   }
 
   function ownUpload(principal: UploadPrincipal, id: string): UploadRow {
-    const upload = /^[a-z0-9]{32}$/.test(id) ? engine.find(id) : undefined
+    const upload = UPLOAD_ID.test(id) ? engine.find(id) : undefined
     if (!upload || upload.owner !== principal.owner || upload.protocol !== 'tus') throw new HttpError(404, 'No such upload')
     if (upload.state === 'expired' || upload.state === 'cancelled') throw new HttpError(410, `This upload has ${upload.state === 'expired' ? 'expired' : 'been terminated'}`)
     return upload
@@ -97,9 +127,12 @@ export function tusRoutes(options: TusOptions) {
   function checksummed(request: Request, body: AsyncIterable<Uint8Array>) {
     const header = request.headers.get('upload-checksum')
     if (header === null) return { body, verify: undefined }
-    const [name, expected] = header.trim().split(' ')
-    const algorithm = CHECKSUMS[name?.toLowerCase() ?? '']
-    if (!algorithm || !expected) throw new HttpError(400, `Unsupported Upload-Checksum; use one of ${Object.keys(CHECKSUMS).join(', ')}`)
+    const m = /^(\S+) ([A-Za-z0-9+/]+={0,2})$/.exec(header.trim())
+    if (!m) throw new HttpError(400, 'Upload-Checksum must be "<algorithm> <base64 digest>"')
+    const algorithm = m[1]!.toLowerCase()
+    if (!Object.hasOwn(CHECKSUMS, algorithm)) throw new HttpError(400, `Unsupported Upload-Checksum; use one of ${Object.keys(CHECKSUMS).join(', ')}`)
+    const expected = Buffer.from(m[2]!, 'base64')
+    if (expected.length !== CHECKSUMS[algorithm]) throw new HttpError(400, `Upload-Checksum is not a ${algorithm} digest in base64`)
     const hasher = new Bun.CryptoHasher(algorithm as 'sha256')
     async function* tapped() {
       for await (const piece of body) {
@@ -108,7 +141,7 @@ export function tusRoutes(options: TusOptions) {
       }
     }
     const verify = () => {
-      if (hasher.digest('base64') !== expected) throw new HttpError(460, 'Checksum mismatch: the bytes were discarded')
+      if (!hasher.digest().equals(expected)) throw new HttpError(460, 'Checksum mismatch: the bytes were discarded')
     }
     return { body: tapped(), verify }
   }
@@ -117,19 +150,18 @@ export function tusRoutes(options: TusOptions) {
     const endpoint = endpointOf(request, false)
     const metadata = parseMetadata(request.headers.get('upload-metadata'))
     const concat = request.headers.get('upload-concat')
+    if (concat !== null && concat.length > MAX_CONCAT_BYTES) throw new HttpError(431, `Upload-Concat is longer than ${MAX_CONCAT_BYTES} bytes`)
     if (principal.sizeUpFront && concat !== null) throw new HttpError(400, 'Concatenated (parallel) tus uploads are not available here')
     if (principal.sizeUpFront && request.headers.has('upload-defer-length')) throw new HttpError(400, 'Upload-Length is required here')
     const folderId = principal.folderId ?? folderFrom(metadata.get('folder'))
     const fileName = metadata.get('filename') ?? metadata.get('name') ?? ''
+    if (!fileName && concat === null) throw new HttpError(400, 'Upload-Metadata needs a filename')
+    // Checked before anything is made (a partial's name is optional, but never a bad one).
+    if (fileName) cleanFileName(fileName)
     const base = { protocol: 'tus' as const, owner: principal.owner, folderId, fileName, clientAddress: address, metadata: request.headers.get('upload-metadata') }
-    if (concat?.startsWith('final')) {
+    if (concat?.startsWith('final;')) {
       if (request.headers.has('upload-length')) throw new HttpError(400, 'A final upload must not carry Upload-Length')
-      const partIds = concat
-        .slice('final;'.length)
-        .trim()
-        .split(/\s+/)
-        .filter(Boolean)
-        .map((url) => new URL(url, request.url).pathname.split('/').pop() ?? '')
+      const partIds = concatenatedIds(concat, request.url)
       for (const id of partIds) ownUpload(principal, id)
       const upload = await engine.concatenate(base, partIds)
       return respond(201, { location: `${endpoint}/${upload.id}`, ...expires(upload) })
@@ -139,13 +171,17 @@ export function tusRoutes(options: TusOptions) {
     const deferred = request.headers.get('upload-defer-length')
     if (deferred !== null && deferred !== '1') throw new HttpError(400, 'Upload-Defer-Length must be 1')
     if ((length === null) === (deferred === null)) throw new HttpError(400, 'Send either Upload-Length or Upload-Defer-Length: 1')
-    if (!fileName && concat !== 'partial') throw new HttpError(400, 'Upload-Metadata needs a filename')
     let upload = await engine.createStream({ ...base, totalBytes: length, concat: concat === 'partial' ? 'partial' : undefined }, principal.admit)
     if (request.body && request.headers.get('content-type') === OFFSET_STREAM) {
       // creation-with-upload: the first bytes ride along with the creation request.
-      upload = await withLock(upload.id, () => {
+      const created = upload
+      upload = await withLock(created.id, () => {
         const { body, verify } = checksummed(request, request.body!)
-        return engine.appendAt(upload, 0, body, verify)
+        return engine.appendAt(created, 0, body, verify)
+      }).catch(async (error) => {
+        // The client learns no Location from a refusal: the upload it would have made goes.
+        await engine.discardIfEmpty(created.id)
+        throw error
       })
     }
     // Always sent: tus-js-client expects it whenever it asked for creation-with-upload.
@@ -191,8 +227,9 @@ export function tusRoutes(options: TusOptions) {
   }
 
   async function terminate(upload: UploadRow) {
-    if (upload.state !== 'receiving') throw new HttpError(403, 'This upload is finished; manage the file in Dropfold instead')
-    await engine.cancel(upload.id)
+    const waitingPartial = upload.concat === 'partial' && upload.state === 'complete'
+    if (upload.state !== 'receiving' && !waitingPartial) throw new HttpError(403, 'This upload is finished; manage the file in Dropfold instead')
+    if (!(await engine.cancel(upload.id))) throw new HttpError(423, 'This upload is in use (being finalised, or assembled into a final upload); try again shortly')
     return respond(204, {})
   }
 

@@ -6,7 +6,7 @@ import * as library from '../db/library.ts'
 import { findUpload, stagedBytes, unfinishedUploads } from '../db/uploads.ts'
 import { HttpError } from '../errors.ts'
 import { htmlResponse } from '../../views/html.ts'
-import { uploadsPage, uploadsTable, type UploadLine } from '../../views/uploads.ts'
+import { isWaitingPart, uploadsPage, uploadsTable, type UploadLine } from '../../views/uploads.ts'
 import { act, flashes } from './respond.ts'
 
 const STALLED_AFTER_MS = 60_000
@@ -24,7 +24,7 @@ export function uploadsPageRoutes(deps: AppDeps) {
     return unfinishedUploads(db, LIST_LIMIT).map((upload) => ({
       upload,
       folderPath: paths.get(upload.folderId) ?? '(in the trash)',
-      shownState: upload.state === 'receiving' && now - upload.updatedAt > STALLED_AFTER_MS ? 'stalled' : upload.state,
+      shownState: upload.state === 'receiving' && now - upload.updatedAt > STALLED_AFTER_MS ? 'stalled' : isWaitingPart(upload) ? 'waiting' : upload.state,
       bytesPerSecond: engine.speed(upload.id),
     }))
   }

@@ -1,0 +1,121 @@
+import { afterEach, describe, expect, test } from 'bun:test'
+import { readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { randomData } from '../helpers/data.ts'
+import { startTestServer, type TestServer } from '../helpers/server.ts'
+import { createLink } from '../links/helpers.ts'
+
+/** A plain multipart request with several files stores all of them or none. */
+
+let server: TestServer
+afterEach(async () => {
+  await server.stop()
+})
+
+const fileCount = () => (server.server.db.$client.query('select count(*) as n from files').get() as { n: number }).n
+const uploadCount = () => (server.server.db.$client.query('select count(*) as n from uploads').get() as { n: number }).n
+const blobFiles = () => readdirSync(join(server.dataDir, 'blobs'), { recursive: true }).filter((p) => String(p).length > 60)
+
+function form(files: [name: string, bytes: Uint8Array][]) {
+  const body = new FormData()
+  for (const [name, bytes] of files) body.append('file', new Blob([bytes as Uint8Array<ArrayBuffer>]), name)
+  return body
+}
+
+const post = (path: string, files: [string, Uint8Array][]) => fetch(`${server.url}${path}/upload`, { method: 'POST', body: form(files) })
+
+describe('several files in one plain multipart request', () => {
+  test('a link that takes 2 files, sent 3: refused naming the third, and none is stored', async () => {
+    server = await startTestServer()
+    const link = await createLink(server, { maxFiles: '2' })
+    const response = await post(link.path, [['a.txt', randomData(100)], ['b.txt', randomData(200)], ['c.txt', randomData(300)]])
+    expect(response.status).toBe(403)
+    const { error } = await response.json()
+    expect(error).toContain('“c.txt”')
+    expect(error).toContain('at most 2 files')
+    expect(error).toContain('None of the 3 files was stored')
+    expect([fileCount(), uploadCount(), blobFiles().length]).toEqual([0, 0, 0])
+    // The first two alone fit, and are stored.
+    const fits = await post(link.path, [['a.txt', randomData(100)], ['b.txt', randomData(200)]])
+    expect(fits.status).toBe(200)
+    expect((await fits.json()).files.map((f: { name: string }) => f.name)).toEqual(['a.txt', 'b.txt'])
+    expect(fileCount()).toBe(2)
+  })
+
+  test('a link with a total size, sent files whose sum is over it: none is stored', async () => {
+    server = await startTestServer()
+    const link = await createLink(server, { maxTotalSize: '1000' })
+    const response = await post(link.path, [['a.bin', randomData(400)], ['b.bin', randomData(400)], ['c.bin', randomData(400)]])
+    expect(response.status).toBe(413)
+    expect((await response.json()).error).toContain('“c.bin”')
+    expect([fileCount(), uploadCount(), blobFiles().length]).toEqual([0, 0, 0])
+    expect((await post(link.path, [['a.bin', randomData(400)], ['b.bin', randomData(400)]])).status).toBe(200)
+    expect(fileCount()).toBe(2)
+  })
+
+  test('files streamed to disk (a request over 2 MiB), a link that takes 2, sent 3: none is stored', async () => {
+    server = await startTestServer()
+    const link = await createLink(server, { maxFiles: '2' })
+    const MiB = 1024 * 1024
+    const files: [string, Uint8Array][] = [['a.bin', randomData(1.2 * MiB)], ['b.bin', randomData(1.2 * MiB)], ['c.bin', randomData(1.2 * MiB)]]
+    const response = await post(link.path, files)
+    expect(response.status).toBe(403)
+    const { error } = await response.json()
+    expect(error).toContain('“c.bin”')
+    expect(error).toContain('None of the files of this request was stored')
+    expect([fileCount(), uploadCount(), blobFiles().length]).toEqual([0, 0, 0])
+    expect(readdirSync(join(server.dataDir, 'staging'))).toEqual([])
+    // Two of them, streamed the same way, are stored.
+    const fits = await post(link.path, files.slice(0, 2))
+    expect(fits.status).toBe(200)
+    expect(fileCount()).toBe(2)
+  })
+
+  test('files streamed to disk to the admin, a later one refused: none is stored', async () => {
+    server = await startTestServer()
+    const MiB = 1024 * 1024
+    const files: [string, Uint8Array][] = [['a.bin', randomData(1.2 * MiB)], ['b.bin', randomData(1.2 * MiB)], ['..', randomData(1000)]]
+    const response = await server.fetch('/upload', { method: 'POST', body: form(files) })
+    expect(response.status).toBe(400)
+    expect((await response.json()).error).toContain('“..”')
+    expect([fileCount(), uploadCount(), blobFiles().length]).toEqual([0, 0, 0])
+    expect(readdirSync(join(server.dataDir, 'staging'))).toEqual([])
+    expect((await server.fetch('/upload', { method: 'POST', body: form(files.slice(0, 2)) })).status).toBe(200)
+    expect(fileCount()).toBe(2)
+  })
+
+  test('requests racing for a link’s last places each store both their files or neither', async () => {
+    server = await startTestServer()
+    const link = await createLink(server, { maxFiles: '5' })
+    const responses = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => post(link.path, [[`a${i}.txt`, randomData(100)], [`b${i}.txt`, randomData(100)]])),
+    )
+    const accepted = responses.filter((r) => r.status === 200).length
+    expect(accepted).toBe(2)
+    expect(responses.filter((r) => r.status === 403)).toHaveLength(10)
+    // Never one file of a pair: the fifth place stays free.
+    expect(fileCount()).toBe(4)
+    const names = (server.server.db.$client.query('select name from files').all() as { name: string }[]).map((f) => f.name.slice(1))
+    expect(names.sort()).toEqual([...new Set(names)].flatMap((n) => [n, n]).sort())
+  })
+
+  test('a bad name among the files: refused naming it, and none is stored', async () => {
+    server = await startTestServer()
+    const body = new FormData()
+    body.append('file', new Blob(['first']), 'first.txt')
+    body.append('file', new Blob(['second']), '..')
+    const response = await server.fetch('/upload', { method: 'POST', body })
+    expect(response.status).toBe(400)
+    expect((await response.json()).error).toContain('“..”')
+    expect([fileCount(), uploadCount(), blobFiles().length]).toEqual([0, 0, 0])
+  })
+
+  test('files with the same content in one request are stored as two files on one blob', async () => {
+    server = await startTestServer()
+    const bytes = randomData(500)
+    const admin = await server.fetch('/upload', { method: 'POST', body: form([['one.bin', bytes], ['two.bin', bytes]]) })
+    expect(admin.status).toBe(200)
+    expect(fileCount()).toBe(2)
+    expect(blobFiles().length).toBe(1)
+  })
+})
