@@ -123,6 +123,12 @@ export class UploadEngine {
     admit?.(this.db, { fileName: cleanFileName(spec.fileName), totalBytes: spec.totalBytes })
   }
 
+  /** Refuses, before its bytes are read, a whole file its folder or limits cannot take whatever its size. */
+  precheckWhole(folderId: number, fileName: string, admit?: Admission) {
+    this.requireFolder(folderId)
+    admit?.(this.db, { fileName: cleanFileName(fileName), totalBytes: 0 })
+  }
+
   /** A drop link's upload streams in only while its link stays open (see requireLinkStillOpen). */
   private whileLinkOpen(owner: string, body: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
     if (linkIdOf(owner) === null) return body

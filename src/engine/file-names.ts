@@ -5,14 +5,12 @@ import { HttpError } from '../errors.ts'
  * read as what it is: nothing in it may reorder the text around it (`invoice\u202Egpj.exe`
  * shows as "invoiceexe.jpg") or hide between visible letters. Names a person types (new folder,
  * rename, link label) are refused with a message naming the character; names an upload brings
- * are cleaned, so an upload never fails for its name.
+ * lose such characters, and are refused only when malformed (see cleanFileName).
  */
 
 export const MAX_NAME_BYTES = 255
 export const MAX_LABEL_CHARS = 200
 
-/** Control characters that break a line or space words: cleaned names get a space instead. */
-const SPACING_CONTROLS = /[\t\n\v\f\r\u0085\u2028\u2029]/g
 /** C0 and C1 controls (NUL, DEL, …) and the line and paragraph separators. */
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/u
 /** Embeddings, overrides, isolates and marks that change the direction text is shown in. */
@@ -27,7 +25,6 @@ const BIDI = /[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]/u
 const INVISIBLE = /[\u200b-\u200d\u2060-\u2065\u206a-\u206f\ufeff\u00ad\u034f\u115f\u1160\u3164\uffa0\u180e\ufff9-\ufffb\ufdd0-\ufdef\ufffe\uffff]|\p{Cs}/u
 
 const ANY = (pattern: RegExp) => new RegExp(pattern.source, 'gu')
-const HIDDEN_ALL = [ANY(CONTROL), ANY(BIDI), ANY(INVISIBLE)]
 
 const codePoint = (c: string) => `U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`
 
@@ -64,32 +61,20 @@ export function validLabel(typed: string): string {
 /**
  * Turns the name a client sent into the name we store. Names are only ever metadata (bytes live
  * under their hash), so this is about what a person can read and re-download, not about paths.
- * It never refuses: hidden characters are removed (line breaks and tabs become spaces), a name
- * too long is shortened keeping its extension, and a name left empty becomes "unnamed".
+ * Characters that hide themselves or reorder the text are removed (a legitimate name may carry
+ * them, pasted from elsewhere); a name no file system would hold (control characters such as
+ * NUL, longer than 255 bytes, empty, "." or "..") is malformed input and refused.
  */
 export function cleanFileName(sent: string): string {
   // Old browsers and some tools send a whole client-side path.
-  let name = (sent.split(/[\\/]/).pop() ?? '').replace(SPACING_CONTROLS, ' ')
-  for (const hidden of HIDDEN_ALL) name = name.replace(hidden, '')
-  name = shortened(name.normalize('NFC').trim()).trim()
-  return name === '' || name === '.' || name === '..' ? 'unnamed' : name
-}
-
-const MAX_KEPT_EXTENSION_BYTES = 32
-
-/** The name cut to MAX_NAME_BYTES of UTF-8 (never inside a character), keeping a short extension. */
-function shortened(name: string): string {
-  if (Buffer.byteLength(name) <= MAX_NAME_BYTES) return name
-  const dot = name.lastIndexOf('.')
-  const extension = dot > 0 && Buffer.byteLength(name.slice(dot)) <= MAX_KEPT_EXTENSION_BYTES ? name.slice(dot) : ''
-  let budget = MAX_NAME_BYTES - Buffer.byteLength(extension)
-  let stem = ''
-  for (const c of name.slice(0, name.length - extension.length)) {
-    budget -= Buffer.byteLength(c)
-    if (budget < 0) break
-    stem += c
-  }
-  return stem.trimEnd() + extension
+  const base = sent.split(/[\\/]/).pop() ?? ''
+  if (CONTROL.test(base)) throw new HttpError(400, 'The file name contains control characters')
+  let name = base
+  for (const hidden of [ANY(BIDI), ANY(INVISIBLE)]) name = name.replace(hidden, '')
+  name = name.normalize('NFC').trim()
+  if (name === '' || name === '.' || name === '..') throw new HttpError(400, 'The file needs a name')
+  if (Buffer.byteLength(name) > MAX_NAME_BYTES) throw new HttpError(400, `The file name is longer than ${MAX_NAME_BYTES} bytes`)
+  return name
 }
 
 /** A media type from the name's extension; clients' own claims are not trusted. */

@@ -118,9 +118,10 @@ export function dropzoneRoutes(options: DropzoneOptions) {
           chunk = await receiveChunk(principal, fields, part.filename, part.body(), holding, query, declared, address)
         } else {
           if (principal.sizeUpFront && !(declared > 0)) throw new HttpError(411, 'Send a Content-Length with the upload')
-          // The admin's small files are held whole and stored together at the end; a link's are
-          // streamed, so its limits are checked against the declared size before a byte is read.
-          if (holding === 'whole') {
+          // Files of a small request are held in memory (within the budget) and stored together
+          // at the end. A link's type and count limits are checked before a file's bytes are read.
+          if (holding !== 'none') {
+            if (holding === 'part') engine.precheckWhole(folderOf(principal, fields, query), part.filename, principal.admit)
             held.push({ fileName: part.filename, bytes: await collect(part.body()) })
             continue
           }

@@ -101,12 +101,16 @@ describe('a drop link switched off while an upload streams in', () => {
     const send = (body: BodyInit) =>
       visit(s, `${link.path}/upload`, { method: 'POST', body, headers: { 'content-type': `multipart/form-data; boundary=${boundary}`, accept: 'application/json' } })
     const streaming = send(trickle(new TextEncoder().encode(head)))
-    // The same chunk sent again meanwhile is told another request is receiving it.
-    await untilBusy(() => send(new TextEncoder().encode(`${head}x\r\n--${boundary}--\r\n`)))
+    // The chunk is under way once its upload exists: the body trickles in for a minute.
+    const deadline = Date.now() + 20_000
+    while (!linkUpload(s, link) && Date.now() < deadline) await Bun.sleep(20)
+    expect(linkUpload(s, link)).toMatchObject({ state: 'receiving', received_chunks: 0 })
 
     expect((await adminPost(s, `/links/${link.id}/disable`)).status).toBe(303)
     expect(await within(streaming, 5000)).toBe(410)
-    expect(linkUpload(s, link)).toMatchObject({ state: 'receiving', received_chunks: 0 })
+    // A refused first chunk leaves nothing behind: not even the upload it opened.
+    expect(linkUpload(s, link)).toBeNull()
+    expect(stored(s)).toBe(0)
   }, 60_000)
 
   test('deleting the link, or trashing its folder, stops a PATCH under way the same way', async () => {
