@@ -3,9 +3,11 @@ import { join } from 'node:path'
 import { createApp } from './app.ts'
 import { adminPasswordHash } from './auth/admin-password.ts'
 import type { Config } from './config.ts'
-import { openDatabase } from './db/open.ts'
+import { openDatabase, type Db } from './db/open.ts'
 import { UploadEngine } from './engine/engine.ts'
+import { lockDataDir } from './storage/data-dir-lock.ts'
 import { LocalBlobStore, LocalStaging } from './storage/local-disk.ts'
+import { StartupError } from './startup-error.ts'
 
 export type Log = (message: string, context?: Record<string, unknown>) => void
 
@@ -16,12 +18,43 @@ export const consoleLog: Log = (message, context) => {
 /** How often stale uploads expire and old trash is purged. */
 const HOUSEKEEPING_MS = 15 * 60_000
 
-/** Wires config → database → storage → engine → app and listens. Used by main.ts and by tests. */
+/** The port is taken (by another Dropfold or anything else). */
+export class PortInUse extends StartupError {
+  constructor(host: string, port: number) {
+    super(`port ${port} is already in use on ${host}; stop what uses it, or set PORT`)
+    this.name = 'PortInUse'
+  }
+}
+
+/**
+ * Wires config → database → storage → engine → app and listens. Used by main.ts and by tests.
+ * Refuses to start (StartupError) when another server holds the data directory or the port.
+ */
 export async function startServer(config: Config, options: { log?: Log; clock?: () => number } = {}) {
+  mkdirSync(config.dataDir, { recursive: true })
+  // Two servers on one database would each believe they alone write an upload's bytes.
+  const lock = lockDataDir(config.dataDir)
+  try {
+    return await startLocked(config, options, lock)
+  } catch (error) {
+    lock.release()
+    throw error
+  }
+}
+
+async function startLocked(config: Config, options: { log?: Log; clock?: () => number }, lock: { release(): void }) {
   const log = options.log ?? consoleLog
   const clock = options.clock ?? Date.now
-  mkdirSync(config.dataDir, { recursive: true })
   const db = openDatabase(join(config.dataDir, 'dropfold.sqlite'), clock())
+  try {
+    return await serve(config, db, log, clock, lock)
+  } catch (error) {
+    db.$client.close()
+    throw error
+  }
+}
+
+async function serve(config: Config, db: Db, log: Log, clock: () => number, lock: { release(): void }) {
   const staging = new LocalStaging(join(config.dataDir, 'staging'))
   const blobs = new LocalBlobStore(join(config.dataDir, 'blobs'), log)
   await Promise.all([staging.init(), blobs.init()])
@@ -34,7 +67,7 @@ export async function startServer(config: Config, options: { log?: Log; clock?: 
   await housekeeping()
   const password = await adminPasswordHash(db, config)
   const app = createApp({ config, db, engine, blobs, staging, clock, log, adminPasswordHash: password.hash })
-  app.listen({ port: config.port, hostname: config.host })
+  listen(app, config)
   const sweep = setInterval(() => housekeeping().catch((error) => log('housekeeping failed', { error: String(error) })), HOUSEKEEPING_MS)
   const server = app.server!
   const host = config.host.includes(':') ? `[${config.host}]` : config.host
@@ -54,7 +87,18 @@ export async function startServer(config: Config, options: { log?: Log; clock?: 
       await app.stop(true)
       await engine.settle()
       db.$client.close()
+      lock.release()
     },
+  }
+}
+
+/** Listens alone: Bun and Elysia would otherwise share a taken port with whoever holds it. */
+function listen(app: ReturnType<typeof createApp>, config: Config) {
+  try {
+    app.listen({ port: config.port, hostname: config.host, reusePort: false })
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new PortInUse(config.host, config.port)
+    throw error
   }
 }
 
