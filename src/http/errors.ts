@@ -1,3 +1,4 @@
+import { busyAsHttpError } from '../db/busy.ts'
 import { HttpError } from '../errors.ts'
 
 /**
@@ -8,6 +9,7 @@ export function errorResponse(error: unknown, request: Request, log: (m: string,
   let status = 500
   let message = 'Internal server error'
   let headers: Record<string, string> = {}
+  error = busyAsHttpError(error)
   if (error instanceof HttpError) {
     ;({ status, message, headers } = error)
   } else {
