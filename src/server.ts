@@ -15,7 +15,7 @@ export const consoleLog: Log = (message, context) => {
   console.error(`[${new Date().toISOString()}] ${message}${context ? ' ' + JSON.stringify(context) : ''}`)
 }
 
-/** How often stale uploads expire and old trash is purged. */
+/** How often stale uploads expire, old trash is purged and finalisations held up by a passing fault are retried. */
 const HOUSEKEEPING_MS = 15 * 60_000
 
 /** The port is taken (by another Dropfold or anything else). */
@@ -61,6 +61,7 @@ async function serve(config: Config, db: Db, log: Log, clock: () => number, lock
   const engine = new UploadEngine({ db, config, staging, blobs, clock, log })
   await engine.recover()
   const housekeeping = async () => {
+    await engine.resumeFinalizations()
     await engine.expireStale()
     await engine.purgeTrash(clock() - config.trashRetentionDays * 86_400_000)
   }

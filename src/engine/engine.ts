@@ -9,6 +9,7 @@ import { InterruptedWrite } from '../storage/types.ts'
 import { diskError, drain, limitBytes, once, unwrap } from './bodies.ts'
 import { cleanFileName, mimeTypeOf } from './file-names.ts'
 import { FreeSpace } from './free-space.ts'
+import { finalisationDeferred, isPassingFault } from './passing-fault.ts'
 import { Progress } from './progress.ts'
 import { RunningHashes } from './running-hash.ts'
 import { fileInfo, type ChunkedUploadSpec, type EngineDeps, type StreamUploadSpec, type UploadStatus } from './types.ts'
@@ -130,7 +131,7 @@ export class UploadEngine {
     if (done || records.hasChunk(this.db, upload.id, index)) {
       // A retry of bytes we already hold: acknowledge without touching them again.
       await drain(body)
-      if (current.state === 'finalizing') await this.finalizing.get(upload.id)
+      if (current.state === 'finalizing') await this.resumeFinalization(upload.id)
       // Recorded by another request, maybe not yet on disk.
       if (done) await durable(this.db)
       else await this.acknowledgeable(upload.id)
@@ -382,13 +383,14 @@ export class UploadEngine {
     verify?: (written: number) => void,
   ): Promise<UploadRow> {
     const current = records.findUpload(this.db, upload.id)!
-    if (current.state !== 'receiving' && !(current.state === 'complete' && offset === current.totalBytes)) throw this.notReceiving(current)
+    const allHere = (current.state === 'complete' || current.state === 'finalizing') && offset === current.totalBytes
+    if (current.state !== 'receiving' && !allHere) throw this.notReceiving(current)
     if (offset !== current.receivedBytes) {
       throw new HttpError(409, `The upload is at offset ${current.receivedBytes}, not ${offset}`)
     }
-    if (current.state === 'complete') {
+    if (allHere) {
       await drain(body)
-      return current
+      return this.resumeFinalization(upload.id)
     }
     const limit = (current.lengthDeferred ? this.deps.config.maxFileBytes : current.totalBytes) - offset
     await this.space.forChunk(0)
@@ -460,8 +462,9 @@ export class UploadEngine {
     return this.progress.speed(uploadId)
   }
 
+  /** The upload; looking one up also retries its finalisation if a passing fault held it up. */
   find(uploadId: string) {
-    return records.findUpload(this.db, uploadId)
+    return this.retriedInBackground(records.findUpload(this.db, uploadId))
   }
 
   status(uploadId: string): UploadStatus {
@@ -489,19 +492,48 @@ export class UploadEngine {
   }
 
   findByClientKey(owner: string, clientKey: string) {
-    return records.findUploadByClientKey(this.db, owner, clientKey)
+    return this.retriedInBackground(records.findUploadByClientKey(this.db, owner, clientKey))
+  }
+
+  /**
+   * A status request or a tus HEAD answers at once; a finalisation that a passing fault held up
+   * starts again meanwhile (a tus client that sees all its bytes there sends nothing more).
+   */
+  private retriedInBackground<T extends UploadRow | undefined>(upload: T): T {
+    if (upload?.state === 'finalizing' && !this.finalizing.has(upload.id)) this.resumeFinalization(upload.id).catch(() => {})
+    return upload
   }
 
   /** Runs the one finalisation of an upload whose chunks are all here; others wait for it. */
   async finalize(uploadId: string, claimed = false): Promise<UploadRow> {
-    if (claimed || records.claimFinalization(this.db, uploadId, this.deps.clock())) {
-      const run = this.runFinalization(uploadId).finally(() => this.finalizing.delete(uploadId))
-      this.finalizing.set(uploadId, run)
-      return run
-    }
-    const row = (await this.finalizing.get(uploadId)) ?? records.findUpload(this.db, uploadId)!
+    if (claimed || records.claimFinalization(this.db, uploadId, this.deps.clock())) return this.startFinalization(uploadId)
+    const row = await this.resumeFinalization(uploadId)
     await durable(this.db)
     return row
+  }
+
+  /**
+   * Joins the finalisation running for an upload, or starts it again if the upload is still
+   * 'finalizing' with none running (a passing fault stopped the last one, or a restart did).
+   */
+  private resumeFinalization(uploadId: string): Promise<UploadRow> {
+    const running = this.finalizing.get(uploadId)
+    if (running) return running
+    const upload = records.findUpload(this.db, uploadId)!
+    return upload.state === 'finalizing' ? this.startFinalization(uploadId) : Promise.resolve(upload)
+  }
+
+  private startFinalization(uploadId: string): Promise<UploadRow> {
+    const run = this.runFinalization(uploadId).finally(() => this.finalizing.delete(uploadId))
+    this.finalizing.set(uploadId, run)
+    return run
+  }
+
+  /** Tries again every finalisation that a passing fault (or a stop) left undone. */
+  async resumeFinalizations() {
+    for (const upload of records.uploadsInState(this.db, 'finalizing')) {
+      await this.resumeFinalization(upload.id).catch(() => {})
+    }
   }
 
   private async runFinalization(uploadId: string): Promise<UploadRow> {
@@ -537,6 +569,14 @@ export class UploadEngine {
       await durable(this.db)
       if (stagedSize !== null) await this.removeStaged(uploadId)
     } catch (error) {
+      if (isPassingFault(error)) {
+        // Every byte was acknowledged: they stay staged, the upload stays 'finalizing', and the
+        // next chunk, HEAD, status request, housekeeping or start-up tries again.
+        this.deps.log('finalisation deferred by a passing fault', { uploadId, error: String(error) })
+        const after = records.findUpload(this.db, uploadId)!
+        if (after.state === 'finalizing') throw finalisationDeferred()
+        return after
+      }
       this.deps.log('finalisation failed', { uploadId, error: String(error) })
       records.transition(this.db, uploadId, ['finalizing'], 'failed', clock(), error instanceof HttpError ? error.message : 'Finalisation failed')
       await durable(this.db)
@@ -594,11 +634,7 @@ export class UploadEngine {
       const needed = upload && (upload.state === 'receiving' || upload.state === 'finalizing' || (upload.state === 'complete' && upload.concat === 'partial'))
       if (!needed) await this.removeStaged(id)
     }
-    for (const upload of records.uploadsInState(this.db, 'finalizing')) {
-      const run = this.runFinalization(upload.id).finally(() => this.finalizing.delete(upload.id))
-      this.finalizing.set(upload.id, run)
-      await run
-    }
+    await this.resumeFinalizations()
   }
 
   async fail(uploadId: string, reason: string) {
