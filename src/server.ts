@@ -7,6 +7,7 @@ import { openDatabase, type Db } from './db/open.ts'
 import { UploadEngine } from './engine/engine.ts'
 import { lockDataDir } from './storage/data-dir-lock.ts'
 import { LocalBlobStore, LocalStaging } from './storage/local-disk.ts'
+import { SpaceReserve } from './storage/reserve.ts'
 import { StartupError } from './startup-error.ts'
 
 export type Log = (message: string, context?: Record<string, unknown>) => void
@@ -60,14 +61,19 @@ async function serve(config: Config, db: Db, log: Log, clock: () => number, lock
   await Promise.all([staging.init(), blobs.init()])
   const engine = new UploadEngine({ db, config, staging, blobs, clock, log })
   await engine.recover()
+  const reserve = new SpaceReserve(config.dataDir, log)
   const housekeeping = async () => {
     await engine.resumeFinalizations()
     await engine.expireStale()
     await engine.purgeTrash(clock() - config.trashRetentionDays * 86_400_000)
+    await reserve.refill()
   }
   await housekeeping()
   const password = await adminPasswordHash(db, config)
   const app = createApp({ config, db, engine, blobs, staging, clock, log, adminPasswordHash: password.hash })
+  app.onRequest(({ request }) => {
+    if (request.method !== 'GET' && request.method !== 'HEAD') reserve.releaseIfFull()
+  })
   listen(app, config)
   const sweep = setInterval(() => housekeeping().catch((error) => log('housekeeping failed', { error: String(error) })), HOUSEKEEPING_MS)
   const server = app.server!
