@@ -29,6 +29,8 @@ export class UploadEngine {
   /** Writes in flight per upload: finalisation waits for them so no byte changes after hashing. */
   private readonly writes = new Map<string, Set<Promise<unknown>>>()
   private readonly finalizing = new Map<string, Promise<UploadRow>>()
+  /** Uploads whose last finalisation a passing fault stopped: the next request for them starts it again. */
+  private readonly heldUp = new Set<string>()
   /** Uploads whose staging file's name is known to be durable. */
   private readonly namesSynced = new Set<string>()
   /** Uploads whose staging file is known to exist. */
@@ -500,7 +502,7 @@ export class UploadEngine {
    * starts again meanwhile (a tus client that sees all its bytes there sends nothing more).
    */
   private retriedInBackground<T extends UploadRow | undefined>(upload: T): T {
-    if (upload?.state === 'finalizing' && !this.finalizing.has(upload.id)) this.resumeFinalization(upload.id).catch(() => {})
+    if (upload && this.heldUp.has(upload.id)) this.resumeFinalization(upload.id).catch(() => {})
     return upload
   }
 
@@ -513,27 +515,27 @@ export class UploadEngine {
   }
 
   /**
-   * Joins the finalisation running for an upload, or starts it again if the upload is still
-   * 'finalizing' with none running (a passing fault stopped the last one, or a restart did).
+   * Joins the finalisation running for an upload, or starts it again if a passing fault stopped
+   * the last one. (Only the request that claimed it starts the first: between its claim and that
+   * start, others see 'finalizing' with nothing running yet.)
    */
   private resumeFinalization(uploadId: string): Promise<UploadRow> {
     const running = this.finalizing.get(uploadId)
     if (running) return running
-    const upload = records.findUpload(this.db, uploadId)!
-    return upload.state === 'finalizing' ? this.startFinalization(uploadId) : Promise.resolve(upload)
+    if (this.heldUp.has(uploadId)) return this.startFinalization(uploadId)
+    return Promise.resolve(records.findUpload(this.db, uploadId)!)
   }
 
   private startFinalization(uploadId: string): Promise<UploadRow> {
+    this.heldUp.delete(uploadId)
     const run = this.runFinalization(uploadId).finally(() => this.finalizing.delete(uploadId))
     this.finalizing.set(uploadId, run)
     return run
   }
 
-  /** Tries again every finalisation that a passing fault (or a stop) left undone. */
+  /** Tries again the finalisations that a passing fault stopped (housekeeping). */
   async resumeFinalizations() {
-    for (const upload of records.uploadsInState(this.db, 'finalizing')) {
-      await this.resumeFinalization(upload.id).catch(() => {})
-    }
+    for (const uploadId of [...this.heldUp]) await this.resumeFinalization(uploadId).catch(() => {})
   }
 
   private async runFinalization(uploadId: string): Promise<UploadRow> {
@@ -574,8 +576,9 @@ export class UploadEngine {
         // next chunk, HEAD, status request, housekeeping or start-up tries again.
         this.deps.log('finalisation deferred by a passing fault', { uploadId, error: String(error) })
         const after = records.findUpload(this.db, uploadId)!
-        if (after.state === 'finalizing') throw finalisationDeferred()
-        return after
+        if (after.state !== 'finalizing') return after
+        this.heldUp.add(uploadId)
+        throw finalisationDeferred()
       }
       this.deps.log('finalisation failed', { uploadId, error: String(error) })
       records.transition(this.db, uploadId, ['finalizing'], 'failed', clock(), error instanceof HttpError ? error.message : 'Finalisation failed')
@@ -634,7 +637,8 @@ export class UploadEngine {
       const needed = upload && (upload.state === 'receiving' || upload.state === 'finalizing' || (upload.state === 'complete' && upload.concat === 'partial'))
       if (!needed) await this.removeStaged(id)
     }
-    await this.resumeFinalizations()
+    // Nothing runs yet: every finalisation a stop (or a passing fault) cut short starts again.
+    for (const upload of records.uploadsInState(this.db, 'finalizing')) await this.startFinalization(upload.id).catch(() => {})
   }
 
   async fail(uploadId: string, reason: string) {
