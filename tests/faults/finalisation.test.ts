@@ -1,9 +1,13 @@
-import { expect, test } from 'bun:test'
-import { existsSync, rmSync, writeFileSync } from 'node:fs'
+import { afterAll, beforeAll, expect, test } from 'bun:test'
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { loadConfig } from '../../src/config.ts'
+import { startServer } from '../../src/server.ts'
 import { chunkFields, chunkOf, sendChunk } from '../helpers/dropzone-client.ts'
 import { randomData, sha256 } from '../helpers/data.ts'
-import { serverPerTest, startTestServer, type TestServer } from '../helpers/server.ts'
+import { login, serverPerTest, startTestServer, TEST_PASSWORD, type TestServer } from '../helpers/server.ts'
 
 const start = serverPerTest(startTestServer)
 
@@ -102,4 +106,53 @@ test('an upload held up by a passing fault survives restarts while the fault las
   expect(status.state).toBe('complete')
   expect(await download(server, status.file!.url)).toBe(sha256(data))
   expect(existsSync(stagedPath(server, uploadId))).toBe(false)
+})
+
+/** A volume of its own with room for few files: a tmpfs, which only root can mount; elsewhere skipped. */
+const isRoot = process.getuid?.() === 0
+const mountPoint = mkdtempSync(join(tmpdir(), 'dropfold-inodes-'))
+let mounted = false
+beforeAll(() => {
+  if (isRoot) mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=16m,nr_inodes=64', 'tmpfs', mountPoint]).status === 0
+})
+afterAll(() => {
+  if (mounted) spawnSync('umount', ['-l', mountPoint])
+  rmSync(mountPoint, { recursive: true, force: true })
+})
+
+test.skipIf(!isRoot)('a volume out of room (ENOSPC) when the last chunk lands keeps the upload retryable, and it is stored once room is made', async () => {
+  expect(mounted).toBe(true)
+  const dataDir = join(mountPoint, 'data')
+  const server = await startServer(loadConfig({ PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, ADMIN_PASSWORD: TEST_PASSWORD, MIN_FREE_SPACE: '0' }), { log: () => {} })
+  try {
+    const cookie = await login(server.url, TEST_PASSWORD)
+    const t = { fetch: (path: string, init: RequestInit = {}) => fetch(server.url + path, { ...init, headers: { cookie, ...init.headers } }) } as TestServer
+    for (const index of [0, 1]) expect((await sendDropzoneChunk(t, index)).status).toBe(200)
+    // Every inode the volume has left is taken by someone else: the blob's directory cannot be made.
+    const filler = join(mountPoint, 'filler')
+    mkdirSync(filler)
+    let taken = 0
+    for (;;) {
+      try {
+        writeFileSync(join(filler, String(taken)), '')
+        taken++
+      } catch (error) {
+        expect((error as NodeJS.ErrnoException).code).toBe('ENOSPC')
+        break
+      }
+    }
+    expect(taken).toBeGreaterThan(0)
+    const last = await sendDropzoneChunk(t, 2)
+    expect(last.status).toBe(503)
+    expect(last.headers.get('retry-after')).not.toBeNull()
+
+    rmSync(filler, { recursive: true })
+    const retried = await sendDropzoneChunk(t, 2)
+    expect(retried.status).toBe(200)
+    const body = await retried.json()
+    expect(body.file.sha256).toBe(sha256(data))
+    expect(sha256(new Uint8Array(await (await t.fetch(body.file.url)).arrayBuffer()))).toBe(sha256(data))
+  } finally {
+    await server.stop()
+  }
 })
