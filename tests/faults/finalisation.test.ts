@@ -1,13 +1,12 @@
-import { afterAll, beforeAll, expect, test } from 'bun:test'
-import { spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { expect, test } from 'bun:test'
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { loadConfig } from '../../src/config.ts'
 import { startServer } from '../../src/server.ts'
 import { chunkFields, chunkOf, sendChunk } from '../helpers/dropzone-client.ts'
 import { randomData, sha256 } from '../helpers/data.ts'
 import { login, serverPerTest, startTestServer, TEST_PASSWORD, type TestServer } from '../helpers/server.ts'
+import { isRoot, tmpfsForTests } from './tmpfs.ts'
 
 const start = serverPerTest(startTestServer)
 
@@ -108,20 +107,11 @@ test('an upload held up by a passing fault survives restarts while the fault las
   expect(existsSync(stagedPath(server, uploadId))).toBe(false)
 })
 
-/** A volume of its own with room for few files: a tmpfs, which only root can mount; elsewhere skipped. */
-const isRoot = process.getuid?.() === 0
-const mountPoint = mkdtempSync(join(tmpdir(), 'dropfold-inodes-'))
-let mounted = false
-beforeAll(() => {
-  if (isRoot) mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=16m,nr_inodes=64', 'tmpfs', mountPoint]).status === 0
-})
-afterAll(() => {
-  if (mounted) spawnSync('umount', ['-l', mountPoint])
-  rmSync(mountPoint, { recursive: true, force: true })
-})
+/** A volume of its own with room for few files. */
+const volume = tmpfsForTests('size=16m,nr_inodes=64')
 
 test.skipIf(!isRoot)('a volume out of room (ENOSPC) when the last chunk lands keeps the upload retryable, and it is stored once room is made', async () => {
-  expect(mounted).toBe(true)
+  const mountPoint = volume.path()
   const dataDir = join(mountPoint, 'data')
   const server = await startServer(loadConfig({ PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, ADMIN_PASSWORD: TEST_PASSWORD, MIN_FREE_SPACE: '0' }), { log: () => {} })
   try {

@@ -1,36 +1,21 @@
-import { afterAll, beforeAll, expect, test } from 'bun:test'
-import { spawnSync } from 'node:child_process'
-import { closeSync, mkdtempSync, openSync, rmSync, statfsSync, statSync, writeSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { expect, test } from 'bun:test'
+import { closeSync, openSync, rmSync, statfsSync, statSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { loadConfig } from '../../src/config.ts'
 import { startServer } from '../../src/server.ts'
 import { RESERVE_BYTES } from '../../src/storage/reserve.ts'
 import { randomData } from '../helpers/data.ts'
 import { login, TEST_PASSWORD } from '../helpers/server.ts'
+import { isRoot, tmpfsForTests } from './tmpfs.ts'
 
-/**
- * A data volume filled to the last byte by something other than Dropfold. Needs a small file
- * system of its own: a tmpfs, which only root can mount (CI runs as root); elsewhere skipped.
- */
-const isRoot = process.getuid?.() === 0
-const mountPoint = mkdtempSync(join(tmpdir(), 'dropfold-brim-'))
-let mounted = false
-
-beforeAll(() => {
-  if (!isRoot) return
-  mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=24m', 'tmpfs', mountPoint]).status === 0
-})
-afterAll(() => {
-  if (mounted) spawnSync('umount', ['-l', mountPoint])
-  rmSync(mountPoint, { recursive: true, force: true })
-})
+/** A data volume filled to the last byte by something other than Dropfold. */
+const volume = tmpfsForTests('size=24m')
 
 /** Bytes of disk the reserve file really holds (not a sparse file). */
 const reserveBlocks = (dataDir: string) => statSync(join(dataDir, 'dropfold.reserve')).blocks * 512
 
 const freeBytes = () => {
-  const s = statfsSync(mountPoint)
+  const s = statfsSync(volume.path())
   return s.bavail * s.bsize
 }
 
@@ -52,7 +37,7 @@ function fillVolume(path: string) {
 }
 
 test.skipIf(!isRoot)('on a volume filled to 100% by someone else, the admin can still sign in, delete a file and empty the trash, which frees space', async () => {
-  expect(mounted).toBe(true)
+  const mountPoint = volume.path()
   const dataDir = join(mountPoint, 'data')
   const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, ADMIN_PASSWORD: TEST_PASSWORD, MIN_FREE_SPACE: '1M' })
   let server = await startServer(config, { log: () => {} })
