@@ -29,8 +29,11 @@ export class UploadEngine {
   /** Writes in flight per upload: finalisation waits for them so no byte changes after hashing. */
   private readonly writes = new Map<string, Set<Promise<unknown>>>()
   private readonly finalizing = new Map<string, Promise<UploadRow>>()
-  /** Uploads whose last finalisation a passing fault stopped: the next request for them starts it again. */
-  private readonly heldUp = new Set<string>()
+  /**
+   * Uploads whose last finalisation a passing fault stopped, with the SHA-256 of their staged
+   * bytes if it got that far (they cannot change any more): the next request for them starts it again.
+   */
+  private readonly heldUp = new Map<string, string | undefined>()
   /** Uploads whose staging file's name is known to be durable. */
   private readonly namesSynced = new Set<string>()
   /** Uploads whose staging file is known to exist. */
@@ -527,21 +530,23 @@ export class UploadEngine {
   }
 
   private startFinalization(uploadId: string): Promise<UploadRow> {
+    const digest = this.heldUp.get(uploadId)
     this.heldUp.delete(uploadId)
-    const run = this.runFinalization(uploadId).finally(() => this.finalizing.delete(uploadId))
+    const run = this.runFinalization(uploadId, digest).finally(() => this.finalizing.delete(uploadId))
     this.finalizing.set(uploadId, run)
     return run
   }
 
   /** Tries again the finalisations that a passing fault stopped (housekeeping). */
   async resumeFinalizations() {
-    for (const uploadId of [...this.heldUp]) await this.resumeFinalization(uploadId).catch(() => {})
+    for (const uploadId of [...this.heldUp.keys()]) await this.resumeFinalization(uploadId).catch(() => {})
   }
 
-  private async runFinalization(uploadId: string): Promise<UploadRow> {
+  private async runFinalization(uploadId: string, stagedDigest?: string): Promise<UploadRow> {
     const { staging, blobs, clock } = this.deps
     await Promise.allSettled(this.writes.get(uploadId) ?? [])
     const upload = records.findUpload(this.db, uploadId)!
+    let digest = stagedDigest
     try {
       let sha256 = upload.sha256
       const stagedSize = await staging.size(uploadId)
@@ -549,7 +554,7 @@ export class UploadEngine {
         if (stagedSize !== upload.totalBytes) {
           throw new HttpError(500, `Staged file has ${stagedSize} bytes; expected ${upload.totalBytes}`)
         }
-        sha256 = await this.hashes.digest(uploadId, upload.totalBytes)
+        sha256 = digest ??= await this.hashes.digest(uploadId, upload.totalBytes)
       }
       const hash = sha256
       if (!hash) throw new HttpError(500, 'The staged bytes of this upload are missing')
@@ -577,7 +582,7 @@ export class UploadEngine {
         this.deps.log('finalisation deferred by a passing fault', { uploadId, error: String(error) })
         const after = records.findUpload(this.db, uploadId)!
         if (after.state !== 'finalizing') return after
-        this.heldUp.add(uploadId)
+        this.heldUp.set(uploadId, digest)
         throw finalisationDeferred()
       }
       this.deps.log('finalisation failed', { uploadId, error: String(error) })
