@@ -8,15 +8,27 @@ const LOCK_EX = 2
 const LOCK_NB = 4
 const LOCK_FILE = 'dropfold.lock'
 
-const libc = dlopen(process.platform === 'darwin' ? 'libc.dylib' : 'libc.so.6', {
-  flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-  ...(process.platform === 'darwin'
-    ? { __error: { args: [], returns: FFIType.ptr } }
-    : { __errno_location: { args: [], returns: FFIType.ptr } }),
-})
+const LIBC_NAMES = process.platform === 'darwin'
+  ? ['/usr/lib/libSystem.B.dylib']
+  : ['libc.so.6', 'libc.so', `libc.musl-${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}.so.1`]
+
+function openLibc() {
+  const errno = process.platform === 'darwin' ? '__error' : '__errno_location'
+  for (const name of LIBC_NAMES) {
+    try {
+      return dlopen(name, {
+        flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+        [errno]: { args: [], returns: FFIType.ptr },
+      })
+    } catch {}
+  }
+  throw new StartupError(`Could not load the C library (tried ${LIBC_NAMES.join(', ')}) to lock the data directory`)
+}
+
+let libc: ReturnType<typeof openLibc> | undefined
 
 function lastErrno(): number {
-  const symbols = libc.symbols as Record<string, () => number | null>
+  const symbols = libc!.symbols as Record<string, () => number | null>
   const location = (symbols.__errno_location ?? symbols.__error)!()
   return location ? read.i32(location) : 0
 }
@@ -38,6 +50,7 @@ export class DataDirLocked extends StartupError {
  */
 export function lockDataDir(dataDir: string): { release(): void } {
   const path = join(dataDir, LOCK_FILE)
+  libc ??= openLibc()
   const fd = openSync(path, 'a+')
   if (libc.symbols.flock(fd, LOCK_EX | LOCK_NB) !== 0) {
     const errno = lastErrno()
