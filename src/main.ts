@@ -1,5 +1,6 @@
 import { ConfigError, loadConfig } from './config.ts'
 import { consoleLog, startServer } from './server.ts'
+import { StartupError } from './startup-error.ts'
 
 try {
   const config = loadConfig()
@@ -27,6 +28,10 @@ try {
   if (error instanceof ConfigError) {
     console.error(`Configuration error: ${error.message}`)
     process.exit(2)
+  }
+  if (error instanceof StartupError) {
+    console.error(`Dropfold cannot start: ${error.message}`)
+    process.exit(error.exitCode)
   }
   throw error
 }

@@ -5,9 +5,12 @@ import { settleAdminPassword } from './auth/admin-password.ts'
 import { PasswordChecks } from './auth/password-checks.ts'
 import { SqliteAttemptStore } from './auth/sqlite-attempts.ts'
 import type { Config } from './config.ts'
-import { openDatabase } from './db/open.ts'
+import { openDatabase, type Db } from './db/open.ts'
 import { UploadEngine } from './engine/engine.ts'
+import { lockDataDir } from './storage/data-dir-lock.ts'
 import { LocalBlobStore, LocalStaging } from './storage/local-disk.ts'
+import { SpaceReserve } from './storage/reserve.ts'
+import { StartupError } from './startup-error.ts'
 
 export type Log = (message: string, context?: Record<string, unknown>) => void
 
@@ -15,29 +18,66 @@ export const consoleLog: Log = (message, context) => {
   console.error(`[${new Date().toISOString()}] ${message}${context ? ' ' + JSON.stringify(context) : ''}`)
 }
 
-/** How often stale uploads expire and old trash is purged. */
+/** How often stale uploads expire, old trash is purged and finalisations held up by a passing fault are retried. */
 const HOUSEKEEPING_MS = 15 * 60_000
 
-/** Wires config → database → storage → engine → app and listens. Used by main.ts and by tests. */
+/** The port is taken (by another Dropfold or anything else). */
+export class PortInUse extends StartupError {
+  constructor(host: string, port: number) {
+    super(`port ${port} is already in use on ${host}; stop what uses it, or set PORT`)
+    this.name = 'PortInUse'
+  }
+}
+
+/**
+ * Wires config → database → storage → engine → app and listens. Used by main.ts and by tests.
+ * Refuses to start (StartupError) when another server holds the data directory or the port.
+ */
 export async function startServer(config: Config, options: { log?: Log; clock?: () => number } = {}) {
+  mkdirSync(config.dataDir, { recursive: true })
+  // Two servers on one database would each believe they alone write an upload's bytes.
+  const lock = lockDataDir(config.dataDir)
+  try {
+    return await startLocked(config, options, lock)
+  } catch (error) {
+    lock.release()
+    throw error
+  }
+}
+
+async function startLocked(config: Config, options: { log?: Log; clock?: () => number }, lock: { release(): void }) {
   const log = options.log ?? consoleLog
   const clock = options.clock ?? Date.now
-  mkdirSync(config.dataDir, { recursive: true })
   const db = openDatabase(join(config.dataDir, 'dropfold.sqlite'), clock())
+  try {
+    return await serve(config, db, log, clock, lock)
+  } catch (error) {
+    db.$client.close()
+    throw error
+  }
+}
+
+async function serve(config: Config, db: Db, log: Log, clock: () => number, lock: { release(): void }) {
   const staging = new LocalStaging(join(config.dataDir, 'staging'))
   const blobs = new LocalBlobStore(join(config.dataDir, 'blobs'), log)
   await Promise.all([staging.init(), blobs.init()])
   const engine = new UploadEngine({ db, config, staging, blobs, clock, log })
   await engine.recover()
+  const reserve = new SpaceReserve(config.dataDir, log)
   const housekeeping = async () => {
+    await engine.resumeFinalizations()
     await engine.expireStale()
     await engine.purgeTrash(clock() - config.trashRetentionDays * 86_400_000)
+    await reserve.refill()
   }
   await housekeeping()
   const password = await settleAdminPassword(db, config)
   const passwordChecks = new PasswordChecks(new SqliteAttemptStore(db))
   const app = createApp({ config, db, engine, blobs, staging, clock, log, passwordChecks })
-  app.listen({ port: config.port, hostname: config.host })
+  app.onRequest(({ request }) => {
+    if (request.method !== 'GET' && request.method !== 'HEAD') reserve.releaseIfFull()
+  })
+  listen(app, config)
   const sweep = setInterval(() => housekeeping().catch((error) => log('housekeeping failed', { error: String(error) })), HOUSEKEEPING_MS)
   const server = app.server!
   const host = config.host.includes(':') ? `[${config.host}]` : config.host
@@ -57,7 +97,18 @@ export async function startServer(config: Config, options: { log?: Log; clock?: 
       await app.stop(true)
       await engine.settle()
       db.$client.close()
+      lock.release()
     },
+  }
+}
+
+/** Listens alone: Bun and Elysia would otherwise share a taken port with whoever holds it. */
+function listen(app: ReturnType<typeof createApp>, config: Config) {
+  try {
+    app.listen({ port: config.port, hostname: config.host, reusePort: false })
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new PortInUse(config.host, config.port)
+    throw error
   }
 }
 

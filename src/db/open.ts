@@ -2,6 +2,7 @@ import { Database } from 'bun:sqlite'
 import { drizzle, type BunSQLiteDatabase } from 'drizzle-orm/bun-sqlite'
 import { migrate } from 'drizzle-orm/bun-sqlite/migrator'
 import { fileURLToPath } from 'node:url'
+import { BUSY_TIMEOUT_MS } from './busy.ts'
 import { registerDatabase } from './prepared.ts'
 import * as schema from './schema.ts'
 
@@ -16,7 +17,7 @@ export function openDatabase(path: string, now = Date.now()): Db {
   // NORMAL: commits do not wait for the disk. What must survive a power cut (an acknowledged
   // chunk, a commit a rename relies on) is made durable by durable() in one shared WAL sync.
   sqlite.exec('PRAGMA synchronous = NORMAL')
-  sqlite.exec('PRAGMA busy_timeout = 5000')
+  sqlite.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`)
   const db = drizzle({ client: sqlite, schema }) as Db
   registerDatabase(db)
   // Off while migrating: the migrator runs in one transaction, where SQLite ignores

@@ -11,6 +11,7 @@ import { InterruptedWrite } from '../storage/types.ts'
 import { diskError, drain, limitBytes, MemoryBudget, once, unwrap, watched } from './bodies.ts'
 import { cleanFileName, mimeTypeOf } from './file-names.ts'
 import { FreeSpace } from './free-space.ts'
+import { finalisationDeferred, isPassingFault } from './passing-fault.ts'
 import { Progress } from './progress.ts'
 import { RunningHashes } from './running-hash.ts'
 import { fileInfo, type ChunkedUploadSpec, type EngineDeps, type StreamUploadSpec, type UploadStatus } from './types.ts'
@@ -32,6 +33,11 @@ export class UploadEngine {
   /** Writes in flight per upload: finalisation waits for them so no byte changes after hashing. */
   private readonly writes = new Map<string, Set<Promise<unknown>>>()
   private readonly finalizing = new Map<string, Promise<UploadRow>>()
+  /**
+   * Uploads whose last finalisation a passing fault stopped, with the SHA-256 of their staged
+   * bytes if it got that far (they cannot change any more): the next request for them starts it again.
+   */
+  private readonly heldUp = new Map<string, string | undefined>()
   /** Uploads whose staging file's name is known to be durable. */
   private readonly namesSynced = new Set<string>()
   /** Uploads whose staging file is known to exist. */
@@ -175,7 +181,7 @@ export class UploadEngine {
     if (done || records.hasChunk(this.db, upload.id, index)) {
       // A retry of bytes we already hold: acknowledge without touching them again.
       await drain(body)
-      if (current.state === 'finalizing') await this.finalizing.get(upload.id)
+      if (current.state === 'finalizing') await this.resumeFinalization(upload.id)
       // Recorded by another request, maybe not yet on disk.
       if (done) await durable(this.db)
       else await this.acknowledgeable(upload.id)
@@ -473,13 +479,14 @@ export class UploadEngine {
     verify?: (written: number) => void,
   ): Promise<UploadRow> {
     const current = records.findUpload(this.db, upload.id)!
-    if (current.state !== 'receiving' && !(current.state === 'complete' && offset === current.totalBytes)) throw this.notReceiving(current)
+    const allHere = (current.state === 'complete' || current.state === 'finalizing') && offset === current.totalBytes
+    if (current.state !== 'receiving' && !allHere) throw this.notReceiving(current)
     if (offset !== current.receivedBytes) {
       throw new HttpError(409, `The upload is at offset ${current.receivedBytes}, not ${offset}`)
     }
-    if (current.state === 'complete') {
+    if (allHere) {
       await drain(body)
-      return current
+      return this.resumeFinalization(upload.id)
     }
     const limit = (current.lengthDeferred ? this.deps.config.maxFileBytes : current.totalBytes) - offset
     await this.space.forChunk(0)
@@ -561,8 +568,9 @@ export class UploadEngine {
     return this.progress.speed(uploadId)
   }
 
+  /** The upload; looking one up also retries its finalisation if a passing fault held it up. */
   find(uploadId: string) {
-    return records.findUpload(this.db, uploadId)
+    return this.retriedInBackground(records.findUpload(this.db, uploadId))
   }
 
   status(uploadId: string): UploadStatus {
@@ -590,25 +598,56 @@ export class UploadEngine {
   }
 
   findByClientKey(owner: string, clientKey: string) {
-    return records.findUploadByClientKey(this.db, owner, clientKey)
+    return this.retriedInBackground(records.findUploadByClientKey(this.db, owner, clientKey))
+  }
+
+  /**
+   * A status request or a tus HEAD answers at once; a finalisation that a passing fault held up
+   * starts again meanwhile (a tus client that sees all its bytes there sends nothing more).
+   */
+  private retriedInBackground<T extends UploadRow | undefined>(upload: T): T {
+    if (upload && this.heldUp.has(upload.id)) this.resumeFinalization(upload.id).catch(() => {})
+    return upload
   }
 
   /** Runs the one finalisation of an upload whose chunks are all here; others wait for it. */
   async finalize(uploadId: string, claimed = false): Promise<UploadRow> {
-    if (claimed || records.claimFinalization(this.db, uploadId, this.deps.clock())) {
-      const run = this.runFinalization(uploadId).finally(() => this.finalizing.delete(uploadId))
-      this.finalizing.set(uploadId, run)
-      return run
-    }
-    const row = (await this.finalizing.get(uploadId)) ?? records.findUpload(this.db, uploadId)!
+    if (claimed || records.claimFinalization(this.db, uploadId, this.deps.clock())) return this.startFinalization(uploadId)
+    const row = await this.resumeFinalization(uploadId)
     await durable(this.db)
     return row
   }
 
-  private async runFinalization(uploadId: string): Promise<UploadRow> {
+  /**
+   * Joins the finalisation running for an upload, or starts it again if a passing fault stopped
+   * the last one. (Only the request that claimed it starts the first: between its claim and that
+   * start, others see 'finalizing' with nothing running yet.)
+   */
+  private resumeFinalization(uploadId: string): Promise<UploadRow> {
+    const running = this.finalizing.get(uploadId)
+    if (running) return running
+    if (this.heldUp.has(uploadId)) return this.startFinalization(uploadId)
+    return Promise.resolve(records.findUpload(this.db, uploadId)!)
+  }
+
+  private startFinalization(uploadId: string): Promise<UploadRow> {
+    const digest = this.heldUp.get(uploadId)
+    this.heldUp.delete(uploadId)
+    const run = this.runFinalization(uploadId, digest).finally(() => this.finalizing.delete(uploadId))
+    this.finalizing.set(uploadId, run)
+    return run
+  }
+
+  /** Tries again the finalisations that a passing fault stopped (housekeeping). */
+  async resumeFinalizations() {
+    for (const uploadId of [...this.heldUp.keys()]) await this.resumeFinalization(uploadId).catch(() => {})
+  }
+
+  private async runFinalization(uploadId: string, stagedDigest?: string): Promise<UploadRow> {
     const { staging, blobs, clock } = this.deps
     await Promise.allSettled(this.writes.get(uploadId) ?? [])
     const upload = records.findUpload(this.db, uploadId)!
+    let digest = stagedDigest
     try {
       let sha256 = upload.sha256
       const stagedSize = await staging.size(uploadId)
@@ -616,7 +655,7 @@ export class UploadEngine {
         if (stagedSize !== upload.totalBytes) {
           throw new HttpError(500, `Staged file has ${stagedSize} bytes; expected ${upload.totalBytes}`)
         }
-        sha256 = await this.hashes.digest(uploadId, upload.totalBytes)
+        sha256 = digest ??= await this.hashes.digest(uploadId, upload.totalBytes)
       }
       const hash = sha256
       if (!hash) throw new HttpError(500, 'The staged bytes of this upload are missing')
@@ -638,6 +677,15 @@ export class UploadEngine {
       await durable(this.db)
       if (stagedSize !== null) await this.removeStaged(uploadId)
     } catch (error) {
+      if (isPassingFault(error)) {
+        // Every byte was acknowledged: they stay staged, the upload stays 'finalizing', and the
+        // next chunk, HEAD, status request, housekeeping or start-up tries again.
+        this.deps.log('finalisation deferred by a passing fault', { uploadId, error: String(error) })
+        const after = records.findUpload(this.db, uploadId)!
+        if (after.state !== 'finalizing') return after
+        this.heldUp.set(uploadId, digest)
+        throw finalisationDeferred()
+      }
       this.deps.log('finalisation failed', { uploadId, error: String(error) })
       records.transition(this.db, uploadId, ['finalizing'], 'failed', clock(), error instanceof HttpError ? error.message : 'Finalisation failed')
       await durable(this.db)
@@ -719,11 +767,8 @@ export class UploadEngine {
       const needed = upload && (upload.state === 'receiving' || upload.state === 'finalizing' || (upload.state === 'complete' && upload.concat === 'partial'))
       if (!needed) await this.removeStaged(id)
     }
-    for (const upload of records.uploadsInState(this.db, 'finalizing')) {
-      const run = this.runFinalization(upload.id).finally(() => this.finalizing.delete(upload.id))
-      this.finalizing.set(upload.id, run)
-      await run
-    }
+    // Nothing runs yet: every finalisation a stop (or a passing fault) cut short starts again.
+    for (const upload of records.uploadsInState(this.db, 'finalizing')) await this.startFinalization(upload.id).catch(() => {})
   }
 
   async fail(uploadId: string, reason: string) {

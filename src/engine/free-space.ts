@@ -3,18 +3,27 @@ import { HttpError } from '../errors.ts'
 import type { Db } from '../db/open.ts'
 import { linkIdOf } from '../db/links.ts'
 import { outstandingBytes, type Admission } from '../db/uploads.ts'
+import { RESERVE_BYTES } from '../storage/reserve.ts'
 import type { Staging } from '../storage/types.ts'
 
 const FREE_SPACE_FRESH_MS = 1000
 /** More than a second of writing at any speed a disk manages today. */
 const FREE_SPACE_MARGIN_BYTES = 4 * 1024 ** 3
 
-/** Refuses new uploads and chunks that would fill the staging volume past its reserve. */
+/**
+ * Refuses new uploads and chunks that would fill the staging volume past its reserve: they
+ * leave MIN_FREE_SPACE free, and never less than the space reserve (see storage/reserve.ts), so
+ * that uploads cannot take the room that reserve gives back.
+ */
 export class FreeSpace {
   /** The last free-space reading, and the bytes promised to chunks since. */
   private last = { bytes: 0, at: Number.NEGATIVE_INFINITY, spent: 0 }
 
-  constructor(private readonly deps: { db: Db; config: Config; staging: Staging }) {}
+  private readonly minFreeBytes: number
+
+  constructor(private readonly deps: { db: Db; config: Config; staging: Staging }) {
+    this.minFreeBytes = Math.max(deps.config.minFreeBytes, RESERVE_BYTES)
+  }
 
   /**
    * Room for a new upload of `totalBytes` by `owner`, beside what the uploads in progress still
@@ -29,13 +38,13 @@ export class FreeSpace {
     const free = await this.read(before.links + before.others + totalBytes)
     const isLink = linkIdOf(owner) !== null
     const reserved = isLink ? before.links + before.others : before.others
-    if (totalBytes > free - reserved - config.minFreeBytes) {
+    if (totalBytes > free - reserved - this.minFreeBytes) {
       throw new HttpError(507, `Not enough free disk space on the server for a ${totalBytes}-byte file`)
     }
     if (!isLink) return undefined
     return (db, upload) => {
       const now = outstandingBytes(db, owner)
-      const room = free - config.minFreeBytes - now.others - (now.links - now.own)
+      const room = free - this.minFreeBytes - now.others - (now.links - now.own)
       const cap = 'share' in config.linkReserveMax ? Math.floor(room * config.linkReserveMax.share) : config.linkReserveMax.bytes
       if (now.own + upload.totalBytes > cap) {
         throw new HttpError(507, `This link's unfinished uploads may reserve ${Math.max(0, cap)} bytes of disk space at a time, ${Math.max(0, cap - now.own)} of them free now; the file is ${upload.totalBytes} bytes`)
@@ -45,7 +54,7 @@ export class FreeSpace {
 
   /** Room for a chunk of `bytes`, which counts as spent until the next reading. */
   async forChunk(bytes: number) {
-    if ((await this.read(bytes)) - bytes < this.deps.config.minFreeBytes) {
+    if ((await this.read(bytes)) - bytes < this.minFreeBytes) {
       throw new HttpError(507, 'The server is out of disk space')
     }
     this.last.spent += bytes
@@ -60,7 +69,7 @@ export class FreeSpace {
     const last = this.last
     const estimate = last.bytes - last.spent
     const fresh = performance.now() - last.at < FREE_SPACE_FRESH_MS
-    if (fresh && estimate - needed - this.deps.config.minFreeBytes > FREE_SPACE_MARGIN_BYTES) return estimate
+    if (fresh && estimate - needed - this.minFreeBytes > FREE_SPACE_MARGIN_BYTES) return estimate
     const bytes = await this.deps.staging.freeBytes()
     this.last = { bytes, at: performance.now(), spent: 0 }
     return bytes

@@ -1,3 +1,4 @@
+import { busyAsHttpError } from '../db/busy.ts'
 import { HttpError } from '../errors.ts'
 
 /** The request's path, or '' when its URL cannot be read (a request refused for its Host). */
@@ -13,6 +14,7 @@ export function errorResponse(error: unknown, request: Request, log: (m: string,
   let status = 500
   let message = 'Internal server error'
   let headers: Record<string, string> = {}
+  error = busyAsHttpError(error)
   const path = pathOf(request)
   if (error instanceof HttpError) {
     ;({ status, message, headers } = error)

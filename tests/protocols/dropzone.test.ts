@@ -205,7 +205,7 @@ describe('chunked uploads', () => {
     const data = randomData(10)
     const result = await (await sendChunk(server, chunkFields('path-name', 10, 1000, 0), data, { fileName: '../../etc/passwd' })).json()
     expect(result.file.name).toBe('passwd')
-    expect(readdirSync(server.dataDir).sort()).toEqual(['blobs', 'dropfold.sqlite', 'dropfold.sqlite-shm', 'dropfold.sqlite-wal', 'staging'])
+    expect(readdirSync(server.dataDir).sort()).toEqual(['blobs', 'dropfold.lock', 'dropfold.reserve', 'dropfold.sqlite', 'dropfold.sqlite-shm', 'dropfold.sqlite-wal', 'staging'])
   })
 
   test("a chunk is not recorded before its staging file's name is durable", async () => {
