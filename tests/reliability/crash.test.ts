@@ -1,0 +1,306 @@
+import { expect, test } from 'bun:test'
+import { chunkFields, chunkOf, sendChunk } from '../helpers/dropzone-client.ts'
+import { inParallel, sha256 } from '../helpers/data.ts'
+import { newDataDir, openDatabase, removeDataDir, seededRandom, spawnServer, storeProblems, type SeededRandom, type ServerProcess } from './harness.ts'
+
+/**
+ * Kills the server with SIGKILL in the middle of parallel Dropzone and tus uploads, starts it
+ * again on the same data directory, resumes every upload as a client would, and checks what
+ * Dropfold promises: every file's SHA-256, no acknowledged chunk or offset lost, no duplicate
+ * file, blob reference counts exact (also in the state the crash left).
+ *
+ * CRASH_ITERATIONS (default 10) sets how many crashes; CRASH_SEED replays a run (iteration i
+ * uses seed CRASH_SEED + i, printed in its name and on failure).
+ */
+
+const ITERATIONS = Number(process.env.CRASH_ITERATIONS ?? 10)
+const FIRST_SEED = Number(process.env.CRASH_SEED ?? Math.floor(Math.random() * 2 ** 31))
+const DZ_CHUNK_BYTES = 256 * 1024
+const KB = 1024
+const MB = 1024 * KB
+
+interface Source {
+  name: string
+  data: Uint8Array
+  sha256: string
+}
+
+interface DropzoneUpload {
+  protocol: 'dropzone'
+  source: Source
+  uuid: string
+  chunkCount: number
+  /** Chunk indexes the server answered 200 for. */
+  acked: Set<number>
+}
+
+interface TusUpload {
+  protocol: 'tus'
+  source: Source
+  /** Byte ranges of the PATCHes sent before the crash. */
+  pieces: [number, number][]
+  /** The upload's path once the server answered its creation (201). */
+  path: string | null
+  /** The highest Upload-Offset the server answered a PATCH with. */
+  ackedOffset: number
+}
+
+type Upload = DropzoneUpload | TusUpload
+
+const TUS = { 'tus-resumable': '1.0.0' }
+const metadata = (name: string) => `filename ${Buffer.from(name).toString('base64')}`
+
+/** Answers of a server that is being killed: a refused or reset connection, a body cut short. */
+async function unlessKilled<T>(request: () => Promise<T>): Promise<T | 'killed'> {
+  try {
+    return await request()
+  } catch {
+    return 'killed'
+  }
+}
+
+function source(rng: SeededRandom, name: string, size: number, data?: Uint8Array): Source {
+  const bytes = data ?? rng.bytes(size)
+  return { name, data: bytes, sha256: sha256(bytes) }
+}
+
+/** What one iteration uploads: small and chunked Dropzone files, tus files, some content shared. */
+function plan(rng: SeededRandom): { uploads: Upload[]; stored: Source } {
+  const dropzone = (s: Source): DropzoneUpload => ({
+    protocol: 'dropzone',
+    source: s,
+    uuid: `crash-${crypto.randomUUID()}`,
+    chunkCount: Math.max(1, Math.ceil(s.data.length / DZ_CHUNK_BYTES)),
+    acked: new Set(),
+  })
+  const tus = (s: Source): TusUpload => {
+    const pieces: [number, number][] = []
+    for (let start = 0; start < s.data.length; ) {
+      const end = Math.min(s.data.length, start + rng.int(64 * KB, 1536 * KB))
+      pieces.push([start, end])
+      start = end
+    }
+    return { protocol: 'tus', source: s, pieces, path: null, ackedOffset: 0 }
+  }
+  const tusA = source(rng, 'tus-a.bin', rng.int(512 * KB, 4 * MB))
+  const tusB = source(rng, 'tus-b.bin', rng.int(512 * KB, 4 * MB))
+  const tusC = source(rng, 'tus-c.bin', rng.int(1, 256 * KB))
+  const small = source(rng, 'dz-small.bin', rng.int(1, 200 * KB))
+  const large = source(rng, 'dz-large.bin', rng.int(512 * KB, 4 * MB))
+  const other = source(rng, 'dz-other.bin', rng.int(512 * KB, 4 * MB))
+  // Half the time a Dropzone file and a tus file with the same content finalise side by side.
+  const twin = rng.next() < 0.5 ? source(rng, 'dz-twin.bin', 0, tusA.data) : source(rng, 'dz-twin.bin', rng.int(512 * KB, 4 * MB))
+  const uploads = [dropzone(small), dropzone(large), dropzone(other), dropzone(twin), tus(tusA), tus(tusB), tus(tusC)]
+  // Content stored before the crash window, so one upload deduplicates onto an existing blob.
+  const copied = uploads[rng.int(0, uploads.length - 1)]!.source
+  return { uploads, stored: source(rng, 'stored-before.bin', 0, copied.data) }
+}
+
+const requestCount = (upload: Upload) => (upload.protocol === 'dropzone' ? upload.chunkCount : 1 + upload.pieces.length)
+
+/** Sends the chunks of a Dropzone upload out of order, three at a time, until the server dies. */
+async function sendDropzone(server: ServerProcess, upload: DropzoneUpload, indexes: number[], acknowledged: () => void, problems: string[]) {
+  const { source: s } = upload
+  let dead = false
+  await inParallel(
+    indexes.map((index) => async () => {
+      if (dead) return
+      const answer = await unlessKilled(async () => {
+        const response = await sendChunk(server, chunkFields(upload.uuid, s.data.length, DZ_CHUNK_BYTES, index), chunkOf(s.data, DZ_CHUNK_BYTES, index), { fileName: s.name })
+        return { status: response.status, body: await response.text() }
+      })
+      if (answer === 'killed') {
+        dead = true
+        return
+      }
+      if (answer.status !== 200) {
+        problems.push(`${s.name} chunk ${index}: ${answer.status} ${answer.body}`)
+        dead = true
+        return
+      }
+      upload.acked.add(index)
+      acknowledged()
+    }),
+    3,
+  )
+}
+
+async function createTus(server: ServerProcess, upload: TusUpload): Promise<'killed' | { status: number; path: string | null }> {
+  return unlessKilled(async () => {
+    const response = await server.fetch('/tus/', {
+      method: 'POST',
+      headers: { ...TUS, 'upload-length': String(upload.source.data.length), 'upload-metadata': metadata(upload.source.name) },
+    })
+    await response.arrayBuffer()
+    const location = response.headers.get('location')
+    return { status: response.status, path: location ? new URL(location, server.url).pathname : null }
+  })
+}
+
+async function patchTus(server: ServerProcess, upload: TusUpload, start: number, end: number) {
+  return unlessKilled(async () => {
+    const response = await server.fetch(upload.path!, {
+      method: 'PATCH',
+      headers: { ...TUS, 'upload-offset': String(start), 'content-type': 'application/offset+octet-stream' },
+      body: upload.source.data.subarray(start, end) as Uint8Array<ArrayBuffer>,
+    })
+    return { status: response.status, offset: Number(response.headers.get('upload-offset')), body: await response.text() }
+  })
+}
+
+/** Creates a tus upload and PATCHes its pieces one after another until the server dies. */
+async function sendTus(server: ServerProcess, upload: TusUpload, acknowledged: () => void, problems: string[]) {
+  const created = await createTus(server, upload)
+  if (created === 'killed') return
+  if (created.status !== 201 || !created.path) return void problems.push(`${upload.source.name} creation: ${created.status}`)
+  upload.path = created.path
+  acknowledged()
+  for (const [start, end] of upload.pieces) {
+    const answer = await patchTus(server, upload, start, end)
+    if (answer === 'killed') return
+    if (answer.status !== 204 || answer.offset !== end) return void problems.push(`${upload.source.name} PATCH ${start}-${end}: ${answer.status} offset ${answer.offset} ${answer.body}`)
+    upload.ackedOffset = answer.offset
+    acknowledged()
+  }
+}
+
+/** After the restart: checks nothing acknowledged was lost, then sends what is missing. */
+async function resumeDropzone(server: ServerProcess, upload: DropzoneUpload, rng: SeededRandom, problems: string[]) {
+  const response = await server.fetch(`/upload/${upload.uuid}`)
+  const held = new Set<number>()
+  if (response.status === 200) for (const index of ((await response.json()) as { chunks: number[] }).chunks) held.add(index)
+  else if (response.status !== 404) problems.push(`${upload.source.name} status after restart: ${response.status} ${await response.text()}`)
+  else await response.arrayBuffer()
+  const lost = [...upload.acked].filter((index) => !held.has(index))
+  if (lost.length) problems.push(`${upload.source.name}: acknowledged chunks ${lost.join(', ')} lost (server holds ${[...held].join(', ') || 'none'})`)
+  const missing = rng.shuffle([...Array(upload.chunkCount).keys()].filter((index) => !held.has(index)))
+  await sendDropzone(server, upload, missing, () => {}, problems)
+}
+
+async function resumeTus(server: ServerProcess, upload: TusUpload, problems: string[]) {
+  const size = upload.source.data.length
+  let offset = 0
+  if (upload.path) {
+    const head = await server.fetch(upload.path, { method: 'HEAD', headers: TUS })
+    offset = Number(head.headers.get('upload-offset'))
+    if (head.status !== 200) return void problems.push(`${upload.source.name} HEAD after restart: ${head.status}`)
+    if (offset < upload.ackedOffset) problems.push(`${upload.source.name}: acknowledged offset ${upload.ackedOffset}, the server now holds ${offset}`)
+  } else {
+    // Its creation was never answered: a client can only start again.
+    const created = await createTus(server, upload)
+    if (created === 'killed' || created.status !== 201 || !created.path) return void problems.push(`${upload.source.name} creation after restart failed`)
+    upload.path = created.path
+  }
+  for (let start = offset; start < size; start += MB) {
+    const answer = await patchTus(server, upload, start, Math.min(size, start + MB))
+    if (answer === 'killed' || answer.status !== 204) return void problems.push(`${upload.source.name} PATCH at ${start} after restart: ${answer === 'killed' ? 'no answer' : `${answer.status} ${answer.body}`}`)
+  }
+}
+
+/** The stored file of each upload, as the database records it. */
+function storedFiles(server: ServerProcess, uploads: Upload[]) {
+  const db = openDatabase(server.dataDir)
+  try {
+    return uploads.map((upload) => {
+      const row = db
+        .query(
+          `select u.state, f.id, f.name, f.sha256, f.size_bytes as size from uploads u left join files f on f.id = u.file_id
+           where ${upload.protocol === 'dropzone' ? "u.owner = 'admin' and u.client_key = ?" : 'u.id = ?'}`,
+        )
+        .get(upload.protocol === 'dropzone' ? upload.uuid : upload.path!.split('/').pop()!) as { state: string; id: number | null; name: string; sha256: string; size: number } | null
+      return { upload, row }
+    })
+  } finally {
+    db.close()
+  }
+}
+
+async function checkFiles(server: ServerProcess, uploads: Upload[], problems: string[]) {
+  for (const { upload, row } of storedFiles(server, uploads)) {
+    const s = upload.source
+    if (!row || row.state !== 'complete' || row.id === null) {
+      problems.push(`${s.name}: upload ${row ? row.state : 'missing'}, no file`)
+      continue
+    }
+    if (row.name !== s.name || row.sha256 !== s.sha256 || row.size !== s.data.length) problems.push(`${s.name}: stored as ${row.name}, ${row.size} bytes, ${row.sha256}`)
+    const download = await server.fetch(`/files/${row.id}/download`)
+    const bytes = new Uint8Array(await download.arrayBuffer())
+    if (download.status !== 200 || sha256(bytes) !== s.sha256) problems.push(`${s.name}: download ${download.status}, ${bytes.length} bytes, not the source`)
+  }
+}
+
+function fileRowCount(dataDir: string): number {
+  const db = openDatabase(dataDir)
+  try {
+    return (db.query('select count(*) as n from files').get() as { n: number }).n
+  } finally {
+    db.close()
+  }
+}
+
+async function crashIteration(seed: number) {
+  const rng = seededRandom(seed)
+  const dataDir = newDataDir()
+  const problems: string[] = []
+  const events: string[] = []
+  let server = await spawnServer(dataDir)
+  try {
+    const { uploads, stored } = plan(rng)
+    const before = await sendChunk(server, chunkFields('stored-before', stored.data.length, stored.data.length, 0), stored.data, { fileName: stored.name })
+    expect(before.status).toBe(200)
+    await before.arrayBuffer()
+
+    const total = uploads.reduce((n, upload) => n + requestCount(upload), 0)
+    const killAt = rng.int(1, total - 1)
+    const delayMs = rng.next() < 0.5 ? 0 : rng.int(1, 15)
+    events.push(`kill after acknowledgement ${killAt} of ${total}, +${delayMs} ms`)
+    let acks = 0
+    const crash = Promise.withResolvers<void>()
+    let crashing = false
+    const victim = server
+    const killNow = () => {
+      if (crashing) return
+      crashing = true
+      void victim.kill().then(crash.resolve)
+    }
+    const acknowledged = () => {
+      if (++acks !== killAt) return
+      if (delayMs === 0) killNow()
+      else setTimeout(killNow, delayMs)
+    }
+    await Promise.all(
+      uploads.map((upload) =>
+        upload.protocol === 'dropzone'
+          ? sendDropzone(server, upload, rng.shuffle([...Array(upload.chunkCount).keys()]), acknowledged, problems)
+          : sendTus(server, upload, acknowledged, problems),
+      ),
+    )
+    // A refusal stops its upload early, so the count may never be reached; the kill comes anyway.
+    if (acks < killAt) killNow()
+    await crash.promise
+    const unfinished = uploads.filter((u) => (u.protocol === 'dropzone' ? u.acked.size < u.chunkCount : u.ackedOffset < u.source.data.length))
+    events.push(`killed after ${acks} acknowledgements, ${unfinished.length} of ${uploads.length} uploads unfinished`)
+    for (const problem of storeProblems(dataDir)) problems.push(`right after the crash: ${problem}`)
+
+    const crashedOutput = server.output()
+    server = await spawnServer(dataDir)
+    await Promise.all(uploads.map((upload) => (upload.protocol === 'dropzone' ? resumeDropzone(server, upload, rng, problems) : resumeTus(server, upload, problems))))
+    await checkFiles(server, uploads, problems)
+    await server.stop()
+
+    for (const problem of storeProblems(dataDir)) problems.push(`after resuming: ${problem}`)
+    const files = fileRowCount(dataDir)
+    if (files !== uploads.length + 1) problems.push(`${files} file rows for ${uploads.length + 1} files uploaded`)
+    if (problems.length) console.error(`crash test, seed ${seed}:\n${events.join('\n')}\n--- server before the crash:\n${crashedOutput}\n--- after:\n${server.output()}`)
+    else console.log(`crash test, seed ${seed}: ${events.join('; ')}`)
+    expect({ seed, problems }).toEqual({ seed, problems: [] })
+  } finally {
+    await server.kill()
+    removeDataDir(dataDir)
+  }
+}
+
+for (let i = 0; i < ITERATIONS; i++) {
+  const seed = FIRST_SEED + i
+  test(`a SIGKILL during parallel Dropzone and tus uploads loses nothing acknowledged, and resuming stores every file once (seed ${seed})`, () => crashIteration(seed), 60_000)
+}
