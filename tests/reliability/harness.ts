@@ -164,3 +164,43 @@ export function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b)
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN
 }
+
+/** `/healthz` asked every ~20 ms by a process of its own (see healthz-sampler.ts), from its first answer until `stop()`. */
+export async function sampleHealthz(url: string) {
+  const sampler = Bun.spawn([process.execPath, join(import.meta.dir, 'healthz-sampler.ts'), url], { stdin: 'pipe', stdout: 'pipe', stderr: 'inherit' })
+  const reader = sampler.stdout.getReader()
+  const decoder = new TextDecoder()
+  let text = ''
+  const readUntil = async (done: () => boolean) => {
+    while (!done()) {
+      const { value, done: ended } = await reader.read()
+      if (ended) return
+      text += decoder.decode(value, { stream: true })
+    }
+  }
+  await readUntil(() => text.includes('ready\n'))
+  if (!text.includes('ready\n')) throw new Error(`the /healthz sampler ended before its first answer: ${text}`)
+  return {
+    async stop(): Promise<{ latenciesMs: number[]; failures: string[] }> {
+      await sampler.stdin.end()
+      await readUntil(() => false)
+      await sampler.exited
+      return JSON.parse(text.slice(text.indexOf('ready\n') + 'ready\n'.length))
+    },
+  }
+}
+
+/**
+ * Creates a drop link through the admin's form and reads its address from the page the form
+ * leads to (as the admin would copy it), so it works whatever the database keeps of the token.
+ */
+export async function createLinkOverHttp(server: ServerProcess, fields: Record<string, string>): Promise<{ path: string }> {
+  const created = await server.fetch('/links', { method: 'POST', body: new URLSearchParams({ folder: '1', label: 'Load test', ...fields }) })
+  const location = created.headers.get('location')
+  if (created.status !== 303 || !location) throw new Error(`creating a link answered ${created.status}: ${await created.text()}`)
+  const flash = created.headers.getSetCookie().map((cookie) => cookie.split(';')[0]!)
+  const page = await server.fetch(location, { headers: { cookie: [server.cookie, ...flash].join('; ') } })
+  const token = /\/d\/([A-Za-z0-9_-]{20,})/.exec(`${await created.text()} ${await page.text()}`)?.[1]
+  if (!token) throw new Error(`no link address on ${location}`)
+  return { path: `/d/${token}` }
+}
