@@ -43,6 +43,8 @@ interface TusUpload {
   path: string | null
   /** The highest Upload-Offset the server answered a PATCH with. */
   ackedOffset: number
+  /** What the server answered HEAD with after the restart (for the report of a failure). */
+  offsetAfterRestart?: number
 }
 
 type Upload = DropzoneUpload | TusUpload
@@ -183,6 +185,7 @@ async function resumeTus(server: ServerProcess, upload: TusUpload, problems: str
   if (upload.path) {
     const head = await server.fetch(upload.path, { method: 'HEAD', headers: TUS })
     offset = Number(head.headers.get('upload-offset'))
+    upload.offsetAfterRestart = offset
     if (head.status !== 200) return void problems.push(`${upload.source.name} HEAD after restart: ${head.status}`)
     if (offset < upload.ackedOffset) problems.push(`${upload.source.name}: acknowledged offset ${upload.ackedOffset}, the server now holds ${offset}`)
   } else {
@@ -204,10 +207,10 @@ function storedFiles(server: ServerProcess, uploads: Upload[]) {
     return uploads.map((upload) => {
       const row = db
         .query(
-          `select u.state, f.id, f.name, f.sha256, f.size_bytes as size from uploads u left join files f on f.id = u.file_id
+          `select u.state, u.received_bytes as receivedBytes, u.total_bytes as totalBytes, u.received_chunks as receivedChunks, u.chunk_count as chunkCount, f.id, f.name, f.sha256, f.size_bytes as size from uploads u left join files f on f.id = u.file_id
            where ${upload.protocol === 'dropzone' ? "u.owner = 'admin' and u.client_key = ?" : 'u.id = ?'}`,
         )
-        .get(upload.protocol === 'dropzone' ? upload.uuid : upload.path!.split('/').pop()!) as { state: string; id: number | null; name: string; sha256: string; size: number } | null
+        .get(upload.protocol === 'dropzone' ? upload.uuid : upload.path!.split('/').pop()!) as { state: string; receivedBytes: number; totalBytes: number; receivedChunks: number; chunkCount: number; id: number | null; name: string; sha256: string; size: number } | null
       return { upload, row }
     })
   } finally {
@@ -219,7 +222,9 @@ async function checkFiles(server: ServerProcess, uploads: Upload[], problems: st
   for (const { upload, row } of storedFiles(server, uploads)) {
     const s = upload.source
     if (!row || row.state !== 'complete' || row.id === null) {
-      problems.push(`${s.name}: upload ${row ? row.state : 'missing'}, no file`)
+      const progress = row && `${row.receivedBytes} of ${row.totalBytes} bytes, ${row.receivedChunks} of ${row.chunkCount} chunks`
+      const before = upload.protocol === 'tus' && `acknowledged offset ${upload.ackedOffset}, HEAD after the restart ${upload.offsetAfterRestart}`
+      problems.push(`${s.name}: upload ${row ? `${row.state} (${progress})` : 'missing'}, no file${before ? `; ${before}` : ''}`)
       continue
     }
     if (row.name !== s.name || row.sha256 !== s.sha256 || row.size !== s.data.length) problems.push(`${s.name}: stored as ${row.name}, ${row.size} bytes, ${row.sha256}`)
