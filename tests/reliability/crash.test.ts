@@ -37,13 +37,13 @@ interface DropzoneUpload {
 interface TusUpload {
   protocol: 'tus'
   source: Source
-  /** Byte ranges of the PATCHes sent before the crash. */
+  /** Byte ranges of the PATCHes of the first round (so its requests can be counted). */
   pieces: [number, number][]
   /** The upload's path once the server answered its creation (201). */
   path: string | null
   /** The highest Upload-Offset the server answered a PATCH with. */
   ackedOffset: number
-  /** What the server answered HEAD with after the restart (for the report of a failure). */
+  /** What the server answered HEAD with after the last restart (for the report of a failure). */
   offsetAfterRestart?: number
 }
 
@@ -66,6 +66,17 @@ function source(rng: SeededRandom, name: string, size: number, data?: Uint8Array
   return { name, data: bytes, sha256: sha256(bytes) }
 }
 
+/** PATCH ranges of random sizes from `offset` to `size`. */
+function piecesFrom(rng: SeededRandom, offset: number, size: number): [number, number][] {
+  const pieces: [number, number][] = []
+  for (let start = offset; start < size; ) {
+    const end = Math.min(size, start + rng.int(64 * KB, 1536 * KB))
+    pieces.push([start, end])
+    start = end
+  }
+  return pieces
+}
+
 /** What one iteration uploads: small and chunked Dropzone files, tus files, some content shared. */
 function plan(rng: SeededRandom): { uploads: Upload[]; stored: Source } {
   const dropzone = (s: Source): DropzoneUpload => ({
@@ -75,15 +86,7 @@ function plan(rng: SeededRandom): { uploads: Upload[]; stored: Source } {
     chunkCount: Math.max(1, Math.ceil(s.data.length / DZ_CHUNK_BYTES)),
     acked: new Set(),
   })
-  const tus = (s: Source): TusUpload => {
-    const pieces: [number, number][] = []
-    for (let start = 0; start < s.data.length; ) {
-      const end = Math.min(s.data.length, start + rng.int(64 * KB, 1536 * KB))
-      pieces.push([start, end])
-      start = end
-    }
-    return { protocol: 'tus', source: s, pieces, path: null, ackedOffset: 0 }
-  }
+  const tus = (s: Source): TusUpload => ({ protocol: 'tus', source: s, pieces: piecesFrom(rng, 0, s.data.length), path: null, ackedOffset: 0 })
   const tusA = source(rng, 'tus-a.bin', rng.int(512 * KB, 4 * MB))
   const tusB = source(rng, 'tus-b.bin', rng.int(512 * KB, 4 * MB))
   const tusC = source(rng, 'tus-c.bin', rng.int(1, 256 * KB))
@@ -99,8 +102,34 @@ function plan(rng: SeededRandom): { uploads: Upload[]; stored: Source } {
 }
 
 const requestCount = (upload: Upload) => (upload.protocol === 'dropzone' ? upload.chunkCount : 1 + upload.pieces.length)
+const unfinished = (upload: Upload) => (upload.protocol === 'dropzone' ? upload.acked.size < upload.chunkCount : upload.ackedOffset < upload.source.data.length)
 
-/** Sends the chunks of a Dropzone upload out of order, three at a time, until the server dies. */
+/** Kills the server at its `killAt`-th acknowledgement (`delayMs` later), or when asked if that never comes. */
+function crashAt(server: ServerProcess, killAt: number, delayMs: number) {
+  let acks = 0
+  let crashing = false
+  const crash = Promise.withResolvers<void>()
+  const killNow = () => {
+    if (crashing) return
+    crashing = true
+    void server.kill().then(crash.resolve)
+  }
+  return {
+    acknowledged() {
+      if (++acks !== killAt) return
+      if (delayMs === 0) killNow()
+      else setTimeout(killNow, delayMs)
+    },
+    /** Kills the server unless it is being killed already (a refusal may stop uploads early); resolves with the acknowledgements seen. */
+    async crashed() {
+      killNow()
+      await crash.promise
+      return acks
+    },
+  }
+}
+
+/** Sends chunks of a Dropzone upload in the given order, three at a time, until the server dies. */
 async function sendDropzone(server: ServerProcess, upload: DropzoneUpload, indexes: number[], acknowledged: () => void, problems: string[]) {
   const { source: s } = upload
   let dead = false
@@ -127,7 +156,27 @@ async function sendDropzone(server: ServerProcess, upload: DropzoneUpload, index
   )
 }
 
-async function createTus(server: ServerProcess, upload: TusUpload): Promise<'killed' | { status: number; path: string | null }> {
+/**
+ * Continues a Dropzone upload as the upload page does: asks the status endpoint which chunks the
+ * server holds (after a restart, every chunk it acknowledged must be among them), then sends the
+ * others out of order.
+ */
+async function continueDropzone(server: ServerProcess, upload: DropzoneUpload, rng: SeededRandom, acknowledged: () => void, problems: string[]) {
+  const held = new Set<number>()
+  const response = await unlessKilled(async () => {
+    const r = await server.fetch(`/upload/${upload.uuid}`)
+    return { status: r.status, body: await r.text() }
+  })
+  if (response === 'killed') return
+  if (response.status === 200) for (const index of (JSON.parse(response.body) as { chunks: number[] }).chunks) held.add(index)
+  else if (response.status !== 404) problems.push(`${upload.source.name} status: ${response.status} ${response.body}`)
+  const lost = [...upload.acked].filter((index) => !held.has(index))
+  if (lost.length) problems.push(`${upload.source.name}: acknowledged chunks ${lost.join(', ')} lost (server holds ${[...held].join(', ') || 'none'})`)
+  const missing = rng.shuffle([...Array(upload.chunkCount).keys()].filter((index) => !held.has(index)))
+  await sendDropzone(server, upload, missing, acknowledged, problems)
+}
+
+async function createTus(server: ServerProcess, upload: TusUpload) {
   return unlessKilled(async () => {
     const response = await server.fetch('/tus/', {
       method: 'POST',
@@ -150,54 +199,51 @@ async function patchTus(server: ServerProcess, upload: TusUpload, start: number,
   })
 }
 
-/** Creates a tus upload and PATCHes its pieces one after another until the server dies. */
-async function sendTus(server: ServerProcess, upload: TusUpload, acknowledged: () => void, problems: string[]) {
-  const created = await createTus(server, upload)
-  if (created === 'killed') return
-  if (created.status !== 201 || !created.path) return void problems.push(`${upload.source.name} creation: ${created.status}`)
-  upload.path = created.path
-  acknowledged()
-  for (const [start, end] of upload.pieces) {
+async function headTus(server: ServerProcess, upload: TusUpload) {
+  return unlessKilled(async () => {
+    const response = await server.fetch(upload.path!, { method: 'HEAD', headers: TUS })
+    return { status: response.status, offset: Number(response.headers.get('upload-offset')) }
+  })
+}
+
+/**
+ * Continues a tus upload the way tus clients do: creates it if the server never answered its
+ * creation, else asks HEAD for the offset (which must not be below the one acknowledged); then
+ * PATCHes the rest, piece after piece.
+ */
+async function continueTus(server: ServerProcess, upload: TusUpload, rng: SeededRandom, acknowledged: () => void, problems: string[]) {
+  const { name, data } = upload.source
+  let offset = 0
+  if (upload.path) {
+    const head = await headTus(server, upload)
+    if (head === 'killed') return
+    if (head.status !== 200) return void problems.push(`${name} HEAD: ${head.status}`)
+    offset = upload.offsetAfterRestart = head.offset
+    if (offset < upload.ackedOffset) problems.push(`${name}: acknowledged offset ${upload.ackedOffset}, the server now holds ${offset}`)
+  } else {
+    const created = await createTus(server, upload)
+    if (created === 'killed') return
+    if (created.status !== 201 || !created.path) return void problems.push(`${name} creation: ${created.status}`)
+    upload.path = created.path
+    acknowledged()
+  }
+  const pieces = offset === 0 && upload.pieces.length ? upload.pieces : piecesFrom(rng, offset, data.length)
+  for (const [start, end] of pieces) {
     const answer = await patchTus(server, upload, start, end)
     if (answer === 'killed') return
-    if (answer.status !== 204 || answer.offset !== end) return void problems.push(`${upload.source.name} PATCH ${start}-${end}: ${answer.status} offset ${answer.offset} ${answer.body}`)
+    if (answer.status !== 204 || answer.offset !== end) return void problems.push(`${name} PATCH ${start}-${end}: ${answer.status} offset ${answer.offset} ${answer.body}`)
     upload.ackedOffset = answer.offset
     acknowledged()
   }
 }
 
-/** After the restart: checks nothing acknowledged was lost, then sends what is missing. */
-async function resumeDropzone(server: ServerProcess, upload: DropzoneUpload, rng: SeededRandom, problems: string[]) {
-  const response = await server.fetch(`/upload/${upload.uuid}`)
-  const held = new Set<number>()
-  if (response.status === 200) for (const index of ((await response.json()) as { chunks: number[] }).chunks) held.add(index)
-  else if (response.status !== 404) problems.push(`${upload.source.name} status after restart: ${response.status} ${await response.text()}`)
-  else await response.arrayBuffer()
-  const lost = [...upload.acked].filter((index) => !held.has(index))
-  if (lost.length) problems.push(`${upload.source.name}: acknowledged chunks ${lost.join(', ')} lost (server holds ${[...held].join(', ') || 'none'})`)
-  const missing = rng.shuffle([...Array(upload.chunkCount).keys()].filter((index) => !held.has(index)))
-  await sendDropzone(server, upload, missing, () => {}, problems)
-}
-
-async function resumeTus(server: ServerProcess, upload: TusUpload, problems: string[]) {
-  const size = upload.source.data.length
-  let offset = 0
-  if (upload.path) {
-    const head = await server.fetch(upload.path, { method: 'HEAD', headers: TUS })
-    offset = Number(head.headers.get('upload-offset'))
-    upload.offsetAfterRestart = offset
-    if (head.status !== 200) return void problems.push(`${upload.source.name} HEAD after restart: ${head.status}`)
-    if (offset < upload.ackedOffset) problems.push(`${upload.source.name}: acknowledged offset ${upload.ackedOffset}, the server now holds ${offset}`)
-  } else {
-    // Its creation was never answered: a client can only start again.
-    const created = await createTus(server, upload)
-    if (created === 'killed' || created.status !== 201 || !created.path) return void problems.push(`${upload.source.name} creation after restart failed`)
-    upload.path = created.path
-  }
-  for (let start = offset; start < size; start += MB) {
-    const answer = await patchTus(server, upload, start, Math.min(size, start + MB))
-    if (answer === 'killed' || answer.status !== 204) return void problems.push(`${upload.source.name} PATCH at ${start} after restart: ${answer === 'killed' ? 'no answer' : `${answer.status} ${answer.body}`}`)
-  }
+/** Every upload continued at once from where the server says it stands. */
+function continueAll(server: ServerProcess, uploads: Upload[], rng: SeededRandom, acknowledged: () => void, problems: string[]) {
+  return Promise.all(
+    uploads.map((upload) =>
+      upload.protocol === 'dropzone' ? continueDropzone(server, upload, rng, acknowledged, problems) : continueTus(server, upload, rng, acknowledged, problems),
+    ),
+  )
 }
 
 /** The stored file of each upload, as the database records it. */
@@ -255,48 +301,29 @@ async function crashIteration(seed: number) {
     expect(before.status).toBe(200)
     await before.arrayBuffer()
 
+    // One crash while everything is being sent; half the time a second one while resuming.
+    const crashes = rng.next() < 0.5 ? 2 : 1
     const total = uploads.reduce((n, upload) => n + requestCount(upload), 0)
-    const killAt = rng.int(1, total - 1)
-    const delayMs = rng.next() < 0.5 ? 0 : rng.int(1, 15)
-    events.push(`kill after acknowledgement ${killAt} of ${total}, +${delayMs} ms`)
-    let acks = 0
-    const crash = Promise.withResolvers<void>()
-    let crashing = false
-    const victim = server
-    const killNow = () => {
-      if (crashing) return
-      crashing = true
-      void victim.kill().then(crash.resolve)
+    const outputs: string[] = []
+    for (let round = 0; round < crashes; round++) {
+      const killAt = round === 0 ? rng.int(1, total - 1) : rng.int(1, 12)
+      const delayMs = rng.next() < 0.5 ? 0 : rng.int(1, 15)
+      const crash = crashAt(server, killAt, delayMs)
+      await continueAll(server, uploads, rng, crash.acknowledged, problems)
+      const acks = await crash.crashed()
+      events.push(`crash ${round + 1}: kill at acknowledgement ${killAt}${round === 0 ? ` of ${total}` : ''} +${delayMs} ms; ${acks} acknowledged, ${uploads.filter(unfinished).length} of ${uploads.length} uploads unfinished`)
+      for (const problem of storeProblems(dataDir)) problems.push(`right after crash ${round + 1}: ${problem}`)
+      outputs.push(server.output())
+      server = await spawnServer(dataDir)
     }
-    const acknowledged = () => {
-      if (++acks !== killAt) return
-      if (delayMs === 0) killNow()
-      else setTimeout(killNow, delayMs)
-    }
-    await Promise.all(
-      uploads.map((upload) =>
-        upload.protocol === 'dropzone'
-          ? sendDropzone(server, upload, rng.shuffle([...Array(upload.chunkCount).keys()]), acknowledged, problems)
-          : sendTus(server, upload, acknowledged, problems),
-      ),
-    )
-    // A refusal stops its upload early, so the count may never be reached; the kill comes anyway.
-    if (acks < killAt) killNow()
-    await crash.promise
-    const unfinished = uploads.filter((u) => (u.protocol === 'dropzone' ? u.acked.size < u.chunkCount : u.ackedOffset < u.source.data.length))
-    events.push(`killed after ${acks} acknowledgements, ${unfinished.length} of ${uploads.length} uploads unfinished`)
-    for (const problem of storeProblems(dataDir)) problems.push(`right after the crash: ${problem}`)
-
-    const crashedOutput = server.output()
-    server = await spawnServer(dataDir)
-    await Promise.all(uploads.map((upload) => (upload.protocol === 'dropzone' ? resumeDropzone(server, upload, rng, problems) : resumeTus(server, upload, problems))))
+    await continueAll(server, uploads, rng, () => {}, problems)
     await checkFiles(server, uploads, problems)
     await server.stop()
 
     for (const problem of storeProblems(dataDir)) problems.push(`after resuming: ${problem}`)
     const files = fileRowCount(dataDir)
     if (files !== uploads.length + 1) problems.push(`${files} file rows for ${uploads.length + 1} files uploaded`)
-    if (problems.length) console.error(`crash test, seed ${seed}:\n${events.join('\n')}\n--- server before the crash:\n${crashedOutput}\n--- after:\n${server.output()}`)
+    if (problems.length) console.error(`crash test, seed ${seed}:\n${events.join('\n')}\n${[...outputs, server.output()].map((o, i) => `--- server ${i + 1}:\n${o}`).join('\n')}`)
     else console.log(`crash test, seed ${seed}: ${events.join('; ')}`)
     expect({ seed, problems }).toEqual({ seed, problems: [] })
   } finally {
