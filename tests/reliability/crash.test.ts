@@ -246,37 +246,59 @@ function continueAll(server: ServerProcess, uploads: Upload[], rng: SeededRandom
   )
 }
 
-/** The stored file of each upload, as the database records it. */
-function storedFiles(server: ServerProcess, uploads: Upload[]) {
-  const db = openDatabase(server.dataDir)
+/**
+ * What the database records of each upload and its file (read once the server has stopped, so
+ * that however the server locks its data directory does not matter).
+ */
+function checkRecords(dataDir: string, uploads: Upload[], problems: string[]) {
+  const db = openDatabase(dataDir)
   try {
-    return uploads.map((upload) => {
+    for (const upload of uploads) {
+      const s = upload.source
+      if (upload.protocol === 'tus' && !upload.path) {
+        problems.push(`${s.name}: its creation was never answered`)
+        continue
+      }
       const row = db
         .query(
-          `select u.state, u.received_bytes as receivedBytes, u.total_bytes as totalBytes, u.received_chunks as receivedChunks, u.chunk_count as chunkCount, f.id, f.name, f.sha256, f.size_bytes as size from uploads u left join files f on f.id = u.file_id
+          `select u.state, u.received_bytes as receivedBytes, u.total_bytes as totalBytes, u.received_chunks as receivedChunks, u.chunk_count as chunkCount,
+                  f.id, f.name, f.sha256, f.size_bytes as size
+           from uploads u left join files f on f.id = u.file_id
            where ${upload.protocol === 'dropzone' ? "u.owner = 'admin' and u.client_key = ?" : 'u.id = ?'}`,
         )
-        .get(upload.protocol === 'dropzone' ? upload.uuid : upload.path!.split('/').pop()!) as { state: string; receivedBytes: number; totalBytes: number; receivedChunks: number; chunkCount: number; id: number | null; name: string; sha256: string; size: number } | null
-      return { upload, row }
-    })
+        .get(upload.protocol === 'dropzone' ? upload.uuid : upload.path!.split('/').pop()!) as {
+        state: string
+        receivedBytes: number
+        totalBytes: number
+        receivedChunks: number
+        chunkCount: number
+        id: number | null
+        name: string
+        sha256: string
+        size: number
+      } | null
+      if (!row || row.state !== 'complete' || row.id === null) {
+        const progress = row && `${row.receivedBytes} of ${row.totalBytes} bytes, ${row.receivedChunks} of ${row.chunkCount} chunks`
+        const offsets = upload.protocol === 'tus' && `acknowledged offset ${upload.ackedOffset}, HEAD after the last restart ${upload.offsetAfterRestart}`
+        problems.push(`${s.name}: upload ${row ? `${row.state} (${progress})` : 'missing'}, no file${offsets ? `; ${offsets}` : ''}`)
+      } else if (row.name !== s.name || row.sha256 !== s.sha256 || row.size !== s.data.length) {
+        problems.push(`${s.name}: stored as ${row.name}, ${row.size} bytes, ${row.sha256}`)
+      }
+    }
   } finally {
     db.close()
   }
 }
 
-async function checkFiles(server: ServerProcess, uploads: Upload[], problems: string[]) {
-  for (const { upload, row } of storedFiles(server, uploads)) {
-    const s = upload.source
-    if (!row || row.state !== 'complete' || row.id === null) {
-      const progress = row && `${row.receivedBytes} of ${row.totalBytes} bytes, ${row.receivedChunks} of ${row.chunkCount} chunks`
-      const before = upload.protocol === 'tus' && `acknowledged offset ${upload.ackedOffset}, HEAD after the restart ${upload.offsetAfterRestart}`
-      problems.push(`${s.name}: upload ${row ? `${row.state} (${progress})` : 'missing'}, no file${before ? `; ${before}` : ''}`)
-      continue
-    }
-    if (row.name !== s.name || row.sha256 !== s.sha256 || row.size !== s.data.length) problems.push(`${s.name}: stored as ${row.name}, ${row.size} bytes, ${row.sha256}`)
-    const download = await server.fetch(`/files/${row.id}/download`)
+/** Downloads each Dropzone upload's file from where its status says it is. */
+async function checkDownloads(server: ServerProcess, uploads: Upload[], problems: string[]) {
+  for (const upload of uploads) {
+    if (upload.protocol !== 'dropzone') continue
+    const status = (await (await server.fetch(`/upload/${upload.uuid}`)).json()) as { file: { url: string } | null }
+    if (!status.file) continue // checkRecords says why
+    const download = await server.fetch(status.file.url)
     const bytes = new Uint8Array(await download.arrayBuffer())
-    if (download.status !== 200 || sha256(bytes) !== s.sha256) problems.push(`${s.name}: download ${download.status}, ${bytes.length} bytes, not the source`)
+    if (download.status !== 200 || sha256(bytes) !== upload.source.sha256) problems.push(`${upload.source.name}: download ${download.status}, ${bytes.length} bytes, not the source`)
   }
 }
 
@@ -317,8 +339,9 @@ async function crashIteration(seed: number) {
       server = await spawnServer(dataDir)
     }
     await continueAll(server, uploads, rng, () => {}, problems)
-    await checkFiles(server, uploads, problems)
+    await checkDownloads(server, uploads, problems)
     await server.stop()
+    checkRecords(dataDir, uploads, problems)
 
     for (const problem of storeProblems(dataDir)) problems.push(`after resuming: ${problem}`)
     const files = fileRowCount(dataDir)
