@@ -196,11 +196,16 @@ export async function sampleHealthz(url: string) {
  */
 export async function createLinkOverHttp(server: ServerProcess, fields: Record<string, string>): Promise<{ path: string }> {
   const created = await server.fetch('/links', { method: 'POST', body: new URLSearchParams({ folder: '1', label: 'Load test', ...fields }) })
+  let text = await created.text()
   const location = created.headers.get('location')
-  if (created.status !== 303 || !location) throw new Error(`creating a link answered ${created.status}: ${await created.text()}`)
-  const flash = created.headers.getSetCookie().map((cookie) => cookie.split(';')[0]!)
-  const page = await server.fetch(location, { headers: { cookie: [server.cookie, ...flash].join('; ') } })
-  const token = /\/d\/([A-Za-z0-9_-]{20,})/.exec(`${await created.text()} ${await page.text()}`)?.[1]
-  if (!token) throw new Error(`no link address on ${location}`)
+  if (created.status === 303 && location) {
+    // The address may be shown once, in the message the next page carries (a flash cookie).
+    const flash = created.headers.getSetCookie().map((cookie) => cookie.split(';')[0]!)
+    text += await (await server.fetch(location, { headers: { cookie: [server.cookie, ...flash].join('; ') } })).text()
+  } else if (created.status !== 200) {
+    throw new Error(`creating a link answered ${created.status}: ${text}`)
+  }
+  const token = /\/d\/([A-Za-z0-9_-]{20,})/.exec(text)?.[1]
+  if (!token) throw new Error(`no link address after creating a link (${created.status} ${location ?? ''})`)
   return { path: `/d/${token}` }
 }
