@@ -6,9 +6,9 @@ import { randomData, sha256 } from '../helpers/data.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
 
 /**
- * Found by the crash test (seeds 1039419929 and 1039420008, 2 of 120 iterations on a loaded
- * machine): a tus PATCH records its bytes in one commit and claims the finalisation in the next.
- * A server killed between the two leaves the upload `receiving` with every byte recorded; HEAD
+ * Found by the crash test (2 of 120 iterations on a loaded machine): a tus PATCH records its
+ * bytes in one commit and claims the finalisation in the next. A server killed between the two
+ * leaves the upload `receiving` with every byte recorded; HEAD
  * then answers Upload-Offset = Upload-Length, so a tus client considers it done and sends
  * nothing more, and the file never appears.
  *
