@@ -11,7 +11,7 @@ export type ChunkFields = {
 
 /** Sends one chunk the way Dropzone does: dz fields first, then the file part. */
 export function sendChunk(
-  server: TestServer,
+  server: Pick<TestServer, 'fetch'>,
   fields: Partial<ChunkFields> & Record<string, unknown>,
   bytes: Uint8Array,
   options: { fileName?: string; folder?: number; headers?: Record<string, string> } = {},

@@ -81,4 +81,4 @@ export function serverPerTest<S extends TestServer>(launch: (env: Record<string,
 }
 
 /** Where the blob store keeps the bytes of `sha256`. */
-export const blobPath = (server: TestServer, sha256: string) => join(server.dataDir, 'blobs', sha256.slice(0, 2), sha256)
+export const blobPath = (server: Pick<TestServer, 'dataDir'>, sha256: string) => join(server.dataDir, 'blobs', sha256.slice(0, 2), sha256)
