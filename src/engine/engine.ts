@@ -502,6 +502,8 @@ export class UploadEngine {
       if (recorded) {
         this.hashes.advance(upload.id, offset + kept)
         await this.acknowledgeable(upload.id)
+        // Cut off after its last byte: the upload is whole, whatever became of the connection.
+        if (this.holdsEveryByte(records.findUpload(this.db, upload.id)!)) await this.completeStream(upload.id).catch(() => {})
       }
       throw diskError(unwrap(error))
     }
@@ -509,8 +511,7 @@ export class UploadEngine {
     tap.settle(end)
     this.hashes.advance(upload.id, end)
     this.progress.note(upload.id, written)
-    const after = records.findUpload(this.db, upload.id)!
-    if (!after.lengthDeferred && after.receivedBytes === after.totalBytes) await this.completeStream(upload.id)
+    if (this.holdsEveryByte(records.findUpload(this.db, upload.id)!)) await this.completeStream(upload.id)
     return this.acknowledgeStream(upload.id)
   }
 
@@ -551,6 +552,11 @@ export class UploadEngine {
     } finally {
       for (const part of parts) this.consuming.delete(part.id)
     }
+  }
+
+  /** A streamed upload, still receiving, whose every byte is recorded. */
+  private holdsEveryByte(upload: UploadRow): boolean {
+    return upload.state === 'receiving' && upload.chunkCount === 0 && !upload.lengthDeferred && upload.receivedBytes === upload.totalBytes
   }
 
   /** All bytes of a streamed upload are here: a partial waits for its final, anything else becomes a file. */
@@ -769,6 +775,11 @@ export class UploadEngine {
     }
     // Nothing runs yet: every finalisation a stop (or a passing fault) cut short starts again.
     for (const upload of records.uploadsInState(this.db, 'finalizing')) await this.startFinalization(upload.id).catch(() => {})
+    // A streamed upload whose last bytes were recorded by a request stopped before it claimed the
+    // finalisation: its client sees every byte taken and sends nothing more.
+    for (const upload of records.uploadsInState(this.db, 'receiving')) {
+      if (this.holdsEveryByte(upload)) await this.completeStream(upload.id).catch(() => {})
+    }
   }
 
   async fail(uploadId: string, reason: string) {

@@ -11,9 +11,7 @@ import { startTestServer, type TestServer } from '../helpers/server.ts'
  * leaves the upload `receiving` with every byte recorded; HEAD
  * then answers Upload-Offset = Upload-Length, so a tus client considers it done and sends
  * nothing more, and the file never appears.
- *
- * `test.failing` while that holds on the engine (the test passes once the upload is finalised at
- * start-up, or the record and the claim are one commit): then drop `.failing`.
+ * Start-up finalises such an upload.
  */
 
 let server: TestServer
@@ -23,7 +21,7 @@ afterEach(async () => {
 
 const TUS = { 'tus-resumable': '1.0.0' }
 
-test.failing('a tus upload whose last bytes were recorded just before a crash is finalised at the next start', async () => {
+test('a tus upload whose last bytes were recorded just before a crash is finalised at the next start', async () => {
   server = await startTestServer()
   const data = randomData(1000)
   const created = await server.fetch('/tus/', {
