@@ -1,11 +1,8 @@
 import { Elysia } from 'elysia'
 import { isUnsafeRequest } from './auth/csrf.ts'
-import type { PasswordChecks } from './auth/password-checks.ts'
-import type { Config } from './config.ts'
 import { durable } from './db/durable.ts'
-import type { Db } from './db/open.ts'
-import type { UploadEngine } from './engine/engine.ts'
 import { HttpError } from './errors.ts'
+import type { AppDeps } from './http/deps.ts'
 import { errorResponse } from './http/errors.ts'
 import { guard } from './http/guard.ts'
 import { dropzoneRoutes } from './protocols/dropzone.ts'
@@ -21,19 +18,6 @@ import { uploadsPageRoutes } from './routes/uploads-page.ts'
 import { activityRoutes } from './routes/activity.ts'
 import { dropRoutes } from './routes/drop.ts'
 import { linkRoutes } from './routes/links.ts'
-import type { BlobStore, Staging } from './storage/types.ts'
-
-export interface AppDeps {
-  config: Config
-  db: Db
-  engine: UploadEngine
-  blobs: BlobStore
-  staging: Staging
-  clock: () => number
-  log: (message: string, context?: Record<string, unknown>) => void
-  /** Every password check (sign-in, drop-link unlock): rate-limited and bounded. */
-  passwordChecks: PasswordChecks
-}
 
 /** Elysia's own errors (unknown route, unparsable body) are the client's, not ours. */
 function asHttpError(code: unknown, error: unknown): unknown {

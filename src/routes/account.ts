@@ -1,6 +1,6 @@
 import type { Server } from 'bun'
 import { Elysia } from 'elysia'
-import type { AppDeps } from '../app.ts'
+import type { AppDeps } from '../http/deps.ts'
 import { changeAdminPassword, MIN_ADMIN_PASSWORD_LENGTH } from '../auth/admin-password.ts'
 import { refusalText } from '../auth/limits.ts'
 import { deleteSessions, SESSION_COOKIE } from '../auth/sessions.ts'

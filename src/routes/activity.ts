@@ -1,5 +1,5 @@
 import { Elysia } from 'elysia'
-import type { AppDeps } from '../app.ts'
+import type { AppDeps } from '../http/deps.ts'
 import { activityActions, listActivity } from '../db/activity.ts'
 import { htmlResponse } from '../../views/html.ts'
 import { activityList, activityPage, type ActivityFilters } from '../../views/activity.ts'

@@ -1,5 +1,5 @@
 import type { Server } from 'bun'
-import type { AppDeps } from '../app.ts'
+import type { AppDeps } from '../http/deps.ts'
 import { logActivity } from '../db/activity.ts'
 import { clientAddress } from '../http/client-address.ts'
 

@@ -1,5 +1,5 @@
 import { Elysia } from 'elysia'
-import type { AppDeps } from '../app.ts'
+import type { AppDeps } from '../http/deps.ts'
 import { adminPasswordHash } from '../auth/admin-password.ts'
 import { loginClaims, refusalText } from '../auth/limits.ts'
 import { logActivity } from '../db/activity.ts'

@@ -1,5 +1,5 @@
 import { Elysia } from 'elysia'
-import type { AppDeps } from '../app.ts'
+import type { AppDeps } from '../http/deps.ts'
 import { findFile, type FileRow } from '../db/files.ts'
 import { isInTrash } from '../db/library.ts'
 import type { BlobStore } from '../storage/types.ts'

@@ -1,7 +1,7 @@
 import type { Server } from 'bun'
 import { randomBytes } from 'node:crypto'
 import { Elysia } from 'elysia'
-import type { AppDeps } from '../app.ts'
+import type { AppDeps } from '../http/deps.ts'
 import { refusalText, unlockClaims } from '../auth/limits.ts'
 import { PASSWORD_HASHING } from '../auth/admin-password.ts'
 import { logActivity } from '../db/activity.ts'

@@ -1,7 +1,7 @@
 import type { Server } from 'bun'
 import { Elysia } from 'elysia'
 import { and, eq, isNull } from 'drizzle-orm'
-import type { AppDeps } from '../app.ts'
+import type { AppDeps } from '../http/deps.ts'
 import { adminAudit } from './audit.ts'
 import * as library from '../db/library.ts'
 import { files } from '../db/schema.ts'

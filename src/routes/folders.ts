@@ -1,6 +1,6 @@
 import type { Server } from 'bun'
 import { Elysia } from 'elysia'
-import type { AppDeps } from '../app.ts'
+import type { AppDeps } from '../http/deps.ts'
 import { adminAudit } from './audit.ts'
 import { findFolder } from '../db/files.ts'
 import * as library from '../db/library.ts'

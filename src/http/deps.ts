@@ -1,0 +1,18 @@
+import type { PasswordChecks } from '../auth/password-checks.ts'
+import type { Config } from '../config.ts'
+import type { Db } from '../db/open.ts'
+import type { UploadEngine } from '../engine/engine.ts'
+import type { BlobStore, Staging } from '../storage/types.ts'
+
+/** What the app and each of its route groups are given: every dependency is passed in. */
+export interface AppDeps {
+  config: Config
+  db: Db
+  engine: UploadEngine
+  blobs: BlobStore
+  staging: Staging
+  clock: () => number
+  log: (message: string, context?: Record<string, unknown>) => void
+  /** Every password check (sign-in, drop-link unlock): rate-limited and bounded. */
+  passwordChecks: PasswordChecks
+}
