@@ -1,6 +1,5 @@
 import { resolve } from 'node:path'
-import type { BlockList } from 'node:net'
-import { parseProxyRanges } from './http/client-address.ts'
+import { BlockList, isIPv4, isIPv6 } from 'node:net'
 
 /**
  * Which X-Forwarded-For entries to believe: none (`false`), the n-th from the right (n proxies
@@ -89,6 +88,20 @@ function parseTrustProxy(text: string): TrustProxy {
   throw new ConfigError(
     `TRUST_PROXY must be true or false, a number of proxies (1, 2, …) or the proxies' addresses (10.0.0.0/8, ::1), got "${text}"`,
   )
+}
+
+/** "10.0.0.0/8, 192.168.1.7, ::1/128" as a set of ranges; null when an entry is not an address or range. */
+function parseProxyRanges(text: string): BlockList | null {
+  const ranges = new BlockList()
+  for (const entry of text.split(',').map((e) => e.trim()).filter(Boolean)) {
+    const [address = '', prefix, extra] = entry.split('/')
+    const family = isIPv4(address) ? 'ipv4' : isIPv6(address) ? 'ipv6' : null
+    if (family === null || extra !== undefined) return null
+    const bits = family === 'ipv4' ? 32 : 128
+    if (prefix !== undefined && !(/^\d{1,3}$/.test(prefix) && Number(prefix) <= bits)) return null
+    ranges.addSubnet(address, prefix === undefined ? bits : Number(prefix), family)
+  }
+  return ranges
 }
 
 function parseOrigins(text: string): string[] {

@@ -29,17 +29,3 @@ function isTrusted(proxies: BlockList, address: string): boolean {
   if (isIPv6(address)) return proxies.check(address, 'ipv6')
   return false
 }
-
-/** "10.0.0.0/8, 192.168.1.7, ::1/128" as a set of ranges; null when an entry is not an address or range. */
-export function parseProxyRanges(text: string): BlockList | null {
-  const ranges = new BlockList()
-  for (const entry of text.split(',').map((e) => e.trim()).filter(Boolean)) {
-    const [address = '', prefix, extra] = entry.split('/')
-    const family = isIPv4(address) ? 'ipv4' : isIPv6(address) ? 'ipv6' : null
-    if (family === null || extra !== undefined) return null
-    const bits = family === 'ipv4' ? 32 : 128
-    if (prefix !== undefined && !(/^\d{1,3}$/.test(prefix) && Number(prefix) <= bits)) return null
-    ranges.addSubnet(address, prefix === undefined ? bits : Number(prefix), family)
-  }
-  return ranges
-}
