@@ -1,5 +1,5 @@
 import { and, desc, eq, lt, or, sql, type SQL } from 'drizzle-orm'
-import type { Db } from './open.ts'
+import type { Db } from './types.ts'
 import { activity } from './schema.ts'
 
 export type ActivityRow = typeof activity.$inferSelect

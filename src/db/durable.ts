@@ -1,6 +1,6 @@
 import { GroupSync } from '../storage/group-sync.ts'
 import { syncPath } from '../storage/sync-path.ts'
-import type { Db } from './open.ts'
+import type { Db } from './types.ts'
 import { atomically } from './prepared.ts'
 
 /**

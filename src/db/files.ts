@@ -1,5 +1,5 @@
 import { and, eq, isNull, sql } from 'drizzle-orm'
-import type { Db } from './open.ts'
+import type { Db } from './types.ts'
 import { atomically, prepared } from './prepared.ts'
 import { blobs, files, folders, uploadChunks, uploads } from './schema.ts'
 import { insertUploadOnce, type Admission, type NewUpload } from './uploads.ts'

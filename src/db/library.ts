@@ -2,7 +2,7 @@ import { and, asc, desc, eq, inArray, isNotNull, isNull, lt, or, sql, type SQL }
 import { elidedPath } from '../engine/file-names.ts'
 import { HttpError } from '../errors.ts'
 import { numberedName, type FileRow, type FolderRow } from './files.ts'
-import type { Db } from './open.ts'
+import type { Db } from './types.ts'
 import { prepared } from './prepared.ts'
 import { blobs, files, folders, links, ROOT_FOLDER_ID, uploads } from './schema.ts'
 

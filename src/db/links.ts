@@ -1,5 +1,5 @@
 import { and, desc, eq, inArray, isNotNull, sql } from 'drizzle-orm'
-import type { Db } from './open.ts'
+import type { Db } from './types.ts'
 import { folders, links, uploads } from './schema.ts'
 
 export type LinkRow = typeof links.$inferSelect

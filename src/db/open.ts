@@ -1,12 +1,13 @@
 import { Database } from 'bun:sqlite'
-import { drizzle, type BunSQLiteDatabase } from 'drizzle-orm/bun-sqlite'
+import { drizzle } from 'drizzle-orm/bun-sqlite'
 import { migrate } from 'drizzle-orm/bun-sqlite/migrator'
 import { fileURLToPath } from 'node:url'
 import { BUSY_TIMEOUT_MS } from './busy.ts'
 import { registerDatabase } from './prepared.ts'
 import * as schema from './schema.ts'
+import type { Db } from './types.ts'
 
-export type Db = BunSQLiteDatabase<typeof schema> & { $client: Database }
+export type { Db }
 
 const MIGRATIONS = fileURLToPath(new URL('../../drizzle', import.meta.url))
 

@@ -1,4 +1,4 @@
-import type { Db } from './open.ts'
+import type { Db } from './types.ts'
 
 const statements = new WeakMap<object, Map<string, unknown>>()
 const databases = new WeakMap<object, Db>()

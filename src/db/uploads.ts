@@ -1,5 +1,5 @@
 import { and, asc, desc, eq, inArray, like, lt, lte, or, sql } from 'drizzle-orm'
-import type { Db } from './open.ts'
+import type { Db } from './types.ts'
 import { atomically, prepared } from './prepared.ts'
 import { uploadChunks, uploads, type UploadState } from './schema.ts'
 
