@@ -1,5 +1,5 @@
-import { GroupSync } from '../storage/group-sync.ts'
-import { syncPath } from '../storage/sync-path.ts'
+import { GroupSync } from '../platform/group-sync.ts'
+import { syncPath } from '../platform/sync-path.ts'
 import type { Db } from './types.ts'
 import { atomically } from './prepared.ts'
 

@@ -1,4 +1,4 @@
-import type { PositionalFile } from './positional-file.ts'
+import type { PositionalFile } from '../platform/positional-file.ts'
 
 /** Network reads are small (~64 KiB); the disk prefers larger writes. */
 const BATCH_BYTES = 1024 * 1024

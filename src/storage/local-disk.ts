@@ -5,9 +5,9 @@ import { HttpError } from '../errors.ts'
 import { BatchedWriter, writeAll } from './batched-writer.ts'
 import { useOneLevelLayout } from './blob-layout.ts'
 import { noteBytesReceived } from './collect-garbage.ts'
-import { GroupSync } from './group-sync.ts'
-import { PositionalFile } from './positional-file.ts'
-import { syncDirectory } from './sync-path.ts'
+import { GroupSync } from '../platform/group-sync.ts'
+import { PositionalFile } from '../platform/positional-file.ts'
+import { syncDirectory } from '../platform/sync-path.ts'
 import { InterruptedWrite, type BlobStore, type Staging } from './types.ts'
 
 

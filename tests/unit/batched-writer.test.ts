@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { BatchedWriter, writeAll } from '../../src/storage/batched-writer.ts'
-import { PositionalFile } from '../../src/storage/positional-file.ts'
+import { PositionalFile } from '../../src/platform/positional-file.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'dropfold-writer-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))

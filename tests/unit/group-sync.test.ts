@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test'
-import { GroupSync } from '../../src/storage/group-sync.ts'
+import { GroupSync } from '../../src/platform/group-sync.ts'
 
 /** A sync whose runs we start and finish by hand, counting them. */
 function manualSync() {
