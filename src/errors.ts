@@ -1,6 +1,7 @@
 /**
- * The one error type whose message may be shown to the outside world. The engine and the routes
- * throw it; the app's error handler renders it (JSON for Dropzone, plain text for tus).
+ * A refusal decided by the HTTP side (routes, protocols, guards): a status and a message meant
+ * for people. The core throws DomainErrors instead (src/core/errors.ts); src/http/errors.ts maps
+ * both to the answer each protocol wants.
  */
 export class HttpError extends Error {
   constructor(

@@ -1,9 +1,9 @@
-import { HttpError } from '../errors.ts'
+import { DomainError } from '../core/errors.ts'
 
 /**
  * How long a statement waits for another process's write lock (sqlite3, a backup tool) before
  * giving up with SQLITE_BUSY. bun:sqlite waits on the event loop's thread, so every request
- * waits this long with it: short, and the client is told to come back (see busyAsHttpError).
+ * waits this long with it: short, and the client is told to come back (see busyAsDomainError).
  */
 export const BUSY_TIMEOUT_MS = 200
 
@@ -16,8 +16,8 @@ export function isDatabaseBusy(error: unknown): boolean {
   return false
 }
 
-/** A database held by another process is a passing state: 503, come back in a second. */
-export function busyAsHttpError(error: unknown): unknown {
+/** A database held by another process is a passing state: come back in a second. */
+export function busyAsDomainError(error: unknown): unknown {
   if (!isDatabaseBusy(error)) return error
-  return new HttpError(503, 'The database is busy (another program is writing to it); try again shortly', { 'retry-after': '1' })
+  return new DomainError('unavailable', 'The database is busy (another program is writing to it); try again shortly', { retryAfterSeconds: 1 })
 }

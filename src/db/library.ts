@@ -1,6 +1,6 @@
 import { and, asc, desc, eq, inArray, isNotNull, isNull, lt, or, sql, type SQL } from 'drizzle-orm'
 import { elidedPath } from '../engine/file-names.ts'
-import { HttpError } from '../errors.ts'
+import { DomainError } from '../core/errors.ts'
 import { numberedName, type FileRow, type FolderRow } from './files.ts'
 import type { Db } from './types.ts'
 import { prepared } from './prepared.ts'
@@ -148,14 +148,14 @@ export function folderMoveTargets(db: Db, id: number): FolderChoice[] {
 
 function liveFolder(db: Db, id: number): FolderRow {
   const folder = db.select().from(folders).where(eq(folders.id, id)).get()
-  if (!folder || isInTrash(db, id)) throw new HttpError(404, `Folder ${id} does not exist`)
+  if (!folder || isInTrash(db, id)) throw new DomainError('not-found', `Folder ${id} does not exist`)
   return folder
 }
 
 function liveFileRow(db: Db, id: number): FileRow {
   const file = db.select().from(files).where(and(eq(files.id, id), isNull(files.deletedAt))).get()
   // A file inside a folder in the trash is in the trash too: not to be renamed, moved or deleted on its own.
-  if (!file || isInTrash(db, file.folderId)) throw new HttpError(404, `File ${id} does not exist`)
+  if (!file || isInTrash(db, file.folderId)) throw new DomainError('not-found', `File ${id} does not exist`)
   return file
 }
 
@@ -178,8 +178,8 @@ export function createFolder(db: Db, parentId: number, name: string, now: number
     const t = tx as unknown as Db
     liveFolder(t, parentId)
     const depth = folderPath(t, parentId).length
-    if (depth > MAX_FOLDER_DEPTH) throw new HttpError(400, `Folders can be at most ${MAX_FOLDER_DEPTH} levels deep; "${name}" would be at level ${depth}`)
-    if (folderNameTaken(t, parentId, name)) throw new HttpError(409, `A folder named "${name}" already exists here`)
+    if (depth > MAX_FOLDER_DEPTH) throw new DomainError('invalid', `Folders can be at most ${MAX_FOLDER_DEPTH} levels deep; "${name}" would be at level ${depth}`)
+    if (folderNameTaken(t, parentId, name)) throw new DomainError('conflict', `A folder named "${name}" already exists here`)
     return tx.insert(folders).values({ parentId, name, createdAt: now }).returning().get()
   })
 }
@@ -187,9 +187,9 @@ export function createFolder(db: Db, parentId: number, name: string, now: number
 export function renameFolder(db: Db, id: number, name: string): FolderRow {
   return db.transaction((tx) => {
     const t = tx as unknown as Db
-    if (id === ROOT_FOLDER_ID) throw new HttpError(400, 'The home folder cannot be renamed')
+    if (id === ROOT_FOLDER_ID) throw new DomainError('invalid', 'The home folder cannot be renamed')
     const folder = liveFolder(t, id)
-    if (folderNameTaken(t, folder.parentId!, name, id)) throw new HttpError(409, `A folder named "${name}" already exists here`)
+    if (folderNameTaken(t, folder.parentId!, name, id)) throw new DomainError('conflict', `A folder named "${name}" already exists here`)
     return tx.update(folders).set({ name }).where(eq(folders.id, id)).returning().get()
   })
 }
@@ -197,25 +197,25 @@ export function renameFolder(db: Db, id: number, name: string): FolderRow {
 export function moveFolder(db: Db, id: number, targetId: number): FolderRow {
   return db.transaction((tx) => {
     const t = tx as unknown as Db
-    if (id === ROOT_FOLDER_ID) throw new HttpError(400, 'The home folder cannot be moved')
+    if (id === ROOT_FOLDER_ID) throw new DomainError('invalid', 'The home folder cannot be moved')
     const folder = liveFolder(t, id)
     liveFolder(t, targetId)
     if (folderPath(t, targetId).some((f) => f.id === id)) {
-      throw new HttpError(400, `"${folder.name}" cannot be moved into itself or one of its subfolders`)
+      throw new DomainError('invalid', `"${folder.name}" cannot be moved into itself or one of its subfolders`)
     }
     // Counting what is inside it in the trash too, which may come back where it was.
     const deepest = folderPath(t, targetId).length + heightOf(subtreeDepths(t, id))
     if (deepest > MAX_FOLDER_DEPTH) {
-      throw new HttpError(400, `Folders can be at most ${MAX_FOLDER_DEPTH} levels deep; moving "${folder.name}" there would put folders at level ${deepest}`)
+      throw new DomainError('invalid', `Folders can be at most ${MAX_FOLDER_DEPTH} levels deep; moving "${folder.name}" there would put folders at level ${deepest}`)
     }
-    if (folderNameTaken(t, targetId, folder.name, id)) throw new HttpError(409, `A folder named "${folder.name}" already exists there`)
+    if (folderNameTaken(t, targetId, folder.name, id)) throw new DomainError('conflict', `A folder named "${folder.name}" already exists there`)
     return tx.update(folders).set({ parentId: targetId }).where(eq(folders.id, id)).returning().get()
   })
 }
 
 export function trashFolder(db: Db, id: number, now: number): FolderRow {
   return db.transaction((tx) => {
-    if (id === ROOT_FOLDER_ID) throw new HttpError(400, 'The home folder cannot be deleted')
+    if (id === ROOT_FOLDER_ID) throw new DomainError('invalid', 'The home folder cannot be deleted')
     liveFolder(tx as unknown as Db, id)
     return tx.update(folders).set({ deletedAt: now }).where(eq(folders.id, id)).returning().get()
   })
@@ -225,7 +225,7 @@ export function renameFile(db: Db, id: number, name: string): FileRow {
   return db.transaction((tx) => {
     const t = tx as unknown as Db
     const file = liveFileRow(t, id)
-    if (fileNameTaken(t, file.folderId, name, id)) throw new HttpError(409, `A file named "${name}" already exists here`)
+    if (fileNameTaken(t, file.folderId, name, id)) throw new DomainError('conflict', `A file named "${name}" already exists here`)
     return tx.update(files).set({ name }).where(eq(files.id, id)).returning().get()
   })
 }
@@ -240,7 +240,7 @@ export function moveFiles(db: Db, ids: number[], targetId: number): FileRow[] {
     for (const file of moving) {
       if (file.folderId === targetId) continue
       if (names.has(file.name) || fileNameTaken(t, targetId, file.name)) {
-        throw new HttpError(409, `A file named "${file.name}" already exists there`)
+        throw new DomainError('conflict', `A file named "${file.name}" already exists there`)
       }
       names.add(file.name)
     }
@@ -286,7 +286,7 @@ export function restoreFile(db: Db, id: number): FileRow {
   return db.transaction((tx) => {
     const t = tx as unknown as Db
     const file = tx.select().from(files).where(and(eq(files.id, id), isNotNull(files.deletedAt))).get()
-    if (!file) throw new HttpError(404, `File ${id} is not in the trash`)
+    if (!file) throw new DomainError('not-found', `File ${id} is not in the trash`)
     const folderId = isInTrash(t, file.folderId) ? ROOT_FOLDER_ID : file.folderId
     let name = file.name
     for (let n = 1; fileNameTaken(t, folderId, name); n++) name = numberedName(file.name, n)
@@ -298,7 +298,7 @@ export function restoreFolder(db: Db, id: number): FolderRow {
   return db.transaction((tx) => {
     const t = tx as unknown as Db
     const folder = tx.select().from(folders).where(and(eq(folders.id, id), isNotNull(folders.deletedAt))).get()
-    if (!folder) throw new HttpError(404, `Folder ${id} is not in the trash`)
+    if (!folder) throw new DomainError('not-found', `Folder ${id} is not in the trash`)
     const parentId = isInTrash(t, folder.parentId!) ? ROOT_FOLDER_ID : folder.parentId!
     let name = folder.name
     for (let n = 1; folderNameTaken(t, parentId, name); n++) name = `${folder.name} (${n})`

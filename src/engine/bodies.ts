@@ -1,4 +1,4 @@
-import { HttpError } from '../errors.ts'
+import { DomainError } from '../core/errors.ts'
 import { noteBytesReceived } from '../storage/collect-garbage.ts'
 import { InterruptedWrite } from '../storage/types.ts'
 
@@ -6,14 +6,14 @@ import { InterruptedWrite } from '../storage/types.ts'
 export function unwrap(error: unknown): unknown {
   if (!(error instanceof InterruptedWrite)) return error
   const cause = error.cause
-  if (cause instanceof HttpError || (cause as NodeJS.ErrnoException)?.code === 'ENOSPC') return cause
+  if (cause instanceof DomainError || (cause as NodeJS.ErrnoException)?.code === 'ENOSPC') return cause
   // Anything else that breaks a body mid-stream is the connection going away: not our fault.
-  if (cause instanceof Error && cause.name === 'AbortError') return new HttpError(400, 'The request body was interrupted')
+  if (cause instanceof Error && cause.name === 'AbortError') return new DomainError('invalid', 'The request body was interrupted')
   return cause
 }
 
 export function diskError(error: unknown): unknown {
-  if ((error as NodeJS.ErrnoException)?.code === 'ENOSPC') return new HttpError(507, 'The server ran out of disk space')
+  if ((error as NodeJS.ErrnoException)?.code === 'ENOSPC') return new DomainError('no-space', 'The server ran out of disk space')
   return error
 }
 
@@ -25,7 +25,7 @@ export async function* limitBytes(body: AsyncIterable<Uint8Array>, maxBytes: num
   let total = 0
   for await (const piece of body) {
     total += piece.length
-    if (total > maxBytes) throw new HttpError(413, `The file is larger than the ${maxBytes}-byte limit`)
+    if (total > maxBytes) throw new DomainError('too-large', `The file is larger than the ${maxBytes}-byte limit`)
     yield piece
   }
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { HttpError } from '../errors.ts'
+import { DomainError } from '../core/errors.ts'
 import { blobIsReferenced, completeUpload, findFile, findFolder, insertCompleteUpload } from '../db/files.ts'
 import { isInTrash, purgeTrash } from '../db/library.ts'
 import { commitTogether, durable } from '../db/durable.ts'
@@ -67,22 +67,22 @@ export class UploadEngine {
   }
 
   requireFolder(folderId: number) {
-    if (!findFolder(this.db, folderId)) throw new HttpError(404, `Folder ${folderId} does not exist`)
-    if (isInTrash(this.db, folderId)) throw new HttpError(404, `Folder ${folderId} is in the trash`)
+    if (!findFolder(this.db, folderId)) throw new DomainError('not-found', `Folder ${folderId} does not exist`)
+    if (isInTrash(this.db, folderId)) throw new DomainError('not-found', `Folder ${folderId} is in the trash`)
   }
 
   /** Checks what a chunk says about its upload against the server's limits and itself. */
   private checkChunkedSpec(spec: ChunkedUploadSpec) {
     const { config } = this.deps
     if (spec.totalBytes > config.maxFileBytes) {
-      throw new HttpError(413, `The file is ${spec.totalBytes} bytes; the limit is ${config.maxFileBytes} bytes`)
+      throw new DomainError('too-large', `The file is ${spec.totalBytes} bytes; the limit is ${config.maxFileBytes} bytes`)
     }
     if (spec.chunkBytes > config.maxChunkBytes) {
-      throw new HttpError(413, `Chunks of ${spec.chunkBytes} bytes are too large; the limit is ${config.maxChunkBytes} bytes`)
+      throw new DomainError('too-large', `Chunks of ${spec.chunkBytes} bytes are too large; the limit is ${config.maxChunkBytes} bytes`)
     }
     const expectedCount = Math.max(1, Math.ceil(spec.totalBytes / spec.chunkBytes))
     if (spec.chunkCount !== expectedCount) {
-      throw new HttpError(400, `A ${spec.totalBytes}-byte file in ${spec.chunkBytes}-byte chunks has ${expectedCount} chunks, not ${spec.chunkCount}`)
+      throw new DomainError('invalid', `A ${spec.totalBytes}-byte file in ${spec.chunkBytes}-byte chunks has ${expectedCount} chunks, not ${spec.chunkCount}`)
     }
   }
 
@@ -153,7 +153,7 @@ export class UploadEngine {
 
   private checkSameUpload(upload: UploadRow, spec: ChunkedUploadSpec, fileName: string) {
     const differs = (what: string, theirs: unknown, ours: unknown) => {
-      if (theirs !== ours) throw new HttpError(400, `This chunk says ${what} is ${theirs}, but the upload started with ${ours}`)
+      if (theirs !== ours) throw new DomainError('invalid', `This chunk says ${what} is ${theirs}, but the upload started with ${ours}`)
     }
     differs('the total file size', spec.totalBytes, upload.totalBytes)
     differs('the chunk size', spec.chunkBytes, upload.chunkBytes)
@@ -169,13 +169,13 @@ export class UploadEngine {
    */
   async receiveChunk(upload: UploadRow, index: number, body: AsyncIterable<Uint8Array>): Promise<UploadStatus> {
     if (!Number.isSafeInteger(index) || index < 0 || index >= upload.chunkCount) {
-      throw new HttpError(400, `Chunk index ${index} is outside 0..${upload.chunkCount - 1}`)
+      throw new DomainError('invalid', `Chunk index ${index} is outside 0..${upload.chunkCount - 1}`)
     }
     const offset = index * upload.chunkBytes
     const expected = Math.min(upload.chunkBytes, upload.totalBytes - offset)
     const current = records.findUpload(this.db, upload.id)
     // Discarded meanwhile by a refused request that created it (see discardIfEmpty).
-    if (!current) throw new HttpError(404, 'No such upload; start it again')
+    if (!current) throw new DomainError('not-found', 'No such upload; start it again')
     const done = current.state === 'finalizing' || current.state === 'complete'
     if (!done && current.state !== 'receiving') throw this.notReceiving(current)
     if (done || records.hasChunk(this.db, upload.id, index)) {
@@ -190,7 +190,7 @@ export class UploadEngine {
     // Two requests writing one chunk at once could leave other bytes than the ones recorded
     // (and hashed): the second waits its turn (423) and then finds the chunk held.
     let inFlight = this.chunksInFlight.get(upload.id)
-    if (inFlight?.has(index)) throw new HttpError(423, `Chunk ${index} is being received by another request; retry shortly`)
+    if (inFlight?.has(index)) throw new DomainError('busy', `Chunk ${index} is being received by another request; retry shortly`)
     if (!inFlight) this.chunksInFlight.set(upload.id, (inFlight = new Set()))
     inFlight.add(index)
     let written = 0
@@ -217,7 +217,7 @@ export class UploadEngine {
       if (synced.status === 'rejected') throw synced.reason
       written = wrote.value
       if (written !== expected) {
-        throw new HttpError(400, `Chunk ${index} has ${written} bytes; expected ${expected}`)
+        throw new DomainError('invalid', `Chunk ${index} has ${written} bytes; expected ${expected}`)
       }
       // Tracked like the write, so a stopping server commits it before the database closes.
       recorded = await this.track(upload.id, commitTogether(this.db, () => records.recordChunk(this.db, upload.id, index, written, this.deps.clock())))
@@ -251,7 +251,7 @@ export class UploadEngine {
   async receiveSoleChunk(spec: ChunkedUploadSpec, bytes: Uint8Array, admit?: Admission): Promise<UploadStatus> {
     this.checkChunkedSpec(spec)
     if (spec.chunkCount === 1 && !records.findUploadByClientKey(this.db, spec.owner, spec.clientKey)) {
-      if (bytes.length !== spec.totalBytes) throw new HttpError(400, `Chunk 0 has ${bytes.length} bytes; expected ${spec.totalBytes}`)
+      if (bytes.length !== spec.totalBytes) throw new DomainError('invalid', `Chunk 0 has ${bytes.length} bytes; expected ${spec.totalBytes}`)
       const stored = await this.storeInOne({ ...spec, chunkCount: 1 }, [{ fileName: spec.fileName, bytes }], admit)
       if (stored) return stored[0]!
     }
@@ -273,12 +273,12 @@ export class UploadEngine {
     const limit = this.deps.config.maxFileBytes
     const several = files.length > 1
     const refusal = (error: unknown, fileName: string) =>
-      several && error instanceof HttpError
-        ? new HttpError(error.status, `“${fileName.slice(0, 255)}”: ${error.message} None of the ${files.length} files was stored.`, error.headers)
+      several && error instanceof DomainError
+        ? error.reworded(`“${fileName.slice(0, 255)}”: ${error.message} None of the ${files.length} files was stored.`)
         : error
     const checked = files.map(({ fileName, bytes }) => {
       try {
-        if (bytes.length > limit) throw new HttpError(413, `The file is larger than the ${limit}-byte limit.`)
+        if (bytes.length > limit) throw new DomainError('too-large', `The file is larger than the ${limit}-byte limit.`)
         return { fileName: cleanFileName(fileName), bytes }
       } catch (error) {
         throw refusal(error, fileName)
@@ -393,7 +393,7 @@ export class UploadEngine {
     } catch (error) {
       // A plain upload cannot be resumed, so its partial bytes are of no use to anyone.
       const cause = unwrap(error)
-      await this.fail(upload.id, cause instanceof HttpError ? cause.message : 'The upload was interrupted')
+      await this.fail(upload.id, cause instanceof DomainError ? cause.message : 'The upload was interrupted')
       throw diskError(cause)
     }
     if (!hold) await this.finalize(upload.id, claimed)
@@ -420,7 +420,7 @@ export class UploadEngine {
   async createStream(spec: StreamUploadSpec, admit?: Admission): Promise<UploadRow> {
     const { config } = this.deps
     if (spec.totalBytes !== null && spec.totalBytes > config.maxFileBytes) {
-      throw new HttpError(413, `The file is ${spec.totalBytes} bytes; the limit is ${config.maxFileBytes} bytes`)
+      throw new DomainError('too-large', `The file is ${spec.totalBytes} bytes; the limit is ${config.maxFileBytes} bytes`)
     }
     const fileName = spec.concat === 'partial' && spec.fileName === '' ? 'partial' : cleanFileName(spec.fileName)
     this.requireFolder(spec.folderId)
@@ -454,13 +454,13 @@ export class UploadEngine {
   /** Fixes the length of a streamed upload created without one. */
   async declareLength(upload: UploadRow, totalBytes: number): Promise<UploadRow> {
     if (!upload.lengthDeferred) {
-      if (totalBytes !== upload.totalBytes) throw new HttpError(400, `The upload's length is already ${upload.totalBytes}`)
+      if (totalBytes !== upload.totalBytes) throw new DomainError('invalid', `The upload's length is already ${upload.totalBytes}`)
       return upload
     }
     if (totalBytes > this.deps.config.maxFileBytes) {
-      throw new HttpError(413, `The file is ${totalBytes} bytes; the limit is ${this.deps.config.maxFileBytes} bytes`)
+      throw new DomainError('too-large', `The file is ${totalBytes} bytes; the limit is ${this.deps.config.maxFileBytes} bytes`)
     }
-    if (totalBytes < upload.receivedBytes) throw new HttpError(400, `The length ${totalBytes} is less than the ${upload.receivedBytes} bytes received`)
+    if (totalBytes < upload.receivedBytes) throw new DomainError('invalid', `The length ${totalBytes} is less than the ${upload.receivedBytes} bytes received`)
     await this.space.forNewUpload(totalBytes - upload.receivedBytes, upload.owner)
     records.declareLength(this.db, upload.id, totalBytes, this.deps.clock())
     await durable(this.db)
@@ -482,7 +482,7 @@ export class UploadEngine {
     const allHere = (current.state === 'complete' || current.state === 'finalizing') && offset === current.totalBytes
     if (current.state !== 'receiving' && !allHere) throw this.notReceiving(current)
     if (offset !== current.receivedBytes) {
-      throw new HttpError(409, `The upload is at offset ${current.receivedBytes}, not ${offset}`)
+      throw new DomainError('conflict', `The upload is at offset ${current.receivedBytes}, not ${offset}`)
     }
     if (allHere) {
       await drain(body)
@@ -496,7 +496,7 @@ export class UploadEngine {
       written = await this.track(upload.id, this.deps.staging.write(upload.id, offset, tap.body, limit))
       verify?.(written)
     } catch (error) {
-      const kept = error instanceof InterruptedWrite && !verify && !(error.cause instanceof HttpError) ? error.durableBytes : 0
+      const kept = error instanceof InterruptedWrite && !verify && !(error.cause instanceof DomainError) ? error.durableBytes : 0
       const recorded = kept > 0 && records.recordBytes(this.db, upload.id, offset, kept, this.deps.clock())
       tap.settle(recorded ? offset + kept : offset)
       if (recorded) {
@@ -520,12 +520,12 @@ export class UploadEngine {
    * are released afterwards.
    */
   async concatenate(spec: Omit<StreamUploadSpec, 'totalBytes' | 'concat' | 'partIds'>, partIds: string[]): Promise<UploadRow> {
-    if (partIds.length === 0) throw new HttpError(400, 'A final upload needs at least one partial upload')
+    if (partIds.length === 0) throw new DomainError('invalid', 'A final upload needs at least one partial upload')
     const parts = partIds.map((id) => {
       const part = records.findUpload(this.db, id)
-      if (!part || part.owner !== spec.owner || part.concat !== 'partial') throw new HttpError(400, `${id} is not a partial upload of yours`)
-      if (part.state !== 'complete') throw new HttpError(400, `Partial upload ${id} is not complete`)
-      if (this.consuming.has(id)) throw new HttpError(423, `Partial upload ${id} is being used by another final upload`)
+      if (!part || part.owner !== spec.owner || part.concat !== 'partial') throw new DomainError('invalid', `${id} is not a partial upload of yours`)
+      if (part.state !== 'complete') throw new DomainError('invalid', `Partial upload ${id} is not complete`)
+      if (this.consuming.has(id)) throw new DomainError('busy', `Partial upload ${id} is being used by another final upload`)
       return part
     })
     for (const part of parts) this.consuming.add(part.id)
@@ -537,7 +537,7 @@ export class UploadEngine {
       for (const part of parts) {
         if ((await this.deps.staging.size(part.id)) === null) {
           await this.fail(upload.id, 'A partial upload was already used')
-          throw new HttpError(410, `Partial upload ${part.id} was already used by another final upload`)
+          throw new DomainError('gone', `Partial upload ${part.id} was already used by another final upload`)
         }
         const row = records.findUpload(this.db, upload.id)!
         await this.appendAt(row, offset, this.deps.staging.read(part.id))
@@ -581,7 +581,7 @@ export class UploadEngine {
 
   status(uploadId: string): UploadStatus {
     const upload = records.findUpload(this.db, uploadId)
-    if (!upload) throw new HttpError(404, 'No such upload')
+    if (!upload) throw new DomainError('not-found', 'No such upload')
     const file = upload.fileId != null ? findFile(this.db, upload.fileId) : undefined
     return {
       id: upload.id,
@@ -659,16 +659,16 @@ export class UploadEngine {
       const stagedSize = await staging.size(uploadId)
       if (stagedSize !== null) {
         if (stagedSize !== upload.totalBytes) {
-          throw new HttpError(500, `Staged file has ${stagedSize} bytes; expected ${upload.totalBytes}`)
+          throw new DomainError('failed', `Staged file has ${stagedSize} bytes; expected ${upload.totalBytes}`)
         }
         sha256 = digest ??= await this.hashes.digest(uploadId, upload.totalBytes)
       }
       const hash = sha256
-      if (!hash) throw new HttpError(500, 'The staged bytes of this upload are missing')
+      if (!hash) throw new DomainError('failed', 'The staged bytes of this upload are missing')
       // Under the blob's lock, so a purge cannot remove these bytes between adopting and counting them.
       await this.withBlobLock(hash, async () => {
         if (stagedSize !== null) await blobs.adopt(staging.pathOf(uploadId), hash, blobIsReferenced(this.db, hash) ? 'trusted' : 'replace')
-        else if (!(await blobs.has(hash))) throw new HttpError(500, 'The staged bytes of this upload are missing')
+        else if (!(await blobs.has(hash))) throw new DomainError('failed', 'The staged bytes of this upload are missing')
         completeUpload(this.db, {
           uploadId,
           folderId: upload.folderId,
@@ -693,7 +693,7 @@ export class UploadEngine {
         throw finalisationDeferred()
       }
       this.deps.log('finalisation failed', { uploadId, error: String(error) })
-      records.transition(this.db, uploadId, ['finalizing'], 'failed', clock(), error instanceof HttpError ? error.message : 'Finalisation failed')
+      records.transition(this.db, uploadId, ['finalizing'], 'failed', clock(), error instanceof DomainError ? error.message : 'Finalisation failed')
       await durable(this.db)
     }
     return records.findUpload(this.db, uploadId)!
@@ -791,7 +791,7 @@ export class UploadEngine {
 
   /** Forgets an upload that ended without a file. */
   async dismiss(uploadId: string) {
-    if (!records.deleteUploadRecord(this.db, uploadId)) throw new HttpError(409, 'Only failed, expired or cancelled uploads can be removed')
+    if (!records.deleteUploadRecord(this.db, uploadId)) throw new DomainError('conflict', 'Only failed, expired or cancelled uploads can be removed')
     await durable(this.db)
     await this.removeStaged(uploadId)
     this.progress.forget(uploadId)
@@ -855,7 +855,7 @@ export class UploadEngine {
 
   private notReceiving(upload: UploadRow) {
     const why = { expired: 'has expired', cancelled: 'was cancelled', failed: `failed: ${upload.error ?? 'unknown error'}` }
-    return new HttpError(410, `This upload ${why[upload.state as keyof typeof why] ?? 'is closed'}; start it again`)
+    return new DomainError('gone', `This upload ${why[upload.state as keyof typeof why] ?? 'is closed'}; start it again`)
   }
 
   private async removeStaged(uploadId: string) {

@@ -1,4 +1,4 @@
-import { HttpError } from '../errors.ts'
+import { DomainError } from '../core/errors.ts'
 
 /**
  * The one rule for names people see: file and folder names, and drop-link labels. A name must
@@ -30,30 +30,30 @@ const codePoint = (c: string) => `U+${c.codePointAt(0)!.toString(16).toUpperCase
 
 /** Refuses text with a character that hides itself or reorders what is around it. */
 function refuseHidden(text: string, what: string) {
-  if (CONTROL.test(text)) throw new HttpError(400, `The ${what} contains control characters`)
+  if (CONTROL.test(text)) throw new DomainError('invalid', `The ${what} contains control characters`)
   const bidi = BIDI.exec(text)
-  if (bidi) throw new HttpError(400, `The ${what} contains a character that changes the direction of text (${codePoint(bidi[0])})`)
+  if (bidi) throw new DomainError('invalid', `The ${what} contains a character that changes the direction of text (${codePoint(bidi[0])})`)
   const invisible = INVISIBLE.exec(text)
-  if (invisible) throw new HttpError(400, `The ${what} contains an invisible character (${codePoint(invisible[0])})`)
+  if (invisible) throw new DomainError('invalid', `The ${what} contains an invisible character (${codePoint(invisible[0])})`)
 }
 
 /** Checks a name a person typed (new folder, rename): no paths, nothing hidden, not too long. */
 export function validName(typed: string, what = 'name'): string {
   const name = typed.normalize('NFC').trim()
-  if (name === '') throw new HttpError(400, `The ${what} cannot be empty`)
-  if (name === '.' || name === '..') throw new HttpError(400, `"${name}" is not a usable ${what}`)
+  if (name === '') throw new DomainError('invalid', `The ${what} cannot be empty`)
+  if (name === '.' || name === '..') throw new DomainError('invalid', `"${name}" is not a usable ${what}`)
   for (const separator of ['/', '\\']) {
-    if (name.includes(separator)) throw new HttpError(400, `The ${what} cannot contain "${separator}"`)
+    if (name.includes(separator)) throw new DomainError('invalid', `The ${what} cannot contain "${separator}"`)
   }
   refuseHidden(name, what)
-  if (Buffer.byteLength(name) > MAX_NAME_BYTES) throw new HttpError(400, `The ${what} is longer than ${MAX_NAME_BYTES} bytes`)
+  if (Buffer.byteLength(name) > MAX_NAME_BYTES) throw new DomainError('invalid', `The ${what} is longer than ${MAX_NAME_BYTES} bytes`)
   return name
 }
 
 /** Checks a drop link's label as the admin typed it; unlike a name it may contain "/". */
 export function validLabel(typed: string): string {
   const label = typed.normalize('NFC').trim()
-  if (label === '' || label.length > MAX_LABEL_CHARS) throw new HttpError(400, `The label must be 1 to ${MAX_LABEL_CHARS} characters`)
+  if (label === '' || label.length > MAX_LABEL_CHARS) throw new DomainError('invalid', `The label must be 1 to ${MAX_LABEL_CHARS} characters`)
   refuseHidden(label, 'label')
   return label
 }
@@ -68,12 +68,12 @@ export function validLabel(typed: string): string {
 export function cleanFileName(sent: string): string {
   // Old browsers and some tools send a whole client-side path.
   const base = sent.split(/[\\/]/).pop() ?? ''
-  if (CONTROL.test(base)) throw new HttpError(400, 'The file name contains control characters')
+  if (CONTROL.test(base)) throw new DomainError('invalid', 'The file name contains control characters')
   let name = base
   for (const hidden of [ANY(BIDI), ANY(INVISIBLE)]) name = name.replace(hidden, '')
   name = name.normalize('NFC').trim()
-  if (name === '' || name === '.' || name === '..') throw new HttpError(400, 'The file needs a name')
-  if (Buffer.byteLength(name) > MAX_NAME_BYTES) throw new HttpError(400, `The file name is longer than ${MAX_NAME_BYTES} bytes`)
+  if (name === '' || name === '.' || name === '..') throw new DomainError('invalid', 'The file needs a name')
+  if (Buffer.byteLength(name) > MAX_NAME_BYTES) throw new DomainError('invalid', `The file name is longer than ${MAX_NAME_BYTES} bytes`)
   return name
 }
 

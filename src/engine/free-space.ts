@@ -1,5 +1,5 @@
 import type { Config } from '../config.ts'
-import { HttpError } from '../errors.ts'
+import { DomainError } from '../core/errors.ts'
 import type { Db } from '../db/open.ts'
 import { linkIdOf } from '../db/links.ts'
 import { outstandingBytes, type Admission } from '../db/uploads.ts'
@@ -39,7 +39,7 @@ export class FreeSpace {
     const isLink = linkIdOf(owner) !== null
     const reserved = isLink ? before.links + before.others : before.others
     if (totalBytes > free - reserved - this.minFreeBytes) {
-      throw new HttpError(507, `Not enough free disk space on the server for a ${totalBytes}-byte file`)
+      throw new DomainError('no-space', `Not enough free disk space on the server for a ${totalBytes}-byte file`)
     }
     if (!isLink) return undefined
     return (db, upload) => {
@@ -47,7 +47,7 @@ export class FreeSpace {
       const room = free - this.minFreeBytes - now.others - (now.links - now.own)
       const cap = 'share' in config.linkReserveMax ? Math.floor(room * config.linkReserveMax.share) : config.linkReserveMax.bytes
       if (now.own + upload.totalBytes > cap) {
-        throw new HttpError(507, `This link's unfinished uploads may reserve ${Math.max(0, cap)} bytes of disk space at a time, ${Math.max(0, cap - now.own)} of them free now; the file is ${upload.totalBytes} bytes`)
+        throw new DomainError('no-space', `This link's unfinished uploads may reserve ${Math.max(0, cap)} bytes of disk space at a time, ${Math.max(0, cap - now.own)} of them free now; the file is ${upload.totalBytes} bytes`)
       }
     }
   }
@@ -55,7 +55,7 @@ export class FreeSpace {
   /** Room for a chunk of `bytes`, which counts as spent until the next reading. */
   async forChunk(bytes: number) {
     if ((await this.read(bytes)) - bytes < this.minFreeBytes) {
-      throw new HttpError(507, 'The server is out of disk space')
+      throw new DomainError('no-space', 'The server is out of disk space')
     }
     this.last.spent += bytes
   }

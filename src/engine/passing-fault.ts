@@ -1,14 +1,14 @@
-import { HttpError } from '../errors.ts'
+import { DomainError } from '../core/errors.ts'
 
 /**
  * Errors of the environment that may pass (a disk error, a full disk, a permission fixed by hand,
  * a database held by another program): a system call's errno or an SQLite result code. What
- * Dropfold decides itself (an HttpError: wrong size, bytes missing) and bugs have no such code.
+ * Dropfold decides itself (a DomainError: wrong size, bytes missing) and bugs have no such code.
  * SQLITE_CONSTRAINT is our own rule refusing a row, so it is no passing fault either.
  */
 export function isPassingFault(error: unknown): boolean {
   for (let e = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    if (e instanceof HttpError) return false
+    if (e instanceof DomainError) return false
     const code = (e as { code?: unknown }).code
     if (typeof code === 'string' && (/^E[A-Z0-9]+$/.test(code) || (code.startsWith('SQLITE_') && !code.startsWith('SQLITE_CONSTRAINT')))) return true
   }
@@ -17,4 +17,4 @@ export function isPassingFault(error: unknown): boolean {
 
 /** What a client hears when its upload's finalisation met a passing fault: all its bytes are kept. */
 export const finalisationDeferred = () =>
-  new HttpError(503, 'All bytes arrived, but the file could not be stored yet (a disk or database error on the server); they are kept and storing is tried again on the next request', { 'retry-after': '5' })
+  new DomainError('unavailable', 'All bytes arrived, but the file could not be stored yet (a disk or database error on the server); they are kept and storing is tried again on the next request', { retryAfterSeconds: 5 })

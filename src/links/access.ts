@@ -6,7 +6,7 @@ import { isInTrash } from '../db/library.ts'
 import { settings } from '../db/schema.ts'
 import type { Admission } from '../db/uploads.ts'
 import { mimeTypeOf } from '../engine/file-names.ts'
-import { HttpError } from '../errors.ts'
+import { DomainError } from '../core/errors.ts'
 
 /** 192 random bits, URL-safe: unguessable, and short enough to paste. */
 export const newLinkToken = () => randomBytes(24).toString('base64url')
@@ -29,10 +29,10 @@ export function openLink(db: Db, token: string, now: number): LinkRow {
 }
 
 function usable(link: LinkRow | undefined, now: number): LinkRow {
-  if (!link) throw new HttpError(404, 'There is no drop link at this address')
+  if (!link) throw new DomainError('not-found', 'There is no drop link at this address')
   const state = linkState(link, now)
-  if (state === 'expired') throw new HttpError(410, 'This drop link has expired')
-  if (state === 'disabled') throw new HttpError(410, 'This drop link has been switched off')
+  if (state === 'expired') throw new DomainError('gone', 'This drop link has expired')
+  if (state === 'disabled') throw new DomainError('gone', 'This drop link has been switched off')
   return link
 }
 
@@ -45,7 +45,7 @@ export function requireLinkStillOpen(db: Db, owner: string, now: number) {
   const id = linkIdOf(owner)
   if (id === null) return
   const link = usable(findLink(db, id), now)
-  if (isInTrash(db, link.folderId)) throw new HttpError(410, 'The folder of this drop link has been deleted')
+  if (isInTrash(db, link.folderId)) throw new DomainError('gone', 'The folder of this drop link has been deleted')
 }
 
 /** The password a visitor must give: the link's own, else the nearest protected folder's. */
@@ -116,19 +116,19 @@ export function linkAdmission(link: LinkRow): Admission {
   const typeAllowed = typeFilter(link.allowedTypes)
   return (db, upload) => {
     if (typeAllowed && !typeAllowed(upload.fileName)) {
-      throw new HttpError(415, `This link accepts only these kinds of files: ${link.allowedTypes}`)
+      throw new DomainError('unsupported-type', `This link accepts only these kinds of files: ${link.allowedTypes}`)
     }
     if (link.maxFileBytes !== null && upload.totalBytes > link.maxFileBytes) {
-      throw new HttpError(413, `The file is ${upload.totalBytes} bytes; this link accepts files up to ${link.maxFileBytes} bytes`)
+      throw new DomainError('too-large', `The file is ${upload.totalBytes} bytes; this link accepts files up to ${link.maxFileBytes} bytes`)
     }
     const usage = linkUsage(db, link.id)
     if (link.maxFiles !== null && usage.files + usage.inProgress >= link.maxFiles) {
-      throw new HttpError(403, `This link accepts at most ${link.maxFiles} files, and has them`)
+      throw new DomainError('limit-reached', `This link accepts at most ${link.maxFiles} files, and has them`)
     }
     const used = usage.fileBytes + usage.inProgressBytes
     if (link.maxTotalBytes !== null && used + upload.totalBytes > link.maxTotalBytes) {
       const left = Math.max(0, link.maxTotalBytes - used)
-      throw new HttpError(413, `This link accepts ${link.maxTotalBytes} bytes in total and has ${left} bytes left; the file is ${upload.totalBytes} bytes`)
+      throw new DomainError('too-large', `This link accepts ${link.maxTotalBytes} bytes in total and has ${left} bytes left; the file is ${upload.totalBytes} bytes`)
     }
   }
 }

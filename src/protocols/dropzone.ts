@@ -6,6 +6,7 @@ import type { FileInfo, UploadStatus } from '../engine/types.ts'
 import { collect } from '../engine/bodies.ts'
 import { HttpError } from '../errors.ts'
 import { clientAddress } from '../http/client-address.ts'
+import { errorFormats, jsonError, refusalOf } from '../http/errors.ts'
 import { boundaryOf, readMultipart, wholeBody, type BodySource } from './multipart.ts'
 import type { UploadPrincipal } from './principal.ts'
 
@@ -130,8 +131,9 @@ export function dropzoneRoutes(options: DropzoneOptions) {
             streamed.push(await engine.receiveWhole({ ...whole, declaredBytes: declared || 0 }, part.body(), principal.admit, true))
           } catch (error) {
             // Files before it in this request are not stored either: say which file was refused.
-            if (streamed.length === 0 || !(error instanceof HttpError)) throw error
-            throw new HttpError(error.status, `“${part.filename.slice(0, 255)}”: ${error.message} None of the files of this request was stored.`, error.headers)
+            const refusal = refusalOf(error)
+            if (streamed.length === 0 || !refusal) throw error
+            throw new HttpError(refusal.status, `“${part.filename.slice(0, 255)}”: ${refusal.message} None of the files of this request was stored.`, refusal.headers)
           }
         }
       }
@@ -206,6 +208,7 @@ export function dropzoneRoutes(options: DropzoneOptions) {
   }
 
   return new Elysia({ name: `dropzone:${options.path}` })
+    .use(errorFormats)
     .post(
       options.path,
       async ({ request, query, server, params }) => {
@@ -233,7 +236,7 @@ export function dropzoneRoutes(options: DropzoneOptions) {
           release?.()
         }
       },
-      { parse: 'none' },
+      { parse: 'none', errorFormat: jsonError },
     )
     .get(`${options.path}/:key`, ({ request, params }) => {
       const principal = options.authorize(request, params as Record<string, string>)
@@ -242,7 +245,7 @@ export function dropzoneRoutes(options: DropzoneOptions) {
       const status = engine.status(upload.id)
       const chunks = status.state === 'complete' ? [...Array(status.chunkCount).keys()] : engine.receivedChunks(upload.id)
       return { ...uploadJson(principal, status), chunks }
-    })
+    }, { errorFormat: jsonError })
 }
 
 async function drainReader(reader: BodySource) {

@@ -1,4 +1,4 @@
-import { HttpError } from '../errors.ts'
+import { DomainError } from '../core/errors.ts'
 
 /**
  * A streaming multipart/form-data reader. `request.formData()` buffers every part in memory
@@ -24,7 +24,7 @@ export function boundaryOf(contentType: string | null): string {
   const m = /^multipart\/form-data\s*;(?:.*;)?\s*boundary=(?:"([^"]+)"|([^\s;]+))/i.exec(contentType ?? '')
   const boundary = m?.[1] ?? m?.[2]
   if (!boundary || boundary.length > 70) {
-    throw new HttpError(415, 'Expected a multipart/form-data request body with a boundary')
+    throw new DomainError('unsupported-type', 'Expected a multipart/form-data request body with a boundary')
   }
   return boundary
 }
@@ -53,8 +53,8 @@ export async function* readMultipart(source: BodySource, boundary: string): Asyn
   for (let parts = 0; ; parts++) {
     const after = await reader.take(2)
     if (after.equals(Buffer.from('--'))) return
-    if (!after.equals(CRLF)) throw new HttpError(400, 'Malformed multipart body')
-    if (parts >= MAX_PARTS) throw new HttpError(400, 'Too many parts in the multipart body')
+    if (!after.equals(CRLF)) throw new DomainError('invalid', 'Malformed multipart body')
+    if (parts >= MAX_PARTS) throw new DomainError('invalid', 'Too many parts in the multipart body')
     const headers = parseHeaders(await reader.readUntil(HEADER_END, MAX_HEADER_BYTES))
     const disposition = parseDisposition(headers.get('content-disposition'))
     let consumed = false
@@ -73,7 +73,7 @@ export async function* readMultipart(source: BodySource, boundary: string): Asyn
         let size = 0
         for await (const chunk of body()) {
           size += chunk.length
-          if (size > maxBytes) throw new HttpError(400, `Form field "${disposition.name}" is too long`)
+          if (size > maxBytes) throw new DomainError('invalid', `Form field "${disposition.name}" is too long`)
           chunks.push(Buffer.from(chunk))
         }
         return Buffer.concat(chunks).toString('utf8')
@@ -93,14 +93,14 @@ function parseHeaders(block: Buffer): Map<string, string> {
 }
 
 function parseDisposition(value: string | undefined): { name: string; filename: string | null } {
-  if (!value || !/^form-data\b/i.test(value)) throw new HttpError(400, 'A multipart part lacks Content-Disposition: form-data')
+  if (!value || !/^form-data\b/i.test(value)) throw new DomainError('invalid', 'A multipart part lacks Content-Disposition: form-data')
   const params = new Map<string, string>()
   const re = /;\s*([^\s=;]+)\s*=\s*(?:"([^"]*)"|([^;]*))/g
   for (let m; (m = re.exec(value)); ) {
     params.set(m[1]!.toLowerCase(), m[2] ?? m[3]!.trim())
   }
   const name = params.get('name')
-  if (name === undefined) throw new HttpError(400, 'A multipart part has no name')
+  if (name === undefined) throw new DomainError('invalid', 'A multipart part has no name')
   // Browsers (per the HTML standard) escape these three characters in file names, nothing else.
   let filename = params.get('filename')?.replace(/%(22|0D|0A)/gi, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))) ?? null
   const extended = params.get('filename*')
@@ -110,7 +110,7 @@ function parseDisposition(value: string | undefined): { name: string; filename: 
       try {
         filename = decodeURIComponent(m[1]!)
       } catch {
-        throw new HttpError(400, 'A multipart part has a badly encoded filename*')
+        throw new DomainError('invalid', 'A multipart part has a badly encoded filename*')
       }
     }
   }
@@ -135,14 +135,14 @@ class ByteReader {
 
   /** The next piece of the stream, as it came. */
   private async read(): Promise<Buffer> {
-    if (this.ended) throw new HttpError(400, 'The multipart body ended unexpectedly')
+    if (this.ended) throw new DomainError('invalid', 'The multipart body ended unexpectedly')
     const { done, value } = await this.reader.read().catch(() => {
       // The connection broke (client gone, server stopping): the client's problem, not ours.
-      throw new HttpError(400, 'The request body was interrupted')
+      throw new DomainError('invalid', 'The request body was interrupted')
     })
     if (done) {
       this.ended = true
-      throw new HttpError(400, 'The multipart body ended unexpectedly')
+      throw new DomainError('invalid', 'The multipart body ended unexpectedly')
     }
     return Buffer.from(value.buffer, value.byteOffset, value.byteLength)
   }
@@ -166,7 +166,7 @@ class ByteReader {
         this.buffer = this.buffer.subarray(at + delimiter.length)
         return out
       }
-      if (this.buffer.length > maxBytes) throw new HttpError(400, 'Multipart part headers are too long')
+      if (this.buffer.length > maxBytes) throw new DomainError('invalid', 'Multipart part headers are too long')
       await this.fill()
     }
   }

@@ -1,12 +1,14 @@
 import type { Server } from 'bun'
 import { Elysia } from 'elysia'
 import type { Config } from '../config.ts'
+import { DomainError } from '../core/errors.ts'
 import type { UploadRow } from '../db/uploads.ts'
 import { ROOT_FOLDER_ID } from '../db/schema.ts'
 import type { UploadEngine } from '../engine/engine.ts'
 import { cleanFileName } from '../engine/file-names.ts'
 import { HttpError } from '../errors.ts'
 import { clientAddress } from '../http/client-address.ts'
+import { errorFormats, refusalOf, textError, type ErrorFormat } from '../http/errors.ts'
 import { routePolicy } from '../http/guard.ts'
 import type { UploadPrincipal } from './principal.ts'
 
@@ -17,6 +19,13 @@ import type { UploadPrincipal } from './principal.ts'
  */
 
 export const TUS_VERSION = '1.0.0'
+
+/** Every tus answer carries Tus-Resumable, refusals included. */
+const tusError: ErrorFormat = (refusal) => {
+  const response = textError(refusal)
+  response.headers.set('tus-resumable', TUS_VERSION)
+  return response
+}
 const EXTENSIONS = 'creation,creation-with-upload,creation-defer-length,termination,expiration,checksum,concatenation'
 /** Supported Upload-Checksum algorithms and the length of their digests in bytes. */
 const CHECKSUMS: Record<string, number> = { sha1: 20, sha256: 32, sha512: 64, md5: 16 }
@@ -141,7 +150,7 @@ export function tusRoutes(options: TusOptions) {
       }
     }
     const verify = () => {
-      if (!hasher.digest().equals(expected)) throw new HttpError(460, 'Checksum mismatch: the bytes were discarded')
+      if (!hasher.digest().equals(expected)) throw new DomainError('checksum-mismatch', 'Checksum mismatch: the bytes were discarded')
     }
     return { body: tapped(), verify }
   }
@@ -256,11 +265,9 @@ export function tusRoutes(options: TusOptions) {
       }
       response = await work()
     } catch (error) {
-      if (!(error instanceof HttpError)) throw error
-      response = new Response(error.message + '\n', {
-        status: error.status,
-        headers: { 'content-type': 'text/plain; charset=utf-8', 'tus-resumable': TUS_VERSION, ...error.headers },
-      })
+      const refusal = refusalOf(error)
+      if (!refusal) throw error
+      response = tusError(refusal)
       await request.body?.cancel().catch(() => {})
     }
     for (const [name, value] of Object.entries(corsHeaders(config, request))) response.headers.set(name, value)
@@ -308,18 +315,20 @@ export function tusRoutes(options: TusOptions) {
     handle(request, () => create(request, options.authorize(request, params), clientAddress(request, server, config.trustProxy)))
 
   // Discovery and CORS preflight carry no credentials.
-  const discoveryIsPublic = { public: 'tus discovery and CORS preflight' }
+  const discoveryIsPublic = { public: 'tus discovery and CORS preflight', errorFormat: tusError }
+  const streamed = { parse: 'none', errorFormat: tusError } as const
   return new Elysia({ name: `tus:${prefix}` })
     .use(routePolicy)
+    .use(errorFormats)
     .options(prefix, onDiscovery, discoveryIsPublic)
     .options(`${prefix}/`, onDiscovery, discoveryIsPublic)
     .options(`${prefix}/:id`, onDiscovery, discoveryIsPublic)
-    .post(prefix, onCreate, { parse: 'none' })
-    .post(`${prefix}/`, onCreate, { parse: 'none' })
-    .head(`${prefix}/:id`, onUpload)
-    .patch(`${prefix}/:id`, onUpload, { parse: 'none' })
-    .delete(`${prefix}/:id`, onUpload, { parse: 'none' })
-    .post(`${prefix}/:id`, onUpload, { parse: 'none' })
+    .post(prefix, onCreate, streamed)
+    .post(`${prefix}/`, onCreate, streamed)
+    .head(`${prefix}/:id`, onUpload, { errorFormat: tusError })
+    .patch(`${prefix}/:id`, onUpload, streamed)
+    .delete(`${prefix}/:id`, onUpload, streamed)
+    .post(`${prefix}/:id`, onUpload, streamed)
 }
 
 function folderFrom(text: string | undefined): number {

@@ -11,6 +11,7 @@ import { linkOwner, linkUsage, type LinkRow } from '../db/links.ts'
 import { HttpError } from '../errors.ts'
 import { clientAddress } from '../http/client-address.ts'
 import { cookieHeader, readCookie } from '../http/cookies.ts'
+import { refusalOf } from '../http/errors.ts'
 import { formFields } from '../http/form-fields.ts'
 import { routePolicy } from '../http/guard.ts'
 import { linkAdmission, openLink, requiredPasswordHash, UnlockCookies, UNLOCK_TTL_MS, cookieSecret } from '../links/access.ts'
@@ -87,7 +88,8 @@ export function dropRoutes(deps: AppDeps) {
     try {
       link = openLiveLink(token)
     } catch (error) {
-      if (error instanceof HttpError) return htmlResponse(linkGonePage({ status: error.status, message: error.message }), error.status)
+      const gone = refusalOf(error)
+      if (gone) return htmlResponse(linkGonePage({ status: gone.status, message: gone.message }), gone.status)
       throw error
     }
     if (!isUnlocked(request, link)) return htmlResponse(unlockPage({ label: link.label, token }))
@@ -114,8 +116,8 @@ export function dropRoutes(deps: AppDeps) {
     try {
       link = openLiveLink(token)
     } catch (error) {
-      if (!(error instanceof HttpError)) throw error
-      gone = error
+      gone = refusalOf(error)
+      if (!gone) throw error
     }
     const hash = link ? requiredPasswordHash(db, link) : null
     // Every attempt pays for one password check, whether or not the link exists.

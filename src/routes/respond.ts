@@ -1,5 +1,6 @@
 import { HttpError } from '../errors.ts'
 import { cookieHeader, readCookie } from '../http/cookies.ts'
+import { refusalOf } from '../http/errors.ts'
 import { flashBox, type Flash } from '../../views/folder.ts'
 import { html, htmlResponse, type SafeHtml } from '../../views/html.ts'
 import { errorPage } from '../../views/error.ts'
@@ -60,7 +61,8 @@ export async function act(request: Request, back: string, work: () => Response |
   try {
     return await work()
   } catch (error) {
-    if (error instanceof HttpError) return failed(request, error, back)
+    const refusal = refusalOf(error)
+    if (refusal) return failed(request, refusal, back)
     throw error
   }
 }

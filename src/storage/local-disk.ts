@@ -1,7 +1,7 @@
 import { constants, fstatSync, ftruncateSync, linkSync, renameSync, statfsSync, statSync, unlinkSync } from 'node:fs'
 import { mkdir, readdir, rm } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import { HttpError } from '../errors.ts'
+import { DomainError } from '../core/errors.ts'
 import { BatchedWriter, writeAll } from './batched-writer.ts'
 import { useOneLevelLayout } from './blob-layout.ts'
 import { noteBytesReceived } from './collect-garbage.ts'
@@ -77,7 +77,7 @@ export class LocalStaging implements Staging {
     try {
       for await (const piece of body) {
         if (writer.received + piece.length > maxBytes) {
-          throw new HttpError(400, `The data is longer than the ${maxBytes} bytes expected`)
+          throw new DomainError('invalid', `The data is longer than the ${maxBytes} bytes expected`)
         }
         await writer.add(piece)
         noteBytesReceived(piece.length)

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { cleanFileName, validLabel, validName } from '../../src/engine/file-names.ts'
-import { HttpError } from '../../src/errors.ts'
+import { refusalOf } from '../../src/http/errors.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
 import { dropzoneUpload, expectHtmxError, expectPageError, makeFolder, post, row, snapshot, uploadFile } from './helpers.ts'
 
@@ -188,7 +188,8 @@ describe('the rule itself', () => {
     try {
       f()
     } catch (error) {
-      return error instanceof HttpError ? `${error.status} ${error.message}` : String(error)
+      const known = refusalOf(error)
+      return known ? `${known.status} ${known.message}` : String(error)
     }
     return 'accepted'
   }
