@@ -96,6 +96,10 @@ export const uploads = sqliteTable(
     createdAt: timestamp('created_at').notNull(),
     updatedAt: timestamp('updated_at').notNull(),
     completedAt: timestamp('completed_at'),
+    /** The engine instance running this upload's finalisation, while it runs (a lease). */
+    leaseOwner: text('lease_owner'),
+    /** When that lease lapses unless renewed: after it, another instance may take over. */
+    leaseExpiresAt: timestamp('lease_expires_at'),
   },
   (t) => [
     uniqueIndex('uploads_owner_client_key').on(t.owner, t.clientKey),
