@@ -62,7 +62,8 @@ async function serve(config: Config, db: Db, log: Log, clock: () => number, lock
   const blobs = new LocalBlobStore(join(config.dataDir, 'blobs'), log)
   await Promise.all([staging.init(), blobs.init()])
   const engine = new UploadEngine({ db, config, staging, blobs, clock, log })
-  await engine.recover()
+  // The data directory's lock makes this the only instance: no lease of another can be live.
+  await engine.recover({ sole: true })
   const reserve = new SpaceReserve(config.dataDir, log)
   const housekeeping = async () => {
     await engine.resumeFinalizations()

@@ -2,7 +2,7 @@ import { and, eq, isNull, sql } from 'drizzle-orm'
 import type { Db } from './types.ts'
 import { atomically, prepared } from './prepared.ts'
 import { blobs, files, folders, uploadChunks, uploads } from './schema.ts'
-import { insertUploadOnce, type Admission, type NewUpload } from './uploads.ts'
+import { changes, insertUploadOnce, type Admission, type NewUpload } from './uploads.ts'
 
 export type FileRow = typeof files.$inferSelect
 export type FolderRow = typeof folders.$inferSelect
@@ -43,8 +43,8 @@ export function numberedName(name: string, n: number): string {
  */
 export function completeUpload(
   db: Db,
-  args: { uploadId: string; folderId: number; name: string; sizeBytes: number; sha256: string; mimeType: string; now: number },
-): FileRow {
+  args: { uploadId: string; folderId: number; name: string; sizeBytes: number; sha256: string; mimeType: string; now: number; leaseOwner: string },
+): FileRow | null {
   const p = sql.placeholder
   const countBlob = prepared(db, 'countBlob', (d) =>
     d
@@ -78,7 +78,14 @@ export function completeUpload(
   const markComplete = prepared(db, 'markUploadComplete', (d) =>
     d
       .update(uploads)
-      .set({ state: 'complete', sha256: sql`${p('sha256')}`, fileId: sql`${p('fileId')}`, completedAt: sql`${p('now')}`, updatedAt: sql`${p('now')}` })
+      .set({ state: 'complete', sha256: sql`${p('sha256')}`, completedAt: sql`${p('now')}`, updatedAt: sql`${p('now')}`, leaseOwner: null, leaseExpiresAt: null })
+      .where(and(eq(uploads.id, p('uploadId')), eq(uploads.state, 'finalizing'), eq(uploads.leaseOwner, p('leaseOwner'))))
+      .prepare(),
+  )
+  const linkFile = prepared(db, 'linkUploadFile', (d) =>
+    d
+      .update(uploads)
+      .set({ fileId: sql`${p('fileId')}` })
       .where(eq(uploads.id, p('uploadId')))
       .prepare(),
   )
@@ -89,6 +96,8 @@ export function completeUpload(
       .prepare(),
   )
   return atomically(db, () => {
+    // Only the holder of the finalisation's lease records the file: whoever lost it records nothing.
+    if (changes(markComplete.run({ uploadId: args.uploadId, sha256: args.sha256, now: args.now, leaseOwner: args.leaseOwner })) === 0) return null
     countBlob.run(args)
     let name = args.name
     const taken = (candidate: string) => nameTaken.get({ folderId: args.folderId, name: candidate }) !== undefined
@@ -96,7 +105,7 @@ export function completeUpload(
       name = numberedName(args.name, n)
     }
     const file = insertFile.get({ ...args, name })!
-    markComplete.run({ uploadId: args.uploadId, sha256: args.sha256, fileId: file.id, now: args.now })
+    linkFile.run({ uploadId: args.uploadId, fileId: file.id })
     // The chunk list has served its purpose; one commit for all of it.
     forgetChunks.run({ uploadId: args.uploadId })
     return file
@@ -108,12 +117,14 @@ export function completeUpload(
  * commit (it passes through 'finalizing' inside it). Null, and nothing recorded, when an upload
  * with the same client key exists.
  */
-export function insertCompleteUpload(db: Db, row: Omit<NewUpload, 'state'>, sha256: string, admit?: Admission): FileRow | null {
+export function insertCompleteUpload(db: Db, row: Omit<NewUpload, 'state' | 'leaseOwner' | 'leaseExpiresAt'>, sha256: string, admit?: Admission): FileRow | null {
   return atomically(db, () => {
-    const { upload, created } = insertUploadOnce(db, { ...row, state: 'finalizing' }, admit)
+    // Its own finalisation, within this one commit: the lease only needs to name someone.
+    const leaseOwner = 'insert'
+    const { upload, created } = insertUploadOnce(db, { ...row, state: 'finalizing', leaseOwner, leaseExpiresAt: row.createdAt }, admit)
     if (!created) return null
     return completeUpload(db, {
-      uploadId: upload.id, folderId: upload.folderId, name: upload.fileName, sizeBytes: upload.totalBytes, sha256, mimeType: upload.mimeType, now: upload.createdAt,
+      uploadId: upload.id, folderId: upload.folderId, name: upload.fileName, sizeBytes: upload.totalBytes, sha256, mimeType: upload.mimeType, now: upload.createdAt, leaseOwner,
     })
   })
 }

@@ -1,10 +1,11 @@
-import { and, asc, desc, eq, inArray, like, lt, lte, or, sql } from 'drizzle-orm'
+import { and, asc, desc, eq, inArray, isNull, like, lt, lte, or, sql } from 'drizzle-orm'
 import type { Db } from './types.ts'
 import { atomically, prepared } from './prepared.ts'
 import { uploadChunks, uploads, type UploadState } from './schema.ts'
 
 /** bun:sqlite reports changed rows, though drizzle types `run()` as void. */
-const changes = (result: unknown) => (result as { changes: number }).changes
+/** Rows a statement changed (bun:sqlite reports it). */
+export const changes = (result: unknown) => (result as { changes: number }).changes
 
 export type UploadRow = typeof uploads.$inferSelect
 export type NewUpload = typeof uploads.$inferInsert
@@ -102,7 +103,7 @@ export function hasChunk(db: Db, uploadId: string, index: number): boolean {
  * When this was the last chunk missing, the same commit claims the finalisation (`claimed`), so
  * exactly one caller finalises and no second commit is needed for it.
  */
-export function recordChunk(db: Db, uploadId: string, index: number, sizeBytes: number, now: number): { upload: UploadRow | undefined; claimed: boolean } {
+export function recordChunk(db: Db, uploadId: string, index: number, sizeBytes: number, now: number, lease: Lease): { upload: UploadRow | undefined; claimed: boolean } {
   const insertChunk = prepared(db, 'insertChunk', (d) =>
     d
       .insert(uploadChunks)
@@ -127,8 +128,8 @@ export function recordChunk(db: Db, uploadId: string, index: number, sizeBytes: 
     if (!upload || upload.state !== 'receiving') return { upload, claimed: false }
     if (changes(insertChunk.run({ uploadId, index, sizeBytes, now })) === 0) return { upload, claimed: false }
     const counted = countChunk.get({ uploadId, sizeBytes, now })!
-    if (!claimFinalization(db, uploadId, now)) return { upload: counted, claimed: false }
-    return { upload: { ...counted, state: 'finalizing' as const }, claimed: true }
+    if (!claimFinalization(db, uploadId, now, lease)) return { upload: counted, claimed: false }
+    return { upload: { ...counted, state: 'finalizing' as const, leaseOwner: lease.owner, leaseExpiresAt: lease.expiresAt }, claimed: true }
   })
 }
 
@@ -144,12 +145,21 @@ export function transition(db: Db, uploadId: string, from: UploadState[], to: Up
   return changes(statement.run({ uploadId, to, now, error: error ?? null })) === 1
 }
 
-/** The single winner of "all bytes are here" gets to finalise. */
-export function claimFinalization(db: Db, uploadId: string, now: number): boolean {
+/**
+ * Who runs an upload's finalisation, and until when: an engine instance renews its lease while it
+ * works; once it lapses (the instance stopped or hangs), another may take the finalisation over.
+ */
+export interface Lease {
+  owner: string
+  expiresAt: number
+}
+
+/** The single winner of "all bytes are here" gets to finalise, under its lease. */
+export function claimFinalization(db: Db, uploadId: string, now: number, lease: Lease): boolean {
   const statement = prepared(db, 'claimFinalization', (d) =>
     d
       .update(uploads)
-      .set({ state: 'finalizing', updatedAt: sql`${p('now')}` })
+      .set({ state: 'finalizing', updatedAt: sql`${p('now')}`, leaseOwner: sql`${p('owner')}`, leaseExpiresAt: sql`${p('expiresAt')}` })
       .where(
         and(
           eq(uploads.id, p('uploadId')),
@@ -161,7 +171,72 @@ export function claimFinalization(db: Db, uploadId: string, now: number): boolea
       )
       .prepare(),
   )
-  return changes(statement.run({ uploadId, now })) === 1
+  return changes(statement.run({ uploadId, now, ...lease })) === 1
+}
+
+/**
+ * Takes over the finalisation of an upload whose lease lapsed or was let go (nobody runs it):
+ * true for the one caller that did. A live lease, even this owner's, is never taken.
+ */
+export function takeOverFinalization(db: Db, uploadId: string, now: number, lease: Lease): boolean {
+  const statement = prepared(db, 'takeOverFinalization', (d) =>
+    d
+      .update(uploads)
+      .set({ leaseOwner: sql`${p('owner')}`, leaseExpiresAt: sql`${p('expiresAt')}` })
+      .where(and(eq(uploads.id, p('uploadId')), eq(uploads.state, 'finalizing'), unleased()))
+      .prepare(),
+  )
+  return changes(statement.run({ uploadId, now, ...lease })) === 1
+}
+
+/** Finalising uploads nobody holds a live lease on (a stopped instance's, or ones a passing fault held up). */
+export function unleasedFinalizations(db: Db, now: number): UploadRow[] {
+  const statement = prepared(db, 'unleasedFinalizations', (d) =>
+    d
+      .select()
+      .from(uploads)
+      .where(and(eq(uploads.state, 'finalizing'), unleased()))
+      .prepare(),
+  )
+  return statement.all({ now })
+}
+
+const unleased = () => or(isNull(uploads.leaseExpiresAt), lt(uploads.leaseExpiresAt, p('now')))
+
+/** Extends a lease its owner still holds; false once it was lost (taken over, or the upload moved on). */
+export function renewLease(db: Db, uploadId: string, lease: Lease): boolean {
+  const statement = prepared(db, 'renewLease', (d) =>
+    d
+      .update(uploads)
+      .set({ leaseExpiresAt: sql`${p('expiresAt')}` })
+      .where(and(eq(uploads.id, p('uploadId')), eq(uploads.state, 'finalizing'), eq(uploads.leaseOwner, p('owner'))))
+      .prepare(),
+  )
+  return changes(statement.run({ uploadId, ...lease })) === 1
+}
+
+/** Lets go of a lease (the finalisation stopped, to be tried again by whoever comes first). */
+export function releaseLease(db: Db, uploadId: string, owner: string): boolean {
+  const statement = prepared(db, 'releaseLease', (d) =>
+    d
+      .update(uploads)
+      .set({ leaseOwner: null, leaseExpiresAt: null })
+      .where(and(eq(uploads.id, p('uploadId')), eq(uploads.leaseOwner, p('owner'))))
+      .prepare(),
+  )
+  return changes(statement.run({ uploadId, owner })) === 1
+}
+
+/** Ends a finalisation in failure, only for the owner of its lease. */
+export function failFinalization(db: Db, uploadId: string, owner: string, now: number, error: string): boolean {
+  const statement = prepared(db, 'failFinalization', (d) =>
+    d
+      .update(uploads)
+      .set({ state: 'failed', error: sql`${p('error')}`, updatedAt: sql`${p('now')}`, leaseOwner: null, leaseExpiresAt: null })
+      .where(and(eq(uploads.id, p('uploadId')), eq(uploads.state, 'finalizing'), eq(uploads.leaseOwner, p('owner'))))
+      .prepare(),
+  )
+  return changes(statement.run({ uploadId, owner, now, error })) === 1
 }
 
 /**

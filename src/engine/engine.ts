@@ -19,6 +19,12 @@ import { fileInfo, type ChunkedUploadSpec, type EngineDeps, type StreamUploadSpe
 const newUploadId = () => randomBytes(16).toString('hex')
 /** How often a drop link is checked again while one of its uploads streams in. */
 const LINK_CHECK_MS = 400
+/**
+ * How long a finalisation's lease lasts unless renewed (it is, every third of that, while the
+ * finalisation runs): how long an upload whose instance stopped mid-finalisation waits before
+ * another instance takes it over.
+ */
+export const FINALIZATION_LEASE_MS = 60_000
 
 /**
  * The upload engine: protocol-neutral. Adapters (Dropzone, plain multipart, later tus) turn
@@ -26,7 +32,9 @@ const LINK_CHECK_MS = 400
  *
  * Invariants:
  * - a chunk is recorded only after its bytes are durable, and counted once;
- * - exactly one finalisation runs per upload (a conditional state change elects it);
+ * - exactly one finalisation runs per upload: a conditional state change elects it and gives it
+ *   a lease (owner, expiry) that it renews while it runs; only the lease's owner records the file,
+ *   and another instance takes the finalisation over only once the lease has lapsed or been let go;
  * - a blob's refCount equals the number of files that reference it.
  */
 export class UploadEngine {
@@ -54,8 +62,11 @@ export class UploadEngine {
   private readonly progress: Progress
   /** What request bodies read into memory may hold at once, across all protocols and requests. */
   readonly memory: MemoryBudget
+  /** Names this engine instance as the owner of the finalisation leases it holds. */
+  readonly instanceId: string
 
   constructor(private readonly deps: EngineDeps) {
+    this.instanceId = deps.instanceId ?? `instance:${randomBytes(8).toString('hex')}`
     this.memory = new MemoryBudget(deps.config.uploadMemoryBytes)
     this.hashes = new RunningHashes(deps.staging)
     this.space = new FreeSpace(deps)
@@ -64,6 +75,11 @@ export class UploadEngine {
 
   private get db() {
     return this.deps.db
+  }
+
+  /** A finalisation lease of this instance, from now. */
+  private lease(): records.Lease {
+    return { owner: this.instanceId, expiresAt: this.deps.clock() + FINALIZATION_LEASE_MS }
   }
 
   requireFolder(folderId: number) {
@@ -220,7 +236,7 @@ export class UploadEngine {
         throw new DomainError('invalid', `Chunk ${index} has ${written} bytes; expected ${expected}`)
       }
       // Tracked like the write, so a stopping server commits it before the database closes.
-      recorded = await this.track(upload.id, commitTogether(this.db, () => records.recordChunk(this.db, upload.id, index, written, this.deps.clock())))
+      recorded = await this.track(upload.id, commitTogether(this.db, () => records.recordChunk(this.db, upload.id, index, written, this.deps.clock(), this.lease())))
     } catch (error) {
       tap.settle(offset)
       throw error
@@ -389,7 +405,7 @@ export class UploadEngine {
       const limited = limitBytes(this.whileLinkOpen(args.owner, body), limit)
       const written = await this.track(upload.id, this.deps.staging.write(upload.id, 0, limited, Number.MAX_SAFE_INTEGER))
       records.setPlainUploadSize(this.db, upload.id, written)
-      claimed = records.recordChunk(this.db, upload.id, 0, written, this.deps.clock()).claimed
+      claimed = records.recordChunk(this.db, upload.id, 0, written, this.deps.clock(), this.lease()).claimed
     } catch (error) {
       // A plain upload cannot be resumed, so its partial bytes are of no use to anyone.
       const cause = unwrap(error)
@@ -612,28 +628,33 @@ export class UploadEngine {
    * starts again meanwhile (a tus client that sees all its bytes there sends nothing more).
    */
   private retriedInBackground<T extends UploadRow | undefined>(upload: T): T {
+    // Only for what a passing fault held up here: a look-up must not write for every upload.
     if (upload && this.heldUp.has(upload.id)) this.resumeFinalization(upload.id).catch(() => {})
     return upload
   }
 
   /** Runs the one finalisation of an upload whose chunks are all here; others wait for it. */
   async finalize(uploadId: string, claimed = false): Promise<UploadRow> {
-    if (claimed || records.claimFinalization(this.db, uploadId, this.deps.clock())) return this.startFinalization(uploadId)
+    if (claimed || records.claimFinalization(this.db, uploadId, this.deps.clock(), this.lease())) return this.startFinalization(uploadId)
     const row = await this.resumeFinalization(uploadId)
     await durable(this.db)
     return row
   }
 
   /**
-   * Joins the finalisation running for an upload, or starts it again if a passing fault stopped
-   * the last one. (Only the request that claimed it starts the first: between its claim and that
-   * start, others see 'finalizing' with nothing running yet.)
+   * Joins the finalisation running here for an upload, or takes it over if nobody holds its lease
+   * any more (a passing fault stopped it, or the instance running it stopped). (Only the request
+   * that claimed it starts the first: between its claim and that start, others see 'finalizing'
+   * with nothing running yet, and a live lease.)
    */
-  private resumeFinalization(uploadId: string): Promise<UploadRow> {
+  private resumeFinalization(uploadId: string, now = this.deps.clock()): Promise<UploadRow> {
     const running = this.finalizing.get(uploadId)
     if (running) return running
-    if (this.heldUp.has(uploadId)) return this.startFinalization(uploadId)
-    return Promise.resolve(records.findUpload(this.db, uploadId)!)
+    const upload = records.findUpload(this.db, uploadId)!
+    // Read first, so that a look-up writes only when there is something to take over.
+    const stale = upload.state === 'finalizing' && (upload.leaseExpiresAt === null || upload.leaseExpiresAt < now)
+    if (stale && records.takeOverFinalization(this.db, uploadId, now, this.lease())) return this.startFinalization(uploadId)
+    return Promise.resolve(upload)
   }
 
   private startFinalization(uploadId: string): Promise<UploadRow> {
@@ -644,16 +665,44 @@ export class UploadEngine {
     return run
   }
 
-  /** Tries again the finalisations that a passing fault stopped (housekeeping). */
-  async resumeFinalizations() {
-    for (const uploadId of [...this.heldUp.keys()]) await this.resumeFinalization(uploadId).catch(() => {})
+  /**
+   * Takes over the finalisations nobody holds a live lease on: those a passing fault stopped, and
+   * those of an instance that stopped (housekeeping, start-up).
+   */
+  async resumeFinalizations(now = this.deps.clock()) {
+    for (const upload of records.unleasedFinalizations(this.db, now)) await this.resumeFinalization(upload.id, now).catch(() => {})
+  }
+
+  /** Renews this instance's lease on a running finalisation until `stop`; logs it if the lease was lost. */
+  private keepLease(uploadId: string): () => void {
+    const timer = setInterval(() => {
+      try {
+        if (records.renewLease(this.db, uploadId, this.lease())) return
+        this.deps.log('finalisation lease lost; another instance finishes this upload', { uploadId, owner: this.instanceId })
+        clearInterval(timer)
+      } catch (error) {
+        // A passing fault: the lease still runs until it expires, and the next renewal may succeed.
+        this.deps.log('finalisation lease not renewed', { uploadId, error: String(error) })
+      }
+    }, FINALIZATION_LEASE_MS / 3)
+    return () => clearInterval(timer)
   }
 
   private async runFinalization(uploadId: string, stagedDigest?: string): Promise<UploadRow> {
+    const stopRenewing = this.keepLease(uploadId)
+    try {
+      return await this.finalizeUnderLease(uploadId, stagedDigest)
+    } finally {
+      stopRenewing()
+    }
+  }
+
+  private async finalizeUnderLease(uploadId: string, stagedDigest?: string): Promise<UploadRow> {
     const { staging, blobs, clock } = this.deps
     await Promise.allSettled(this.writes.get(uploadId) ?? [])
     const upload = records.findUpload(this.db, uploadId)!
     let digest = stagedDigest
+    let recorded = true
     try {
       let sha256 = upload.sha256
       const stagedSize = await staging.size(uploadId)
@@ -669,7 +718,7 @@ export class UploadEngine {
       await this.withBlobLock(hash, async () => {
         if (stagedSize !== null) await blobs.adopt(staging.pathOf(uploadId), hash, blobIsReferenced(this.db, hash) ? 'trusted' : 'replace')
         else if (!(await blobs.has(hash))) throw new DomainError('failed', 'The staged bytes of this upload are missing')
-        completeUpload(this.db, {
+        recorded = completeUpload(this.db, {
           uploadId,
           folderId: upload.folderId,
           name: upload.fileName,
@@ -677,11 +726,14 @@ export class UploadEngine {
           sha256: hash,
           mimeType: upload.mimeType,
           now: clock(),
-        })
+          leaseOwner: this.instanceId,
+        }) !== null
       })
+      // Taken over meanwhile: the new owner records the file and needs the staged bytes.
+      if (!recorded) this.deps.log('finalisation lease lost; another instance finishes this upload', { uploadId, owner: this.instanceId })
       // The staged file goes only once the database durably says where its bytes are now.
       await durable(this.db)
-      if (stagedSize !== null) await this.removeStaged(uploadId)
+      if (recorded && stagedSize !== null) await this.removeStaged(uploadId)
     } catch (error) {
       if (isPassingFault(error)) {
         // Every byte was acknowledged: they stay staged, the upload stays 'finalizing', and the
@@ -690,10 +742,14 @@ export class UploadEngine {
         const after = records.findUpload(this.db, uploadId)!
         if (after.state !== 'finalizing') return after
         this.heldUp.set(uploadId, digest)
+        // Whoever comes first tries again (if the database itself refuses, the lease lapses instead).
+        try {
+          records.releaseLease(this.db, uploadId, this.instanceId)
+        } catch {}
         throw finalisationDeferred()
       }
       this.deps.log('finalisation failed', { uploadId, error: String(error) })
-      records.transition(this.db, uploadId, ['finalizing'], 'failed', clock(), error instanceof DomainError ? error.message : 'Finalisation failed')
+      records.failFinalization(this.db, uploadId, this.instanceId, clock(), error instanceof DomainError ? error.message : 'Finalisation failed')
       await durable(this.db)
     }
     return records.findUpload(this.db, uploadId)!
@@ -764,8 +820,12 @@ export class UploadEngine {
     }
   }
 
-  /** Finishes what a stopped server left half-done. */
-  async recover() {
+  /**
+   * Finishes what a stopped server left half-done. `sole`: nothing else can be running on this
+   * data (the caller holds its lock), so every lease is stale, however recent; otherwise only
+   * finalisations whose lease has lapsed are taken over.
+   */
+  async recover(options: { sole?: boolean } = {}) {
     // Staging files nothing needs any more: a finalisation or a cancellation cut short between
     // its commit and the unlink.
     for (const id of await this.deps.staging.list()) {
@@ -773,8 +833,9 @@ export class UploadEngine {
       const needed = upload && (upload.state === 'receiving' || upload.state === 'finalizing' || (upload.state === 'complete' && upload.concat === 'partial'))
       if (!needed) await this.removeStaged(id)
     }
-    // Nothing runs yet: every finalisation a stop (or a passing fault) cut short starts again.
-    for (const upload of records.uploadsInState(this.db, 'finalizing')) await this.startFinalization(upload.id).catch(() => {})
+    // Nothing runs here yet: every finalisation a stop (or a passing fault) cut short whose lease
+    // is stale starts again, under a lease won by one conditional update.
+    await this.resumeFinalizations(options.sole ? Number.MAX_SAFE_INTEGER : this.deps.clock())
     // A streamed upload whose last bytes were recorded by a request stopped before it claimed the
     // finalisation: its client sees every byte taken and sends nothing more.
     for (const upload of records.uploadsInState(this.db, 'receiving')) {

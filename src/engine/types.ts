@@ -11,6 +11,8 @@ export interface EngineDeps {
   blobs: BlobStore
   clock: () => number
   log: (message: string, context?: Record<string, unknown>) => void
+  /** Owner of this instance's finalisation leases; random per start when omitted. */
+  instanceId?: string
 }
 
 /** What a client declares when it starts (or continues) a chunked upload. */
