@@ -48,7 +48,7 @@ const insertUpload = (db: Db) =>
         fileName: p('fileName'), mimeType: p('mimeType'), totalBytes: p('totalBytes'), chunkBytes: p('chunkBytes'),
         chunkCount: p('chunkCount'), lengthDeferred: p('lengthDeferred'), concat: p('concat'), partIds: p('partIds'),
         metadata: p('metadata'), state: p('state'), clientAddress: p('clientAddress'), createdAt: p('createdAt'), updatedAt: p('updatedAt'),
-        receivedBytes: p('receivedBytes'), receivedChunks: p('receivedChunks'),
+        receivedBytes: p('receivedBytes'), receivedChunks: p('receivedChunks'), leaseOwner: p('leaseOwner'), leaseExpiresAt: p('leaseExpiresAt'),
       })
       .returning()
       .prepare(),
@@ -72,6 +72,8 @@ export function insertUploadOnce(db: Db, row: NewUpload, admit?: Admission): { u
       clientAddress: row.clientAddress ?? null,
       receivedBytes: row.receivedBytes ?? 0,
       receivedChunks: row.receivedChunks ?? 0,
+      leaseOwner: row.leaseOwner ?? null,
+      leaseExpiresAt: row.leaseExpiresAt ?? null,
     })!
     return { upload, created: true }
   })
