@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { createApp } from './app.ts'
+import { MemoryLocker } from './adapters/memory/locker.ts'
 import { settleAdminPassword } from './auth/admin-password.ts'
 import { PasswordChecks } from './auth/password-checks.ts'
 import { SqliteAttemptStore } from './auth/sqlite-attempts.ts'
@@ -61,7 +62,7 @@ async function serve(config: Config, db: Db, log: Log, clock: () => number, lock
   const staging = new LocalStaging(join(config.dataDir, 'staging'))
   const blobs = new LocalBlobStore(join(config.dataDir, 'blobs'), log)
   await Promise.all([staging.init(), blobs.init()])
-  const engine = new UploadEngine({ db, config, staging, blobs, clock, log })
+  const engine = new UploadEngine({ db, config, staging, blobs, locker: new MemoryLocker(), clock, log })
   // The data directory's lock makes this the only instance: no lease of another can be live.
   await engine.recover({ sole: true })
   const reserve = new SpaceReserve(config.dataDir, log)

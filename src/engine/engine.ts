@@ -7,6 +7,7 @@ import { linkIdOf } from '../db/links.ts'
 import { requireLinkStillOpen } from '../links/access.ts'
 import * as records from '../db/uploads.ts'
 import type { Admission, UploadRow } from '../db/uploads.ts'
+import { withLock, withLocks, type Lock } from '../ports/locker.ts'
 import { InterruptedWrite } from '../storage/types.ts'
 import { diskError, drain, limitBytes, MemoryBudget, once, unwrap, watched } from './bodies.ts'
 import { cleanFileName, mimeTypeOf } from './file-names.ts'
@@ -17,6 +18,8 @@ import { RunningHashes } from './running-hash.ts'
 import { fileInfo, type ChunkedUploadSpec, type EngineDeps, type StreamUploadSpec, type UploadStatus } from './types.ts'
 
 const newUploadId = () => randomBytes(16).toString('hex')
+/** The lock that serialises storing and deleting one blob's bytes (a purge must not delete bytes being stored). */
+const blobKey = (sha256: string) => `blob:${sha256}`
 /** How often a drop link is checked again while one of its uploads streams in. */
 const LINK_CHECK_MS = 400
 /**
@@ -50,13 +53,11 @@ export class UploadEngine {
   private readonly namesSynced = new Set<string>()
   /** Uploads whose staging file is known to exist. */
   private readonly staged = new Set<string>()
-  /** Serialises adopting and deleting the bytes of one blob. */
-  private readonly blobLocks = new Map<string, Promise<void>>()
 
   /** Finished partial uploads a final upload is reading right now: neither cancelled nor expired meanwhile. */
   private readonly consuming = new Set<string>()
-  /** Chunks being written right now, per upload: one request per chunk at a time. */
-  private readonly chunksInFlight = new Map<string, Set<number>>()
+  /** Chunk requests writing to each upload right now (discardIfEmpty keeps an upload they write to). */
+  private readonly chunkWriters = new Map<string, number>()
   private readonly hashes: RunningHashes
   private readonly space: FreeSpace
   private readonly progress: Progress
@@ -194,21 +195,13 @@ export class UploadEngine {
     if (!current) throw new DomainError('not-found', 'No such upload; start it again')
     const done = current.state === 'finalizing' || current.state === 'complete'
     if (!done && current.state !== 'receiving') throw this.notReceiving(current)
-    if (done || records.hasChunk(this.db, upload.id, index)) {
-      // A retry of bytes we already hold: acknowledge without touching them again.
-      await drain(body)
-      if (current.state === 'finalizing') await this.resumeFinalization(upload.id)
-      // Recorded by another request, maybe not yet on disk.
-      if (done) await durable(this.db)
-      else await this.acknowledgeable(upload.id)
-      return this.status(upload.id)
+    if (done || records.hasChunk(this.db, upload.id, index)) return this.acknowledgeHeld(current, body)
+    const lock = await this.lockChunk(upload.id, index)
+    // Recorded by a request that held the lock until just now.
+    if (records.hasChunk(this.db, upload.id, index)) {
+      await this.unlockChunk(upload.id, lock)
+      return this.acknowledgeHeld(current, body)
     }
-    // Two requests writing one chunk at once could leave other bytes than the ones recorded
-    // (and hashed): the second waits its turn (423) and then finds the chunk held.
-    let inFlight = this.chunksInFlight.get(upload.id)
-    if (inFlight?.has(index)) throw new DomainError('busy', `Chunk ${index} is being received by another request; retry shortly`)
-    if (!inFlight) this.chunksInFlight.set(upload.id, (inFlight = new Set()))
-    inFlight.add(index)
     let written = 0
     let recorded: ReturnType<typeof records.recordChunk>
     // The chunk that continues the running hash is hashed on its way to disk.
@@ -241,8 +234,7 @@ export class UploadEngine {
       tap.settle(offset)
       throw error
     } finally {
-      inFlight.delete(index)
-      if (inFlight.size === 0) this.chunksInFlight.delete(upload.id)
+      await this.unlockChunk(upload.id, lock)
     }
     tap.settle(offset + written)
     this.progress.note(upload.id, written)
@@ -258,6 +250,58 @@ export class UploadEngine {
       await this.finalizing.get(upload.id)
     }
     return this.status(upload.id)
+  }
+
+  /** A retry of bytes we already hold: acknowledged without touching them again. */
+  private async acknowledgeHeld(current: UploadRow, body: AsyncIterable<Uint8Array>): Promise<UploadStatus> {
+    await drain(body)
+    const done = current.state === 'finalizing' || current.state === 'complete'
+    if (current.state === 'finalizing') await this.resumeFinalization(current.id)
+    // Recorded by another request, maybe not yet on disk.
+    if (done) await durable(this.db)
+    else await this.acknowledgeable(current.id)
+    return this.status(current.id)
+  }
+
+  /**
+   * Two requests writing one chunk at once could leave other bytes than the ones recorded (and
+   * hashed): the second is refused (423), retries, and then finds the chunk held.
+   */
+  private async lockChunk(uploadId: string, index: number): Promise<Lock> {
+    // Counted before the lock is asked for, so discardIfEmpty never sees a gap.
+    this.chunkWriters.set(uploadId, (this.chunkWriters.get(uploadId) ?? 0) + 1)
+    const lock = await this.deps.locker.tryLock(`chunk:${uploadId}:${index}`).catch((error) => {
+      this.uncountWriter(uploadId)
+      throw error
+    })
+    if (lock) return lock
+    this.uncountWriter(uploadId)
+    throw new DomainError('busy', `Chunk ${index} is being received by another request; retry shortly`)
+  }
+
+  private async unlockChunk(uploadId: string, lock: Lock) {
+    this.uncountWriter(uploadId)
+    await lock.release()
+  }
+
+  private uncountWriter(uploadId: string) {
+    const writers = this.chunkWriters.get(uploadId)! - 1
+    if (writers === 0) this.chunkWriters.delete(uploadId)
+    else this.chunkWriters.set(uploadId, writers)
+  }
+
+  /**
+   * Runs `work` as the only request appending to a streamed upload (a tus PATCH): another one at
+   * the same time is refused (423), never interleaved.
+   */
+  async appendingAlone<T>(uploadId: string, work: () => Promise<T>): Promise<T> {
+    const lock = await this.deps.locker.tryLock(`upload:${uploadId}`)
+    if (!lock) throw new DomainError('busy', 'Another request is writing to this upload; try again shortly')
+    try {
+      return await work()
+    } finally {
+      await lock.release()
+    }
   }
 
   /**
@@ -332,7 +376,7 @@ export class UploadEngine {
     for (const { fileName, bytes } of named) admit?.(this.db, { fileName, totalBytes: bytes.length })
     const items = named.map((file) => ({ ...file, id: newUploadId(), sha256: new Bun.CryptoHasher('sha256').update(file.bytes).digest('hex') }))
     const contents = new Map(items.map((item) => [item.sha256, item.bytes]))
-    const recorded = await this.withBlobLocks([...contents.keys()].sort(), async () => {
+    const recorded = await withLocks(this.deps.locker, [...contents.keys()].map(blobKey), async () => {
       const present = new Set<string>()
       let result: ReturnType<typeof insertCompleteUpload>[] | null = null
       try {
@@ -715,7 +759,7 @@ export class UploadEngine {
       const hash = sha256
       if (!hash) throw new DomainError('failed', 'The staged bytes of this upload are missing')
       // Under the blob's lock, so a purge cannot remove these bytes between adopting and counting them.
-      await this.withBlobLock(hash, async () => {
+      await withLock(this.deps.locker, blobKey(hash), async () => {
         if (stagedSize !== null) await blobs.adopt(staging.pathOf(uploadId), hash, blobIsReferenced(this.db, hash) ? 'trusted' : 'replace')
         else if (!(await blobs.has(hash))) throw new DomainError('failed', 'The staged bytes of this upload are missing')
         recorded = completeUpload(this.db, {
@@ -768,7 +812,7 @@ export class UploadEngine {
     await durable(this.db)
     await this.cancelOrphanedLinkUploads(moved)
     for (const sha256 of result.unusedBlobs) {
-      await this.withBlobLock(sha256, async () => {
+      await withLock(this.deps.locker, blobKey(sha256), async () => {
         // A finalisation may have claimed the same content again since the rows were deleted.
         if (!blobIsReferenced(this.db, sha256)) await this.deps.blobs.remove(sha256)
       })
@@ -787,27 +831,6 @@ export class UploadEngine {
         await durable(this.db)
         await this.removeStaged(upload.id)
       }
-    }
-  }
-
-  /** Holds the locks of several blobs (taken in the order given, sorted by callers, so two holders never wait for each other). */
-  private withBlobLocks<T>(sha256s: string[], work: () => Promise<T>): Promise<T> {
-    const [first, ...rest] = sha256s
-    return first === undefined ? work() : this.withBlobLock(first, () => this.withBlobLocks(rest, work))
-  }
-
-  private async withBlobLock<T>(sha256: string, work: () => Promise<T>): Promise<T> {
-    const previous = this.blobLocks.get(sha256) ?? Promise.resolve()
-    const run = previous.then(work, work)
-    const tail = run.then(
-      () => {},
-      () => {},
-    )
-    this.blobLocks.set(sha256, tail)
-    try {
-      return await run
-    } finally {
-      if (this.blobLocks.get(sha256) === tail) this.blobLocks.delete(sha256)
     }
   }
 
@@ -865,7 +888,7 @@ export class UploadEngine {
   async discardIfEmpty(uploadId: string) {
     const upload = records.findUpload(this.db, uploadId)
     if (!upload || upload.receivedBytes > 0 || upload.receivedChunks > 0) return
-    if (this.writes.get(uploadId)?.size || this.chunksInFlight.get(uploadId)?.size) return
+    if (this.writes.get(uploadId)?.size || this.chunkWriters.has(uploadId)) return
     if (!records.transition(this.db, uploadId, ['receiving'], 'cancelled', this.deps.clock())) return
     records.deleteUploadRecord(this.db, uploadId)
     this.hashes.forget(uploadId)

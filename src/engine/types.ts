@@ -2,6 +2,7 @@ import type { Config } from '../config.ts'
 import type { FileRow } from '../db/files.ts'
 import type { Db } from '../db/open.ts'
 import type { UploadRow } from '../db/uploads.ts'
+import type { Locker } from '../ports/locker.ts'
 import type { BlobStore, Staging } from '../storage/types.ts'
 
 export interface EngineDeps {
@@ -9,6 +10,8 @@ export interface EngineDeps {
   config: Config
   staging: Staging
   blobs: BlobStore
+  /** Blob hashes, chunks and streamed uploads are each written by one request at a time. */
+  locker: Locker
   clock: () => number
   log: (message: string, context?: Record<string, unknown>) => void
   /** Owner of this instance's finalisation leases; random per start when omitted. */

@@ -113,8 +113,6 @@ export function isCorsOrigin(config: Config, origin: string): boolean {
 
 export function tusRoutes(options: TusOptions) {
   const { prefix, engine, config } = options
-  /** PATCHes in progress: a second one for the same upload is refused, never interleaved. */
-  const patching = new Set<string>()
 
   const expires = (upload: UploadRow): Record<string, string> =>
     upload.state === 'receiving' ? { 'upload-expires': new Date(engine.expiresAt(upload)).toUTCString() } : {}
@@ -184,7 +182,7 @@ export function tusRoutes(options: TusOptions) {
     if (request.body && request.headers.get('content-type') === OFFSET_STREAM) {
       // creation-with-upload: the first bytes ride along with the creation request.
       const created = upload
-      upload = await withLock(created.id, () => {
+      upload = await engine.appendingAlone(created.id, () => {
         const { body, verify } = checksummed(request, request.body!)
         return engine.appendAt(created, 0, body, verify)
       }).catch(async (error) => {
@@ -220,7 +218,7 @@ export function tusRoutes(options: TusOptions) {
     if (upload.concat === 'final') throw new HttpError(403, 'A final upload cannot be patched')
     const offset = wholeNumberHeader(request, 'Upload-Offset')
     if (offset === null) throw new HttpError(400, 'Upload-Offset is required')
-    return withLock(upload.id, async () => {
+    return engine.appendingAlone(upload.id, async () => {
       let current = engine.find(upload.id)!
       const length = wholeNumberHeader(request, 'Upload-Length')
       if (length !== null) current = await engine.declareLength(current, length)
@@ -240,16 +238,6 @@ export function tusRoutes(options: TusOptions) {
     if (upload.state !== 'receiving' && !waitingPartial) throw new HttpError(403, 'This upload is finished; manage the file in Dropfold instead')
     if (!(await engine.cancel(upload.id))) throw new HttpError(423, 'This upload is in use (being finalised, or assembled into a final upload); try again shortly')
     return respond(204, {})
-  }
-
-  async function withLock<T>(uploadId: string, work: () => Promise<T>): Promise<T> {
-    if (patching.has(uploadId)) throw new HttpError(423, 'Another request is writing to this upload; try again shortly')
-    patching.add(uploadId)
-    try {
-      return await work()
-    } finally {
-      patching.delete(uploadId)
-    }
   }
 
   function respond(status: number, headers: Record<string, string>) {

@@ -2,6 +2,7 @@ import { afterEach, expect, test } from 'bun:test'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { MemoryLocker } from '../../src/adapters/memory/locker.ts'
 import { loadConfig } from '../../src/config.ts'
 import { openDatabase, type Db } from '../../src/db/open.ts'
 import { insertUploadOnce } from '../../src/db/uploads.ts'
@@ -37,10 +38,11 @@ async function instance(name: string, wrapBlobs: (blobs: BlobStore) => BlobStore
   opened.push(db)
   const logs: string[] = []
   const log = (message: string, context?: Record<string, unknown>) => logs.push(`${message} ${JSON.stringify(context ?? {})}`)
+  // Each instance has its own locker, as two processes would.
   const staging = new LocalStaging(join(dataDir, 'staging'))
   const blobs = new LocalBlobStore(join(dataDir, 'blobs'), log)
   await Promise.all([staging.init(), blobs.init()])
-  return { engine: new UploadEngine({ db, config, staging, blobs: wrapBlobs(blobs), clock, log, instanceId: `instance:${name}` }), db, logs }
+  return { engine: new UploadEngine({ db, config, staging, blobs: wrapBlobs(blobs), locker: new MemoryLocker(), clock, log, instanceId: `instance:${name}` }), db, logs }
 }
 
 /** The state a stop leaves once every byte of an upload is staged and its finalisation began. */
