@@ -195,7 +195,7 @@ function viewImportsBeyond(arrows: Arrow[], allowed: Record<string, string[]>[])
     )
 }
 
-const LOWER = ['src/db/', 'src/storage/', 'src/engine/', 'src/platform/']
+const LOWER = ['src/core/', 'src/ports/', 'src/db/', 'src/storage/', 'src/engine/', 'src/platform/']
 const UPPER = ['src/http/', 'src/routes/', 'src/protocols/', 'src/app.ts', 'src/server.ts', 'src/main.ts']
 
 describe('the import structure', () => {
@@ -217,8 +217,13 @@ describe('the import structure', () => {
     expect(findCycles(files, arrows).join('\n\n')).toBe('')
   })
 
-  test('src/db, src/storage, src/engine and src/platform never import from the HTTP layer, directly or through others', () => {
+  test('src/core, src/ports, src/db, src/storage, src/engine and src/platform never import from the HTTP layer, directly or through others', () => {
     expect(reaches(arrows, LOWER, UPPER).join('\n\n')).toBe('')
+  })
+
+  test('ports, the core and the engine never import an adapter: adapters are chosen in server.ts', () => {
+    expect(files.some((f) => f.startsWith('src/adapters/'))).toBe(true)
+    expect(reaches(arrows, ['src/ports/', 'src/core/', 'src/engine/'], ['src/adapters/']).join('\n\n')).toBe('')
   })
 
   test('src/db and src/storage never import each other: what both need (file handles, group sync) is in src/platform', () => {
