@@ -1,4 +1,4 @@
-import type { AttemptPolicy, Claim } from './attempts.ts'
+import type { AttemptPolicy, Claim } from '../ports/attempts.ts'
 import type { CheckOutcome } from './password-checks.ts'
 
 const MINUTE = 60_000

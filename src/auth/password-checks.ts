@@ -1,4 +1,4 @@
-import { FORGET_AFTER_MS, type AttemptStore, type Claim } from './attempts.ts'
+import { FORGET_AFTER_MS, type AttemptStore, type Claim } from '../ports/attempts.ts'
 
 /**
  * Every password check in the server goes through here. An argon2id check costs ~19 MiB and a
