@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { createApp } from './app.ts'
 import { MemoryLocker } from './adapters/memory/locker.ts'
+import { SqlitePeriodicWork } from './adapters/sqlite/periodic.ts'
 import { settleAdminPassword } from './auth/admin-password.ts'
 import { PasswordChecks } from './auth/password-checks.ts'
 import { SqliteAttemptStore } from './adapters/sqlite/attempts.ts'
@@ -80,7 +81,9 @@ async function serve(config: Config, db: Db, log: Log, clock: () => number, lock
     if (request.method !== 'GET' && request.method !== 'HEAD') reserve.releaseIfFull()
   })
   listen(app, config)
-  const sweep = setInterval(() => housekeeping().catch((error) => log('housekeeping failed', { error: String(error) })), HOUSEKEEPING_MS)
+  // Elected through the database: with several instances on it, one of them runs it each interval.
+  const periodic = new SqlitePeriodicWork(db, { clock, log, pollMs: HOUSEKEEPING_MS / 3 })
+  const stopHousekeeping = periodic.every('housekeeping', HOUSEKEEPING_MS, housekeeping)
   const server = app.server!
   const host = config.host.includes(':') ? `[${config.host}]` : config.host
   const url = `http://${host === '0.0.0.0' || host === '[::]' ? 'localhost' : host}:${server.port}`
@@ -95,8 +98,9 @@ async function serve(config: Config, db: Db, log: Log, clock: () => number, lock
      * then the writes and finalisations under way finish before the database closes.
      */
     async stop() {
-      clearInterval(sweep)
+      const housekeepingStopped = stopHousekeeping()
       await app.stop(true)
+      await housekeepingStopped
       await engine.settle()
       db.$client.close()
       lock.release()
