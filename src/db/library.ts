@@ -321,9 +321,13 @@ const subtree = (db: Db, id: number) => subtreeDepths(db, id).map((r) => r.id)
 /**
  * Deletes for good what has been in the trash since before `olderThan` (everything when
  * omitted). File rows go, blob reference counts drop, and the hashes of blobs no file needs any
- * more are returned so their bytes can be removed from disk.
+ * more are returned so their bytes can be removed from disk, with the uploads that were aimed
+ * at a purged folder (moved to the home folder).
  */
-export function purgeTrash(db: Db, olderThan = Number.POSITIVE_INFINITY): { files: number; folders: number; unusedBlobs: string[] } {
+export function purgeTrash(
+  db: Db,
+  olderThan = Number.POSITIVE_INFINITY,
+): { files: number; folders: number; unusedBlobs: string[]; rehomedUploads: { id: string; owner: string }[] } {
   return db.transaction((tx) => {
     const t = tx as unknown as Db
     const cutoff = Number.isFinite(olderThan) ? olderThan : Number.MAX_SAFE_INTEGER
@@ -345,6 +349,9 @@ export function purgeTrash(db: Db, olderThan = Number.POSITIVE_INFINITY): { file
     const unusedBlobs = [...touched].filter((sha) => (tx.select({ n: blobs.refCount }).from(blobs).where(eq(blobs.sha256, sha)).get()?.n ?? 0) <= 0)
     if (unusedBlobs.length) tx.delete(blobs).where(inArray(blobs.sha256, unusedBlobs)).run()
     // Uploads still aimed at a purged folder land in the home folder instead.
+    const rehomedUploads = folderIds.length
+      ? tx.select({ id: uploads.id, owner: uploads.owner }).from(uploads).where(inArray(uploads.folderId, folderIds)).all()
+      : []
     if (folderIds.length) {
       tx.update(uploads).set({ folderId: ROOT_FOLDER_ID }).where(inArray(uploads.folderId, folderIds)).run()
       // Links into purged folders have nothing left to share.
@@ -352,7 +359,7 @@ export function purgeTrash(db: Db, olderThan = Number.POSITIVE_INFINITY): { file
       // Children first, so no folder is deleted while another still points at it.
       for (const id of [...folderIds].reverse()) tx.delete(folders).where(eq(folders.id, id)).run()
     }
-    return { files: doomed.length, folders: folderIds.length, unusedBlobs }
+    return { files: doomed.length, folders: folderIds.length, unusedBlobs, rehomedUploads }
   })
 }
 

@@ -804,13 +804,10 @@ export class UploadEngine {
    * omitted), and removes from disk the blobs no file references any more.
    */
   async purgeTrash(olderThan?: number) {
-    const aimedAt = new Map(records.uploadsInState(this.db, 'receiving').map((upload) => [upload.id, upload.folderId]))
     const result = purgeTrash(this.db, olderThan)
-    // Uploads whose folder was purged are moved to the home folder by the purge.
-    const moved = records.uploadsInState(this.db, 'receiving').filter((upload) => (aimedAt.get(upload.id) ?? upload.folderId) !== upload.folderId)
     // Bytes are removed only once no committed row can come back after a power cut to need them.
     await durable(this.db)
-    await this.cancelOrphanedLinkUploads(moved)
+    await this.cancelOrphanedLinkUploads(result.rehomedUploads)
     for (const sha256 of result.unusedBlobs) {
       await withLock(this.deps.locker, blobKey(sha256), async () => {
         // A finalisation may have claimed the same content again since the rows were deleted.
@@ -823,7 +820,7 @@ export class UploadEngine {
   /**
    * Uploads whose folder was purged land in the home folder, except a drop link's: the link went with its folder, so its uploads are cancelled and their bytes freed.
    */
-  private async cancelOrphanedLinkUploads(moved: UploadRow[]) {
+  private async cancelOrphanedLinkUploads(moved: { id: string; owner: string }[]) {
     for (const upload of moved) {
       if (linkIdOf(upload.owner) === null) continue
       if (records.transition(this.db, upload.id, ['receiving'], 'cancelled', this.deps.clock(), 'The folder of this drop link was deleted')) {
