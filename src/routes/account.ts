@@ -9,6 +9,7 @@ import { readCookie } from '../http/cookies.ts'
 import { formFields } from '../http/form-fields.ts'
 import { htmlResponse } from '../../views/html.ts'
 import { accountPage } from '../../views/account.ts'
+import type { Flash } from '../../views/folder.ts'
 import { adminAudit } from './audit.ts'
 import { checkAdminPassword, endSessionCookie } from './auth.ts'
 import { flashes } from './respond.ts'
@@ -20,8 +21,8 @@ export function accountRoutes(deps: AppDeps) {
   const { succeeded, takeFlash } = flashes(deps.config)
   const audit = adminAudit(deps)
   const fromEnvironment = deps.config.adminPassword !== null
-  const page = (args: { error?: string; status?: number; headers?: Record<string, string> } = {}) =>
-    htmlResponse(accountPage({ fromEnvironment, minLength: MIN_ADMIN_PASSWORD_LENGTH, error: args.error ?? null, flash: null }), args.status ?? 200, args.headers)
+  const page = (args: { error?: string; flash?: Flash | null; status?: number; headers?: Record<string, string> } = {}) =>
+    htmlResponse(accountPage({ fromEnvironment, minLength: MIN_ADMIN_PASSWORD_LENGTH, error: args.error ?? null, flash: args.flash ?? null }), args.status ?? 200, args.headers)
 
   async function changePassword({ request, server }: Ctx): Promise<Response> {
     if (fromEnvironment) {
@@ -47,7 +48,7 @@ export function accountRoutes(deps: AppDeps) {
   return new Elysia({ name: 'account' })
     .get('/account', ({ request }) => {
       const { flash, headers } = takeFlash(request)
-      return htmlResponse(accountPage({ fromEnvironment, minLength: MIN_ADMIN_PASSWORD_LENGTH, error: null, flash }), 200, headers)
+      return page({ flash, headers })
     })
     .post('/account/password', (ctx: Ctx) => changePassword(ctx), { parse: 'none' })
     .post('/account/sign-out-everywhere', ({ request, server }: Ctx) => {
