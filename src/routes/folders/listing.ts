@@ -2,7 +2,7 @@ import type { AppDeps } from '../../http/deps.ts'
 import { findFolder } from '../../db/files.ts'
 import * as library from '../../db/library.ts'
 import { HttpError } from '../../errors.ts'
-import type { FolderListing } from '../../../views/folder.ts'
+import type { Folder, FolderListing } from '../../../views/folder.ts'
 import { adminAudit, type Audit } from '../audit.ts'
 import { flashes, type Flashes } from '../respond.ts'
 
@@ -21,6 +21,9 @@ export interface Folders {
   /** One page of a folder's listing, sorted and filtered as the query asks. */
   listing(folderId: number, query: Query): FolderListing
 }
+
+/** A folder as its pages show it (never its password hash). */
+const shown = ({ id, name, parentId }: Folder): Folder => ({ id, name, parentId })
 
 export function folders(deps: AppDeps): Folders {
   const { succeeded, takeFlash } = flashes(deps.config)
@@ -41,9 +44,9 @@ export function folders(deps: AppDeps): Folders {
     const lastPage = Math.max(1, Math.ceil(total / PAGE_SIZE))
     const page = Math.min(lastPage, Math.max(1, Number.parseInt(query.page ?? '1', 10) || 1))
     return {
-      folder,
-      path: library.folderPath(db, folder.id),
-      subfolders: filter ? [] : library.liveSubfolders(db, folder.id),
+      folder: shown(folder),
+      path: library.folderPath(db, folder.id).map(shown),
+      subfolders: filter ? [] : library.liveSubfolders(db, folder.id).map(shown),
       files: library.filePage(db, { folderId: folder.id, sort, direction, filter, limit: PAGE_SIZE, offset: (page - 1) * PAGE_SIZE }),
       total,
       page,

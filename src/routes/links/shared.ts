@@ -5,7 +5,7 @@ import type { LinkRow } from '../../db/links.ts'
 import { HttpError } from '../../errors.ts'
 import { cookieHeader, readCookie } from '../../http/cookies.ts'
 import { hashLinkToken, linkState } from '../../links/access.ts'
-import type { LinkLine, LinkSecrets } from '../../../views/links.ts'
+import type { LinkLine, LinkSecrets, LinkSettings } from '../../../views/links.ts'
 import { adminAudit, type Audit } from '../audit.ts'
 import { flashes, pathId, type Flashes } from '../respond.ts'
 
@@ -32,6 +32,29 @@ export interface Links {
   described(link: LinkRow): Record<string, unknown>
 }
 
+/** What a visitor of a link may do through it: shown on the admin's pages and recorded in the activity log. */
+const limitsOf = (link: LinkRow) => ({
+  expiresAt: link.expiresAt,
+  maxFileBytes: link.maxFileBytes,
+  maxTotalBytes: link.maxTotalBytes,
+  maxFiles: link.maxFiles,
+  allowedTypes: link.allowedTypes,
+  allowDownload: link.allowDownload,
+})
+
+/** What the admin's pages show of a link: its settings, whether it has a password, never the hashes. */
+function linkSettings(link: LinkRow): LinkSettings {
+  return {
+    id: link.id,
+    label: link.label,
+    tokenHint: link.tokenHint,
+    folderId: link.folderId,
+    hasPassword: link.passwordHash !== null,
+    disabled: link.disabled,
+    ...limitsOf(link),
+  }
+}
+
 export function links(deps: AppDeps): Links {
   const { succeeded, takeFlash } = flashes(deps.config)
   const { db } = deps
@@ -41,7 +64,7 @@ export function links(deps: AppDeps): Links {
 
   function line(link: LinkRow): LinkLine {
     return {
-      link,
+      link: linkSettings(link),
       folderPath: library.isInTrash(db, link.folderId) ? `${pathOf(link.folderId)} (in the trash)` : pathOf(link.folderId),
       state: linkState(link, deps.clock()),
       usage: linksDb.linkUsage(db, link.id),
@@ -75,16 +98,7 @@ export function links(deps: AppDeps): Links {
     }
   }
 
-  const described = (link: LinkRow) => ({
-    folder: pathOf(link.folderId),
-    password: link.passwordHash !== null,
-    expiresAt: link.expiresAt,
-    maxFileBytes: link.maxFileBytes,
-    maxTotalBytes: link.maxTotalBytes,
-    maxFiles: link.maxFiles,
-    allowedTypes: link.allowedTypes,
-    allowDownload: link.allowDownload,
-  })
+  const described = (link: LinkRow) => ({ folder: pathOf(link.folderId), password: link.passwordHash !== null, ...limitsOf(link) })
 
   return { deps, succeeded, takeFlash, audit, paths, pathOf, line, linkOr404, showOnce, takeSecrets, described }
 }
