@@ -1,7 +1,20 @@
-import type { ActivityRow } from '../src/db/activity.ts'
 import { formatDate } from './format.ts'
 import { html } from './html.ts'
 import { layout } from './layout.ts'
+
+/** One recorded action, as the activity log lists it. */
+export interface ActivityEntry {
+  /** Its place in the log: the list pages back from the oldest one shown. */
+  id: number
+  at: number
+  /** `admin`, `anonymous` or `link:<id>`. */
+  actor: string
+  action: string
+  target: string | null
+  /** JSON of the action's details, shown as `key: value` pairs. */
+  details: string | null
+  clientAddress: string | null
+}
 
 export interface ActivityFilters {
   action: string
@@ -21,7 +34,7 @@ function describe(details: string | null): string {
   }
 }
 
-export function activityList(rows: ActivityRow[], filters: ActivityFilters, pageSize: number) {
+export function activityList(rows: ActivityEntry[], filters: ActivityFilters, pageSize: number) {
   const older = rows.length === pageSize ? String(new URLSearchParams({ action: filters.action, actor: filters.actor, q: filters.text, before: String(rows[rows.length - 1]!.id) })) : null
   return html`<div id="activity-list">
 ${rows.length === 0
@@ -39,7 +52,7 @@ ${older ? html`<nav class="pager"><a href="/activity?${older}" hx-get="/activity
 </div>`
 }
 
-export function activityPage(args: { rows: ActivityRow[]; filters: ActivityFilters; actions: string[]; pageSize: number }) {
+export function activityPage(args: { rows: ActivityEntry[]; filters: ActivityFilters; actions: string[]; pageSize: number }) {
   const f = args.filters
   return layout({
     title: 'Activity',

@@ -1,10 +1,29 @@
-import type { FileRow } from '../src/db/files.ts'
-import type { LinkRow, LinkUsage } from '../src/db/links.ts'
+import type { LinkUsage } from '../src/db/links.ts'
 import { formatBytes, formatDate } from './format.ts'
 import { html } from './html.ts'
 import { layout } from './layout.ts'
 
 /** What a visitor of a drop link sees: no admin navigation, nothing but this link. */
+
+/** The drop link as its visitor sees it: its label and its limits (never its token or password). */
+export interface DropLink {
+  id: number
+  label: string
+  maxFileBytes: number | null
+  maxTotalBytes: number | null
+  maxFiles: number | null
+  /** Extensions and media types, as the admin wrote them ("image/*, .pdf"). */
+  allowedTypes: string | null
+  expiresAt: number | null
+}
+
+/** A file of the link's folder, for a link that lets visitors download. */
+export interface DropFile {
+  id: number
+  name: string
+  sizeBytes: number
+  createdAt: number
+}
 
 export function unlockPage(args: { label: string; token: string; error?: string }) {
   return layout({
@@ -30,7 +49,7 @@ export function linkGonePage(args: { status: number; message: string }) {
   })
 }
 
-function limits(link: LinkRow, usage: LinkUsage) {
+function limits(link: DropLink, usage: LinkUsage) {
   const used = usage.fileBytes + usage.inProgressBytes
   const items = [
     link.maxFileBytes !== null ? html`<li>Files up to ${formatBytes(link.maxFileBytes)}</li>` : '',
@@ -42,7 +61,7 @@ function limits(link: LinkRow, usage: LinkUsage) {
   return items.some((i) => i !== '') ? html`<ul class="limits">${items}</ul>` : ''
 }
 
-export function dropFileList(token: string, files: FileRow[]) {
+export function dropFileList(token: string, files: DropFile[]) {
   return html`<div id="file-area" hx-get="/d/${token}/files" hx-trigger="dropfold:uploaded from:body" hx-swap="outerHTML">
 ${files.length === 0
   ? html`<p class="empty">Nothing here yet.</p>`
@@ -56,12 +75,12 @@ ${files.map(
 }
 
 export function dropPage(args: {
-  link: LinkRow
+  link: DropLink
   token: string
   usage: LinkUsage
   chunkBytes: number
   maxFileBytes: number
-  files: FileRow[] | null
+  files: DropFile[] | null
 }) {
   const { link, token } = args
   return layout({

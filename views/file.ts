@@ -1,21 +1,39 @@
-import type { FileRow } from '../src/db/files.ts'
-import type { UploadRow } from '../src/db/uploads.ts'
 import { formatBytes, formatDate } from './format.ts'
 import { html, type SafeHtml } from './html.ts'
 import { layout } from './layout.ts'
 import { flashBox, type Flash } from './folder.ts'
 
+/** What a file's page shows of it. */
+export interface FileShown {
+  id: number
+  name: string
+  sizeBytes: number
+  mimeType: string
+  sha256: string
+  folderId: number
+  createdAt: number
+}
+
+/** Who uploaded a file, and how. */
+export interface FileUploader {
+  /** `admin` or `link:<id>`. */
+  owner: string
+  protocol: 'dropzone' | 'plain' | 'tus'
+  clientAddress: string | null
+}
+
 export interface FileDetail {
-  file: FileRow
+  file: FileShown
   folderPath: string
-  upload: UploadRow | null
+  /** `null` when not known (the upload's record is gone). */
+  upload: FileUploader | null
   /** The drop link the file came through, if it still exists. */
   link: { id: number; label: string } | null
   preview: { kind: 'image' | 'video' | 'audio' | 'pdf' } | { kind: 'text'; text: string; truncated: boolean } | null
   folderChoices: { id: number; path: string }[]
 }
 
-function uploader(upload: UploadRow | null, link: FileDetail['link']): SafeHtml | string {
+function uploader(upload: FileUploader | null, link: FileDetail['link']): SafeHtml | string {
   if (!upload) return 'unknown'
   const who =
     upload.owner === 'admin'

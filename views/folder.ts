@@ -1,16 +1,33 @@
-import type { FileRow, FolderRow } from '../src/db/files.ts'
 import type { FileSort, SortDirection } from '../src/db/library.ts'
 import { elidedPath } from '../src/engine/file-names.ts'
 import { formatBytes, formatDate } from './format.ts'
 import { html, type SafeHtml } from './html.ts'
 import { layout } from './layout.ts'
 
+/** A folder as its page names it and links to it (never its password hash). */
+export interface Folder {
+  id: number
+  name: string
+  /** `null` for Home, the root. */
+  parentId: number | null
+}
+
+/** A file as a folder's listing shows it. */
+export interface ListedFile {
+  id: number
+  name: string
+  sizeBytes: number
+  mimeType: string
+  sha256: string
+  createdAt: number
+}
+
 export interface FolderListing {
-  folder: FolderRow
+  folder: Folder
   /** Root first, this folder last. */
-  path: FolderRow[]
-  subfolders: FolderRow[]
-  files: FileRow[]
+  path: Folder[]
+  subfolders: Folder[]
+  files: ListedFile[]
   total: number
   page: number
   pageSize: number
@@ -28,7 +45,7 @@ export interface Flash {
   text: string
 }
 
-export const folderName = (folder: FolderRow) => (folder.parentId === null ? 'Home' : folder.name)
+export const folderName = (folder: Pick<Folder, 'name' | 'parentId'>) => (folder.parentId === null ? 'Home' : folder.name)
 
 /** Query string for a listing with some parameters changed. */
 export function listingQuery(l: Pick<FolderListing, 'sort' | 'direction' | 'filter' | 'page'>, change: Partial<Record<'sort' | 'dir' | 'q' | 'page', string | number>> = {}) {
@@ -44,7 +61,7 @@ export function flashBox(flash: Flash | null, outOfBand = false): SafeHtml {
 }
 
 /** Home to this folder; a deep one shows its first and last few folders around "…". */
-function breadcrumbs(path: FolderRow[]) {
+function breadcrumbs(path: Folder[]) {
   const shown = elidedPath(path)
   return html`<nav class="crumbs" aria-label="Folder path">${shown.map((f, i) =>
     f === null

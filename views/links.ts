@@ -1,13 +1,42 @@
-import type { LinkRow, LinkUsage } from '../src/db/links.ts'
-import type { UploadRow } from '../src/db/uploads.ts'
+import type { LinkUsage } from '../src/db/links.ts'
 import { LINK_PASSWORD_MIN_LENGTH, LINK_PASSWORD_RULE } from '../src/auth/link-passwords.ts'
 import { formatBytes, formatDate } from './format.ts'
 import { flashBox, type Flash } from './folder.ts'
 import { html, type SafeHtml } from './html.ts'
 import { layout } from './layout.ts'
 
+/** A link's settings as the admin sees them: never its token (not stored) nor its password hash. */
+export interface LinkSettings {
+  id: number
+  label: string
+  /** The address's last characters, to tell links apart. */
+  tokenHint: string
+  folderId: number
+  /** Whether the link has a password of its own. */
+  hasPassword: boolean
+  expiresAt: number | null
+  maxFileBytes: number | null
+  maxTotalBytes: number | null
+  maxFiles: number | null
+  allowedTypes: string | null
+  allowDownload: boolean
+  disabled: boolean
+}
+
+/** An upload that came through a link, as its page lists it. */
+export interface LinkUpload {
+  /** The file it became, once finished. */
+  fileId: number | null
+  fileName: string
+  receivedBytes: number
+  totalBytes: number
+  state: string
+  updatedAt: number
+  clientAddress: string | null
+}
+
 export interface LinkLine {
-  link: LinkRow
+  link: LinkSettings
   folderPath: string
   state: 'active' | 'disabled' | 'expired'
   usage: LinkUsage
@@ -21,7 +50,7 @@ export interface LinkSecrets {
 }
 
 /** Not the address (never stored), only enough of it to tell links apart. */
-const addressHint = (link: LinkRow) => `/d/…${link.tokenHint}`
+const addressHint = (link: LinkSettings) => `/d/…${link.tokenHint}`
 
 type FolderChoice = { id: number; path: string }
 
@@ -42,13 +71,13 @@ function options(l: LinkLine): SafeHtml {
 }
 
 /** The fields shared by "create" and "edit". */
-function linkFields(link: LinkRow | null, folders: FolderChoice[], folderId = link?.folderId) {
+function linkFields(link: LinkSettings | null, folders: FolderChoice[], folderId = link?.folderId) {
   return html`<label>Folder <select name="folder">${folders.map((f) => html`<option value="${f.id}"${folderId === f.id ? ' selected' : ''}>${f.path || '/'}</option>`)}</select></label>
   <label>Label <input name="label" required value="${link?.label ?? ''}" placeholder="e.g. Footage from the shoot"></label>
-  <label>Password <input type="password" name="password" autocomplete="new-password" minlength="${LINK_PASSWORD_MIN_LENGTH}" placeholder="${link?.passwordHash ? 'unchanged (type to replace)' : 'none'}"></label>
+  <label>Password <input type="password" name="password" autocomplete="new-password" minlength="${LINK_PASSWORD_MIN_LENGTH}" placeholder="${link?.hasPassword ? 'unchanged (type to replace)' : 'none'}"></label>
   <label class="check"><input type="checkbox" name="generatePassword"> Generate a strong password (shown once)</label>
   <p class="hint">${LINK_PASSWORD_RULE}</p>
-  ${link?.passwordHash ? html`<label class="check"><input type="checkbox" name="removePassword"> Remove the password</label>` : ''}
+  ${link?.hasPassword ? html`<label class="check"><input type="checkbox" name="removePassword"> Remove the password</label>` : ''}
   <label>Expires in days <input name="expiresInDays" inputmode="numeric" value="" placeholder="${link?.expiresAt ? `now ${formatDate(link.expiresAt)}; blank keeps it` : 'never'}"></label>
   ${link?.expiresAt ? html`<label class="check"><input type="checkbox" name="noExpiry"> Never expire</label>` : ''}
   <label>Largest file <input name="maxFileSize" value="${link?.maxFileBytes ?? ''}" placeholder="no limit (e.g. 2G)"></label>
@@ -117,7 +146,7 @@ function secretsBox(secrets: LinkSecrets | null) {
 </section>`
 }
 
-export function linkPage(args: { line: LinkLine; folders: FolderChoice[]; uploads: UploadRow[]; flash: Flash | null; secrets: LinkSecrets | null }) {
+export function linkPage(args: { line: LinkLine; folders: FolderChoice[]; uploads: LinkUpload[]; flash: Flash | null; secrets: LinkSecrets | null }) {
   const { link } = args.line
   return layout({
     title: link.label,

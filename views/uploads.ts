@@ -1,11 +1,32 @@
-import type { UploadRow } from '../src/db/uploads.ts'
 import { formatBytes, formatDate } from './format.ts'
 import { flashBox, type Flash } from './folder.ts'
 import { html } from './html.ts'
 import { layout } from './layout.ts'
 
+/** An upload as the uploads page lists it. */
+export interface ListedUpload {
+  id: string
+  fileName: string
+  owner: string
+  protocol: string
+  clientAddress: string | null
+  /** `receiving`, `finalizing`, `complete`, `failed`, … */
+  state: string
+  /** Set on the parts and the final upload of a parallel tus upload. */
+  concat: 'partial' | 'final' | null
+  totalBytes: number
+  /** The length is not known yet (tus Upload-Defer-Length). */
+  lengthDeferred: boolean
+  receivedBytes: number
+  chunkCount: number
+  receivedChunks: number
+  updatedAt: number
+  /** Why it failed or stopped. */
+  error: string | null
+}
+
 export interface UploadLine {
-  upload: UploadRow
+  upload: ListedUpload
   folderPath: string
   /** receiving uploads with no activity for a while show as stalled; finished parts as waiting (for their final upload). */
   shownState: string
@@ -21,9 +42,9 @@ export interface Storage {
 }
 
 /** A finished part of a parallel tus upload, whose bytes wait for the final upload that joins the parts. */
-export const isWaitingPart = (upload: UploadRow) => upload.concat === 'partial' && upload.state === 'complete'
+export const isWaitingPart = (upload: Pick<ListedUpload, 'concat' | 'state'>) => upload.concat === 'partial' && upload.state === 'complete'
 
-function source(upload: UploadRow) {
+function source(upload: ListedUpload) {
   const who = upload.owner === 'admin' ? 'admin' : upload.owner
   return html`${who} · ${upload.protocol}${upload.clientAddress ? html` · ${upload.clientAddress}` : ''}`
 }

@@ -11,21 +11,9 @@ const FILE_LIST_LIMIT = 500
 const VISITOR_COOKIE = 'dropfold_visitor'
 
 /** What every drop-link handler shares: finding the link behind a request and who its visitor is. */
-export interface DropLinkAccess {
-  deps: AppDeps
-  unlocks: UnlockCookies
-  isUnlocked(request: Request, link: LinkRow): boolean
-  /** A usable link whose folder is live: a link into the trash takes nothing (the trash is purged). */
-  openLiveLink(token: string): LinkRow
-  /** The link behind a request, checked on every request: disabling or expiry takes effect at once. */
-  linkFor(request: Request, token: string): LinkRow
-  /** Who uploads through the link: its folder, its limits, the visitor's own uploads. */
-  principal(request: Request, params: Record<string, string>): UploadPrincipal
-  visitorCookie(request: Request, token: string): Record<string, string>
-  folderFiles(link: LinkRow): ReturnType<typeof library.filePage>
-}
+export type DropLinkAccess = ReturnType<typeof dropLinkAccess>
 
-export function dropLinkAccess(deps: AppDeps): DropLinkAccess {
+export function dropLinkAccess(deps: AppDeps) {
   const { db, config } = deps
   const unlocks = new UnlockCookies(cookieSecret(db))
 
@@ -34,18 +22,21 @@ export function dropLinkAccess(deps: AppDeps): DropLinkAccess {
     return hash === null || unlocks.valid(link, hash, readCookie(request, unlocks.name(link)), deps.clock())
   }
 
+  /** A usable link whose folder is live: a link into the trash takes nothing (the trash is purged). */
   function openLiveLink(token: string): LinkRow {
     const link = openLink(db, token, deps.clock())
     if (library.isInTrash(db, link.folderId)) throw new HttpError(410, 'The folder of this drop link has been deleted')
     return link
   }
 
+  /** The link behind a request, checked on every request: disabling or expiry takes effect at once. */
   function linkFor(request: Request, token: string): LinkRow {
     const link = openLiveLink(token)
     if (!isUnlocked(request, link)) throw new HttpError(401, 'Enter the password of this link first')
     return link
   }
 
+  /** Who uploads through the link: its folder, its limits, the visitor's own uploads. */
   const principal = (request: Request, params: Record<string, string>): UploadPrincipal => {
     const link = linkFor(request, params.token ?? '')
     return {

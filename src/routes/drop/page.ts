@@ -20,7 +20,15 @@ export function dropLinkPage(access: DropLinkAccess, request: Request, token: st
   if (!isUnlocked(request, link)) return htmlResponse(unlockPage({ label: link.label, token }))
   const page = htmlResponse(
     dropPage({
-      link,
+      link: {
+        id: link.id,
+        label: link.label,
+        maxFileBytes: link.maxFileBytes,
+        maxTotalBytes: link.maxTotalBytes,
+        maxFiles: link.maxFiles,
+        allowedTypes: link.allowedTypes,
+        expiresAt: link.expiresAt,
+      },
       token,
       usage: linkUsage(db, link.id),
       chunkBytes: config.chunkBytes,

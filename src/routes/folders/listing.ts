@@ -2,27 +2,21 @@ import type { AppDeps } from '../../http/deps.ts'
 import { findFolder } from '../../db/files.ts'
 import * as library from '../../db/library.ts'
 import { HttpError } from '../../errors.ts'
-import type { FolderListing } from '../../../views/folder.ts'
-import { adminAudit, type Audit } from '../audit.ts'
-import { flashes, type Flashes } from '../respond.ts'
+import type { Folder, FolderListing } from '../../../views/folder.ts'
+import { adminAudit } from '../audit.ts'
+import { flashes } from '../respond.ts'
 
 const PAGE_SIZE = 100
 
 export type Query = Record<string, string | undefined>
 
 /** What every folder handler shares: the app's dependencies, its flash messages and audit log, and reading a folder's listing. */
-export interface Folders {
-  deps: AppDeps
-  succeeded: Flashes['succeeded']
-  takeFlash: Flashes['takeFlash']
-  audit: Audit
-  pathOf(folderId: number): string
-  liveFolderOr404(id: number): NonNullable<ReturnType<typeof findFolder>>
-  /** One page of a folder's listing, sorted and filtered as the query asks. */
-  listing(folderId: number, query: Query): FolderListing
-}
+export type Folders = ReturnType<typeof folders>
 
-export function folders(deps: AppDeps): Folders {
+/** A folder as its pages show it (never its password hash). */
+const shown = ({ id, name, parentId }: Folder): Folder => ({ id, name, parentId })
+
+export function folders(deps: AppDeps) {
   const { succeeded, takeFlash } = flashes(deps.config)
   const { db } = deps
 
@@ -32,6 +26,7 @@ export function folders(deps: AppDeps): Folders {
     return folder
   }
 
+  /** One page of a folder's listing, sorted and filtered as the query asks. */
   function listing(folderId: number, query: Query): FolderListing {
     const folder = liveFolderOr404(folderId)
     const sort = (['name', 'size', 'date'] as const).find((s) => s === query.sort) ?? 'date'
@@ -41,9 +36,9 @@ export function folders(deps: AppDeps): Folders {
     const lastPage = Math.max(1, Math.ceil(total / PAGE_SIZE))
     const page = Math.min(lastPage, Math.max(1, Number.parseInt(query.page ?? '1', 10) || 1))
     return {
-      folder,
-      path: library.folderPath(db, folder.id),
-      subfolders: filter ? [] : library.liveSubfolders(db, folder.id),
+      folder: shown(folder),
+      path: library.folderPath(db, folder.id).map(shown),
+      subfolders: filter ? [] : library.liveSubfolders(db, folder.id).map(shown),
       files: library.filePage(db, { folderId: folder.id, sort, direction, filter, limit: PAGE_SIZE, offset: (page - 1) * PAGE_SIZE }),
       total,
       page,

@@ -5,43 +5,51 @@ import type { LinkRow } from '../../db/links.ts'
 import { HttpError } from '../../errors.ts'
 import { cookieHeader, readCookie } from '../../http/cookies.ts'
 import { hashLinkToken, linkState } from '../../links/access.ts'
-import type { LinkLine, LinkSecrets } from '../../../views/links.ts'
-import { adminAudit, type Audit } from '../audit.ts'
-import { flashes, pathId, type Flashes } from '../respond.ts'
+import type { LinkLine, LinkSecrets, LinkSettings } from '../../../views/links.ts'
+import { adminAudit } from '../audit.ts'
+import { flashes, pathId } from '../respond.ts'
 
 /** Carries a new link's address (and a generated password) to the one page that shows it. */
 export const SECRETS_COOKIE = 'dropfold_link_secrets'
 
 
 /** What every link handler shares: the app's dependencies, flash messages, the audit log, and the helpers below. */
-export interface Links {
-  deps: AppDeps
-  succeeded: Flashes['succeeded']
-  takeFlash: Flashes['takeFlash']
-  audit: Audit
-  paths(): ReturnType<typeof library.allFolderPaths>
-  pathOf(folderId: number): string
-  /** A link as its line in the list and on its page shows it. */
-  line(link: LinkRow): LinkLine
-  linkOr404(id: string): LinkRow
-  /** Redirects to the link's page, which shows these secrets once (they are stored nowhere). */
-  showOnce(request: Request, link: LinkRow, secrets: Omit<LinkSecrets, 'url'> & { token: string | null }, text: string): Response
-  /** The secrets a create or edit left for this link's page, taken (cleared) as they are shown. */
-  takeSecrets(request: Request, link: LinkRow): LinkSecrets | null
-  /** A link's settings as the activity log records them (never its token or password). */
-  described(link: LinkRow): Record<string, unknown>
+export type Links = ReturnType<typeof links>
+
+/** What a visitor of a link may do through it: shown on the admin's pages and recorded in the activity log. */
+const limitsOf = (link: LinkRow) => ({
+  expiresAt: link.expiresAt,
+  maxFileBytes: link.maxFileBytes,
+  maxTotalBytes: link.maxTotalBytes,
+  maxFiles: link.maxFiles,
+  allowedTypes: link.allowedTypes,
+  allowDownload: link.allowDownload,
+})
+
+/** What the admin's pages show of a link: its settings, whether it has a password, never the hashes. */
+function linkSettings(link: LinkRow): LinkSettings {
+  return {
+    id: link.id,
+    label: link.label,
+    tokenHint: link.tokenHint,
+    folderId: link.folderId,
+    hasPassword: link.passwordHash !== null,
+    disabled: link.disabled,
+    ...limitsOf(link),
+  }
 }
 
-export function links(deps: AppDeps): Links {
+export function links(deps: AppDeps) {
   const { succeeded, takeFlash } = flashes(deps.config)
   const { db } = deps
   const paths = () => library.allFolderPaths(db)
   const pathOf = (folderId: number) => library.folderPathText(db, folderId)
   const audit = adminAudit(deps)
 
+  /** A link as its line in the list and on its page shows it. */
   function line(link: LinkRow): LinkLine {
     return {
-      link,
+      link: linkSettings(link),
       folderPath: library.isInTrash(db, link.folderId) ? `${pathOf(link.folderId)} (in the trash)` : pathOf(link.folderId),
       state: linkState(link, deps.clock()),
       usage: linksDb.linkUsage(db, link.id),
@@ -55,6 +63,7 @@ export function links(deps: AppDeps): Links {
     return link
   }
 
+  /** Redirects to the link's page, which shows these secrets once (they are stored nowhere). */
   function showOnce(request: Request, link: LinkRow, secrets: Omit<LinkSecrets, 'url'> & { token: string | null }, text: string) {
     const response = succeeded(request, { flash: { kind: 'notice', text }, redirect: `/links/${link.id}` })
     if (secrets.token === null && secrets.password === null) return response
@@ -63,6 +72,7 @@ export function links(deps: AppDeps): Links {
     return response
   }
 
+  /** The secrets a create or edit left for this link's page, taken (cleared) as they are shown. */
   function takeSecrets(request: Request, link: LinkRow): LinkSecrets | null {
     const raw = readCookie(request, SECRETS_COOKIE)
     if (!raw) return null
@@ -75,16 +85,8 @@ export function links(deps: AppDeps): Links {
     }
   }
 
-  const described = (link: LinkRow) => ({
-    folder: pathOf(link.folderId),
-    password: link.passwordHash !== null,
-    expiresAt: link.expiresAt,
-    maxFileBytes: link.maxFileBytes,
-    maxTotalBytes: link.maxTotalBytes,
-    maxFiles: link.maxFiles,
-    allowedTypes: link.allowedTypes,
-    allowDownload: link.allowDownload,
-  })
+  /** A link's settings as the activity log records them (never its token or password). */
+  const described = (link: LinkRow) => ({ folder: pathOf(link.folderId), password: link.passwordHash !== null, ...limitsOf(link) })
 
   return { deps, succeeded, takeFlash, audit, paths, pathOf, line, linkOr404, showOnce, takeSecrets, described }
 }
