@@ -42,7 +42,10 @@ export interface AccessLogEntry {
   time: string
   client: string
   method: string
+  /** The request target as the client sent it, query included. */
   uri: string
+  /** Its path alone. */
+  path: string
   status: number
   requestLength: number
   bytesSent: number
@@ -58,6 +61,7 @@ export interface ClusterInstance {
   url: string
   /** `127.0.0.1:<port>` as nginx's upstream and its log name it. */
   address: string
+  dataDir: string
   pid: number
   /** `kill -9`: no chance to finish anything. Resolves once the process is gone. */
   kill(): Promise<void>
@@ -73,9 +77,9 @@ export interface Cluster {
   /** nginx's URL: what clients use. */
   url: string
   instances: ClusterInstance[]
-  /** The DATA_DIR every instance was given. */
+  /** The DATA_DIR every instance was given (the first instance's, with `dataDirEach`). */
   dataDir: string
-  /** Session cookie of the admin, signed in through nginx. */
+  /** Session cookie of the admin, signed in through nginx (with `dataDirEach`, valid on one instance only). */
   cookie: string
   /** Authenticated fetch through nginx. */
   fetch(path: string, init?: RequestInit): Promise<Response>
@@ -97,6 +101,11 @@ export interface ClusterOptions {
   /** Environment for every instance (DATA_DIR defaults to a shared temporary directory, TRUST_PROXY to 1). */
   env?: Record<string, string>
   /**
+   * A DATA_DIR of its own for each instance: N independent servers, for tests of nginx itself
+   * (spreading, moving on from a dead instance) while instances cannot share a database yet.
+   */
+  dataDirEach?: boolean
+  /**
    * Directives of the deployed file to set to another value for this run (`{ client_body_timeout: '2s' }`):
    * only for a test proving that a setting matters. Each must appear exactly once.
    */
@@ -112,17 +121,24 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
   }
   try {
-    const dataDir = options.env?.DATA_DIR ?? mkdtempSync(join(tmpdir(), 'dropfold-cluster-data-'))
-    if (!options.env?.DATA_DIR) cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }))
+    const tempDataDir = () => {
+      const dir = mkdtempSync(join(tmpdir(), 'dropfold-cluster-data-'))
+      cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+      return dir
+    }
+    const shared = options.env?.DATA_DIR ?? (options.dataDirEach ? undefined : tempDataDir())
     const prefix = mkdtempSync(join(tmpdir(), 'dropfold-nginx-'))
     cleanups.push(() => rmSync(prefix, { recursive: true, force: true }))
     const accessLogPath = join(prefix, 'access.log')
     const accessLog = () => parseAccessLog(existsSync(accessLogPath) ? readFileSync(accessLogPath, 'utf8') : '')
 
     const processes: ServerProcess[] = []
+    const dataDirs: string[] = []
     for (let i = 0; i < (options.instances ?? 1); i++) {
+      const dataDir = shared ?? tempDataDir()
       const child = spawnServer({ TRUST_PROXY: '1', ...options.env, DATA_DIR: dataDir })
       processes.push(child)
+      dataDirs.push(dataDir)
       cleanups.push(async () => {
         child.proc.kill('SIGKILL')
         await child.proc.exited
@@ -130,7 +146,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       // One after the other: a second instance on a SQLite DATA_DIR refuses to start, and says why.
       await child.started
     }
-    const instances = await Promise.all(processes.map(async (child) => instanceOf(child, await child.started, accessLog)))
+    const instances = await Promise.all(processes.map(async (child, i) => instanceOf(child, await child.started, dataDirs[i]!, accessLog)))
 
     const nginx = await startNginx(prefix, instances.map((i) => i.address), accessLogPath, options.override ?? {})
     cleanups.push(nginx.stop)
@@ -139,7 +155,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     return {
       url: nginx.url,
       instances,
-      dataDir,
+      dataDir: dataDirs[0]!,
       cookie,
       fetch(path, init = {}) {
         const headers = new Headers(init.headers)
@@ -165,13 +181,14 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   }
 }
 
-function instanceOf(child: ServerProcess, url: string, accessLog: () => AccessLogEntry[]): ClusterInstance {
+function instanceOf(child: ServerProcess, url: string, dataDir: string, accessLog: () => AccessLogEntry[]): ClusterInstance {
   const address = new URL(url).host
   let exited = false
   void child.proc.exited.then(() => (exited = true))
   return {
     url,
     address,
+    dataDir,
     pid: child.proc.pid,
     async kill() {
       child.proc.kill('SIGKILL')
@@ -195,6 +212,7 @@ export function parseAccessLog(text: string): AccessLogEntry[] {
         client: raw.client!,
         method: raw.method!,
         uri: raw.uri!,
+        path: raw.uri!.split('?')[0]!,
         status: Number(raw.status),
         requestLength: Number(raw.request_length),
         bytesSent: Number(raw.bytes_sent),
