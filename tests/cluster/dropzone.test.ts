@@ -3,10 +3,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Browser } from 'playwright-core'
-import { closeBrowser, launchBrowser, newContext, signIn, trackUploads, unexpectedErrors, watchPage } from '../helpers/browser.ts'
+import { closeBrowser, launchBrowser, newContext, unexpectedErrors } from '../helpers/browser.ts'
 import { describeWithNginx } from '../helpers/cluster.ts'
 import { randomData, sha256 } from '../helpers/data.ts'
-import { clusterPerTest } from './helpers.ts'
+import { clusterPerTest, uploadInBrowser } from './helpers.ts'
 
 /** The upload page in real Chromium with stock Dropzone, through the deployed nginx configuration. */
 
@@ -34,13 +34,7 @@ describeWithNginx('Dropzone in a browser through nginx', () => {
     writeFileSync(path, data)
     const context = await newContext(browser!)
     try {
-      const page = await context.newPage()
-      const watch = watchPage(page)
-      await signIn(page, cluster.url)
-      const uploads = trackUploads(page)
-      await page.setInputFiles('input.dz-hidden-input', path)
-      const link = page.locator('.dz-preview.dz-success .dz-status a')
-      await link.waitFor({ timeout: 50_000 })
+      const { watch, uploads, href } = await uploadInBrowser(context, cluster.url, path)
 
       expect(uploads.failed).toEqual([])
       expect(uploads.posts).toBe(chunks)
@@ -52,7 +46,7 @@ describeWithNginx('Dropzone in a browser through nginx', () => {
       expect(cluster.instances[0]!.requests(isChunk)).toBe(chunks)
       expect(logged.reduce((sum, e) => sum + e.requestLength, 0)).toBeGreaterThan(size)
 
-      const response = await cluster.fetch((await link.getAttribute('href'))!)
+      const response = await cluster.fetch(href)
       expect(response.status).toBe(200)
       const downloaded = new Uint8Array(await response.arrayBuffer())
       expect(downloaded.length).toBe(size)

@@ -3,7 +3,7 @@ import { Upload } from 'tus-js-client'
 import { describeWithNginx, type Cluster } from '../helpers/cluster.ts'
 import { randomData, sha256 } from '../helpers/data.ts'
 import { baseOptions, memoryUrlStorage, recordExchanges, run, settledOffset, tusHead, type TusExchange } from '../helpers/tus.ts'
-import { clusterPerTest, multipartBody, requestFrom } from './helpers.ts'
+import { clusterPerTest, download, fileIdNamed, multipartBody, requestFrom, resumeStored, uploadAbortedAt } from './helpers.ts'
 
 /**
  * Dropfold behind the deployed nginx configuration (deploy/nginx/dropfold.conf), one instance
@@ -12,7 +12,6 @@ import { clusterPerTest, multipartBody, requestFrom } from './helpers.ts'
 
 const KiB = 1024
 const MiB = 1024 * KiB
-const TUS = { 'tus-resumable': '1.0.0' }
 
 const start = clusterPerTest()
 
@@ -20,14 +19,10 @@ const patches = (exchanges: TusExchange[]) => exchanges.filter((e) => e.method =
 const bodyBytes = (exchanges: TusExchange[]) => exchanges.reduce((sum, e) => sum + e.bodyBytes, 0)
 const isPatch = (uploadUrl: string) => (entry: { method: string; uri: string }) => entry.method === 'PATCH' && entry.uri === new URL(uploadUrl).pathname
 
-/** The id of the file a finished tus upload became, from its detail page link on the Uploads list… or the folder listing. */
 async function downloadNamed(cluster: Cluster, name: string): Promise<Uint8Array> {
-  const listing = await (await cluster.fetch('/folders/1/view')).text()
-  const id = new RegExp(`href="/files/(\\d+)"[^>]*>${name.replace('.', '\\.')}<`).exec(listing)?.[1]
+  const id = await fileIdNamed(cluster, name)
   expect(id).toBeDefined()
-  const response = await cluster.fetch(`/files/${id}/download`)
-  expect(response.status).toBe(200)
-  return new Uint8Array(await response.arrayBuffer())
+  return download(cluster, id!)
 }
 
 describeWithNginx('one Dropfold instance behind nginx', () => {
@@ -63,29 +58,16 @@ describeWithNginx('one Dropfold instance behind nginx', () => {
     })
 
     // First attempt: aborted (not terminated) once 40% went out.
-    const first = recordExchanges()
-    const { promise: aborted, resolve } = Promise.withResolvers<void>()
-    const upload: Upload = new Upload(data, {
-      ...options,
-      ...first.hooks,
-      onProgress(sent) {
-        if (sent >= 0.4 * data.length) void upload.abort().then(resolve)
-      },
-    })
-    void run(upload).catch(() => {})
-    await aborted
-    const uploadUrl = upload.url!
+    const first = await uploadAbortedAt(0.4, data, options)
+    const uploadUrl = first.upload.url!
     expect(new URL(uploadUrl).origin).toBe(cluster.url)
     const offset = await settledOffset(cluster, uploadUrl)
     expect(offset).toBeGreaterThan(0)
     expect(offset).toBeLessThan(data.length)
 
     // Second attempt: a fresh Upload finds it, asks HEAD through nginx, and PATCHes from there.
-    const second = recordExchanges()
-    const resumed = new Upload(data, { ...options, ...second.hooks })
-    const [previous] = await resumed.findPreviousUploads()
-    await run(resumed, previous)
-    expect(resumed.url).toBe(uploadUrl)
+    const second = await resumeStored(data, options)
+    expect(second.upload.url).toBe(uploadUrl)
     expect(second.exchanges[0]).toMatchObject({ method: 'HEAD', status: 200 })
     expect(Number(second.exchanges[0]!.responseHeaders!['upload-offset'])).toBe(offset)
     expect(patches(second.exchanges)[0]!.headers['Upload-Offset']).toBe(String(offset))

@@ -69,6 +69,8 @@ export interface ClusterInstance {
   alive(): boolean
   /** What it printed on stderr, once it has exited. */
   stderr: Promise<string>
+  /** Authenticated fetch straight to this instance, bypassing nginx (to choose which instance gets a request). */
+  fetch(path: string, init?: RequestInit): Promise<Response>
   /** How many requests nginx's log says this instance answered (those matching `which`, if given). */
   requests(which?: (entry: AccessLogEntry) => boolean): number
 }
@@ -146,22 +148,19 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       // One after the other: a second instance on a SQLite DATA_DIR refuses to start, and says why.
       await child.started
     }
-    const instances = await Promise.all(processes.map(async (child, i) => instanceOf(child, await child.started, dataDirs[i]!, accessLog)))
+    let cookie = ''
+    const instances = await Promise.all(processes.map(async (child, i) => instanceOf(child, await child.started, dataDirs[i]!, accessLog, () => cookie)))
 
     const nginx = await startNginx(prefix, instances.map((i) => i.address), accessLogPath, options.override ?? {})
     cleanups.push(nginx.stop)
 
-    const cookie = await login(nginx.url, TEST_PASSWORD)
+    cookie = await login(nginx.url, TEST_PASSWORD)
     return {
       url: nginx.url,
       instances,
       dataDir: dataDirs[0]!,
       cookie,
-      fetch(path, init = {}) {
-        const headers = new Headers(init.headers)
-        if (!headers.has('cookie')) headers.set('cookie', cookie)
-        return fetch(nginx.url + path, { ...init, headers, redirect: 'manual' })
-      },
+      fetch: signedIn(nginx.url, () => cookie),
       accessLog,
       async logged(which, count, timeoutMs = 10_000) {
         const deadline = Date.now() + timeoutMs
@@ -181,7 +180,16 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   }
 }
 
-function instanceOf(child: ServerProcess, url: string, dataDir: string, accessLog: () => AccessLogEntry[]): ClusterInstance {
+/** fetch relative to `url` with the admin's cookie, never following redirects. */
+function signedIn(url: string, cookie: () => string) {
+  return (path: string, init: RequestInit = {}) => {
+    const headers = new Headers(init.headers)
+    if (!headers.has('cookie')) headers.set('cookie', cookie())
+    return fetch(url + path, { ...init, headers, redirect: 'manual' })
+  }
+}
+
+function instanceOf(child: ServerProcess, url: string, dataDir: string, accessLog: () => AccessLogEntry[], cookie: () => string): ClusterInstance {
   const address = new URL(url).host
   let exited = false
   void child.proc.exited.then(() => (exited = true))
@@ -196,6 +204,7 @@ function instanceOf(child: ServerProcess, url: string, dataDir: string, accessLo
     },
     alive: () => !exited,
     stderr: child.stderr,
+    fetch: signedIn(url, cookie),
     requests: (which = () => true) => accessLog().filter((entry) => entry.upstream === address && which(entry)).length,
   }
 }
