@@ -142,6 +142,8 @@ export async function uploadInBrowser(context: BrowserContext, url: string, path
   const uploads = trackUploads(page)
   await page.setInputFiles('input.dz-hidden-input', path)
   const link = page.locator('.dz-preview.dz-success .dz-status a')
-  await link.waitFor({ timeout: timeoutMs })
+  const refusal = page.locator('.dz-preview.dz-error .dz-error-message')
+  await link.or(refusal).first().waitFor({ timeout: timeoutMs })
+  if (await refusal.count()) throw new Error(`the upload failed in the page: ${await refusal.first().textContent()}`)
   return { page, watch, uploads, href: (await link.getAttribute('href'))! }
 }

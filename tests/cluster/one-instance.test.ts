@@ -82,6 +82,16 @@ describeWithNginx('one Dropfold instance behind nginx', () => {
     expect(sha256(await downloadNamed(cluster, 'resumed.bin'))).toBe(sha256(data))
   })
 
+  test('a tus upload sent in one PATCH, larger than the largest chunk, passes nginx (tus-js-client sends one PATCH unless given a chunkSize)', async () => {
+    const cluster = await start()
+    const data = Buffer.from(randomData(64 * MiB + 5))
+    const record = recordExchanges()
+    await run(new Upload(data, { ...baseOptions(cluster), ...record.hooks, metadata: { filename: 'one-patch.bin' } }))
+    expect(patches(record.exchanges)).toHaveLength(1)
+    expect(patches(record.exchanges)[0]).toMatchObject({ status: 204, bodyBytes: data.length })
+    expect(sha256(await downloadNamed(cluster, 'one-patch.bin'))).toBe(sha256(data))
+  })
+
   test('a download through nginx keeps its length, ETag and Range answers', async () => {
     const cluster = await start()
     const data = randomData(3 * MiB + 5)
