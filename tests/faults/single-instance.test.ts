@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { loadConfig } from '../../src/config.ts'
 import { startServer } from '../../src/server.ts'
 import { login, startTestServer, TEST_PASSWORD, type TestServer } from '../helpers/server.ts'
-import { spawnServer, type ServerProcess } from './processes.ts'
+import { spawnServer, type ServerProcess } from '../helpers/processes.ts'
 
 const cleanups: (() => unknown)[] = []
 afterEach(async () => {

@@ -78,7 +78,7 @@ export function memoryUrlStorage(): UrlStorage & { entries: Map<string, Previous
 }
 
 /** Options every test upload needs: the endpoint and the admin cookie. Retries are off unless asked for. */
-export function baseOptions(server: TestServer, extra: UploadOptions = {}): UploadOptions {
+export function baseOptions(server: Pick<TestServer, 'url' | 'cookie'>, extra: UploadOptions = {}): UploadOptions {
   return {
     endpoint: `${server.url}/tus/`,
     headers: { Cookie: server.cookie },
@@ -108,7 +108,7 @@ export function run(upload: Upload, previous?: PreviousUpload): Promise<void> {
 export const uploadIdOf = (url: string) => new URL(url).pathname.split('/').pop()!
 
 /** A tus HEAD request, as a client would send it. */
-export async function tusHead(server: TestServer, uploadUrl: string) {
+export async function tusHead(server: Pick<TestServer, 'fetch'>, uploadUrl: string) {
   const response = await server.fetch(new URL(uploadUrl).pathname, { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0' } })
   return {
     status: response.status,
@@ -122,7 +122,7 @@ export async function tusHead(server: TestServer, uploadUrl: string) {
  * Waits until the server's offset for an upload stops moving: after an abort the server may still
  * be writing the tail of the interrupted request.
  */
-export async function settledOffset(server: TestServer, uploadUrl: string, quietMs = 300, timeoutMs = 5000): Promise<number> {
+export async function settledOffset(server: Pick<TestServer, 'fetch'>, uploadUrl: string, quietMs = 300, timeoutMs = 5000): Promise<number> {
   const deadline = Date.now() + timeoutMs
   let last = (await tusHead(server, uploadUrl)).offset
   let since = Date.now()

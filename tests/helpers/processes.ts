@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url'
-import { TEST_PASSWORD } from '../helpers/server.ts'
+import { TEST_PASSWORD } from './server.ts'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
