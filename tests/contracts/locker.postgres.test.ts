@@ -1,14 +1,10 @@
-import { afterAll, beforeAll, expect, test } from 'bun:test'
+import { expect, test } from 'bun:test'
 import { PostgresLocker } from '../../src/adapters/postgres/locker.ts'
-import { describePostgres, freshDatabase, type TestDatabase } from '../helpers/postgres.ts'
+import { describePostgres, suiteDatabase } from '../helpers/postgres.ts'
 import { lockerContract } from './locker.ts'
 
 describePostgres('PostgreSQL locker', () => {
-  let database: TestDatabase
-  beforeAll(async () => {
-    database = await freshDatabase()
-  })
-  afterAll(() => database.drop())
+  const database = suiteDatabase()
 
   /** Keys held as this instance counts them, checked against the advisory locks PostgreSQL says it holds. */
   const underTest = async () => {
@@ -54,8 +50,8 @@ describePostgres('PostgreSQL locker', () => {
         taken = true
         return lock
       })
-      // The waiter has asked PostgreSQL and been refused at least once before the release.
-      while (b.statements() < 1) await new Promise((resolve) => setImmediate(resolve))
+      // The waiter has asked PostgreSQL and been refused before the release.
+      while (b.waitersOnOthers() < 1) await new Promise((resolve) => setImmediate(resolve))
       expect(taken).toBe(false)
       await held.release()
       const lock = await waiting

@@ -1,5 +1,5 @@
 import { SQL } from 'bun'
-import { describe, test } from 'bun:test'
+import { afterAll, beforeAll, describe, test } from 'bun:test'
 
 /**
  * The server PostgreSQL tests run against: a URL whose user may create databases. `.ci/run`
@@ -52,6 +52,21 @@ export async function freshDatabase(): Promise<TestDatabase> {
       } finally {
         await admin.close()
       }
+    },
+  }
+}
+
+/** One fresh database for the suite this is called in: created before its first test, dropped after its last. */
+export function suiteDatabase(): { readonly url: string } {
+  let database: TestDatabase | undefined
+  beforeAll(async () => {
+    database = await freshDatabase()
+  })
+  afterAll(() => database?.drop())
+  return {
+    get url() {
+      if (!database) throw new Error('the suite database exists only while its suite runs')
+      return database.url
     },
   }
 }

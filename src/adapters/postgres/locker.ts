@@ -108,6 +108,13 @@ export class PostgresLocker implements Locker {
     return row!.n
   }
 
+  /** Waiters refused by PostgreSQL (another instance holds their key) that wait to hear it is released. */
+  waitersOnOthers(): number {
+    let waiters = 0
+    for (const wakers of this.wakers.values()) waiters += wakers.size
+    return waiters
+  }
+
   /** Statements sent to PostgreSQL so far (each one round trip): for the bench and tests. */
   statements(): number {
     return this.roundTrips
