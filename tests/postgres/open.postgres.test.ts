@@ -97,7 +97,7 @@ describePostgres('openPostgres', () => {
       }
     }))
 
-  test('commits are synchronous even where the server default says otherwise', () =>
+  test('every connection commits synchronously, even where the server default says otherwise, and notices a dead peer in seconds', () =>
     withDatabase(async ({ url }) => {
       const name = new URL(url).pathname.slice(1)
       const admin = new SQL(url, { max: 1 })
@@ -110,6 +110,9 @@ describePostgres('openPostgres', () => {
       try {
         const shown = await Promise.all([1, 2, 3].map(() => db.$client.begin((tx) => tx`show synchronous_commit`)))
         expect(shown.map((rows) => rows[0].synchronous_commit)).toEqual(['on', 'on', 'on'])
+        // And a dead peer is noticed in seconds, not hours (these apply on TCP connections, as here).
+        const [keepalive] = await db.$client`select current_setting('tcp_keepalives_idle') as idle, current_setting('tcp_keepalives_count') as count`
+        expect(keepalive).toEqual({ idle: '10', count: '3' })
       } finally {
         await db.$client.close()
       }

@@ -19,8 +19,18 @@ const MIGRATION_LOCK = 0x64_66_6d_69 // "dfmi"
 /**
  * Every connection runs with `synchronous_commit = on` whatever the server's default: a commit
  * Dropfold acknowledges is on PostgreSQL's disk (its WAL flushed) before the answer leaves.
+ * TCP keepalives: a session whose instance vanished without closing its socket (its machine lost
+ * power, its network went) is ended by the server after about 10 + 3 × 5 = 25 s of silence,
+ * with its advisory locks and open transaction, instead of after the kernel's two hours. (An
+ * instance killed with SIGKILL closes its socket: its sessions end at once.)
  */
-export const CONNECTION_SETTINGS = { synchronous_commit: 'on', application_name: 'dropfold' } as const
+export const CONNECTION_SETTINGS = {
+  synchronous_commit: 'on',
+  application_name: 'dropfold',
+  tcp_keepalives_idle: 10,
+  tcp_keepalives_interval: 5,
+  tcp_keepalives_count: 3,
+} as const
 
 export interface PostgresOptions {
   /** Connections in the pool. */
