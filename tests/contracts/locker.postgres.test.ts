@@ -1,3 +1,4 @@
+import { SQL } from 'bun'
 import { expect, test } from 'bun:test'
 import { PostgresLocker } from '../../src/adapters/postgres/locker.ts'
 import { describePostgres, suiteDatabase } from '../helpers/postgres.ts'
@@ -80,6 +81,28 @@ describePostgres('PostgreSQL locker', () => {
       expect(most).toBe(1)
     } finally {
       await Promise.all([a.close(), b.close()])
+    }
+  })
+
+  test('a lost session is logged (its locks are gone), and the locker goes on with a new one', async () => {
+    const logs: string[] = []
+    const locker = await PostgresLocker.open(database.url, { log: (message) => logs.push(message) })
+    const admin = new SQL(database.url, { max: 1 })
+    try {
+      const held = await locker.lock('upload:lost')
+      const [{ pid }] = await admin`select pid from pg_locks where locktype = 'advisory' and granted and pid <> pg_backend_pid()`
+      await admin`select pg_terminate_backend(${pid})`
+      // PostgreSQL dropped the lock with the session: another instance could take it now.
+      while (logs.length === 0) await new Promise((resolve) => setTimeout(resolve, 10))
+      expect(logs).toEqual(['locker: the PostgreSQL session holding the locks closed; its locks are gone'])
+      await held.release()
+      const again = (await locker.tryLock('upload:lost'))!
+      expect(again).not.toBeNull()
+      expect(await locker.advisoryLocksHeld()).toBe(1)
+      await again.release()
+    } finally {
+      await admin.close()
+      await locker.close()
     }
   })
 

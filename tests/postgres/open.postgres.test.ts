@@ -8,7 +8,7 @@ import { openPostgres } from '../../src/adapters/postgres/open.ts'
 import { blobs, folders } from '../../src/adapters/postgres/schema.ts'
 import { openDatabase } from '../../src/db/open.ts'
 import { StartupError } from '../../src/startup-error.ts'
-import { describePostgres, freshDatabase, type TestDatabase } from '../helpers/postgres.ts'
+import { TEST_DATABASE_URL, describePostgres, freshDatabase, type TestDatabase } from '../helpers/postgres.ts'
 
 async function withDatabase(check: (database: TestDatabase) => Promise<void>) {
   const database = await freshDatabase()
@@ -117,6 +117,14 @@ describePostgres('openPostgres', () => {
         await db.$client.close()
       }
     }))
+
+  test('a database that does not exist on a reachable server stops start-up with the server\'s reason', async () => {
+    const url = new URL(TEST_DATABASE_URL!)
+    url.pathname = `/dropfold_absent_${crypto.randomUUID().replaceAll('-', '')}`
+    const error = await startupErrorOf(openPostgres(url.toString()))
+    expect(error.message).toStartWith(`cannot connect to PostgreSQL at ${url.hostname}:${url.port}${url.pathname}: `)
+    expect(error.message).toContain('does not exist')
+  })
 })
 
 // These need no server: they must fail before reaching one.
