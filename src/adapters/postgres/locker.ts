@@ -20,8 +20,9 @@ export interface PostgresLockerOptions {
 /**
  * Locks shared by every instance on one PostgreSQL database: session-level advisory locks
  * (`pg_try_advisory_lock(hashtextextended(key, 0))`), all held on one connection of this
- * instance, so any number of locks costs one connection, and PostgreSQL drops them all when
- * the instance dies (its socket closes, its session ends).
+ * instance, so any number of locks costs one connection (two with the listener's), and
+ * PostgreSQL drops them all when the instance dies (its socket closes, its session ends).
+ * Taking or releasing a lock writes nothing to PostgreSQL's WAL: no disk flush.
  *
  * Advisory locks are re-entrant within a session, so PostgreSQL only excludes other instances;
  * in front of it the in-process MemoryLocker queues this instance's own holders, first come
@@ -34,6 +35,8 @@ export class PostgresLocker implements Locker {
   private readonly wakers = new Map<string, Set<() => void>>()
   private readonly maxPollMs: number
   private roundTrips = 0
+  /** Set by close(): the session's end is then expected, not news. */
+  private closing = false
 
   private constructor(
     private readonly session: SQL,
@@ -61,8 +64,6 @@ export class PostgresLocker implements Locker {
     locker = new PostgresLocker(session, listening, options)
     return locker
   }
-
-  private closing = false
 
   lock(key: string, signal?: AbortSignal): Promise<Lock> {
     const taking = this.take(key, signal)
