@@ -42,7 +42,9 @@ stop() {
 }
 
 run() {
-  eval "$(start)"
+  local exports
+  exports=$(start) # on its own line, so that a failed start stops here (set -e) rather than running CMD without a server
+  eval "$exports"
   trap 'stop "$PG_TEST_DIR"' EXIT
   "$@"
 }
