@@ -3,8 +3,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Browser } from 'playwright-core'
-import { closeBrowser, launchBrowser, newContext, unexpectedErrors } from '../helpers/browser.ts'
-import { describeWithNginx } from '../helpers/cluster.ts'
+import { closeBrowser, launchBrowser, newContext, unexpectedErrors, CHROMIUM } from '../helpers/browser.ts'
+import { describeNeeding } from '../helpers/services.ts'
+import { NGINX } from '../helpers/cluster.ts'
 import { randomData, sha256 } from '../helpers/data.ts'
 import { clusterPerTest, uploadInBrowser } from './helpers.ts'
 
@@ -13,7 +14,7 @@ import { clusterPerTest, uploadInBrowser } from './helpers.ts'
 const MiB = 1024 * 1024
 const start = clusterPerTest()
 
-describeWithNginx('Dropzone in a browser through nginx', () => {
+describeNeeding([NGINX, CHROMIUM], 'Dropzone in a browser through nginx', () => {
   let browser: Browser | undefined
   let tempDir: string | undefined
   beforeAll(async () => {

@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Browser } from 'playwright-core'
 import { Upload } from 'tus-js-client'
-import { closeBrowser, launchBrowser, newContext } from '../helpers/browser.ts'
-import { describeWithNginx, type Cluster } from '../helpers/cluster.ts'
+import { closeBrowser, launchBrowser, newContext, CHROMIUM } from '../helpers/browser.ts'
+import { describeNeeding } from '../helpers/services.ts'
+import { NGINX, type Cluster } from '../helpers/cluster.ts'
 import { inParallel, randomData, sha256 } from '../helpers/data.ts'
 import { chunkFields, chunkOf, sendChunk } from '../helpers/dropzone-client.ts'
 import { baseOptions, memoryUrlStorage, run } from '../helpers/tus.ts'
@@ -29,7 +30,7 @@ const isChunk = (e: { method: string; path: string }) => e.method === 'POST' && 
 
 const downloadSha = async (cluster: Cluster, fileId: number | string) => sha256(await download(cluster, fileId))
 
-describeWithNginx('the cluster scenarios of issue 15 through nginx', () => {
+describeNeeding([NGINX, CHROMIUM], 'the cluster scenarios of issue 15 through nginx', () => {
   let browser: Browser | undefined
   let tempDir: string | undefined
   beforeAll(async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'bun:test'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { signIn, unexpectedErrors, unexpectedLogs, watchPage, browserSuite } from '../helpers/browser.ts'
+import { signIn, unexpectedErrors, unexpectedLogs, watchPage, browserSuite, describeWithBrowser } from '../helpers/browser.ts'
 import { randomData, sha256 } from '../helpers/data.ts'
 
 /**
@@ -13,7 +13,7 @@ const suite = browserSuite()
 
 const context = () => suite.context()
 
-describe('drop links in a real browser', () => {
+describeWithBrowser('drop links in a real browser', () => {
   test('the admin creates a password-protected drop link, a visitor opens it, enters the password and uploads a file; the admin sees it', async () => {
     const server = await suite.startServer({ CHUNK_SIZE: '64K' })
     const tempDir = suite.tempDir()

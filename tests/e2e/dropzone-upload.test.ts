@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'bun:test'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { ROOT_FOLDER_PATH, signIn, trackUploads, unexpectedErrors, unexpectedLogs, watchPage, browserSuite } from '../helpers/browser.ts'
+import { ROOT_FOLDER_PATH, signIn, trackUploads, unexpectedErrors, unexpectedLogs, watchPage, browserSuite, describeWithBrowser } from '../helpers/browser.ts'
 import { randomData, sha256 } from '../helpers/data.ts'
 
 /**
@@ -17,7 +17,7 @@ async function setUp(env: Record<string, string>) {
   return { server, page, watch: watchPage(page), tempDir: suite.tempDir() }
 }
 
-describe('uploading through the folder page in a real browser', () => {
+describeWithBrowser('uploading through the folder page in a real browser', () => {
   test('a person signs in and uploads a multi-megabyte file with stock Dropzone; it downloads byte-identical', async () => {
     const chunkSize = 256 * 1024
     const size = 6 * 1024 * 1024 + 12_345 // not a multiple of the chunk size: the last chunk is short

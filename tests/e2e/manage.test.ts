@@ -2,7 +2,7 @@ import { describe, expect, test } from 'bun:test'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { BrowserContextOptions, Page } from 'playwright-core'
-import { acceptDialogs, markDocument, ROOT_FOLDER_PATH, signIn, signInWithoutScripts, unexpectedErrors, unexpectedLogs, waitForUploader, watchPage, browserSuite } from '../helpers/browser.ts'
+import { acceptDialogs, markDocument, ROOT_FOLDER_PATH, signIn, signInWithoutScripts, unexpectedErrors, unexpectedLogs, waitForUploader, watchPage, browserSuite, describeWithBrowser } from '../helpers/browser.ts'
 import { randomData, sha256 } from '../helpers/data.ts'
 import { chunkFields, chunkOf, sendChunk } from '../helpers/dropzone-client.ts'
 
@@ -54,7 +54,7 @@ async function goHome(page: Page) {
 const fileNames = (page: Page) => page.locator('#file-area table.files td.name').allTextContents()
 const fileRow = (page: Page, name: string) => page.locator('#file-area table.files tbody tr').filter({ has: page.locator('td.name', { hasText: name }) })
 
-describe('managing files in a real browser', () => {
+describeWithBrowser('managing files in a real browser', () => {
   test('a person creates a folder, uploads into it, moves a file, deletes it and restores it', async () => {
     const { server, page, watch, tempDir } = await setUp()
     const dialogs = acceptDialogs(page)

@@ -2,7 +2,7 @@ import { describe, expect, test } from 'bun:test'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Page } from 'playwright-core'
-import { type ChunkPost, devTools, signIn, throttleUploads, trackChunkPosts, unexpectedErrors, unexpectedLogs, watchPage, browserSuite } from '../helpers/browser.ts'
+import { type ChunkPost, devTools, signIn, throttleUploads, trackChunkPosts, unexpectedErrors, unexpectedLogs, watchPage, browserSuite, describeWithBrowser } from '../helpers/browser.ts'
 import { randomData, sha256 } from '../helpers/data.ts'
 import { type TestServer } from '../helpers/server.ts'
 
@@ -114,7 +114,7 @@ async function uploadPartlyAndCloseTab(server: TestServer, page: Page, path: str
   return key
 }
 
-describe('resuming and retrying uploads in a real browser', () => {
+describeWithBrowser('resuming and retrying uploads in a real browser', () => {
   test('an upload interrupted by stopping the server resumes after the restart without re-sending acknowledged chunks', async () => {
     const size = 5 * MiB + 4321
     const totalChunks = Math.ceil(size / CHUNK)

@@ -12,13 +12,26 @@ import {
   type Request,
 } from 'playwright-core'
 import { startTestServer, TEST_PASSWORD, type TestServer } from './server.ts'
+import { describeNeeding, type Service } from './services.ts'
 
 /**
  * Real Chromium for end-to-end tests, driven by playwright-core (no bundled browsers: we use the
- * system's). A missing browser is a failure with instructions, never a silent skip.
+ * system's). Suites that need it are declared with describeWithBrowser: skipped and reported
+ * without Chromium, failed in CI (see describeNeeding).
  */
 
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+
+export const CHROMIUM: Service = {
+  name: 'Chromium',
+  missing: () => (existsSync(CHROMIUM_PATH) ? null : `Chromium was not found at ${CHROMIUM_PATH}`),
+  howToRun: 'Run them after `apt-get install -y chromium`, or with CHROMIUM_PATH set to a Chromium/Chrome executable.',
+}
+
+/** `describe` for a suite that drives a real browser. */
+export function describeWithBrowser(name: string, body: () => void) {
+  return describeNeeding([CHROMIUM], name, body)
+}
 
 const ARGS = [
   '--no-sandbox',
@@ -82,7 +95,8 @@ export function browserSuite() {
   let server: TestServer | undefined
   let tempDir: string | undefined
   beforeAll(async () => {
-    browser = await launchBrowser()
+    // Without Chromium every suite of the file is skipped (describeWithBrowser): nothing to launch.
+    if (!CHROMIUM.missing()) browser = await launchBrowser()
   })
   afterEach(async () => {
     for (const context of contexts.splice(0)) await closeContext(context)

@@ -1,10 +1,10 @@
-import { describe } from 'bun:test'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { spawnServer, type ServerProcess } from './processes.ts'
 import { login, TEST_PASSWORD } from './server.ts'
+import { describeNeeding, type Service } from './services.ts'
 
 /**
  * A real nginx in front of Dropfold server processes, as deployed: nginx runs the repository's
@@ -26,15 +26,15 @@ export function nginxMissing(): string | null {
   return `nginx was not found${process.env.NGINX_PATH ? ` at NGINX_PATH=${process.env.NGINX_PATH}` : ''}`
 }
 
-/**
- * `describe` for a suite that needs nginx; without nginx the suite is skipped with a line saying
- * so and how to run it. (To be unified with the skip reporting of the PostgreSQL suites.)
- */
-export function describeWithNginx(name: string, suite: () => void) {
-  const missing = nginxMissing()
-  if (!missing) return describe(name, suite)
-  console.warn(`SKIPPED "${name}": ${missing}. To run it: apt-get install -y nginx (or set NGINX_PATH), then npx bun test tests/cluster`)
-  return describe.skip(name, suite)
+export const NGINX: Service = {
+  name: 'nginx',
+  missing: nginxMissing,
+  howToRun: 'Run them after `apt-get install -y nginx` (or with NGINX_PATH set to an nginx binary): `npx bun test tests/cluster`.',
+}
+
+/** `describe` for a suite that needs nginx (and, if given, other services too; see describeNeeding). */
+export function describeWithNginx(name: string, suite: () => void, also: Service[] = []) {
+  return describeNeeding([NGINX, ...also], name, suite)
 }
 
 /** One line of nginx's access log (log_format dropfold). */

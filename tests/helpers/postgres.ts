@@ -1,5 +1,6 @@
 import { SQL } from 'bun'
-import { afterAll, beforeAll, describe, test } from 'bun:test'
+import { afterAll, beforeAll } from 'bun:test'
+import { describeNeeding, type Service } from './services.ts'
 
 /**
  * The server PostgreSQL tests run against: a URL whose user may create databases. `.ci/run`
@@ -7,21 +8,17 @@ import { afterAll, beforeAll, describe, test } from 'bun:test'
  */
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL || undefined
 
-/**
- * `describe` for a suite that needs PostgreSQL. Without TEST_DATABASE_URL the suite shows as one
- * skipped test, and the run ends with a line naming every suite skipped so and how to run them
- * (tests/helpers/postgres-skips.ts, preloaded by bunfig.toml).
- */
-export function describePostgres(name: string, body: () => void) {
-  if (TEST_DATABASE_URL) return describe(name, body)
-  skippedPostgresSuites().push(name)
-  test.skip(`${name}: needs PostgreSQL (set TEST_DATABASE_URL, or run \`npm run test:postgres\`)`, () => {})
+export const POSTGRES: Service = {
+  name: 'PostgreSQL',
+  missing: () => (TEST_DATABASE_URL ? null : 'TEST_DATABASE_URL is not set'),
+  howToRun:
+    'Run them with `npm run test:postgres`, which starts a private PostgreSQL 15 cluster for the run, ' +
+    'or set TEST_DATABASE_URL=postgres://user@host:port/postgres (a user who may create databases).',
 }
 
-/** The suites skipped in this run, shared by every test file (bun runs them in one process). */
-export function skippedPostgresSuites(): string[] {
-  const shared = globalThis as { dropfoldSkippedPostgres?: string[] }
-  return (shared.dropfoldSkippedPostgres ??= [])
+/** `describe` for a suite that needs PostgreSQL (see describeNeeding). */
+export function describePostgres(name: string, body: () => void) {
+  return describeNeeding([POSTGRES], name, body)
 }
 
 export interface TestDatabase {

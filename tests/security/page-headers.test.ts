@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import type { Page } from 'playwright-core'
-import { acceptDialogs, browserSuite, signIn, unexpectedErrors, waitForUploader, watchPage } from '../helpers/browser.ts'
+import { acceptDialogs, browserSuite, signIn, unexpectedErrors, waitForUploader, watchPage, describeWithBrowser } from '../helpers/browser.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
 import { post, row, uploadFile } from '../library/helpers.ts'
 import { createLink } from '../links/helpers.ts'
@@ -67,7 +67,7 @@ async function watchViolations(page: Page) {
   return () => page.evaluate(() => (globalThis as any).__violations as string[])
 }
 
-describe('pages in a real browser under the Content-Security-Policy', () => {
+describeWithBrowser('pages in a real browser under the Content-Security-Policy', () => {
   test('a violation would be seen: an inline script injected into a page is blocked and reported', async () => {
     const server = await suite.startServer()
     const page = await (await suite.context()).newPage()

@@ -1,0 +1,10 @@
+// Preloaded for every `bun test` run (bunfig.toml): once every file has run, says which suites
+// were skipped for want of a service (PostgreSQL, nginx, Chromium), and how to run them.
+import { afterAll } from 'bun:test'
+import { skippedReport } from './services.ts'
+
+afterAll(() => {
+  for (const { service, suites } of skippedReport()) {
+    process.stderr.write(`\nSkipped ${suites.length} suite(s) that need ${service.name}: ${suites.join('; ')}.\n${service.howToRun}\n`)
+  }
+})
