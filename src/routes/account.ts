@@ -40,7 +40,7 @@ export function accountRoutes(deps: AppDeps) {
       audit(request, server, 'account.password.failure', 'admin')
       return page({ status: 401, error: 'The current password is wrong.' })
     }
-    await changeAdminPassword(deps.db, password, readCookie(request, SESSION_COOKIE))
+    await changeAdminPassword(deps.store, password, readCookie(request, SESSION_COOKIE))
     audit(request, server, 'account.password.change', 'admin')
     return succeeded(request, { flash: { kind: 'notice', text: 'Password changed. Every other session has been signed out.' }, redirect: '/account' })
   }
@@ -51,9 +51,9 @@ export function accountRoutes(deps: AppDeps) {
       return page({ flash, headers })
     })
     .post('/account/password', (ctx: Ctx) => changePassword(ctx), { parse: 'none' })
-    .post('/account/sign-out-everywhere', ({ request, server }: Ctx) => {
+    .post('/account/sign-out-everywhere', async ({ request, server }: Ctx) => {
       audit(request, server, 'account.sign-out-everywhere', 'admin')
-      deleteSessions(deps.db)
+      await deleteSessions(deps.store)
       return new Response(null, { status: 303, headers: { location: '/login', 'set-cookie': endSessionCookie(deps) } })
     })
 }

@@ -4,10 +4,7 @@ import { Elysia } from 'elysia'
 import type { AppDeps } from '../http/deps.ts'
 import { refusalText, unlockClaims } from '../auth/limits.ts'
 import { PASSWORD_HASHING } from '../auth/admin-password.ts'
-import { logActivity } from '../db/activity.ts'
-import { findFile } from '../db/files.ts'
-import * as library from '../db/library.ts'
-import { linkOwner, linkUsage, type LinkRow } from '../db/links.ts'
+import { linkOwner, type Link as LinkRow } from '../core/records.ts'
 import { HttpError } from '../errors.ts'
 import { clientAddress } from '../http/client-address.ts'
 import { cookieHeader, readCookie } from '../http/cookies.ts'
@@ -33,30 +30,32 @@ const VISITOR_COOKIE = 'dropfold_visitor'
  * files. Nothing else of the server is reachable through it.
  */
 export function dropRoutes(deps: AppDeps) {
-  const { db, config } = deps
-  const unlocks = new UnlockCookies(cookieSecret(db))
+  const { store, config } = deps
+  let unlockCookies: Promise<UnlockCookies> | undefined
+  const unlocks = () => (unlockCookies ??= cookieSecret(store).then((secret) => new UnlockCookies(secret)))
 
-  function isUnlocked(request: Request, link: LinkRow): boolean {
-    const hash = requiredPasswordHash(db, link)
-    return hash === null || unlocks.valid(link, hash, readCookie(request, unlocks.name(link)), deps.clock())
+  async function isUnlocked(request: Request, link: LinkRow): Promise<boolean> {
+    const hash = await requiredPasswordHash(store, link)
+    const cookies = await unlocks()
+    return hash === null || cookies.valid(link, hash, readCookie(request, cookies.name(link)), deps.clock())
   }
 
   /** A usable link whose folder is live: a link into the trash takes nothing (the trash is purged). */
-  function openLiveLink(token: string): LinkRow {
-    const link = openLink(db, token, deps.clock())
-    if (library.isInTrash(db, link.folderId)) throw new HttpError(410, 'The folder of this drop link has been deleted')
+  async function openLiveLink(token: string): Promise<LinkRow> {
+    const link = await openLink(store, token, deps.clock())
+    if (await store.library.isInTrash(link.folderId)) throw new HttpError(410, 'The folder of this drop link has been deleted')
     return link
   }
 
   /** The link behind a request, checked on every request: disabling or expiry takes effect at once. */
-  function linkFor(request: Request, token: string): LinkRow {
-    const link = openLiveLink(token)
-    if (!isUnlocked(request, link)) throw new HttpError(401, 'Enter the password of this link first')
+  async function linkFor(request: Request, token: string): Promise<LinkRow> {
+    const link = await openLiveLink(token)
+    if (!(await isUnlocked(request, link))) throw new HttpError(401, 'Enter the password of this link first')
     return link
   }
 
-  const principal = (request: Request, params: Record<string, string>): UploadPrincipal => {
-    const link = linkFor(request, params.token ?? '')
+  const principal = async (request: Request, params: Record<string, string>): Promise<UploadPrincipal> => {
+    const link = await linkFor(request, params.token ?? '')
     return {
       owner: linkOwner(link.id),
       folderId: link.folderId,
@@ -80,27 +79,27 @@ export function dropRoutes(deps: AppDeps) {
   }
 
   function folderFiles(link: LinkRow) {
-    return library.filePage(db, { folderId: link.folderId, sort: 'date', direction: 'desc', filter: '', limit: FILE_LIST_LIMIT, offset: 0 })
+    return store.library.filePage({ folderId: link.folderId, sort: 'date', direction: 'desc', filter: '', limit: FILE_LIST_LIMIT, offset: 0 })
   }
 
-  function page(request: Request, token: string) {
+  async function page(request: Request, token: string) {
     let link: LinkRow
     try {
-      link = openLiveLink(token)
+      link = await openLiveLink(token)
     } catch (error) {
       const gone = refusalOf(error)
       if (gone) return htmlResponse(linkGonePage({ status: gone.status, message: gone.message }), gone.status)
       throw error
     }
-    if (!isUnlocked(request, link)) return htmlResponse(unlockPage({ label: link.label, token }))
+    if (!(await isUnlocked(request, link))) return htmlResponse(unlockPage({ label: link.label, token }))
     const page = htmlResponse(
       dropPage({
         link,
         token,
-        usage: linkUsage(db, link.id),
+        usage: await store.links.usage(link.id),
         chunkBytes: config.chunkBytes,
         maxFileBytes: Math.min(config.maxFileBytes, link.maxFileBytes ?? Number.POSITIVE_INFINITY),
-        files: link.allowDownload ? folderFiles(link) : null,
+        files: link.allowDownload ? await folderFiles(link) : null,
       }),
     )
     for (const [name, value] of Object.entries(visitorCookie(request, token))) page.headers.append(name, value)
@@ -114,12 +113,12 @@ export function dropRoutes(deps: AppDeps) {
     let link: LinkRow | null = null
     let gone: HttpError | null = null
     try {
-      link = openLiveLink(token)
+      link = await openLiveLink(token)
     } catch (error) {
       gone = refusalOf(error)
       if (!gone) throw error
     }
-    const hash = link ? requiredPasswordHash(db, link) : null
+    const hash = link ? await requiredPasswordHash(store, link) : null
     // Every attempt pays for one password check, whether or not the link exists.
     const outcome = await deps.passwordChecks.check({
       claims: unlockClaims(address, link && hash !== null ? link.id : null),
@@ -138,11 +137,12 @@ export function dropRoutes(deps: AppDeps) {
     }
     if (hash === null) return new Response(null, { status: 303, headers: { location: `/d/${token}` } })
     if (outcome.kind === 'wrong') {
-      logActivity(db, now, { actor: 'anonymous', action: 'link.unlock.failure', target: link.label, details: { link: link.id }, clientAddress: address })
+      await store.activity.log(now, { actor: 'anonymous', action: 'link.unlock.failure', target: link.label, details: { link: link.id }, clientAddress: address })
       return htmlResponse(unlockPage({ label: link.label, token, error: 'Wrong password.' }), 401)
     }
-    logActivity(db, now, { actor: linkOwner(link.id), action: 'link.unlock.success', target: link.label, clientAddress: address })
-    const cookie = cookieHeader(unlocks.name(link), unlocks.value(link, hash, now), {
+    await store.activity.log(now, { actor: linkOwner(link.id), action: 'link.unlock.success', target: link.label, clientAddress: address })
+    const cookies = await unlocks()
+    const cookie = cookieHeader(cookies.name(link), cookies.value(link, hash, now), {
       path: `/d/${token}`,
       maxAgeSeconds: UNLOCK_TTL_MS / 1000,
       secure: config.secureCookies,
@@ -150,11 +150,11 @@ export function dropRoutes(deps: AppDeps) {
     return new Response(null, { status: 303, headers: { location: `/d/${token}`, 'set-cookie': cookie } })
   }
 
-  function downloadable(request: Request, token: string, fileId: string) {
-    const link = linkFor(request, token)
+  async function downloadable(request: Request, token: string, fileId: string) {
+    const link = await linkFor(request, token)
     if (!link.allowDownload) throw new HttpError(403, 'This link does not let visitors download')
-    const file = /^\d{1,15}$/.test(fileId) ? findFile(db, Number(fileId)) : undefined
-    if (!file || file.folderId !== link.folderId || file.deletedAt !== null || library.isInTrash(db, file.folderId)) {
+    const file = /^\d{1,15}$/.test(fileId) ? await store.library.file(Number(fileId)) : undefined
+    if (!file || file.folderId !== link.folderId || file.deletedAt !== null || (await store.library.isInTrash(file.folderId))) {
       throw new HttpError(404, 'No such file')
     }
     return file
@@ -167,13 +167,13 @@ export function dropRoutes(deps: AppDeps) {
     .guard({ public: checksToken, dropLink: true })
     .get('/d/:token', ({ request, params }) => page(request, params.token))
     .post('/d/:token/unlock', ({ request, params, server }) => unlock(request, params.token, server), { parse: 'none' })
-    .get('/d/:token/files', ({ request, params }) => {
-      const link = linkFor(request, params.token)
+    .get('/d/:token/files', async ({ request, params }) => {
+      const link = await linkFor(request, params.token)
       if (!link.allowDownload) throw new HttpError(403, 'This link does not let visitors see the folder')
-      return htmlResponse(dropFileList(params.token, folderFiles(link)))
+      return htmlResponse(dropFileList(params.token, await folderFiles(link)))
     })
-    .get('/d/:token/files/:id/download', ({ request, params }) =>
-      fileResponse(deps.blobs, downloadable(request, params.token, params.id), request, 'attachment'),
+    .get('/d/:token/files/:id/download', async ({ request, params }) =>
+      fileResponse(deps.blobs, await downloadable(request, params.token, params.id), request, 'attachment'),
     )
     .guard({ streamsBody: true }, (uploads) =>
       uploads
