@@ -1,3 +1,4 @@
+import type { Server } from 'bun'
 import { HttpError } from '../errors.ts'
 import { cookieHeader, readCookie } from '../http/cookies.ts'
 import { refusalOf } from '../http/errors.ts'
@@ -12,6 +13,12 @@ import { errorPage } from '../../views/error.ts'
  */
 
 const FLASH_COOKIE = 'dropfold_flash'
+
+/** What an action's handler takes from the route (POST /things/:id/…). */
+export type ActionContext = { request: Request; params: { id: string }; server: Server<unknown> | null }
+
+/** The flash message helpers of one app (below). */
+export type Flashes = ReturnType<typeof flashes>
 
 export const isHtmx = (request: Request) => request.headers.get('hx-request') === 'true'
 
