@@ -76,7 +76,7 @@ async function serve(config: Config, store: SqliteMetadataStore, log: Log, clock
   await housekeeping()
   const password = await settleAdminPassword(store, config)
   const passwordChecks = new PasswordChecks(new SqliteAttemptStore(store))
-  const app = createApp({ config, store, db: store.db, engine, blobs, staging, clock, log, passwordChecks })
+  const app = createApp({ config, store, engine, blobs, staging, clock, log, passwordChecks })
   app.onRequest(({ request }) => {
     if (request.method !== 'GET' && request.method !== 'HEAD') reserve.releaseIfFull()
   })

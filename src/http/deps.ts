@@ -1,7 +1,6 @@
 import type { PasswordChecks } from '../auth/password-checks.ts'
 import type { Config } from '../config.ts'
 import type { UploadEngine } from '../engine/engine.ts'
-import type { Db } from '../db/open.ts'
 import type { MetadataStore } from '../ports/metadata.ts'
 import type { BlobStore, Staging } from '../storage/types.ts'
 
@@ -9,8 +8,6 @@ import type { BlobStore, Staging } from '../storage/types.ts'
 export interface AppDeps {
   config: Config
   store: MetadataStore
-  /** Until the routes are converted to the store (transitional). */
-  db: Db
   engine: UploadEngine
   blobs: BlobStore
   staging: Staging

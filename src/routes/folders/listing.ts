@@ -1,10 +1,10 @@
 import type { AppDeps } from '../../http/deps.ts'
-import { findFolder } from '../../db/files.ts'
-import * as library from '../../db/library.ts'
+import type { Folder } from '../../core/records.ts'
 import { HttpError } from '../../errors.ts'
-import type { FolderListing } from '../../../views/folder.ts'
+import { fileArea, type FolderListing } from '../../../views/folder.ts'
+import type { SafeHtml } from '../../../views/html.ts'
 import { adminAudit, type Audit } from '../audit.ts'
-import { flashes, type Flashes } from '../respond.ts'
+import { flashes, isHtmx, type Flashes } from '../respond.ts'
 
 const PAGE_SIZE = 100
 
@@ -16,48 +16,56 @@ export interface Folders {
   succeeded: Flashes['succeeded']
   takeFlash: Flashes['takeFlash']
   audit: Audit
-  pathOf(folderId: number): string
-  liveFolderOr404(id: number): NonNullable<ReturnType<typeof findFolder>>
+  pathOf(folderId: number): Promise<string>
+  liveFolderOr404(id: number): Promise<Folder>
   /** One page of a folder's listing, sorted and filtered as the query asks. */
-  listing(folderId: number, query: Query): FolderListing
+  listing(folderId: number, query: Query): Promise<FolderListing>
+  /** The re-rendered file area an htmx request gets after an action (read only for those). */
+  fragment(request: Request, folderId: number, query: Query): Promise<(() => SafeHtml) | undefined>
 }
 
 export function folders(deps: AppDeps): Folders {
   const { succeeded, takeFlash } = flashes(deps.config)
-  const { db } = deps
+  const { store } = deps
 
-  function liveFolderOr404(id: number) {
-    const folder = findFolder(db, id)
-    if (!folder || library.isInTrash(db, id)) throw new HttpError(404, 'No such folder (it may be in the trash)')
+  async function liveFolderOr404(id: number) {
+    const folder = await store.library.folder(id)
+    if (!folder || (await store.library.isInTrash(id))) throw new HttpError(404, 'No such folder (it may be in the trash)')
     return folder
   }
 
-  function listing(folderId: number, query: Query): FolderListing {
-    const folder = liveFolderOr404(folderId)
+  async function listing(folderId: number, query: Query): Promise<FolderListing> {
+    const folder = await liveFolderOr404(folderId)
     const sort = (['name', 'size', 'date'] as const).find((s) => s === query.sort) ?? 'date'
     const direction = query.dir === 'asc' || query.dir === 'desc' ? query.dir : sort === 'name' ? 'asc' : 'desc'
     const filter = (query.q ?? '').trim().slice(0, 200)
-    const total = library.countLiveFiles(db, folder.id, filter)
+    const total = await store.library.countLiveFiles(folder.id, filter)
     const lastPage = Math.max(1, Math.ceil(total / PAGE_SIZE))
     const page = Math.min(lastPage, Math.max(1, Number.parseInt(query.page ?? '1', 10) || 1))
     return {
       folder,
-      path: library.folderPath(db, folder.id),
-      subfolders: filter ? [] : library.liveSubfolders(db, folder.id),
-      files: library.filePage(db, { folderId: folder.id, sort, direction, filter, limit: PAGE_SIZE, offset: (page - 1) * PAGE_SIZE }),
+      path: await store.library.folderPath(folder.id),
+      subfolders: filter ? [] : await store.library.liveSubfolders(folder.id),
+      files: await store.library.filePage({ folderId: folder.id, sort, direction, filter, limit: PAGE_SIZE, offset: (page - 1) * PAGE_SIZE }),
       total,
       page,
       pageSize: PAGE_SIZE,
       sort,
       direction,
       filter,
-      folderChoices: library.allFolderPaths(db),
+      folderChoices: await store.library.allFolderPaths(),
     }
   }
 
   const audit = adminAudit(deps)
 
-  const pathOf = (folderId: number) => library.folderPathText(db, folderId)
+  const pathOf = (folderId: number) => store.library.folderPathText(folderId)
 
-  return { deps, succeeded, takeFlash, audit, pathOf, liveFolderOr404, listing }
+  async function fragment(request: Request, folderId: number, query: Query) {
+    if (!isHtmx(request)) return undefined
+    const area = fileArea(await listing(folderId, query))
+    return () => area
+  }
+
+  return { deps, succeeded, takeFlash, audit, pathOf, liveFolderOr404, listing, fragment }
 }

@@ -1,7 +1,5 @@
 import type { AppDeps } from '../../http/deps.ts'
-import * as library from '../../db/library.ts'
-import * as linksDb from '../../db/links.ts'
-import type { LinkRow } from '../../db/links.ts'
+import type { FolderChoice, Link as LinkRow } from '../../core/records.ts'
 import { HttpError } from '../../errors.ts'
 import { cookieHeader, readCookie } from '../../http/cookies.ts'
 import { hashLinkToken, linkState } from '../../links/access.ts'
@@ -19,38 +17,39 @@ export interface Links {
   succeeded: Flashes['succeeded']
   takeFlash: Flashes['takeFlash']
   audit: Audit
-  paths(): ReturnType<typeof library.allFolderPaths>
-  pathOf(folderId: number): string
+  paths(): Promise<FolderChoice[]>
+  pathOf(folderId: number): Promise<string>
   /** A link as its line in the list and on its page shows it. */
-  line(link: LinkRow): LinkLine
-  linkOr404(id: string): LinkRow
+  line(link: LinkRow): Promise<LinkLine>
+  linkOr404(id: string): Promise<LinkRow>
   /** Redirects to the link's page, which shows these secrets once (they are stored nowhere). */
   showOnce(request: Request, link: LinkRow, secrets: Omit<LinkSecrets, 'url'> & { token: string | null }, text: string): Response
   /** The secrets a create or edit left for this link's page, taken (cleared) as they are shown. */
   takeSecrets(request: Request, link: LinkRow): LinkSecrets | null
   /** A link's settings as the activity log records them (never its token or password). */
-  described(link: LinkRow): Record<string, unknown>
+  described(link: LinkRow): Promise<Record<string, unknown>>
 }
 
 export function links(deps: AppDeps): Links {
   const { succeeded, takeFlash } = flashes(deps.config)
-  const { db } = deps
-  const paths = () => library.allFolderPaths(db)
-  const pathOf = (folderId: number) => library.folderPathText(db, folderId)
+  const { store } = deps
+  const paths = () => store.library.allFolderPaths()
+  const pathOf = (folderId: number) => store.library.folderPathText(folderId)
   const audit = adminAudit(deps)
 
-  function line(link: LinkRow): LinkLine {
+  async function line(link: LinkRow): Promise<LinkLine> {
+    const folderPath = await pathOf(link.folderId)
     return {
       link,
-      folderPath: library.isInTrash(db, link.folderId) ? `${pathOf(link.folderId)} (in the trash)` : pathOf(link.folderId),
+      folderPath: (await store.library.isInTrash(link.folderId)) ? `${folderPath} (in the trash)` : folderPath,
       state: linkState(link, deps.clock()),
-      usage: linksDb.linkUsage(db, link.id),
-      passwordFrom: link.passwordHash ? 'link' : linksDb.folderPasswordHash(db, link.folderId) ? 'folder' : null,
+      usage: await store.links.usage(link.id),
+      passwordFrom: link.passwordHash ? 'link' : (await store.library.folderPasswordHash(link.folderId)) ? 'folder' : null,
     }
   }
 
-  function linkOr404(id: string) {
-    const link = linksDb.findLink(db, pathId(id, 'link'))
+  async function linkOr404(id: string) {
+    const link = await store.links.find(pathId(id, 'link'))
     if (!link) throw new HttpError(404, 'No such link')
     return link
   }
@@ -75,8 +74,8 @@ export function links(deps: AppDeps): Links {
     }
   }
 
-  const described = (link: LinkRow) => ({
-    folder: pathOf(link.folderId),
+  const described = async (link: LinkRow) => ({
+    folder: await pathOf(link.folderId),
     password: link.passwordHash !== null,
     expiresAt: link.expiresAt,
     maxFileBytes: link.maxFileBytes,
