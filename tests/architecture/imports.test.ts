@@ -74,6 +74,35 @@ function readImports(root: string, dirs: string[]): { files: string[]; arrows: A
   return { files, arrows, unresolved }
 }
 
+/** The packages a file imports (bare specifiers: `bun:sqlite`, `drizzle-orm/…`), with the line of each. */
+function packagesOf(root: string, file: string): { name: string; line: number }[] {
+  const text = readFileSync(join(root, file), 'utf8')
+  const found: { name: string; line: number }[] = []
+  for (const pattern of [STATIC, BARE, DYNAMIC]) {
+    for (const m of text.matchAll(pattern)) {
+      const specifier = pattern === STATIC ? m[4]! : m[1]!
+      if (!specifier.startsWith('.')) found.push({ name: specifier, line: text.slice(0, m.index).split('\n').length })
+    }
+  }
+  return found
+}
+
+/** Files under `from`, and every file they import directly or through others, that import one of `packages`. */
+function usesPackages(root: string, arrows: Arrow[], files: string[], from: string[], packages: RegExp): string[] {
+  const seen = new Set(files.filter((f) => from.some((p) => f.startsWith(p))))
+  const queue = [...seen]
+  while (queue.length > 0) {
+    const file = queue.shift()!
+    for (const arrow of arrows) {
+      if (arrow.from === file && !seen.has(arrow.to)) {
+        seen.add(arrow.to)
+        queue.push(arrow.to)
+      }
+    }
+  }
+  return [...seen].sort().flatMap((file) => packagesOf(root, file).filter((p) => packages.test(p.name)).map((p) => `${file}:${p.line} imports ${p.name}`))
+}
+
 const describeArrow = (a: Arrow) => `${a.from}:${a.line} → ${a.to} (${a.names.join(', ')})`
 
 /** Each import cycle, spelled out arrow by arrow (the shortest loop through each tangle). */
@@ -198,6 +227,9 @@ function viewImportsBeyond(arrows: Arrow[], allowed: Record<string, string[]>[])
 const LOWER = ['src/core/', 'src/ports/', 'src/db/', 'src/storage/', 'src/engine/', 'src/platform/']
 const UPPER = ['src/http/', 'src/routes/', 'src/protocols/', 'src/app.ts', 'src/server.ts', 'src/main.ts']
 
+/** What only the database adapters may import. */
+const DATABASE_PACKAGES = /^(bun:sqlite|drizzle-orm|drizzle-kit|postgres|pg)(\/|$)/
+
 describe('the import structure', () => {
   const { files, arrows, unresolved } = readImports(ROOT, ['src', 'views'])
   const has = (from: string, to: string, name: string) =>
@@ -224,6 +256,10 @@ describe('the import structure', () => {
   test('ports, the core and the engine never import an adapter: adapters are chosen in server.ts', () => {
     expect(files.some((f) => f.startsWith('src/adapters/'))).toBe(true)
     expect(reaches(arrows, ['src/ports/', 'src/core/', 'src/engine/'], ['src/adapters/']).join('\n\n')).toBe('')
+  })
+
+  test('the core, the ports and the engine use no database driver or ORM, directly or through the files they import', () => {
+    expect(usesPackages(ROOT, arrows, files, ['src/core/', 'src/ports/', 'src/engine/'], DATABASE_PACKAGES).join('\n')).toBe('')
   })
 
   test('src/db and src/storage never import each other: what both need (file handles, group sync) is in src/platform', () => {
@@ -261,6 +297,21 @@ describe('the checks themselves', () => {
         '  src/a.ts:1 → src/b.ts (type B)\n' +
         '  src/b.ts:1 → src/c.ts (c, type C)\n' +
         '  src/c.ts:1 → src/a.ts (*)',
+    ])
+  })
+
+  test('a database package reached from the engine through another file is caught', () => {
+    using t = tree({
+      'src/engine/e.ts': "import { m } from '../middle.ts'\n",
+      'src/middle.ts': "import { Database } from 'bun:sqlite'\nimport { eq } from 'drizzle-orm'\nexport const m = 1\n",
+      'src/core/c.ts': "import type { SQL } from 'drizzle-orm/sql'\n",
+      'src/other.ts': "import { Database } from 'bun:sqlite'\n",
+    })
+    const { files, arrows } = readImports(t.root, ['src'])
+    expect(usesPackages(t.root, arrows, files, ['src/core/', 'src/engine/'], DATABASE_PACKAGES)).toEqual([
+      'src/core/c.ts:1 imports drizzle-orm/sql',
+      'src/middle.ts:1 imports bun:sqlite',
+      'src/middle.ts:2 imports drizzle-orm',
     ])
   })
 
