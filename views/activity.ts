@@ -1,4 +1,4 @@
-import type { ActivityRow } from '../src/db/activity.ts'
+import type { ActivityRecord as ActivityRow } from '../src/core/records.ts'
 import { formatDate } from './format.ts'
 import { html } from './html.ts'
 import { layout } from './layout.ts'

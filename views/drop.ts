@@ -1,5 +1,4 @@
-import type { FileRow } from '../src/db/files.ts'
-import type { LinkRow, LinkUsage } from '../src/db/links.ts'
+import type { FileRecord as FileRow, Link as LinkRow, LinkUsage } from '../src/core/records.ts'
 import { formatBytes, formatDate } from './format.ts'
 import { html } from './html.ts'
 import { layout } from './layout.ts'

@@ -1,5 +1,4 @@
-import type { FileRow } from '../src/db/files.ts'
-import type { UploadRow } from '../src/db/uploads.ts'
+import type { FileRecord as FileRow, Upload as UploadRow } from '../src/core/records.ts'
 import { formatBytes, formatDate } from './format.ts'
 import { html, type SafeHtml } from './html.ts'
 import { layout } from './layout.ts'

@@ -1,5 +1,4 @@
-import type { FileRow, FolderRow } from '../src/db/files.ts'
-import type { FileSort, SortDirection } from '../src/db/library.ts'
+import type { FileRecord as FileRow, Folder as FolderRow, FileSort, SortDirection } from '../src/core/records.ts'
 import { elidedPath } from '../src/engine/file-names.ts'
 import { formatBytes, formatDate } from './format.ts'
 import { html, type SafeHtml } from './html.ts'

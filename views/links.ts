@@ -1,5 +1,4 @@
-import type { LinkRow, LinkUsage } from '../src/db/links.ts'
-import type { UploadRow } from '../src/db/uploads.ts'
+import type { Link as LinkRow, LinkUsage, Upload as UploadRow } from '../src/core/records.ts'
 import { LINK_PASSWORD_MIN_LENGTH, LINK_PASSWORD_RULE } from '../src/auth/link-passwords.ts'
 import { formatBytes, formatDate } from './format.ts'
 import { flashBox, type Flash } from './folder.ts'

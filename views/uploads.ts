@@ -1,4 +1,4 @@
-import type { UploadRow } from '../src/db/uploads.ts'
+import type { Upload as UploadRow } from '../src/core/records.ts'
 import { formatBytes, formatDate } from './format.ts'
 import { flashBox, type Flash } from './folder.ts'
 import { html } from './html.ts'

@@ -197,21 +197,16 @@ function reaches(arrows: Arrow[], from: string[], to: string[]): string[] {
 }
 
 /**
- * What views may take from `src/`: plain types and pure helpers. The database row types
- * (`typeof table.$inferSelect`) are listed apart: views should get plain data, and these are to
- * be replaced by view types of their own; no row type may be added, and none imported as a value.
+ * What views may take from `src/`: plain types (the domain records of src/core/records.ts, never
+ * a database row type) and pure helpers; nothing imported as a value but the helpers listed.
  */
 const VIEWS_MAY_TAKE: Record<string, string[]> = {
-  'src/db/library.ts': ['type FileSort', 'type SortDirection', 'type TrashEntry'],
-  'src/db/links.ts': ['type LinkUsage'],
+  'src/core/records.ts': [
+    'type FileSort', 'type SortDirection', 'type TrashEntry', 'type LinkUsage',
+    'type FileRecord', 'type Folder', 'type Link', 'type Upload', 'type ActivityRecord',
+  ],
   'src/engine/file-names.ts': ['elidedPath'],
   'src/auth/link-passwords.ts': ['LINK_PASSWORD_MIN_LENGTH', 'LINK_PASSWORD_RULE'],
-}
-const DATABASE_ROWS_IN_VIEWS: Record<string, string[]> = {
-  'src/db/files.ts': ['type FileRow', 'type FolderRow'],
-  'src/db/links.ts': ['type LinkRow'],
-  'src/db/uploads.ts': ['type UploadRow'],
-  'src/db/activity.ts': ['type ActivityRow'],
 }
 
 function viewImportsBeyond(arrows: Arrow[], allowed: Record<string, string[]>[]): string[] {
@@ -224,7 +219,7 @@ function viewImportsBeyond(arrows: Arrow[], allowed: Record<string, string[]>[])
     )
 }
 
-const LOWER = ['src/core/', 'src/ports/', 'src/db/', 'src/storage/', 'src/engine/', 'src/platform/']
+const LOWER = ['src/core/', 'src/ports/', 'src/adapters/sqlite/', 'src/storage/', 'src/engine/', 'src/platform/']
 const UPPER = ['src/http/', 'src/routes/', 'src/protocols/', 'src/app.ts', 'src/server.ts', 'src/main.ts']
 
 /** What only the database adapters may import. */
@@ -240,8 +235,8 @@ describe('the import structure', () => {
     expect(files).toContain('views/layout.ts')
     expect(has('src/app.ts', 'src/routes/drop.ts', 'dropRoutes')).toBe(true)
     expect(has('src/routes/drop.ts', 'src/http/deps.ts', 'type AppDeps')).toBe(true)
-    expect(has('src/db/open.ts', 'src/db/schema.ts', '*')).toBe(true)
-    expect(has('views/links.ts', 'src/db/links.ts', 'type LinkRow')).toBe(true)
+    expect(has('src/adapters/sqlite/open.ts', 'src/adapters/sqlite/schema.ts', '*')).toBe(true)
+    expect(has('views/links.ts', 'src/core/records.ts', 'type Link')).toBe(true)
     expect(unresolved).toEqual([])
   })
 
@@ -249,7 +244,7 @@ describe('the import structure', () => {
     expect(findCycles(files, arrows).join('\n\n')).toBe('')
   })
 
-  test('src/core, src/ports, src/db, src/storage, src/engine and src/platform never import from the HTTP layer, directly or through others', () => {
+  test('src/core, src/ports, src/adapters/sqlite, src/storage, src/engine and src/platform never import from the HTTP layer, directly or through others', () => {
     expect(reaches(arrows, LOWER, UPPER).join('\n\n')).toBe('')
   })
 
@@ -262,13 +257,13 @@ describe('the import structure', () => {
     expect(usesPackages(ROOT, arrows, files, ['src/core/', 'src/ports/', 'src/engine/'], DATABASE_PACKAGES).join('\n')).toBe('')
   })
 
-  test('src/db and src/storage never import each other: what both need (file handles, group sync) is in src/platform', () => {
-    expect(reaches(arrows, ['src/db/'], ['src/storage/']).join('\n\n')).toBe('')
-    expect(reaches(arrows, ['src/storage/'], ['src/db/']).join('\n\n')).toBe('')
+  test('the SQLite adapter and src/storage never import each other: what both need (file handles, group sync) is in src/platform', () => {
+    expect(reaches(arrows, ['src/adapters/sqlite/'], ['src/storage/']).join('\n\n')).toBe('')
+    expect(reaches(arrows, ['src/storage/'], ['src/adapters/sqlite/']).join('\n\n')).toBe('')
   })
 
-  test('views take from src/ only plain types and pure helpers (and the database row types listed, to be replaced)', () => {
-    expect(viewImportsBeyond(arrows, [VIEWS_MAY_TAKE, DATABASE_ROWS_IN_VIEWS]).join('\n')).toBe('')
+  test('views take from src/ only plain types (the domain records) and pure helpers, never database rows', () => {
+    expect(viewImportsBeyond(arrows, [VIEWS_MAY_TAKE]).join('\n')).toBe('')
   })
 })
 
@@ -331,14 +326,15 @@ describe('the checks themselves', () => {
 
   test('a view taking a value, or a type not listed, from src/ is caught', () => {
     using t = tree({
-      'views/v.ts': "import { type FileRow, listFiles } from '../src/db/files.ts'\nimport type { Db } from '../src/db/types.ts'\n",
-      'src/db/files.ts': 'export type FileRow = {}\nexport const listFiles = 1\n',
-      'src/db/types.ts': 'export type Db = {}\n',
+      'views/v.ts': "import { type FileRow, listFiles } from '../src/adapters/sqlite/files.ts'\nimport type { Db } from '../src/adapters/sqlite/types.ts'\n",
+      'src/adapters/sqlite/files.ts': 'export type FileRow = {}\nexport const listFiles = 1\n',
+      'src/adapters/sqlite/types.ts': 'export type Db = {}\n',
     })
     const { arrows } = readImports(t.root, ['src', 'views'])
-    expect(viewImportsBeyond(arrows, [VIEWS_MAY_TAKE, DATABASE_ROWS_IN_VIEWS])).toEqual([
-      'views/v.ts:1 takes listFiles from src/db/files.ts',
-      'views/v.ts:2 takes type Db from src/db/types.ts',
+    expect(viewImportsBeyond(arrows, [VIEWS_MAY_TAKE])).toEqual([
+      'views/v.ts:1 takes type FileRow from src/adapters/sqlite/files.ts',
+      'views/v.ts:1 takes listFiles from src/adapters/sqlite/files.ts',
+      'views/v.ts:2 takes type Db from src/adapters/sqlite/types.ts',
     ])
   })
 })

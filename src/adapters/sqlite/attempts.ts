@@ -1,6 +1,6 @@
 import { and, eq, inArray, lt } from 'drizzle-orm'
 import type { SqliteMetadataStore } from './metadata.ts'
-import { attempts } from '../../db/schema.ts'
+import { attempts } from './schema.ts'
 import { refunded, reservationOf, type AttemptStore, type Claim, type Counted, type Reservation } from '../../ports/attempts.ts'
 
 /** Attempt counters in the `attempts` table; every operation is one (synchronous) transaction. */

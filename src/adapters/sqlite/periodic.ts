@@ -1,6 +1,6 @@
 import { and, eq } from 'drizzle-orm'
-import { settings } from '../../db/schema.ts'
-import { changes } from '../../db/uploads.ts'
+import { settings } from './schema.ts'
+import { changes } from './uploads.ts'
 import type { SqliteMetadataStore } from './metadata.ts'
 import { ElectedPeriodicWork, type Ballots, type PeriodicOptions } from '../elected-periodic.ts'
 

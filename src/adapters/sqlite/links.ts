@@ -5,7 +5,7 @@ import { folders, links, uploads } from './schema.ts'
 export type LinkRow = typeof links.$inferSelect
 export type NewLink = typeof links.$inferInsert
 
-import { linkIdOf, linkOwner, type LinkUsage } from '../core/records.ts'
+import { linkIdOf, linkOwner, type LinkUsage } from '../../core/records.ts'
 
 export { linkIdOf, linkOwner, type LinkUsage }
 

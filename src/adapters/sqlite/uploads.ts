@@ -3,7 +3,7 @@ import type { Db } from './types.ts'
 import { atomically, prepared } from './prepared.ts'
 import { uploadChunks, uploads, type UploadState } from './schema.ts'
 import { linkUsage } from './links.ts'
-import { linkIdOf, type Admission, type AdmissionFigures } from '../core/records.ts'
+import { linkIdOf, type Admission, type AdmissionFigures } from '../../core/records.ts'
 
 export type { Admission }
 

@@ -1,7 +1,7 @@
 import { and, asc, desc, eq, inArray, isNotNull, isNull, lt, or, sql, type SQL } from 'drizzle-orm'
-import { elidedPath } from '../engine/file-names.ts'
-import { DomainError } from '../core/errors.ts'
-import type { FilePageQuery, FileSort, FolderChoice, SortDirection, StorageSummary, TrashEntry } from '../core/records.ts'
+import { elidedPath } from '../../engine/file-names.ts'
+import { DomainError } from '../../core/errors.ts'
+import type { FilePageQuery, FileSort, FolderChoice, SortDirection, StorageSummary, TrashEntry } from '../../core/records.ts'
 
 export type { FilePageQuery, FileSort, FolderChoice, SortDirection, StorageSummary, TrashEntry }
 import { numberedName, type FileRow, type FolderRow } from './files.ts'

@@ -1,5 +1,5 @@
-import { GroupSync } from '../platform/group-sync.ts'
-import { syncPath } from '../platform/sync-path.ts'
+import { GroupSync } from '../../platform/group-sync.ts'
+import { syncPath } from '../../platform/sync-path.ts'
 import type { Db } from './types.ts'
 import { atomically } from './prepared.ts'
 

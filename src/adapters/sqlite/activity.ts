@@ -1,7 +1,7 @@
 import { and, desc, eq, lt, or, sql, type SQL } from 'drizzle-orm'
 import type { Db } from './types.ts'
 import { activity } from './schema.ts'
-import type { ActivityEntry, ActivityQuery } from '../core/records.ts'
+import type { ActivityEntry, ActivityQuery } from '../../core/records.ts'
 
 export type { ActivityEntry, ActivityQuery }
 
