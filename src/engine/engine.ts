@@ -79,7 +79,7 @@ export class UploadEngine {
   }
 
   async requireFolder(folderId: number) {
-    if (!await this.store.library.folder(folderId)) throw new DomainError('not-found', `Folder ${folderId} does not exist`)
+    if (!(await this.store.library.folder(folderId))) throw new DomainError('not-found', `Folder ${folderId} does not exist`)
     if (await this.store.library.isInTrash(folderId)) throw new DomainError('not-found', `Folder ${folderId} is in the trash`)
   }
 
@@ -172,7 +172,7 @@ export class UploadEngine {
     differs('the chunk size', spec.chunkBytes, upload.chunkBytes)
     differs('the chunk count', spec.chunkCount, upload.chunkCount)
     // A folder purged since the upload began no longer exists: the upload goes on into the home folder.
-    if (!spec.keepStartedFolder && await this.store.library.folder(spec.folderId)) differs('the folder', spec.folderId, upload.folderId)
+    if (!spec.keepStartedFolder && (await this.store.library.folder(spec.folderId))) differs('the folder', spec.folderId, upload.folderId)
     differs('the file name', fileName, upload.fileName)
   }
 
@@ -191,7 +191,7 @@ export class UploadEngine {
     if (!current) throw new DomainError('not-found', 'No such upload; start it again')
     const done = current.state === 'finalizing' || current.state === 'complete'
     if (!done && current.state !== 'receiving') throw this.notReceiving(current)
-    if (done || await this.store.uploads.hasChunk(upload.id, index)) return this.acknowledgeHeld(current, body)
+    if (done || (await this.store.uploads.hasChunk(upload.id, index))) return this.acknowledgeHeld(current, body)
     const lock = await this.lockChunk(upload.id, index)
     // Recorded by a request that held the lock until just now.
     if (await this.store.uploads.hasChunk(upload.id, index)) {
@@ -307,7 +307,7 @@ export class UploadEngine {
    */
   async receiveSoleChunk(spec: ChunkedUploadSpec, bytes: Uint8Array, admit?: Admission): Promise<UploadStatus> {
     this.checkChunkedSpec(spec)
-    if (spec.chunkCount === 1 && !await this.store.uploads.findByClientKey(spec.owner, spec.clientKey)) {
+    if (spec.chunkCount === 1 && !(await this.store.uploads.findByClientKey(spec.owner, spec.clientKey))) {
       if (bytes.length !== spec.totalBytes) throw new DomainError('invalid', `Chunk 0 has ${bytes.length} bytes; expected ${spec.totalBytes}`)
       const stored = await this.storeInOne({ ...spec, chunkCount: 1 }, [{ fileName: spec.fileName, bytes }], admit)
       if (stored) return stored[0]!
@@ -403,7 +403,7 @@ export class UploadEngine {
         // Cut short, refused, or another request for the same upload got in first: a blob
         // written here that no committed row refers to goes again, as if never made.
         if (!result) {
-          for (const sha256 of contents.keys()) if (!present.has(sha256) && !await this.store.library.blobIsReferenced(sha256)) await blobs.remove(sha256)
+          for (const sha256 of contents.keys()) if (!present.has(sha256) && !(await this.store.library.blobIsReferenced(sha256))) await blobs.remove(sha256)
         }
       }
       return result
@@ -560,7 +560,7 @@ export class UploadEngine {
       verify?.(written)
     } catch (error) {
       const kept = error instanceof InterruptedWrite && !verify && !(error.cause instanceof DomainError) ? error.durableBytes : 0
-      const recorded = kept > 0 && await this.store.uploads.recordBytes(upload.id, offset, kept, this.deps.clock())
+      const recorded = kept > 0 && (await this.store.uploads.recordBytes(upload.id, offset, kept, this.deps.clock()))
       tap.settle(recorded ? offset + kept : offset)
       if (recorded) {
         this.hashes.advance(upload.id, offset + kept)
@@ -685,7 +685,7 @@ export class UploadEngine {
 
   /** Runs the one finalisation of an upload whose chunks are all here; others wait for it. */
   async finalize(uploadId: string, claimed = false): Promise<Upload> {
-    if (claimed || await this.store.uploads.claimFinalization(uploadId, this.deps.clock(), this.lease())) return this.startFinalization(uploadId)
+    if (claimed || (await this.store.uploads.claimFinalization(uploadId, this.deps.clock(), this.lease()))) return this.startFinalization(uploadId)
     const row = await this.resumeFinalization(uploadId)
     await this.store.durable()
     return row
@@ -818,7 +818,7 @@ export class UploadEngine {
     for (const sha256 of result.unusedBlobs) {
       await withLock(this.deps.locker, blobKey(sha256), async () => {
         // A finalisation may have claimed the same content again since the rows were deleted.
-        if (!await this.store.library.blobIsReferenced(sha256)) await this.deps.blobs.remove(sha256)
+        if (!(await this.store.library.blobIsReferenced(sha256))) await this.deps.blobs.remove(sha256)
       })
     }
     return result
@@ -879,7 +879,7 @@ export class UploadEngine {
 
   /** Forgets an upload that ended without a file. */
   async dismiss(uploadId: string) {
-    if (!await this.store.uploads.remove(uploadId)) throw new DomainError('conflict', 'Only failed, expired or cancelled uploads can be removed')
+    if (!(await this.store.uploads.remove(uploadId))) throw new DomainError('conflict', 'Only failed, expired or cancelled uploads can be removed')
     await this.store.durable()
     await this.removeStaged(uploadId)
     this.progress.forget(uploadId)
@@ -893,7 +893,7 @@ export class UploadEngine {
     const upload = await this.store.uploads.find(uploadId)
     if (!upload || upload.receivedBytes > 0 || upload.receivedChunks > 0) return
     if (this.writes.get(uploadId)?.size || this.chunkWriters.has(uploadId)) return
-    if (!await this.store.uploads.transition(uploadId, ['receiving'], 'cancelled', this.deps.clock())) return
+    if (!(await this.store.uploads.transition(uploadId, ['receiving'], 'cancelled', this.deps.clock()))) return
     await this.store.uploads.remove(uploadId)
     this.hashes.forget(uploadId)
     this.progress.forget(uploadId)
@@ -910,7 +910,7 @@ export class UploadEngine {
   async cancel(uploadId: string) {
     const upload = await this.store.uploads.find(uploadId)
     const from = upload ? this.cancellableFrom(upload) : []
-    if (from.length === 0 || !await this.store.uploads.transition(uploadId, from, 'cancelled', this.deps.clock())) return false
+    if (from.length === 0 || !(await this.store.uploads.transition(uploadId, from, 'cancelled', this.deps.clock()))) return false
     this.hashes.forget(uploadId)
     await this.store.durable()
     await this.removeStaged(uploadId)
