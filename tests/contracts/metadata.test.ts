@@ -45,19 +45,56 @@ describe('the metadata contract notices a broken store', () => {
     }
   }
 
-  /** Reads the admission figures, then inserts in a step of its own. */
-  function admitsBeforeInserting(store: MetadataStore): MetadataStore {
-    const uploads: Repositories['uploads'] = Object.create(store.uploads)
-    uploads.create = async (upload, admit) => {
-      if (admit) {
-        const figures = await store.uploads.admissionFigures(admit.owner)
-        await new Promise((resolve) => setImmediate(resolve))
-        admit.check(figures, upload)
-      }
-      return store.uploads.create(upload)
-    }
+  /** The store with some of its upload operations replaced. */
+  function withUploads(store: MetadataStore, replaced: Partial<Repositories['uploads']>): MetadataStore {
+    const uploads: Repositories['uploads'] = Object.assign(Object.create(store.uploads), replaced)
     return Object.assign(Object.create(store), { uploads })
   }
+
+  const aTurn = () => new Promise((resolve) => setImmediate(resolve))
+
+  /** Reads the admission figures, then inserts in a step of its own. */
+  const admitsBeforeInserting = (store: MetadataStore) =>
+    withUploads(store, {
+      async create(upload, admit) {
+        if (admit) {
+          const figures = await store.uploads.admissionFigures(admit.owner)
+          await aTurn()
+          admit.check(figures, upload)
+        }
+        return store.uploads.create(upload)
+      },
+    })
+
+  /** Claims by reading first and then moving the state without a condition on it. */
+  const claimsInTwoSteps = (store: MetadataStore) =>
+    withUploads(store, {
+      async claimFinalization(uploadId, now) {
+        const upload = await store.uploads.find(uploadId)
+        if (!upload || upload.state !== 'receiving' || upload.receivedBytes !== upload.totalBytes) return false
+        await aTurn()
+        return store.uploads.transition(uploadId, ['receiving', 'finalizing'], 'finalizing', now)
+      },
+    })
+
+  /** Completes for whoever asks, as if the lease were theirs. */
+  const ignoresTheLease = (store: MetadataStore) =>
+    withUploads(store, {
+      async completeUpload(completion) {
+        const upload = await store.uploads.find(completion.uploadId)
+        return store.uploads.completeUpload({ ...completion, leaseOwner: upload?.leaseOwner ?? completion.leaseOwner })
+      },
+    })
+
+  /** Takes a finalisation over whether or not its lease is still live. */
+  const takesLiveLeases = (store: MetadataStore) =>
+    withUploads(store, {
+      async takeOverFinalization(uploadId, now, lease) {
+        const upload = await store.uploads.find(uploadId)
+        if (upload?.leaseOwner) await store.uploads.releaseLease(uploadId, upload.leaseOwner)
+        return store.uploads.takeOverFinalization(uploadId, now, lease)
+      },
+    })
 
   const broken = (wrap: (file: string) => MetadataStore): MakeMetadata => async () => {
     const dir = mkdtempSync(join(tmpdir(), 'dropfold-metadata-broken-'))
@@ -74,6 +111,21 @@ describe('the metadata contract notices a broken store', () => {
   test('a transaction without a gate lets outside work land inside it', async () => {
     const check = METADATA_CHECKS['work from outside an open transaction never lands inside it, and waits for it']!
     await expect(check(broken((file) => new UngatedTransactions(SqliteMetadataStore.open(file).db)))).rejects.toThrow(/expect\(received\)/)
+  })
+
+  test('a claim that reads and then writes lets two callers finalise one upload', async () => {
+    const check = METADATA_CHECKS['exactly one of many callers racing to claim a finalisation wins, from every connection']!
+    await expect(check(broken((file) => claimsInTwoSteps(SqliteMetadataStore.open(file))))).rejects.toThrow(/toHaveLength/)
+  })
+
+  test('a completion that ignores the lease records the file for an instance that lost it', async () => {
+    const check = METADATA_CHECKS['only the owner of the lease completes an upload or fails it, once']!
+    await expect(check(broken((file) => ignoresTheLease(SqliteMetadataStore.open(file))))).rejects.toThrow(/toBeNull/)
+  })
+
+  test('a take-over of a live lease is noticed', async () => {
+    const check = METADATA_CHECKS['a finalisation is taken over only once its lease is stale, by one caller, and the old owner then loses it']!
+    await expect(check(broken((file) => takesLiveLeases(SqliteMetadataStore.open(file))))).rejects.toThrow(/toBe/)
   })
 
   test('an admission checked apart from the insert lets parallel creations overshoot the limit', async () => {
