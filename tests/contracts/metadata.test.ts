@@ -108,28 +108,22 @@ describe('the metadata contract notices a broken store', () => {
     }
   }
 
-  test('a transaction without a gate lets outside work land inside it', async () => {
-    const check = METADATA_CHECKS['work from outside an open transaction never lands inside it, and waits for it']!
-    await expect(check(broken((file) => new UngatedTransactions(SqliteMetadataStore.open(file).db)))).rejects.toThrow(/expect\(received\)/)
-  })
-
-  test('a claim that reads and then writes lets two callers finalise one upload', async () => {
-    const check = METADATA_CHECKS['exactly one of many callers racing to claim a finalisation wins, from every connection']!
-    await expect(check(broken((file) => claimsInTwoSteps(SqliteMetadataStore.open(file))))).rejects.toThrow(/toHaveLength/)
-  })
-
-  test('a completion that ignores the lease records the file for an instance that lost it', async () => {
-    const check = METADATA_CHECKS['only the owner of the lease completes an upload or fails it, once']!
-    await expect(check(broken((file) => ignoresTheLease(SqliteMetadataStore.open(file))))).rejects.toThrow(/toBeNull/)
-  })
-
-  test('a take-over of a live lease is noticed', async () => {
-    const check = METADATA_CHECKS['a finalisation is taken over only once its lease is stale, by one caller, and the old owner then loses it']!
-    await expect(check(broken((file) => takesLiveLeases(SqliteMetadataStore.open(file))))).rejects.toThrow(/toBe/)
-  })
-
-  test('an admission checked apart from the insert lets parallel creations overshoot the limit', async () => {
-    const check = METADATA_CHECKS['parallel creations through a link limited to k files admit exactly k']!
-    await expect(check(broken((file) => admitsBeforeInserting(SqliteMetadataStore.open(file))))).rejects.toThrow(/toHaveLength/)
-  })
+  /** What each broken store gets wrong, the check that must notice it, and the failed expectation that says so. */
+  const cases: [string, string, (file: string) => MetadataStore, RegExp][] = [
+    ['a transaction without a gate lets outside work land inside it', 'work from outside an open transaction never lands inside it, and waits for it',
+      (file) => new UngatedTransactions(SqliteMetadataStore.open(file).db), /expect\(received\)/],
+    ['a claim that reads and then writes lets two callers finalise one upload', 'exactly one of many callers racing to claim a finalisation wins, from every connection',
+      (file) => claimsInTwoSteps(SqliteMetadataStore.open(file)), /toHaveLength/],
+    ['a completion that ignores the lease records the file for an instance that lost it', 'only the owner of the lease completes an upload or fails it, once',
+      (file) => ignoresTheLease(SqliteMetadataStore.open(file)), /toBeNull/],
+    ['a take-over of a live lease is noticed', 'a finalisation is taken over only once its lease is stale, by one caller, and the old owner then loses it',
+      (file) => takesLiveLeases(SqliteMetadataStore.open(file)), /toBe/],
+    ['an admission checked apart from the insert lets parallel creations overshoot the limit', 'parallel creations through a link limited to k files admit exactly k',
+      (file) => admitsBeforeInserting(SqliteMetadataStore.open(file)), /toHaveLength/],
+  ]
+  for (const [title, checkName, open, failure] of cases) {
+    test(title, async () => {
+      await expect(METADATA_CHECKS[checkName]!(broken(open))).rejects.toThrow(failure)
+    })
+  }
 })
