@@ -1,6 +1,5 @@
 import { Elysia } from 'elysia'
 import { isUnsafeRequest } from './auth/csrf.ts'
-import { durable } from './db/durable.ts'
 import { HttpError } from './errors.ts'
 import type { AppDeps } from './http/deps.ts'
 import { errorResponse } from './http/errors.ts'
@@ -41,7 +40,7 @@ export function createApp(deps: AppDeps) {
     .use(guard(deps))
     // A change the page confirms survives a power cut (the upload engine does the same for its own steps).
     .onAfterHandle(async ({ request }) => {
-      if (isUnsafeRequest(request)) await durable(deps.db)
+      if (isUnsafeRequest(request)) await deps.store.durable()
     })
     .get('/healthz', () => 'ok', { public: 'health checks carry no credentials' })
     .use(assetRoutes())

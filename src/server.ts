@@ -7,7 +7,7 @@ import { settleAdminPassword } from './auth/admin-password.ts'
 import { PasswordChecks } from './auth/password-checks.ts'
 import { SqliteAttemptStore } from './adapters/sqlite/attempts.ts'
 import type { Config } from './config.ts'
-import { openDatabase, type Db } from './db/open.ts'
+import { SqliteMetadataStore } from './adapters/sqlite/metadata.ts'
 import { UploadEngine } from './engine/engine.ts'
 import { lockDataDir } from './storage/data-dir-lock.ts'
 import { LocalBlobStore, LocalStaging } from './storage/local-disk.ts'
@@ -50,20 +50,20 @@ export async function startServer(config: Config, options: { log?: Log; clock?: 
 async function startLocked(config: Config, options: { log?: Log; clock?: () => number }, lock: { release(): void }) {
   const log = options.log ?? consoleLog
   const clock = options.clock ?? Date.now
-  const db = openDatabase(join(config.dataDir, 'dropfold.sqlite'), clock())
+  const store = SqliteMetadataStore.open(join(config.dataDir, 'dropfold.sqlite'), clock())
   try {
-    return await serve(config, db, log, clock, lock)
+    return await serve(config, store, log, clock, lock)
   } catch (error) {
-    db.$client.close()
+    await store.close()
     throw error
   }
 }
 
-async function serve(config: Config, db: Db, log: Log, clock: () => number, lock: { release(): void }) {
+async function serve(config: Config, store: SqliteMetadataStore, log: Log, clock: () => number, lock: { release(): void }) {
   const staging = new LocalStaging(join(config.dataDir, 'staging'))
   const blobs = new LocalBlobStore(join(config.dataDir, 'blobs'), log)
   await Promise.all([staging.init(), blobs.init()])
-  const engine = new UploadEngine({ db, config, staging, blobs, locker: new MemoryLocker(), clock, log })
+  const engine = new UploadEngine({ store, config, staging, blobs, locker: new MemoryLocker(), clock, log })
   // The data directory's lock makes this the only instance: no lease of another can be live.
   await engine.recover({ sole: true })
   const reserve = new SpaceReserve(config.dataDir, log)
@@ -74,15 +74,15 @@ async function serve(config: Config, db: Db, log: Log, clock: () => number, lock
     await reserve.refill()
   }
   await housekeeping()
-  const password = await settleAdminPassword(db, config)
-  const passwordChecks = new PasswordChecks(new SqliteAttemptStore(db))
-  const app = createApp({ config, db, engine, blobs, staging, clock, log, passwordChecks })
+  const password = await settleAdminPassword(store, config)
+  const passwordChecks = new PasswordChecks(new SqliteAttemptStore(store))
+  const app = createApp({ config, store, engine, blobs, staging, clock, log, passwordChecks })
   app.onRequest(({ request }) => {
     if (request.method !== 'GET' && request.method !== 'HEAD') reserve.releaseIfFull()
   })
   listen(app, config)
   // Elected through the database: with several instances on it, one of them runs it each interval.
-  const periodic = new SqlitePeriodicWork(db, { clock, log, pollMs: HOUSEKEEPING_MS / 3 })
+  const periodic = new SqlitePeriodicWork(store, { clock, log, pollMs: HOUSEKEEPING_MS / 3 })
   const stopHousekeeping = periodic.every('housekeeping', HOUSEKEEPING_MS, housekeeping)
   const server = app.server!
   const host = config.host.includes(':') ? `[${config.host}]` : config.host
@@ -90,7 +90,9 @@ async function serve(config: Config, db: Db, log: Log, clock: () => number, lock
   return {
     url,
     app,
-    db,
+    store,
+    /** The SQLite adapter's connection, for tests that look at what it stored. */
+    sqlite: store.db,
     engine,
     generatedPassword: password.generated,
     /**
@@ -102,7 +104,7 @@ async function serve(config: Config, db: Db, log: Log, clock: () => number, lock
       await app.stop(true)
       await housekeepingStopped
       await engine.settle()
-      db.$client.close()
+      await store.close()
       lock.release()
     },
   }

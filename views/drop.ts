@@ -1,4 +1,4 @@
-import type { LinkUsage } from '../src/db/links.ts'
+import type { LinkUsage } from '../src/core/records.ts'
 import { formatBytes, formatDate } from './format.ts'
 import { html } from './html.ts'
 import { layout } from './layout.ts'

@@ -1,4 +1,4 @@
-import type { FileSort, SortDirection } from '../src/db/library.ts'
+import type { FileSort, SortDirection } from '../src/core/records.ts'
 import { elidedPath } from '../src/engine/file-names.ts'
 import { formatBytes, formatDate } from './format.ts'
 import { html, type SafeHtml } from './html.ts'

@@ -1,4 +1,4 @@
-import type { LinkUsage } from '../src/db/links.ts'
+import type { LinkUsage } from '../src/core/records.ts'
 import { LINK_PASSWORD_MIN_LENGTH, LINK_PASSWORD_RULE } from '../src/auth/link-passwords.ts'
 import { formatBytes, formatDate } from './format.ts'
 import { flashBox, type Flash } from './folder.ts'

@@ -1,4 +1,4 @@
-import type { TrashEntry } from '../src/db/library.ts'
+import type { TrashEntry } from '../src/core/records.ts'
 import { formatBytes, formatDate } from './format.ts'
 import { flashBox, type Flash } from './folder.ts'
 import { html } from './html.ts'

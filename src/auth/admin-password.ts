@@ -1,8 +1,6 @@
 import { randomBytes } from 'node:crypto'
-import { eq } from 'drizzle-orm'
 import type { Config } from '../config.ts'
-import type { Db } from '../db/open.ts'
-import { settings } from '../db/schema.ts'
+import type { MetadataStore, Repositories } from '../ports/metadata.ts'
 import { deleteSessions } from './sessions.ts'
 
 /** The generated or changed password's hash (ADMIN_PASSWORD, when set, wins over it). */
@@ -20,55 +18,51 @@ export const hashPassword = (password: string) => Bun.password.hash(password, PA
 
 export const MIN_ADMIN_PASSWORD_LENGTH = 8
 
-const getSetting = (db: Db, key: string) => db.select().from(settings).where(eq(settings.key, key)).get()?.value ?? null
-const setSetting = (db: Db, key: string, value: string) =>
-  db.insert(settings).values({ key, value }).onConflictDoUpdate({ target: settings.key, set: { value } }).run()
-
 /**
  * Settles the admin password at start-up: ADMIN_PASSWORD when set; otherwise the stored one,
  * or a new random one (returned once so start-up can print it). When the password in force is
  * not the one the existing sessions were made under, those sessions end.
  */
-export async function settleAdminPassword(db: Db, config: Config): Promise<{ generated: string | null }> {
-  const inForce = getSetting(db, IN_FORCE_KEY)
+export async function settleAdminPassword(store: MetadataStore, config: Config): Promise<{ generated: string | null }> {
+  const inForce = await store.settings.get(IN_FORCE_KEY)
   if (config.adminPassword !== null) {
     if (inForce !== null && (await Bun.password.verify(config.adminPassword, inForce))) return { generated: null }
     const hash = await hashPassword(config.adminPassword)
-    db.transaction(() => putInForce(db, hash, undefined))
+    await store.transaction((tx) => putInForce(tx, hash, undefined))
     return { generated: null }
   }
-  const stored = getSetting(db, STORED_KEY)
+  const stored = await store.settings.get(STORED_KEY)
   if (stored !== null) {
-    if (stored !== inForce) db.transaction(() => putInForce(db, stored, undefined))
+    if (stored !== inForce) await store.transaction((tx) => putInForce(tx, stored, undefined))
     return { generated: null }
   }
   const generated = randomBytes(15).toString('base64url')
   const hash = await hashPassword(generated)
-  db.transaction(() => {
-    setSetting(db, STORED_KEY, hash)
-    putInForce(db, hash, undefined)
+  await store.transaction(async (tx) => {
+    await tx.settings.set(STORED_KEY, hash)
+    await putInForce(tx, hash, undefined)
   })
   return { generated }
 }
 
 /** The hash a sign-in is checked against. */
-export function adminPasswordHash(db: Db): string {
-  const hash = getSetting(db, IN_FORCE_KEY)
+export async function adminPasswordHash(store: MetadataStore): Promise<string> {
+  const hash = await store.settings.get(IN_FORCE_KEY)
   if (hash === null) throw new Error('the admin password was not settled at start-up')
   return hash
 }
 
 /** Stores a new admin password and ends every session but `keepSessionToken`'s. */
-export async function changeAdminPassword(db: Db, password: string, keepSessionToken: string | undefined) {
+export async function changeAdminPassword(store: MetadataStore, password: string, keepSessionToken: string | undefined) {
   const hash = await hashPassword(password)
-  db.transaction(() => {
-    setSetting(db, STORED_KEY, hash)
-    putInForce(db, hash, keepSessionToken)
+  await store.transaction(async (tx) => {
+    await tx.settings.set(STORED_KEY, hash)
+    await putInForce(tx, hash, keepSessionToken)
   })
 }
 
 /** Callers hold a transaction: the new hash and the end of the old sessions commit together. */
-function putInForce(db: Db, hash: string, keepSessionToken: string | undefined) {
-  setSetting(db, IN_FORCE_KEY, hash)
-  deleteSessions(db, { except: keepSessionToken })
+async function putInForce(tx: Repositories, hash: string, keepSessionToken: string | undefined) {
+  await tx.settings.set(IN_FORCE_KEY, hash)
+  await deleteSessions(tx, { except: keepSessionToken })
 }

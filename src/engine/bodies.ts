@@ -73,17 +73,11 @@ export class MemoryBudget {
  * Passes `body` through while `check` keeps passing: it runs every `everyMs` while the body
  * streams (also while no byte comes) and once more at its end; the error it throws ends the body.
  */
-export async function* watched(body: AsyncIterable<Uint8Array>, check: () => void, everyMs: number): AsyncGenerator<Uint8Array> {
+export async function* watched(body: AsyncIterable<Uint8Array>, check: () => Promise<void>, everyMs: number): AsyncGenerator<Uint8Array> {
   let stop!: (error: unknown) => void
   const stopped = new Promise<never>((_, reject) => (stop = reject))
   stopped.catch(() => {})
-  const timer = setInterval(() => {
-    try {
-      check()
-    } catch (error) {
-      stop(error)
-    }
-  }, everyMs)
+  const timer = setInterval(() => check().catch(stop), everyMs)
   const pieces = body[Symbol.asyncIterator]()
   try {
     for (;;) {
@@ -91,7 +85,7 @@ export async function* watched(body: AsyncIterable<Uint8Array>, check: () => voi
       if (next.done) break
       yield next.value
     }
-    check()
+    await check()
   } finally {
     clearInterval(timer)
     // Not awaited: a piece still pending would hold it up until the client sends more.

@@ -1,12 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { DomainError } from '../core/errors.ts'
-import { blobIsReferenced, completeUpload, findFile, findFolder, insertCompleteUpload } from '../db/files.ts'
-import { isInTrash, purgeTrash } from '../db/library.ts'
-import { commitTogether, durable } from '../db/durable.ts'
-import { linkIdOf } from '../db/links.ts'
+import { bothAdmissions, linkIdOf, type Admission, type FileRecord, type Lease, type Upload } from '../core/records.ts'
 import { requireLinkStillOpen } from '../links/access.ts'
-import * as records from '../db/uploads.ts'
-import type { Admission, UploadRow } from '../db/uploads.ts'
 import { withLock, withLocks, type Lock } from '../ports/locker.ts'
 import { InterruptedWrite } from '../storage/types.ts'
 import { diskError, drain, limitBytes, MemoryBudget, once, unwrap, watched } from './bodies.ts'
@@ -43,7 +38,7 @@ export const FINALIZATION_LEASE_MS = 60_000
 export class UploadEngine {
   /** Writes in flight per upload: finalisation waits for them so no byte changes after hashing. */
   private readonly writes = new Map<string, Set<Promise<unknown>>>()
-  private readonly finalizing = new Map<string, Promise<UploadRow>>()
+  private readonly finalizing = new Map<string, Promise<Upload>>()
   /**
    * Uploads whose last finalisation a passing fault stopped, with the SHA-256 of their staged
    * bytes if it got that far (they cannot change any more): the next request for them starts it again.
@@ -74,18 +69,18 @@ export class UploadEngine {
     this.progress = new Progress(deps.clock)
   }
 
-  private get db() {
-    return this.deps.db
+  private get store() {
+    return this.deps.store
   }
 
   /** A finalisation lease of this instance, from now. */
-  private lease(): records.Lease {
+  private lease(): Lease {
     return { owner: this.instanceId, expiresAt: this.deps.clock() + FINALIZATION_LEASE_MS }
   }
 
-  requireFolder(folderId: number) {
-    if (!findFolder(this.db, folderId)) throw new DomainError('not-found', `Folder ${folderId} does not exist`)
-    if (isInTrash(this.db, folderId)) throw new DomainError('not-found', `Folder ${folderId} is in the trash`)
+  async requireFolder(folderId: number) {
+    if (!(await this.store.library.folder(folderId))) throw new DomainError('not-found', `Folder ${folderId} does not exist`)
+    if (await this.store.library.isInTrash(folderId)) throw new DomainError('not-found', `Folder ${folderId} is in the trash`)
   }
 
   /** Checks what a chunk says about its upload against the server's limits and itself. */
@@ -104,18 +99,18 @@ export class UploadEngine {
   }
 
   /** Finds the upload a chunk belongs to, creating it on its first chunk, and checks the chunk agrees with it. */
-  async openChunked(spec: ChunkedUploadSpec, admit?: Admission): Promise<UploadRow> {
+  async openChunked(spec: ChunkedUploadSpec, admit?: Admission): Promise<Upload> {
     this.checkChunkedSpec(spec)
     const fileName = cleanFileName(spec.fileName)
-    const existing = records.findUploadByClientKey(this.db, spec.owner, spec.clientKey)
+    const existing = await this.store.uploads.findByClientKey(spec.owner, spec.clientKey)
     if (existing) {
-      this.checkSameUpload(existing, spec, fileName)
+      await this.checkSameUpload(existing, spec, fileName)
       return existing
     }
-    this.requireFolder(spec.folderId)
+    await this.requireFolder(spec.folderId)
     const admitted = await this.roomFor(spec.totalBytes, spec.owner, admit)
     const now = this.deps.clock()
-    const { upload, created } = records.insertUploadOnce(this.db, {
+    const { upload, created } = await this.store.uploads.create({
       id: newUploadId(),
       protocol: spec.protocol,
       owner: spec.owner,
@@ -131,7 +126,7 @@ export class UploadEngine {
       createdAt: now,
       updatedAt: now,
     }, admitted)
-    if (!created) this.checkSameUpload(upload, spec, fileName)
+    if (!created) await this.checkSameUpload(upload, spec, fileName)
     return upload
   }
 
@@ -139,36 +134,37 @@ export class UploadEngine {
    * Refuses, before its bytes are read, a chunk that would start an upload its own fields or
    * `admit` (a drop link's limits) forbid. The checks that count run again when it is recorded.
    */
-  precheckChunked(spec: ChunkedUploadSpec, admit?: Admission) {
+  async precheckChunked(spec: ChunkedUploadSpec, admit?: Admission) {
     this.checkChunkedSpec(spec)
-    if (records.findUploadByClientKey(this.db, spec.owner, spec.clientKey)) return
-    this.requireFolder(spec.folderId)
-    admit?.(this.db, { fileName: cleanFileName(spec.fileName), totalBytes: spec.totalBytes })
+    if (await this.store.uploads.findByClientKey(spec.owner, spec.clientKey)) return
+    await this.requireFolder(spec.folderId)
+    await this.admits(admit, { fileName: cleanFileName(spec.fileName), totalBytes: spec.totalBytes })
   }
 
   /** Refuses, before its bytes are read, a whole file its folder or limits cannot take whatever its size. */
-  precheckWhole(folderId: number, fileName: string, admit?: Admission) {
-    this.requireFolder(folderId)
-    admit?.(this.db, { fileName: cleanFileName(fileName), totalBytes: 0 })
+  async precheckWhole(folderId: number, fileName: string, admit?: Admission) {
+    await this.requireFolder(folderId)
+    await this.admits(admit, { fileName: cleanFileName(fileName), totalBytes: 0 })
   }
 
   /** A drop link's upload streams in only while its link stays open (see requireLinkStillOpen). */
   private whileLinkOpen(owner: string, body: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
     if (linkIdOf(owner) === null) return body
-    return watched(body, () => requireLinkStillOpen(this.db, owner, this.deps.clock()), LINK_CHECK_MS)
+    return watched(body, () => requireLinkStillOpen(this.store, owner, this.deps.clock()), LINK_CHECK_MS)
+  }
+
+  /** Checks `admit` against the figures as they are now (the check that counts runs again when the upload is recorded). */
+  private async admits(admit: Admission | undefined, upload: { fileName: string; totalBytes: number }) {
+    if (admit) admit.check(await this.store.uploads.admissionFigures(admit.owner), upload)
   }
 
   /** Checks there is room for a new upload; resolves to `admit` joined with the owner's reserve (see FreeSpace). */
   private async roomFor(totalBytes: number, owner: string, admit?: Admission): Promise<Admission | undefined> {
     const reserve = await this.space.forNewUpload(totalBytes, owner)
-    if (!reserve || !admit) return reserve ?? admit
-    return (db, upload) => {
-      admit(db, upload)
-      reserve(db, upload)
-    }
+    return bothAdmissions(admit, reserve)
   }
 
-  private checkSameUpload(upload: UploadRow, spec: ChunkedUploadSpec, fileName: string) {
+  private async checkSameUpload(upload: Upload, spec: ChunkedUploadSpec, fileName: string) {
     const differs = (what: string, theirs: unknown, ours: unknown) => {
       if (theirs !== ours) throw new DomainError('invalid', `This chunk says ${what} is ${theirs}, but the upload started with ${ours}`)
     }
@@ -176,7 +172,7 @@ export class UploadEngine {
     differs('the chunk size', spec.chunkBytes, upload.chunkBytes)
     differs('the chunk count', spec.chunkCount, upload.chunkCount)
     // A folder purged since the upload began no longer exists: the upload goes on into the home folder.
-    if (!spec.keepStartedFolder && findFolder(this.db, spec.folderId)) differs('the folder', spec.folderId, upload.folderId)
+    if (!spec.keepStartedFolder && (await this.store.library.folder(spec.folderId))) differs('the folder', spec.folderId, upload.folderId)
     differs('the file name', fileName, upload.fileName)
   }
 
@@ -184,26 +180,26 @@ export class UploadEngine {
    * Receives chunk `index` of a chunked upload from `body`. Resolves once its bytes are durable and
    * recorded (and, if it was the last one missing, once the file is finalised).
    */
-  async receiveChunk(upload: UploadRow, index: number, body: AsyncIterable<Uint8Array>): Promise<UploadStatus> {
+  async receiveChunk(upload: Upload, index: number, body: AsyncIterable<Uint8Array>): Promise<UploadStatus> {
     if (!Number.isSafeInteger(index) || index < 0 || index >= upload.chunkCount) {
       throw new DomainError('invalid', `Chunk index ${index} is outside 0..${upload.chunkCount - 1}`)
     }
     const offset = index * upload.chunkBytes
     const expected = Math.min(upload.chunkBytes, upload.totalBytes - offset)
-    const current = records.findUpload(this.db, upload.id)
+    const current = await this.store.uploads.find(upload.id)
     // Discarded meanwhile by a refused request that created it (see discardIfEmpty).
     if (!current) throw new DomainError('not-found', 'No such upload; start it again')
     const done = current.state === 'finalizing' || current.state === 'complete'
     if (!done && current.state !== 'receiving') throw this.notReceiving(current)
-    if (done || records.hasChunk(this.db, upload.id, index)) return this.acknowledgeHeld(current, body)
+    if (done || (await this.store.uploads.hasChunk(upload.id, index))) return this.acknowledgeHeld(current, body)
     const lock = await this.lockChunk(upload.id, index)
     // Recorded by a request that held the lock until just now.
-    if (records.hasChunk(this.db, upload.id, index)) {
+    if (await this.store.uploads.hasChunk(upload.id, index)) {
       await this.unlockChunk(upload.id, lock)
       return this.acknowledgeHeld(current, body)
     }
     let written = 0
-    let recorded: ReturnType<typeof records.recordChunk>
+    let recorded: Awaited<ReturnType<typeof this.store.uploads.recordChunk>>
     // The chunk that continues the running hash is hashed on its way to disk.
     const tap = this.hashes.tap(upload.id, offset, this.whileLinkOpen(upload.owner, body))
     try {
@@ -229,7 +225,7 @@ export class UploadEngine {
         throw new DomainError('invalid', `Chunk ${index} has ${written} bytes; expected ${expected}`)
       }
       // Tracked like the write, so a stopping server commits it before the database closes.
-      recorded = await this.track(upload.id, commitTogether(this.db, () => records.recordChunk(this.db, upload.id, index, written, this.deps.clock(), this.lease())))
+      recorded = await this.track(upload.id, this.store.uploads.recordChunk(upload.id, index, written, this.deps.clock(), this.lease()))
     } catch (error) {
       tap.settle(offset)
       throw error
@@ -238,9 +234,10 @@ export class UploadEngine {
     }
     tap.settle(offset + written)
     this.progress.note(upload.id, written)
+    const firstMissing = await this.store.uploads.firstMissingChunk(upload.id, this.hashes.nextChunk(upload.id), upload.chunkCount)
     this.hashes.advance(
       upload.id,
-      this.hashes.contiguousPrefix(upload.id, upload.chunkBytes, upload.totalBytes, (i) => records.hasChunk(this.db, upload.id, i)),
+      this.hashes.contiguousPrefix(upload.id, upload.chunkBytes, upload.totalBytes, (i) => i < firstMissing),
     )
     // A duplicate that finished writing after another request began finalising waits for it too.
     if (recorded.claimed || recorded.upload?.state === 'finalizing') await this.finalize(upload.id, recorded.claimed)
@@ -253,12 +250,12 @@ export class UploadEngine {
   }
 
   /** A retry of bytes we already hold: acknowledged without touching them again. */
-  private async acknowledgeHeld(current: UploadRow, body: AsyncIterable<Uint8Array>): Promise<UploadStatus> {
+  private async acknowledgeHeld(current: Upload, body: AsyncIterable<Uint8Array>): Promise<UploadStatus> {
     await drain(body)
     const done = current.state === 'finalizing' || current.state === 'complete'
     if (current.state === 'finalizing') await this.resumeFinalization(current.id)
     // Recorded by another request, maybe not yet on disk.
-    if (done) await durable(this.db)
+    if (done) await this.store.durable()
     else await this.acknowledgeable(current.id)
     return this.status(current.id)
   }
@@ -310,7 +307,7 @@ export class UploadEngine {
    */
   async receiveSoleChunk(spec: ChunkedUploadSpec, bytes: Uint8Array, admit?: Admission): Promise<UploadStatus> {
     this.checkChunkedSpec(spec)
-    if (spec.chunkCount === 1 && !records.findUploadByClientKey(this.db, spec.owner, spec.clientKey)) {
+    if (spec.chunkCount === 1 && !(await this.store.uploads.findByClientKey(spec.owner, spec.clientKey))) {
       if (bytes.length !== spec.totalBytes) throw new DomainError('invalid', `Chunk 0 has ${bytes.length} bytes; expected ${spec.totalBytes}`)
       const stored = await this.storeInOne({ ...spec, chunkCount: 1 }, [{ fileName: spec.fileName, bytes }], admit)
       if (stored) return stored[0]!
@@ -344,13 +341,16 @@ export class UploadEngine {
         throw refusal(error, fileName)
       }
     })
-    const admitEach: Admission | undefined = admit && ((db, upload) => {
-      try {
-        admit(db, upload)
-      } catch (error) {
-        throw refusal(error, upload.fileName)
-      }
-    })
+    const admitEach: Admission | undefined = admit && {
+      owner: admit.owner,
+      check(figures, upload) {
+        try {
+          admit.check(figures, upload)
+        } catch (error) {
+          throw refusal(error, upload.fileName)
+        }
+      },
+    }
     const spec = { ...args, protocol: 'plain' as const, clientKey: null, chunkCount: 1 }
     return (await this.storeInOne(spec, checked, admitEach))!
   }
@@ -370,18 +370,18 @@ export class UploadEngine {
   ): Promise<UploadStatus[] | null> {
     const { blobs, clock } = this.deps
     const named = files.map((file) => ({ ...file, fileName: cleanFileName(file.fileName) }))
-    this.requireFolder(spec.folderId)
+    await this.requireFolder(spec.folderId)
     admit = await this.roomFor(named.reduce((sum, file) => sum + file.bytes.length, 0), spec.owner, admit)
     // Refused before a byte is written. The commit checks again (all files together), and that check is the one that counts.
-    for (const { fileName, bytes } of named) admit?.(this.db, { fileName, totalBytes: bytes.length })
+    for (const { fileName, bytes } of named) await this.admits(admit, { fileName, totalBytes: bytes.length })
     const items = named.map((file) => ({ ...file, id: newUploadId(), sha256: new Bun.CryptoHasher('sha256').update(file.bytes).digest('hex') }))
     const contents = new Map(items.map((item) => [item.sha256, item.bytes]))
     const recorded = await withLocks(this.deps.locker, [...contents.keys()].map(blobKey), async () => {
       const present = new Set<string>()
-      let result: ReturnType<typeof insertCompleteUpload>[] | null = null
+      let result: FileRecord[] | null = null
       try {
         for (const [sha256, bytes] of contents) {
-          const referenced = blobIsReferenced(this.db, sha256)
+          const referenced = await this.store.library.blobIsReferenced(sha256)
           if (referenced && (await blobs.has(sha256))) present.add(sha256)
           else {
             await this.track(items[0]!.id, blobs.write(sha256, bytes, referenced)).catch((error) => {
@@ -390,24 +390,27 @@ export class UploadEngine {
           }
         }
         const now = clock()
-        result = await this.track(items[0]!.id, commitTogether(this.db, () => items.map((item) => insertCompleteUpload(this.db, {
-          id: item.id, protocol: spec.protocol, owner: spec.owner, clientKey: spec.clientKey, folderId: spec.folderId, fileName: item.fileName,
-          mimeType: mimeTypeOf(item.fileName), totalBytes: item.bytes.length, chunkBytes: spec.chunkBytes ?? Math.max(item.bytes.length, 1),
-          chunkCount: spec.chunkCount, receivedBytes: item.bytes.length, receivedChunks: spec.chunkCount, clientAddress: spec.clientAddress,
-          createdAt: now, updatedAt: now,
-        }, item.sha256, admit))))
+        result = await this.track(items[0]!.id, this.store.uploads.createComplete(items.map((item) => ({
+          upload: {
+            id: item.id, protocol: spec.protocol, owner: spec.owner, clientKey: spec.clientKey, folderId: spec.folderId, fileName: item.fileName,
+            mimeType: mimeTypeOf(item.fileName), totalBytes: item.bytes.length, chunkBytes: spec.chunkBytes ?? Math.max(item.bytes.length, 1),
+            chunkCount: spec.chunkCount, receivedBytes: item.bytes.length, receivedChunks: spec.chunkCount, clientAddress: spec.clientAddress,
+            createdAt: now, updatedAt: now,
+          },
+          sha256: item.sha256,
+        })), admit))
       } finally {
         // Cut short, refused, or another request for the same upload got in first: a blob
         // written here that no committed row refers to goes again, as if never made.
-        if (!result?.every(Boolean)) {
-          for (const sha256 of contents.keys()) if (!present.has(sha256) && !blobIsReferenced(this.db, sha256)) await blobs.remove(sha256)
+        if (!result) {
+          for (const sha256 of contents.keys()) if (!present.has(sha256) && !(await this.store.library.blobIsReferenced(sha256))) await blobs.remove(sha256)
         }
       }
-      return result.every(Boolean) ? result : null
+      return result
     })
     if (!recorded) return null
-    await durable(this.db)
-    return items.map((item) => this.status(item.id))
+    await this.store.durable()
+    return Promise.all(items.map((item) => this.status(item.id)))
   }
 
   /**
@@ -422,12 +425,12 @@ export class UploadEngine {
     hold = false,
   ): Promise<UploadStatus> {
     const fileName = cleanFileName(args.fileName)
-    this.requireFolder(args.folderId)
+    await this.requireFolder(args.folderId)
     admit = await this.roomFor(Math.min(args.declaredBytes, this.deps.config.maxFileBytes), args.owner, admit)
     // Limits are checked against the declared size, and the upload may not exceed it.
     const limit = admit ? Math.min(args.declaredBytes, this.deps.config.maxFileBytes) : this.deps.config.maxFileBytes
     const now = this.deps.clock()
-    const { upload } = records.insertUploadOnce(this.db, {
+    const { upload } = await this.store.uploads.create({
       id: newUploadId(),
       protocol: 'plain',
       owner: args.owner,
@@ -448,8 +451,8 @@ export class UploadEngine {
       await this.deps.staging.create(upload.id, 0)
       const limited = limitBytes(this.whileLinkOpen(args.owner, body), limit)
       const written = await this.track(upload.id, this.deps.staging.write(upload.id, 0, limited, Number.MAX_SAFE_INTEGER))
-      records.setPlainUploadSize(this.db, upload.id, written)
-      claimed = records.recordChunk(this.db, upload.id, 0, written, this.deps.clock(), this.lease()).claimed
+      await this.store.uploads.setWholeSize(upload.id, written)
+      claimed = (await this.store.uploads.recordChunk(upload.id, 0, written, this.deps.clock(), this.lease())).claimed
     } catch (error) {
       // A plain upload cannot be resumed, so its partial bytes are of no use to anyone.
       const cause = unwrap(error)
@@ -463,30 +466,30 @@ export class UploadEngine {
   /** Finalises whole files received with `hold` (their finalisation was claimed when their bytes were all there). */
   async finishHeld(held: UploadStatus[]): Promise<UploadStatus[]> {
     for (const upload of held) await this.finalize(upload.id, upload.state === 'finalizing')
-    return held.map((upload) => this.status(upload.id))
+    return Promise.all(held.map((upload) => this.status(upload.id)))
   }
 
   /** Forgets whole files received with `hold` whose request was refused: no row, no staged bytes. */
   async abandonHeld(held: UploadStatus[]) {
     for (const upload of held) {
-      if (records.transition(this.db, upload.id, ['receiving', 'finalizing'], 'failed', this.deps.clock())) records.deleteUploadRecord(this.db, upload.id)
+      if (await this.store.uploads.transition(upload.id, ['receiving', 'finalizing'], 'failed', this.deps.clock())) await this.store.uploads.remove(upload.id)
       this.hashes.forget(upload.id)
     }
-    await durable(this.db)
+    await this.store.durable()
     for (const upload of held) await this.removeStaged(upload.id)
   }
 
   /** Starts a streamed upload (bytes arrive in order, from offset 0); its length may come later. */
-  async createStream(spec: StreamUploadSpec, admit?: Admission): Promise<UploadRow> {
+  async createStream(spec: StreamUploadSpec, admit?: Admission): Promise<Upload> {
     const { config } = this.deps
     if (spec.totalBytes !== null && spec.totalBytes > config.maxFileBytes) {
       throw new DomainError('too-large', `The file is ${spec.totalBytes} bytes; the limit is ${config.maxFileBytes} bytes`)
     }
     const fileName = spec.concat === 'partial' && spec.fileName === '' ? 'partial' : cleanFileName(spec.fileName)
-    this.requireFolder(spec.folderId)
+    await this.requireFolder(spec.folderId)
     if (spec.totalBytes !== null) admit = await this.roomFor(spec.totalBytes, spec.owner, admit)
     const now = this.deps.clock()
-    const { upload } = records.insertUploadOnce(this.db, {
+    const { upload } = await this.store.uploads.create({
       id: newUploadId(),
       protocol: spec.protocol,
       owner: spec.owner,
@@ -512,7 +515,7 @@ export class UploadEngine {
   }
 
   /** Fixes the length of a streamed upload created without one. */
-  async declareLength(upload: UploadRow, totalBytes: number): Promise<UploadRow> {
+  async declareLength(upload: Upload, totalBytes: number): Promise<Upload> {
     if (!upload.lengthDeferred) {
       if (totalBytes !== upload.totalBytes) throw new DomainError('invalid', `The upload's length is already ${upload.totalBytes}`)
       return upload
@@ -522,9 +525,9 @@ export class UploadEngine {
     }
     if (totalBytes < upload.receivedBytes) throw new DomainError('invalid', `The length ${totalBytes} is less than the ${upload.receivedBytes} bytes received`)
     await this.space.forNewUpload(totalBytes - upload.receivedBytes, upload.owner)
-    records.declareLength(this.db, upload.id, totalBytes, this.deps.clock())
-    await durable(this.db)
-    return records.findUpload(this.db, upload.id)!
+    await this.store.uploads.declareLength(upload.id, totalBytes, this.deps.clock())
+    await this.store.durable()
+    return (await this.store.uploads.find(upload.id))!
   }
 
   /**
@@ -533,12 +536,12 @@ export class UploadEngine {
    * bytes, in which case none of this body counts.
    */
   async appendAt(
-    upload: UploadRow,
+    upload: Upload,
     offset: number,
     body: AsyncIterable<Uint8Array>,
     verify?: (written: number) => void,
-  ): Promise<UploadRow> {
-    const current = records.findUpload(this.db, upload.id)!
+  ): Promise<Upload> {
+    const current = (await this.store.uploads.find(upload.id))!
     const allHere = (current.state === 'complete' || current.state === 'finalizing') && offset === current.totalBytes
     if (current.state !== 'receiving' && !allHere) throw this.notReceiving(current)
     if (offset !== current.receivedBytes) {
@@ -557,21 +560,21 @@ export class UploadEngine {
       verify?.(written)
     } catch (error) {
       const kept = error instanceof InterruptedWrite && !verify && !(error.cause instanceof DomainError) ? error.durableBytes : 0
-      const recorded = kept > 0 && records.recordBytes(this.db, upload.id, offset, kept, this.deps.clock())
+      const recorded = kept > 0 && (await this.store.uploads.recordBytes(upload.id, offset, kept, this.deps.clock()))
       tap.settle(recorded ? offset + kept : offset)
       if (recorded) {
         this.hashes.advance(upload.id, offset + kept)
         await this.acknowledgeable(upload.id)
         // Cut off after its last byte: the upload is whole, whatever became of the connection.
-        if (this.holdsEveryByte(records.findUpload(this.db, upload.id)!)) await this.completeStream(upload.id).catch(() => {})
+        if (this.holdsEveryByte((await this.store.uploads.find(upload.id))!)) await this.completeStream(upload.id).catch(() => {})
       }
       throw diskError(unwrap(error))
     }
-    const end = records.recordBytes(this.db, upload.id, offset, written, this.deps.clock()) ? offset + written : offset
+    const end = await this.store.uploads.recordBytes(upload.id, offset, written, this.deps.clock()) ? offset + written : offset
     tap.settle(end)
     this.hashes.advance(upload.id, end)
     this.progress.note(upload.id, written)
-    if (this.holdsEveryByte(records.findUpload(this.db, upload.id)!)) await this.completeStream(upload.id)
+    if (this.holdsEveryByte((await this.store.uploads.find(upload.id))!)) await this.completeStream(upload.id)
     return this.acknowledgeStream(upload.id)
   }
 
@@ -579,15 +582,18 @@ export class UploadEngine {
    * Assembles finished partial uploads, in order, into one new upload and finalises it. The parts
    * are released afterwards.
    */
-  async concatenate(spec: Omit<StreamUploadSpec, 'totalBytes' | 'concat' | 'partIds'>, partIds: string[]): Promise<UploadRow> {
+  async concatenate(spec: Omit<StreamUploadSpec, 'totalBytes' | 'concat' | 'partIds'>, partIds: string[]): Promise<Upload> {
     if (partIds.length === 0) throw new DomainError('invalid', 'A final upload needs at least one partial upload')
-    const parts = partIds.map((id) => {
-      const part = records.findUpload(this.db, id)
+    const parts: Upload[] = []
+    for (const id of partIds) {
+      const part = await this.store.uploads.find(id)
       if (!part || part.owner !== spec.owner || part.concat !== 'partial') throw new DomainError('invalid', `${id} is not a partial upload of yours`)
       if (part.state !== 'complete') throw new DomainError('invalid', `Partial upload ${id} is not complete`)
-      if (this.consuming.has(id)) throw new DomainError('busy', `Partial upload ${id} is being used by another final upload`)
-      return part
-    })
+      parts.push(part)
+    }
+    // Checked and taken in one turn, after the last read: two final uploads never share a part.
+    const inUse = partIds.find((id) => this.consuming.has(id))
+    if (inUse) throw new DomainError('busy', `Partial upload ${inUse} is being used by another final upload`)
     for (const part of parts) this.consuming.add(part.id)
     try {
       const totalBytes = parts.reduce((sum, part) => sum + part.totalBytes, 0)
@@ -599,31 +605,31 @@ export class UploadEngine {
           await this.fail(upload.id, 'A partial upload was already used')
           throw new DomainError('gone', `Partial upload ${part.id} was already used by another final upload`)
         }
-        const row = records.findUpload(this.db, upload.id)!
+        const row = (await this.store.uploads.find(upload.id))!
         await this.appendAt(row, offset, this.deps.staging.read(part.id))
         offset += part.totalBytes
       }
       // The final upload durably holds their bytes now: the parts are used up, rows and bytes.
       for (const part of parts) {
-        if (records.transition(this.db, part.id, ['complete'], 'cancelled', this.deps.clock())) records.deleteUploadRecord(this.db, part.id)
+        if (await this.store.uploads.transition(part.id, ['complete'], 'cancelled', this.deps.clock())) await this.store.uploads.remove(part.id)
         await this.removeStaged(part.id)
       }
-      return records.findUpload(this.db, upload.id)!
+      return (await this.store.uploads.find(upload.id))!
     } finally {
       for (const part of parts) this.consuming.delete(part.id)
     }
   }
 
   /** A streamed upload, still receiving, whose every byte is recorded. */
-  private holdsEveryByte(upload: UploadRow): boolean {
+  private holdsEveryByte(upload: Upload): boolean {
     return upload.state === 'receiving' && upload.chunkCount === 0 && !upload.lengthDeferred && upload.receivedBytes === upload.totalBytes
   }
 
   /** All bytes of a streamed upload are here: a partial waits for its final, anything else becomes a file. */
   private async completeStream(uploadId: string) {
-    const upload = records.findUpload(this.db, uploadId)!
+    const upload = (await this.store.uploads.find(uploadId))!
     if (upload.concat === 'partial') {
-      records.markPartialComplete(this.db, uploadId, this.deps.clock())
+      await this.store.uploads.markPartialComplete(uploadId, this.deps.clock())
       this.hashes.forget(uploadId)
     }
     else await this.finalize(uploadId)
@@ -635,14 +641,14 @@ export class UploadEngine {
   }
 
   /** The upload; looking one up also retries its finalisation if a passing fault held it up. */
-  find(uploadId: string) {
-    return this.retriedInBackground(records.findUpload(this.db, uploadId))
+  async find(uploadId: string) {
+    return this.retriedInBackground(await this.store.uploads.find(uploadId))
   }
 
-  status(uploadId: string): UploadStatus {
-    const upload = records.findUpload(this.db, uploadId)
+  async status(uploadId: string): Promise<UploadStatus> {
+    const upload = await this.store.uploads.find(uploadId)
     if (!upload) throw new DomainError('not-found', 'No such upload')
-    const file = upload.fileId != null ? findFile(this.db, upload.fileId) : undefined
+    const file = upload.fileId != null ? await this.store.library.file(upload.fileId) : undefined
     return {
       id: upload.id,
       clientKey: upload.clientKey,
@@ -659,29 +665,29 @@ export class UploadEngine {
     }
   }
 
-  receivedChunks(uploadId: string): number[] {
-    return records.receivedChunkIndexes(this.db, uploadId)
+  receivedChunks(uploadId: string): Promise<number[]> {
+    return this.store.uploads.receivedChunks(uploadId)
   }
 
-  findByClientKey(owner: string, clientKey: string) {
-    return this.retriedInBackground(records.findUploadByClientKey(this.db, owner, clientKey))
+  async findByClientKey(owner: string, clientKey: string) {
+    return this.retriedInBackground(await this.store.uploads.findByClientKey(owner, clientKey))
   }
 
   /**
    * A status request or a tus HEAD answers at once; a finalisation that a passing fault held up
    * starts again meanwhile (a tus client that sees all its bytes there sends nothing more).
    */
-  private retriedInBackground<T extends UploadRow | undefined>(upload: T): T {
+  private retriedInBackground<T extends Upload | undefined>(upload: T): T {
     // Only for what a passing fault held up here: a look-up must not write for every upload.
     if (upload && this.heldUp.has(upload.id)) this.resumeFinalization(upload.id).catch(() => {})
     return upload
   }
 
   /** Runs the one finalisation of an upload whose chunks are all here; others wait for it. */
-  async finalize(uploadId: string, claimed = false): Promise<UploadRow> {
-    if (claimed || records.claimFinalization(this.db, uploadId, this.deps.clock(), this.lease())) return this.startFinalization(uploadId)
+  async finalize(uploadId: string, claimed = false): Promise<Upload> {
+    if (claimed || (await this.store.uploads.claimFinalization(uploadId, this.deps.clock(), this.lease()))) return this.startFinalization(uploadId)
     const row = await this.resumeFinalization(uploadId)
-    await durable(this.db)
+    await this.store.durable()
     return row
   }
 
@@ -691,17 +697,18 @@ export class UploadEngine {
    * that claimed it starts the first: between its claim and that start, others see 'finalizing'
    * with nothing running yet, and a live lease.)
    */
-  private resumeFinalization(uploadId: string, now = this.deps.clock()): Promise<UploadRow> {
+  private async resumeFinalization(uploadId: string, now = this.deps.clock()): Promise<Upload> {
     const running = this.finalizing.get(uploadId)
     if (running) return running
-    const upload = records.findUpload(this.db, uploadId)!
+    const upload = (await this.store.uploads.find(uploadId))!
     // Read first, so that a look-up writes only when there is something to take over.
     const stale = upload.state === 'finalizing' && (upload.leaseExpiresAt === null || upload.leaseExpiresAt < now)
-    if (stale && records.takeOverFinalization(this.db, uploadId, now, this.lease())) return this.startFinalization(uploadId)
-    return Promise.resolve(upload)
+    if (stale && (await this.store.uploads.takeOverFinalization(uploadId, now, this.lease()))) return this.startFinalization(uploadId)
+    // Another request here may have taken it over meanwhile: wait for that one.
+    return this.finalizing.get(uploadId) ?? upload
   }
 
-  private startFinalization(uploadId: string): Promise<UploadRow> {
+  private startFinalization(uploadId: string): Promise<Upload> {
     const digest = this.heldUp.get(uploadId)
     this.heldUp.delete(uploadId)
     const run = this.runFinalization(uploadId, digest).finally(() => this.finalizing.delete(uploadId))
@@ -714,14 +721,14 @@ export class UploadEngine {
    * those of an instance that stopped (housekeeping, start-up).
    */
   async resumeFinalizations(now = this.deps.clock()) {
-    for (const upload of records.unleasedFinalizations(this.db, now)) await this.resumeFinalization(upload.id, now).catch(() => {})
+    for (const upload of await this.store.uploads.unleasedFinalizations(now)) await this.resumeFinalization(upload.id, now).catch(() => {})
   }
 
   /** Renews this instance's lease on a running finalisation until `stop`; logs it if the lease was lost. */
   private keepLease(uploadId: string): () => void {
-    const timer = setInterval(() => {
+    const timer = setInterval(async () => {
       try {
-        if (records.renewLease(this.db, uploadId, this.lease())) return
+        if (await this.store.uploads.renewLease(uploadId, this.lease())) return
         this.deps.log('finalisation lease lost; another instance finishes this upload', { uploadId, owner: this.instanceId })
         clearInterval(timer)
       } catch (error) {
@@ -732,7 +739,7 @@ export class UploadEngine {
     return () => clearInterval(timer)
   }
 
-  private async runFinalization(uploadId: string, stagedDigest?: string): Promise<UploadRow> {
+  private async runFinalization(uploadId: string, stagedDigest?: string): Promise<Upload> {
     const stopRenewing = this.keepLease(uploadId)
     try {
       return await this.finalizeUnderLease(uploadId, stagedDigest)
@@ -741,10 +748,10 @@ export class UploadEngine {
     }
   }
 
-  private async finalizeUnderLease(uploadId: string, stagedDigest?: string): Promise<UploadRow> {
+  private async finalizeUnderLease(uploadId: string, stagedDigest?: string): Promise<Upload> {
     const { staging, blobs, clock } = this.deps
     await Promise.allSettled(this.writes.get(uploadId) ?? [])
-    const upload = records.findUpload(this.db, uploadId)!
+    const upload = (await this.store.uploads.find(uploadId))!
     let digest = stagedDigest
     let recorded = true
     try {
@@ -760,9 +767,9 @@ export class UploadEngine {
       if (!hash) throw new DomainError('failed', 'The staged bytes of this upload are missing')
       // Under the blob's lock, so a purge cannot remove these bytes between adopting and counting them.
       await withLock(this.deps.locker, blobKey(hash), async () => {
-        if (stagedSize !== null) await blobs.adopt(staging.pathOf(uploadId), hash, blobIsReferenced(this.db, hash) ? 'trusted' : 'replace')
+        if (stagedSize !== null) await blobs.adopt(staging.pathOf(uploadId), hash, await this.store.library.blobIsReferenced(hash) ? 'trusted' : 'replace')
         else if (!(await blobs.has(hash))) throw new DomainError('failed', 'The staged bytes of this upload are missing')
-        recorded = completeUpload(this.db, {
+        recorded = await this.store.uploads.completeUpload({
           uploadId,
           folderId: upload.folderId,
           name: upload.fileName,
@@ -776,27 +783,27 @@ export class UploadEngine {
       // Taken over meanwhile: the new owner records the file and needs the staged bytes.
       if (!recorded) this.deps.log('finalisation lease lost; another instance finishes this upload', { uploadId, owner: this.instanceId })
       // The staged file goes only once the database durably says where its bytes are now.
-      await durable(this.db)
+      await this.store.durable()
       if (recorded && stagedSize !== null) await this.removeStaged(uploadId)
     } catch (error) {
       if (isPassingFault(error)) {
         // Every byte was acknowledged: they stay staged, the upload stays 'finalizing', and the
         // next chunk, HEAD, status request, housekeeping or start-up tries again.
         this.deps.log('finalisation deferred by a passing fault', { uploadId, error: String(error) })
-        const after = records.findUpload(this.db, uploadId)!
+        const after = (await this.store.uploads.find(uploadId))!
         if (after.state !== 'finalizing') return after
         this.heldUp.set(uploadId, digest)
         // Whoever comes first tries again (if the database itself refuses, the lease lapses instead).
         try {
-          records.releaseLease(this.db, uploadId, this.instanceId)
+          await this.store.uploads.releaseLease(uploadId, this.instanceId)
         } catch {}
         throw finalisationDeferred()
       }
       this.deps.log('finalisation failed', { uploadId, error: String(error) })
-      records.failFinalization(this.db, uploadId, this.instanceId, clock(), error instanceof DomainError ? error.message : 'Finalisation failed')
-      await durable(this.db)
+      await this.store.uploads.failFinalization(uploadId, this.instanceId, clock(), error instanceof DomainError ? error.message : 'Finalisation failed')
+      await this.store.durable()
     }
-    return records.findUpload(this.db, uploadId)!
+    return (await this.store.uploads.find(uploadId))!
   }
 
   /**
@@ -804,14 +811,14 @@ export class UploadEngine {
    * omitted), and removes from disk the blobs no file references any more.
    */
   async purgeTrash(olderThan?: number) {
-    const result = purgeTrash(this.db, olderThan)
+    const result = await this.store.library.purgeTrash(olderThan)
     // Bytes are removed only once no committed row can come back after a power cut to need them.
-    await durable(this.db)
+    await this.store.durable()
     await this.cancelOrphanedLinkUploads(result.rehomedUploads)
     for (const sha256 of result.unusedBlobs) {
       await withLock(this.deps.locker, blobKey(sha256), async () => {
         // A finalisation may have claimed the same content again since the rows were deleted.
-        if (!blobIsReferenced(this.db, sha256)) await this.deps.blobs.remove(sha256)
+        if (!(await this.store.library.blobIsReferenced(sha256))) await this.deps.blobs.remove(sha256)
       })
     }
     return result
@@ -823,9 +830,9 @@ export class UploadEngine {
   private async cancelOrphanedLinkUploads(moved: { id: string; owner: string }[]) {
     for (const upload of moved) {
       if (linkIdOf(upload.owner) === null) continue
-      if (records.transition(this.db, upload.id, ['receiving'], 'cancelled', this.deps.clock(), 'The folder of this drop link was deleted')) {
+      if (await this.store.uploads.transition(upload.id, ['receiving'], 'cancelled', this.deps.clock(), 'The folder of this drop link was deleted')) {
         this.hashes.forget(upload.id)
-        await durable(this.db)
+        await this.store.durable()
         await this.removeStaged(upload.id)
       }
     }
@@ -849,7 +856,7 @@ export class UploadEngine {
     // Staging files nothing needs any more: a finalisation or a cancellation cut short between
     // its commit and the unlink.
     for (const id of await this.deps.staging.list()) {
-      const upload = records.findUpload(this.db, id)
+      const upload = await this.store.uploads.find(id)
       const needed = upload && (upload.state === 'receiving' || upload.state === 'finalizing' || (upload.state === 'complete' && upload.concat === 'partial'))
       if (!needed) await this.removeStaged(id)
     }
@@ -858,22 +865,22 @@ export class UploadEngine {
     await this.resumeFinalizations(options.sole ? Number.MAX_SAFE_INTEGER : this.deps.clock())
     // A streamed upload whose last bytes were recorded by a request stopped before it claimed the
     // finalisation: its client sees every byte taken and sends nothing more.
-    for (const upload of records.uploadsInState(this.db, 'receiving')) {
+    for (const upload of await this.store.uploads.inState('receiving')) {
       if (this.holdsEveryByte(upload)) await this.completeStream(upload.id).catch(() => {})
     }
   }
 
   async fail(uploadId: string, reason: string) {
-    records.transition(this.db, uploadId, ['receiving'], 'failed', this.deps.clock(), reason)
+    await this.store.uploads.transition(uploadId, ['receiving'], 'failed', this.deps.clock(), reason)
     this.hashes.forget(uploadId)
-    await durable(this.db)
+    await this.store.durable()
     await this.removeStaged(uploadId)
   }
 
   /** Forgets an upload that ended without a file. */
   async dismiss(uploadId: string) {
-    if (!records.deleteUploadRecord(this.db, uploadId)) throw new DomainError('conflict', 'Only failed, expired or cancelled uploads can be removed')
-    await durable(this.db)
+    if (!(await this.store.uploads.remove(uploadId))) throw new DomainError('conflict', 'Only failed, expired or cancelled uploads can be removed')
+    await this.store.durable()
     await this.removeStaged(uploadId)
     this.progress.forget(uploadId)
   }
@@ -883,35 +890,35 @@ export class UploadEngine {
    * request leaves no row and no staging file. Kept while another request is writing to it.
    */
   async discardIfEmpty(uploadId: string) {
-    const upload = records.findUpload(this.db, uploadId)
+    const upload = await this.store.uploads.find(uploadId)
     if (!upload || upload.receivedBytes > 0 || upload.receivedChunks > 0) return
     if (this.writes.get(uploadId)?.size || this.chunkWriters.has(uploadId)) return
-    if (!records.transition(this.db, uploadId, ['receiving'], 'cancelled', this.deps.clock())) return
-    records.deleteUploadRecord(this.db, uploadId)
+    if (!(await this.store.uploads.transition(uploadId, ['receiving'], 'cancelled', this.deps.clock()))) return
+    await this.store.uploads.remove(uploadId)
     this.hashes.forget(uploadId)
     this.progress.forget(uploadId)
-    await durable(this.db)
+    await this.store.durable()
     await this.removeStaged(uploadId)
   }
 
   /** The states from which an upload can still be cancelled or expire: receiving, or a finished partial no final upload is using. */
-  private cancellableFrom(upload: UploadRow): UploadRow['state'][] {
+  private cancellableFrom(upload: Upload): Upload['state'][] {
     if (upload.concat !== 'partial') return ['receiving']
     return this.consuming.has(upload.id) ? [] : ['receiving', 'complete']
   }
 
   async cancel(uploadId: string) {
-    const upload = records.findUpload(this.db, uploadId)
+    const upload = await this.store.uploads.find(uploadId)
     const from = upload ? this.cancellableFrom(upload) : []
-    if (from.length === 0 || !records.transition(this.db, uploadId, from, 'cancelled', this.deps.clock())) return false
+    if (from.length === 0 || !(await this.store.uploads.transition(uploadId, from, 'cancelled', this.deps.clock()))) return false
     this.hashes.forget(uploadId)
-    await durable(this.db)
+    await this.store.durable()
     await this.removeStaged(uploadId)
     return true
   }
 
   /** When an upload left idle from now on expires: drop links' uploads sooner (LINK_UPLOAD_TTL_HOURS). */
-  expiresAt(upload: UploadRow): number {
+  expiresAt(upload: Upload): number {
     const { uploadTtlMs, linkUploadTtlMs } = this.deps.config
     return upload.updatedAt + (linkIdOf(upload.owner) === null ? uploadTtlMs : linkUploadTtlMs)
   }
@@ -921,12 +928,12 @@ export class UploadEngine {
     const now = this.deps.clock()
     let expired = 0
     const { uploadTtlMs, linkUploadTtlMs } = this.deps.config
-    for (const upload of records.staleUploads(this.db, now - uploadTtlMs, now - linkUploadTtlMs)) {
+    for (const upload of await this.store.uploads.stale(now - uploadTtlMs, now - linkUploadTtlMs)) {
       const from = this.cancellableFrom(upload)
       if (this.writes.get(upload.id)?.size || from.length === 0) continue
-      if (records.transition(this.db, upload.id, from, 'expired', now)) {
+      if (await this.store.uploads.transition(upload.id, from, 'expired', now)) {
         this.hashes.forget(upload.id)
-        await durable(this.db)
+        await this.store.durable()
         await this.removeStaged(upload.id)
         expired++
       }
@@ -934,7 +941,7 @@ export class UploadEngine {
     return expired
   }
 
-  private notReceiving(upload: UploadRow) {
+  private notReceiving(upload: Upload) {
     const why = { expired: 'has expired', cancelled: 'was cancelled', failed: `failed: ${upload.error ?? 'unknown error'}` }
     return new DomainError('gone', `This upload ${why[upload.state as keyof typeof why] ?? 'is closed'}; start it again`)
   }
@@ -957,20 +964,20 @@ export class UploadEngine {
   }
 
   /** Makes what a streamed upload's answer will say durable; resolves to the upload as it is. */
-  private async acknowledgeStream(uploadId: string): Promise<UploadRow> {
-    const latest = records.findUpload(this.db, uploadId)!
+  private async acknowledgeStream(uploadId: string): Promise<Upload> {
+    const latest = (await this.store.uploads.find(uploadId))!
     // Still arriving, or a finished tus partial (its staged bytes wait for their final upload).
     if (latest.state === 'receiving' || latest.concat === 'partial') await this.acknowledgeable(uploadId)
-    else await durable(this.db)
-    return records.findUpload(this.db, uploadId)!
+    else await this.store.durable()
+    return (await this.store.uploads.find(uploadId))!
   }
 
   /** Everything an acknowledgement of a not yet finished upload promises is on disk. */
   private acknowledgeable(uploadId: string) {
-    return Promise.all([durable(this.db), this.stagedNameDurable(uploadId)])
+    return Promise.all([this.store.durable(), this.stagedNameDurable(uploadId)])
   }
 
-  private async ensureStaged(upload: UploadRow) {
+  private async ensureStaged(upload: Upload) {
     if (this.staged.has(upload.id)) return
     // create() leaves an existing staging file as it is.
     await this.deps.staging.create(upload.id, upload.totalBytes)

@@ -1,8 +1,7 @@
 import type { Config } from '../config.ts'
 import { DomainError } from '../core/errors.ts'
-import type { Db } from '../db/open.ts'
-import { linkIdOf } from '../db/links.ts'
-import { outstandingBytes, type Admission } from '../db/uploads.ts'
+import { linkIdOf, type Admission } from '../core/records.ts'
+import type { MetadataStore } from '../ports/metadata.ts'
 import { RESERVE_BYTES } from '../storage/reserve.ts'
 import type { Staging } from '../storage/types.ts'
 
@@ -21,7 +20,7 @@ export class FreeSpace {
 
   private readonly minFreeBytes: number
 
-  constructor(private readonly deps: { db: Db; config: Config; staging: Staging }) {
+  constructor(private readonly deps: { store: MetadataStore; config: Config; staging: Staging }) {
     this.minFreeBytes = Math.max(deps.config.minFreeBytes, RESERVE_BYTES)
   }
 
@@ -33,8 +32,8 @@ export class FreeSpace {
    * transaction that creates the upload, so parallel uploads cannot overshoot it.
    */
   async forNewUpload(totalBytes: number, owner: string): Promise<Admission | undefined> {
-    const { db, config } = this.deps
-    const before = outstandingBytes(db, owner)
+    const { store, config } = this.deps
+    const before = (await store.uploads.admissionFigures(owner)).outstanding
     const free = await this.read(before.links + before.others + totalBytes)
     const isLink = linkIdOf(owner) !== null
     const reserved = isLink ? before.links + before.others : before.others
@@ -42,14 +41,14 @@ export class FreeSpace {
       throw new DomainError('no-space', `Not enough free disk space on the server for a ${totalBytes}-byte file`)
     }
     if (!isLink) return undefined
-    return (db, upload) => {
-      const now = outstandingBytes(db, owner)
+    const check: Admission['check'] = ({ outstanding: now }, upload) => {
       const room = free - this.minFreeBytes - now.others - (now.links - now.own)
       const cap = 'share' in config.linkReserveMax ? Math.floor(room * config.linkReserveMax.share) : config.linkReserveMax.bytes
       if (now.own + upload.totalBytes > cap) {
         throw new DomainError('no-space', `This link's unfinished uploads may reserve ${Math.max(0, cap)} bytes of disk space at a time, ${Math.max(0, cap - now.own)} of them free now; the file is ${upload.totalBytes} bytes`)
       }
     }
+    return { owner, check }
   }
 
   /** Room for a chunk of `bytes`, which counts as spent until the next reading. */

@@ -34,6 +34,11 @@ export class RunningHashes {
   }
 
   /** For chunked uploads: moves past recorded chunks and returns the new durable prefix in bytes. */
+  /** The first chunk the contiguous prefix does not include yet. */
+  nextChunk(uploadId: string): number {
+    return this.state(uploadId).nextChunk
+  }
+
   contiguousPrefix(uploadId: string, chunkBytes: number, totalBytes: number, isRecorded: (index: number) => boolean): number {
     const state = this.state(uploadId)
     while (state.nextChunk * chunkBytes < totalBytes && isRecorded(state.nextChunk)) state.nextChunk++

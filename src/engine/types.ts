@@ -1,12 +1,11 @@
 import type { Config } from '../config.ts'
-import type { FileRow } from '../db/files.ts'
-import type { Db } from '../db/open.ts'
-import type { UploadRow } from '../db/uploads.ts'
+import type { FileRecord, Upload } from '../core/records.ts'
 import type { Locker } from '../ports/locker.ts'
+import type { MetadataStore } from '../ports/metadata.ts'
 import type { BlobStore, Staging } from '../storage/types.ts'
 
 export interface EngineDeps {
-  db: Db
+  store: MetadataStore
   config: Config
   staging: Staging
   blobs: BlobStore
@@ -65,7 +64,7 @@ export interface FileInfo {
 export interface UploadStatus {
   id: string
   clientKey: string | null
-  state: UploadRow['state']
+  state: Upload['state']
   fileName: string
   folderId: number
   totalBytes: number
@@ -77,7 +76,7 @@ export interface UploadStatus {
   file: FileInfo | null
 }
 
-export function fileInfo(file: FileRow): FileInfo {
+export function fileInfo(file: FileRecord): FileInfo {
   return {
     id: file.id,
     name: file.name,

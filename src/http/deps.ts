@@ -1,13 +1,13 @@
 import type { PasswordChecks } from '../auth/password-checks.ts'
 import type { Config } from '../config.ts'
-import type { Db } from '../db/open.ts'
 import type { UploadEngine } from '../engine/engine.ts'
+import type { MetadataStore } from '../ports/metadata.ts'
 import type { BlobStore, Staging } from '../storage/types.ts'
 
 /** What the app and each of its route groups are given: every dependency is passed in. */
 export interface AppDeps {
   config: Config
-  db: Db
+  store: MetadataStore
   engine: UploadEngine
   blobs: BlobStore
   staging: Staging

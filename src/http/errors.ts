@@ -1,6 +1,6 @@
 import { Elysia } from 'elysia'
 import { DomainError, type ErrorKind } from '../core/errors.ts'
-import { busyAsDomainError } from '../db/busy.ts'
+import { busyAsDomainError } from '../adapters/sqlite/busy.ts'
 import { HttpError } from '../errors.ts'
 
 /** The one place where a domain error becomes an HTTP status. */

@@ -2,7 +2,7 @@ import { Elysia } from 'elysia'
 import { isCrossSiteRequest, isUnsafeRequest } from '../auth/csrf.ts'
 import { isValidSession, SESSION_COOKIE } from '../auth/sessions.ts'
 import type { Config } from '../config.ts'
-import type { Db } from '../db/open.ts'
+import type { MetadataStore } from '../ports/metadata.ts'
 import { HttpError } from '../errors.ts'
 import { readCookie } from './cookies.ts'
 
@@ -72,13 +72,13 @@ function servedUrl(url: string): boolean {
 }
 
 /** The one place that enforces route policies; `.use` it before any route. */
-export function guard(deps: { config: Config; db: Db; clock: () => number }) {
+export function guard(deps: { config: Config; store: MetadataStore; clock: () => number }) {
   return new Elysia({ name: 'guard' })
     .use(routePolicy)
     .onRequest(({ request }) => {
       if (!servedUrl(request.url)) throw new HttpError(400, 'The Host header is missing or invalid')
     })
-    .onBeforeHandle({ as: 'global' }, ({ request, path }) => {
+    .onBeforeHandle({ as: 'global' }, async ({ request, path }) => {
       const policy = policies.get(request) ?? {}
       if (isUnsafeRequest(request)) {
         const origin = request.headers.get('origin')
@@ -87,7 +87,7 @@ export function guard(deps: { config: Config; db: Db; clock: () => number }) {
         if (!policy.streamsBody) refuseLargeForm(request)
       }
       if (policy.public !== undefined) return
-      if (isValidSession(deps.db, readCookie(request, SESSION_COOKIE), deps.clock())) return
+      if (await isValidSession(deps.store, readCookie(request, SESSION_COOKIE), deps.clock())) return
       const wantsPage = request.method === 'GET' && (request.headers.get('accept') ?? '').includes('text/html')
       if (wantsPage) {
         return new Response(null, { status: 303, headers: { location: `/login?next=${encodeURIComponent(path)}` } })

@@ -1,12 +1,10 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
-import { eq } from 'drizzle-orm'
-import type { Db } from '../db/open.ts'
-import { findLink, findLinkByTokenHash, folderPasswordHash, linkIdOf, linkUsage, type LinkRow } from '../db/links.ts'
-import { isInTrash } from '../db/library.ts'
-import { settings } from '../db/schema.ts'
-import type { Admission } from '../db/uploads.ts'
 import { mimeTypeOf } from '../engine/file-names.ts'
 import { DomainError } from '../core/errors.ts'
+import { linkIdOf, linkOwner, type Admission, type Link } from '../core/records.ts'
+import type { MetadataStore } from '../ports/metadata.ts'
+
+type LinkRow = Link
 
 /** 192 random bits, URL-safe: unguessable, and short enough to paste. */
 export const newLinkToken = () => randomBytes(24).toString('base64url')
@@ -23,8 +21,8 @@ export function linkState(link: LinkRow, now: number): LinkState {
 }
 
 /** The link a token opens, if it is usable right now. Checked on every request, so disabling works at once. */
-export function openLink(db: Db, token: string, now: number): LinkRow {
-  const link = /^[A-Za-z0-9_-]{20,64}$/.test(token) ? findLinkByTokenHash(db, hashLinkToken(token)) : undefined
+export async function openLink(store: MetadataStore, token: string, now: number): Promise<LinkRow> {
+  const link = /^[A-Za-z0-9_-]{20,64}$/.test(token) ? await store.links.findByTokenHash(hashLinkToken(token)) : undefined
   return usable(link, now)
 }
 
@@ -41,25 +39,23 @@ function usable(link: LinkRow | undefined, now: number): LinkRow {
  * was deleted or whose folder went to the trash; does nothing for the admin's uploads. Run while
  * a link's upload streams in, so that switching a link off stops uploads already under way.
  */
-export function requireLinkStillOpen(db: Db, owner: string, now: number) {
+export async function requireLinkStillOpen(store: MetadataStore, owner: string, now: number) {
   const id = linkIdOf(owner)
   if (id === null) return
-  const link = usable(findLink(db, id), now)
-  if (isInTrash(db, link.folderId)) throw new DomainError('gone', 'The folder of this drop link has been deleted')
+  const link = usable(await store.links.find(id), now)
+  if (await store.library.isInTrash(link.folderId)) throw new DomainError('gone', 'The folder of this drop link has been deleted')
 }
 
 /** The password a visitor must give: the link's own, else the nearest protected folder's. */
-export function requiredPasswordHash(db: Db, link: LinkRow): string | null {
-  return link.passwordHash ?? folderPasswordHash(db, link.folderId)
+export async function requiredPasswordHash(store: MetadataStore, link: LinkRow): Promise<string | null> {
+  return link.passwordHash ?? (await store.library.folderPasswordHash(link.folderId))
 }
 
 /** Server-side secret for signing unlock cookies, made once and kept in the database. */
-export function cookieSecret(db: Db): Buffer {
-  const stored = db.select().from(settings).where(eq(settings.key, 'cookie_secret')).get()
-  if (stored) return Buffer.from(stored.value, 'base64')
-  const secret = randomBytes(32)
-  db.insert(settings).values({ key: 'cookie_secret', value: secret.toString('base64') }).onConflictDoNothing().run()
-  return Buffer.from(db.select().from(settings).where(eq(settings.key, 'cookie_secret')).get()!.value, 'base64')
+export async function cookieSecret(store: MetadataStore): Promise<Buffer> {
+  const stored = await store.settings.get('cookie_secret')
+  if (stored) return Buffer.from(stored, 'base64')
+  return Buffer.from(await store.settings.setIfAbsent('cookie_secret', randomBytes(32).toString('base64')), 'base64')
 }
 
 export const UNLOCK_TTL_MS = 12 * 3_600_000
@@ -114,14 +110,14 @@ export function typeFilter(allowed: string | null): ((fileName: string) => boole
 /** A drop link's limits, checked in the same transaction that creates each upload. */
 export function linkAdmission(link: LinkRow): Admission {
   const typeAllowed = typeFilter(link.allowedTypes)
-  return (db, upload) => {
+  const check: Admission['check'] = (figures, upload) => {
     if (typeAllowed && !typeAllowed(upload.fileName)) {
       throw new DomainError('unsupported-type', `This link accepts only these kinds of files: ${link.allowedTypes}`)
     }
     if (link.maxFileBytes !== null && upload.totalBytes > link.maxFileBytes) {
       throw new DomainError('too-large', `The file is ${upload.totalBytes} bytes; this link accepts files up to ${link.maxFileBytes} bytes`)
     }
-    const usage = linkUsage(db, link.id)
+    const usage = figures.link ?? { files: 0, fileBytes: 0, inProgress: 0, inProgressBytes: 0 }
     if (link.maxFiles !== null && usage.files + usage.inProgress >= link.maxFiles) {
       throw new DomainError('limit-reached', `This link accepts at most ${link.maxFiles} files, and has them`)
     }
@@ -131,4 +127,5 @@ export function linkAdmission(link: LinkRow): Admission {
       throw new DomainError('too-large', `This link accepts ${link.maxTotalBytes} bytes in total and has ${left} bytes left; the file is ${upload.totalBytes} bytes`)
     }
   }
+  return { owner: linkOwner(link.id), check }
 }

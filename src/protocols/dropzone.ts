@@ -1,6 +1,6 @@
 import { Elysia } from 'elysia'
 import type { Config } from '../config.ts'
-import { ROOT_FOLDER_ID } from '../db/schema.ts'
+import { ROOT_FOLDER_ID } from '../core/records.ts'
 import type { UploadEngine } from '../engine/engine.ts'
 import type { FileInfo, UploadStatus } from '../engine/types.ts'
 import { collect } from '../engine/bodies.ts'
@@ -35,7 +35,7 @@ export interface DropzoneOptions {
   path: string
   engine: UploadEngine
   config: Config
-  authorize: (request: Request, params: Record<string, string>) => UploadPrincipal
+  authorize: (request: Request, params: Record<string, string>) => UploadPrincipal | Promise<UploadPrincipal>
 }
 
 function wholeNumber(fields: Map<string, string>, name: string): number {
@@ -122,7 +122,7 @@ export function dropzoneRoutes(options: DropzoneOptions) {
           // Files of a small request are held in memory (within the budget) and stored together
           // at the end. A link's type and count limits are checked before a file's bytes are read.
           if (holding !== 'none') {
-            if (holding === 'part') engine.precheckWhole(folderOf(principal, fields, query), part.filename, principal.admit)
+            if (holding === 'part') await engine.precheckWhole(folderOf(principal, fields, query), part.filename, principal.admit)
             held.push({ fileName: part.filename, bytes: await collect(part.body()) })
             continue
           }
@@ -196,7 +196,7 @@ export function dropzoneRoutes(options: DropzoneOptions) {
     }
     // A file in one chunk of a small request (most small files) is stored in one step.
     if (holding !== 'none' && chunkCount === 1) {
-      if (holding === 'part') engine.precheckChunked(spec, principal.admit)
+      if (holding === 'part') await engine.precheckChunked(spec, principal.admit)
       return engine.receiveSoleChunk(spec, await collect(body), principal.admit)
     }
     const upload = await engine.openChunked(spec, principal.admit)
@@ -212,7 +212,7 @@ export function dropzoneRoutes(options: DropzoneOptions) {
     .post(
       options.path,
       async ({ request, query, server, params }) => {
-        const principal = options.authorize(request, params as Record<string, string>)
+        const principal = await options.authorize(request, params as Record<string, string>)
         const declared = Number(request.headers.get('content-length') ?? Number.NaN)
         if (declared > config.maxFileBytes + ENVELOPE_BYTES) {
           throw new HttpError(413, `The request is ${declared} bytes; the largest file accepted is ${config.maxFileBytes} bytes`)
@@ -238,12 +238,12 @@ export function dropzoneRoutes(options: DropzoneOptions) {
       },
       { parse: 'none', errorFormat: jsonError },
     )
-    .get(`${options.path}/:key`, ({ request, params }) => {
-      const principal = options.authorize(request, params as Record<string, string>)
-      const upload = engine.findByClientKey(principal.owner, scopedKey(principal, (params as Record<string, string>).key!))
+    .get(`${options.path}/:key`, async ({ request, params }) => {
+      const principal = await options.authorize(request, params as Record<string, string>)
+      const upload = await engine.findByClientKey(principal.owner, scopedKey(principal, (params as Record<string, string>).key!))
       if (!upload) throw new HttpError(404, 'No such upload')
-      const status = engine.status(upload.id)
-      const chunks = status.state === 'complete' ? [...Array(status.chunkCount).keys()] : engine.receivedChunks(upload.id)
+      const status = await engine.status(upload.id)
+      const chunks = status.state === 'complete' ? [...Array(status.chunkCount).keys()] : await engine.receivedChunks(upload.id)
       return { ...uploadJson(principal, status), chunks }
     }, { errorFormat: jsonError })
 }

@@ -1,4 +1,4 @@
-import type { Admission } from '../db/uploads.ts'
+import type { Admission } from '../core/records.ts'
 
 /**
  * Who is uploading, as a protocol adapter's `authorize` hook decides it: the admin (uploads go

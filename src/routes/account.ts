@@ -37,11 +37,11 @@ export function accountRoutes(deps: AppDeps) {
     const outcome = await checkAdminPassword(deps, address, current, deps.clock())
     if (outcome.kind === 'refused') return page({ status: outcome.status, error: refusalText(outcome), headers: { 'retry-after': String(outcome.retryAfterSeconds) } })
     if (outcome.kind === 'wrong') {
-      audit(request, server, 'account.password.failure', 'admin')
+      await audit(request, server, 'account.password.failure', 'admin')
       return page({ status: 401, error: 'The current password is wrong.' })
     }
-    await changeAdminPassword(deps.db, password, readCookie(request, SESSION_COOKIE))
-    audit(request, server, 'account.password.change', 'admin')
+    await changeAdminPassword(deps.store, password, readCookie(request, SESSION_COOKIE))
+    await audit(request, server, 'account.password.change', 'admin')
     return succeeded(request, { flash: { kind: 'notice', text: 'Password changed. Every other session has been signed out.' }, redirect: '/account' })
   }
 
@@ -51,9 +51,9 @@ export function accountRoutes(deps: AppDeps) {
       return page({ flash, headers })
     })
     .post('/account/password', (ctx: Ctx) => changePassword(ctx), { parse: 'none' })
-    .post('/account/sign-out-everywhere', ({ request, server }: Ctx) => {
-      audit(request, server, 'account.sign-out-everywhere', 'admin')
-      deleteSessions(deps.db)
+    .post('/account/sign-out-everywhere', async ({ request, server }: Ctx) => {
+      await audit(request, server, 'account.sign-out-everywhere', 'admin')
+      await deleteSessions(deps.store)
       return new Response(null, { status: 303, headers: { location: '/login', 'set-cookie': endSessionCookie(deps) } })
     })
 }

@@ -2,7 +2,6 @@ import { Elysia } from 'elysia'
 import type { AppDeps } from '../http/deps.ts'
 import { adminPasswordHash } from '../auth/admin-password.ts'
 import { loginClaims, refusalText } from '../auth/limits.ts'
-import { logActivity } from '../db/activity.ts'
 import { createSession, deleteSession, SESSION_COOKIE } from '../auth/sessions.ts'
 import { clientAddress } from '../http/client-address.ts'
 import { cookieHeader, readCookie } from '../http/cookies.ts'
@@ -31,7 +30,7 @@ export function checkAdminPassword(deps: AppDeps, address: string, password: str
     claims: loginClaims(address),
     slotKey: `login:${address}`,
     now,
-    verify: () => Bun.password.verify(password, adminPasswordHash(deps.db)),
+    verify: async () => Bun.password.verify(password, await adminPasswordHash(deps.store)),
   })
 }
 
@@ -55,11 +54,11 @@ export function authRoutes(deps: AppDeps) {
         }
         if (outcome.kind === 'wrong') {
           deps.log('login failed', { address })
-          logActivity(deps.db, now, { actor: 'anonymous', action: 'login.failure', target: 'admin', clientAddress: address })
+          await deps.store.activity.log(now, { actor: 'anonymous', action: 'login.failure', target: 'admin', clientAddress: address })
           return htmlResponse(loginPage({ next, error: 'Wrong password.' }), 401)
         }
-        logActivity(deps.db, now, { actor: 'admin', action: 'login.success', target: 'admin', clientAddress: address })
-        const token = createSession(deps.db, { now, ttlMs: deps.config.sessionTtlMs, clientAddress: address })
+        await deps.store.activity.log(now, { actor: 'admin', action: 'login.success', target: 'admin', clientAddress: address })
+        const token = await createSession(deps.store, { now, ttlMs: deps.config.sessionTtlMs, clientAddress: address })
         return new Response(null, {
           status: 303,
           headers: {
@@ -70,8 +69,8 @@ export function authRoutes(deps: AppDeps) {
       },
       { parse: 'none', public: 'signing in' },
     )
-    .post('/logout', ({ request }) => {
-      deleteSession(deps.db, readCookie(request, SESSION_COOKIE))
+    .post('/logout', async ({ request }) => {
+      await deleteSession(deps.store, readCookie(request, SESSION_COOKIE))
       return new Response(null, { status: 303, headers: { location: '/login', 'set-cookie': endSessionCookie(deps) } })
     })
 }

@@ -1,7 +1,6 @@
 import { Elysia } from 'elysia'
 import type { AppDeps } from '../http/deps.ts'
-import { findFile, type FileRow } from '../db/files.ts'
-import { isInTrash } from '../db/library.ts'
+import type { FileRecord as FileRow } from '../core/records.ts'
 import type { BlobStore } from '../storage/types.ts'
 import { pathId } from './respond.ts'
 import { HttpError } from '../errors.ts'
@@ -57,10 +56,11 @@ export function fileResponse(blobs: BlobStore, file: FileRow, request: Request, 
 }
 
 export function downloadRoutes(deps: AppDeps) {
-  const serve = ({ params, request }: { params: { id: string }; request: Request }, disposition: 'attachment' | 'inline') => {
-    const file = findFile(deps.db, pathId(params.id, 'file'))
+  const { store } = deps
+  const serve = async ({ params, request }: { params: { id: string }; request: Request }, disposition: 'attachment' | 'inline') => {
+    const file = await store.library.file(pathId(params.id, 'file'))
     // A file in the trash is reached only from the Trash page, which offers restoring, not downloading.
-    if (!file || file.deletedAt !== null || isInTrash(deps.db, file.folderId)) throw new HttpError(404, 'No such file (it may be in the trash)')
+    if (!file || file.deletedAt !== null || (await store.library.isInTrash(file.folderId))) throw new HttpError(404, 'No such file (it may be in the trash)')
     return fileResponse(deps.blobs, file, request, disposition)
   }
   const download = (ctx: { params: { id: string }; request: Request }) => serve(ctx, 'attachment')

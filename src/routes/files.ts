@@ -1,12 +1,7 @@
 import type { Server } from 'bun'
 import { Elysia } from 'elysia'
-import { and, eq, isNull } from 'drizzle-orm'
 import type { AppDeps } from '../http/deps.ts'
 import { adminAudit } from './audit.ts'
-import * as library from '../db/library.ts'
-import { files } from '../db/schema.ts'
-import { findLink } from '../db/links.ts'
-import { findUpload } from '../db/uploads.ts'
 import { validName } from '../engine/file-names.ts'
 import { HttpError } from '../errors.ts'
 import { filePage, type FileDetail } from '../../views/file.ts'
@@ -20,33 +15,33 @@ type Ctx = { request: Request; params: { id: string }; server: Server<unknown> |
 
 export function fileRoutes(deps: AppDeps) {
   const { succeeded, takeFlash } = flashes(deps.config)
-  const { db } = deps
-  const pathOf = (folderId: number) => library.folderPathText(db, folderId)
+  const { store } = deps
+  const pathOf = (folderId: number) => store.library.folderPathText(folderId)
 
-  function liveFile(id: number) {
-    const file = db.select().from(files).where(and(eq(files.id, id), isNull(files.deletedAt))).get()
-    if (!file || library.isInTrash(db, file.folderId)) throw new HttpError(404, 'No such file (it may be in the trash)')
+  async function liveFile(id: number) {
+    const file = await store.library.file(id)
+    if (!file || file.deletedAt !== null || (await store.library.isInTrash(file.folderId))) throw new HttpError(404, 'No such file (it may be in the trash)')
     return file
   }
 
   async function detail(id: number): Promise<FileDetail> {
-    const file = liveFile(id)
+    const file = await liveFile(id)
     const kind = previewKind(file.mimeType)
     let preview: FileDetail['preview'] = null
     if (kind === 'text') {
       const end = Math.min(file.sizeBytes, TEXT_PREVIEW_BYTES)
       preview = { kind, text: await deps.blobs.body(file.sha256, 0, end).text(), truncated: end < file.sizeBytes }
     } else if (kind) preview = { kind }
-    const upload = file.uploadId ? (findUpload(db, file.uploadId) ?? null) : null
+    const upload = file.uploadId ? ((await store.uploads.find(file.uploadId)) ?? null) : null
     const linkId = upload?.owner.startsWith('link:') ? Number(upload.owner.slice('link:'.length)) : null
-    const link = linkId !== null ? findLink(db, linkId) : undefined
+    const link = linkId !== null ? await store.links.find(linkId) : undefined
     return {
       file,
-      folderPath: pathOf(file.folderId),
+      folderPath: await pathOf(file.folderId),
       upload,
       link: link ? { id: link.id, label: link.label } : null,
       preview,
-      folderChoices: library.allFolderPaths(db),
+      folderChoices: await store.library.allFolderPaths(),
     }
   }
 
@@ -62,9 +57,9 @@ export function fileRoutes(deps: AppDeps) {
       ({ request, params, server }: Ctx) =>
         act(request, `/files/${params.id}`, async () => {
           const id = pathId(params.id, 'file')
-          const before = liveFile(id).name
-          const file = library.renameFile(db, id, validName(formText(await readForm(request), 'name'), 'file name'))
-          audit(request, server, 'file.rename', before, { to: file.name, folder: pathOf(file.folderId) })
+          const before = (await liveFile(id)).name
+          const file = await store.library.renameFile(id, validName(formText(await readForm(request), 'name'), 'file name'))
+          await audit(request, server, 'file.rename', before, { to: file.name, folder: await pathOf(file.folderId) })
           return succeeded(request, { flash: { kind: 'notice', text: `Renamed to “${file.name}”.` }, redirect: `/files/${id}` })
         }),
       { parse: 'none' },
@@ -74,21 +69,21 @@ export function fileRoutes(deps: AppDeps) {
       ({ request, params, server }: Ctx) =>
         act(request, `/files/${params.id}`, async () => {
           const id = pathId(params.id, 'file')
-          const from = pathOf(liveFile(id).folderId)
+          const from = await pathOf((await liveFile(id)).folderId)
           const target = formId(await readForm(request), 'target')
-          const [file] = library.moveFiles(db, [id], target)
-          audit(request, server, 'file.move', file!.name, { from, to: pathOf(target) })
-          return succeeded(request, { flash: { kind: 'notice', text: `Moved to ${pathOf(target)}.` }, redirect: `/files/${id}` })
+          const [file] = await store.library.moveFiles([id], target)
+          await audit(request, server, 'file.move', file!.name, { from, to: await pathOf(target) })
+          return succeeded(request, { flash: { kind: 'notice', text: `Moved to ${await pathOf(target)}.` }, redirect: `/files/${id}` })
         }),
       { parse: 'none' },
     )
     .post(
       '/files/:id/delete',
       ({ request, params, server }: Ctx) =>
-        act(request, `/files/${params.id}`, () => {
+        act(request, `/files/${params.id}`, async () => {
           const id = pathId(params.id, 'file')
-          const [file] = library.trashFiles(db, [id], deps.clock())
-          audit(request, server, 'file.delete', file!.name, { folder: pathOf(file!.folderId) })
+          const [file] = await store.library.trashFiles([id], deps.clock())
+          await audit(request, server, 'file.delete', file!.name, { folder: await pathOf(file!.folderId) })
           return succeeded(request, {
             flash: { kind: 'notice', text: `“${file!.name}” is in the trash; you can restore it from there.` },
             redirect: `/folders/${file!.folderId}`,

@@ -1,6 +1,6 @@
 import { Elysia } from 'elysia'
 import type { AppDeps } from '../http/deps.ts'
-import { ROOT_FOLDER_ID } from '../db/schema.ts'
+import { ROOT_FOLDER_ID } from '../core/records.ts'
 import { createFolder, moveFolder, renameFolder, trashFolder } from './folders/actions.ts'
 import { bulkFileAction } from './folders/bulk.ts'
 import { folders } from './folders/listing.ts'

@@ -17,6 +17,8 @@ const FLASH_COOKIE = 'dropfold_flash'
 /** What an action's handler takes from the route (POST /things/:id/…). */
 export type ActionContext = { request: Request; params: { id: string }; server: Server<unknown> | null }
 
+export type Flashes = ReturnType<typeof flashes>
+
 export const isHtmx = (request: Request) => request.headers.get('hx-request') === 'true'
 
 /**

@@ -2,12 +2,10 @@ import type { Server } from 'bun'
 import { Elysia } from 'elysia'
 import type { AppDeps } from '../http/deps.ts'
 import { adminAudit } from './audit.ts'
-import * as library from '../db/library.ts'
-import { findUpload, stagedBytes, unfinishedUploads } from '../db/uploads.ts'
 import { HttpError } from '../errors.ts'
 import { htmlResponse } from '../../views/html.ts'
 import { isWaitingPart, uploadsPage, uploadsTable, type UploadLine } from '../../views/uploads.ts'
-import { act, flashes } from './respond.ts'
+import { act, flashes, isHtmx } from './respond.ts'
 
 const STALLED_AFTER_MS = 60_000
 const LIST_LIMIT = 500
@@ -16,12 +14,12 @@ type Ctx = { request: Request; params: { id: string }; server: Server<unknown> |
 
 export function uploadsPageRoutes(deps: AppDeps) {
   const { succeeded, takeFlash } = flashes(deps.config)
-  const { db, engine } = deps
+  const { store, engine } = deps
 
-  function lines(): UploadLine[] {
+  async function lines(): Promise<UploadLine[]> {
     const now = deps.clock()
-    const paths = new Map(library.allFolderPaths(db).map((f) => [f.id, f.path || '/']))
-    return unfinishedUploads(db, LIST_LIMIT).map((upload) => ({
+    const paths = new Map((await store.library.allFolderPaths()).map((f) => [f.id, f.path || '/']))
+    return (await store.uploads.unfinished(LIST_LIMIT)).map((upload) => ({
       upload,
       folderPath: paths.get(upload.folderId) ?? '(in the trash)',
       shownState: upload.state === 'receiving' && now - upload.updatedAt > STALLED_AFTER_MS ? 'stalled' : isWaitingPart(upload) ? 'waiting' : upload.state,
@@ -29,10 +27,16 @@ export function uploadsPageRoutes(deps: AppDeps) {
     }))
   }
 
-  const table = () => uploadsTable(lines(), deps.clock())
+  /** The re-rendered table an htmx request gets after an action (read only for those). */
+  const table = async () => uploadsTable(await lines(), deps.clock())
+  const fragment = async (request: Request) => {
+    if (!isHtmx(request)) return undefined
+    const rendered = await table()
+    return () => rendered
+  }
 
-  function ownUpload(id: string) {
-    const upload = /^[a-z0-9]{32}$/.test(id) ? findUpload(db, id) : undefined
+  async function ownUpload(id: string) {
+    const upload = /^[a-z0-9]{32}$/.test(id) ? await store.uploads.find(id) : undefined
     if (!upload) throw new HttpError(404, 'No such upload')
     return upload
   }
@@ -42,31 +46,31 @@ export function uploadsPageRoutes(deps: AppDeps) {
   return new Elysia({ name: 'uploads-page' })
     .get('/uploads', async ({ request }) => {
       const { flash, headers } = takeFlash(request)
-      const summary = library.storageSummary(db)
+      const summary = await store.library.storageSummary()
       const storage = {
         storedBytes: summary.storedBytes,
         logicalBytes: summary.logicalBytes,
         fileCount: summary.fileCount,
-        stagedBytes: stagedBytes(db),
+        stagedBytes: await store.uploads.stagedBytes(),
         freeBytes: await deps.staging.freeBytes(),
       }
-      return htmlResponse(uploadsPage({ lines: lines(), storage, now: deps.clock(), flash }), 200, headers)
+      return htmlResponse(uploadsPage({ lines: await lines(), storage, now: deps.clock(), flash }), 200, headers)
     })
-    .get('/uploads/table', () => htmlResponse(table()))
+    .get('/uploads/table', async () => htmlResponse(await table()))
     .post('/uploads/:id/cancel', ({ request, params, server }: Ctx) =>
       act(request, '/uploads', async () => {
-        const upload = ownUpload(params.id)
+        const upload = await ownUpload(params.id)
         if (!(await engine.cancel(upload.id))) throw new HttpError(409, `“${upload.fileName}” is no longer receiving`)
-        audit(request, server, 'upload.cancel', upload.fileName)
-        return succeeded(request, { flash: { kind: 'notice', text: `Cancelled “${upload.fileName}”; its bytes are deleted.` }, redirect: '/uploads', fragment: table })
+        await audit(request, server, 'upload.cancel', upload.fileName)
+        return succeeded(request, { flash: { kind: 'notice', text: `Cancelled “${upload.fileName}”; its bytes are deleted.` }, redirect: '/uploads', fragment: await fragment(request) })
       }),
     )
     .post('/uploads/:id/dismiss', ({ request, params, server }: Ctx) =>
       act(request, '/uploads', async () => {
-        const upload = ownUpload(params.id)
+        const upload = await ownUpload(params.id)
         await engine.dismiss(upload.id)
-        audit(request, server, 'upload.remove', upload.fileName)
-        return succeeded(request, { flash: { kind: 'notice', text: `Removed “${upload.fileName}” from the list.` }, redirect: '/uploads', fragment: table })
+        await audit(request, server, 'upload.remove', upload.fileName)
+        return succeeded(request, { flash: { kind: 'notice', text: `Removed “${upload.fileName}” from the list.` }, redirect: '/uploads', fragment: await fragment(request) })
       }),
     )
 }

@@ -74,6 +74,35 @@ function readImports(root: string, dirs: string[]): { files: string[]; arrows: A
   return { files, arrows, unresolved }
 }
 
+/** The packages a file imports (bare specifiers: `bun:sqlite`, `drizzle-orm/…`), with the line of each. */
+function packagesOf(root: string, file: string): { name: string; line: number }[] {
+  const text = readFileSync(join(root, file), 'utf8')
+  const found: { name: string; line: number }[] = []
+  for (const pattern of [STATIC, BARE, DYNAMIC]) {
+    for (const m of text.matchAll(pattern)) {
+      const specifier = pattern === STATIC ? m[4]! : m[1]!
+      if (!specifier.startsWith('.')) found.push({ name: specifier, line: text.slice(0, m.index).split('\n').length })
+    }
+  }
+  return found
+}
+
+/** Files under `from`, and every file they import directly or through others, that import one of `packages`. */
+function usesPackages(root: string, arrows: Arrow[], files: string[], from: string[], packages: RegExp): string[] {
+  const seen = new Set(files.filter((f) => from.some((p) => f.startsWith(p))))
+  const queue = [...seen]
+  while (queue.length > 0) {
+    const file = queue.shift()!
+    for (const arrow of arrows) {
+      if (arrow.from === file && !seen.has(arrow.to)) {
+        seen.add(arrow.to)
+        queue.push(arrow.to)
+      }
+    }
+  }
+  return [...seen].sort().flatMap((file) => packagesOf(root, file).filter((p) => packages.test(p.name)).map((p) => `${file}:${p.line} imports ${p.name}`))
+}
+
 const describeArrow = (a: Arrow) => `${a.from}:${a.line} → ${a.to} (${a.names.join(', ')})`
 
 /** Each import cycle, spelled out arrow by arrow (the shortest loop through each tangle). */
@@ -172,8 +201,7 @@ function reaches(arrows: Arrow[], from: string[], to: string[]): string[] {
  * type (`typeof table.$inferSelect`): each view declares the plain data it shows, next to it.
  */
 const VIEWS_MAY_TAKE: Record<string, string[]> = {
-  'src/db/library.ts': ['type FileSort', 'type SortDirection', 'type TrashEntry'],
-  'src/db/links.ts': ['type LinkUsage'],
+  'src/core/records.ts': ['type FileSort', 'type SortDirection', 'type TrashEntry', 'type LinkUsage'],
   'src/engine/file-names.ts': ['elidedPath'],
   'src/auth/link-passwords.ts': ['LINK_PASSWORD_MIN_LENGTH', 'LINK_PASSWORD_RULE'],
 }
@@ -188,8 +216,11 @@ function viewImportsBeyond(arrows: Arrow[], allowed: Record<string, string[]>): 
     )
 }
 
-const LOWER = ['src/core/', 'src/ports/', 'src/db/', 'src/storage/', 'src/engine/', 'src/platform/']
+const LOWER = ['src/core/', 'src/ports/', 'src/adapters/sqlite/', 'src/storage/', 'src/engine/', 'src/platform/']
 const UPPER = ['src/http/', 'src/routes/', 'src/protocols/', 'src/app.ts', 'src/server.ts', 'src/main.ts']
+
+/** What only the database adapters may import. */
+const DATABASE_PACKAGES = /^(bun:sqlite|drizzle-orm|drizzle-kit|postgres|pg)(\/|$)/
 
 describe('the import structure', () => {
   const { files, arrows, unresolved } = readImports(ROOT, ['src', 'views'])
@@ -201,8 +232,8 @@ describe('the import structure', () => {
     expect(files).toContain('views/layout.ts')
     expect(has('src/app.ts', 'src/routes/drop.ts', 'dropRoutes')).toBe(true)
     expect(has('src/routes/drop.ts', 'src/http/deps.ts', 'type AppDeps')).toBe(true)
-    expect(has('src/db/open.ts', 'src/db/schema.ts', '*')).toBe(true)
-    expect(has('views/trash.ts', 'src/db/library.ts', 'type TrashEntry')).toBe(true)
+    expect(has('src/adapters/sqlite/open.ts', 'src/adapters/sqlite/schema.ts', '*')).toBe(true)
+    expect(has('views/trash.ts', 'src/core/records.ts', 'type TrashEntry')).toBe(true)
     expect(unresolved).toEqual([])
   })
 
@@ -210,7 +241,7 @@ describe('the import structure', () => {
     expect(findCycles(files, arrows).join('\n\n')).toBe('')
   })
 
-  test('src/core, src/ports, src/db, src/storage, src/engine and src/platform never import from the HTTP layer, directly or through others', () => {
+  test('src/core, src/ports, src/adapters/sqlite, src/storage, src/engine and src/platform never import from the HTTP layer, directly or through others', () => {
     expect(reaches(arrows, LOWER, UPPER).join('\n\n')).toBe('')
   })
 
@@ -219,12 +250,16 @@ describe('the import structure', () => {
     expect(reaches(arrows, ['src/ports/', 'src/core/', 'src/engine/'], ['src/adapters/']).join('\n\n')).toBe('')
   })
 
-  test('src/db and src/storage never import each other: what both need (file handles, group sync) is in src/platform', () => {
-    expect(reaches(arrows, ['src/db/'], ['src/storage/']).join('\n\n')).toBe('')
-    expect(reaches(arrows, ['src/storage/'], ['src/db/']).join('\n\n')).toBe('')
+  test('the core, the ports and the engine use no database driver or ORM, directly or through the files they import', () => {
+    expect(usesPackages(ROOT, arrows, files, ['src/core/', 'src/ports/', 'src/engine/'], DATABASE_PACKAGES).join('\n')).toBe('')
   })
 
-  test('views take from src/ only plain types and pure helpers, never a database row type', () => {
+  test('the SQLite adapter and src/storage never import each other: what both need (file handles, group sync) is in src/platform', () => {
+    expect(reaches(arrows, ['src/adapters/sqlite/'], ['src/storage/']).join('\n\n')).toBe('')
+    expect(reaches(arrows, ['src/storage/'], ['src/adapters/sqlite/']).join('\n\n')).toBe('')
+  })
+
+  test('views take from src/ only plain types  and pure helpers, never a database row type or a domain record: each view declares the plain data it shows', () => {
     expect(viewImportsBeyond(arrows, VIEWS_MAY_TAKE).join('\n')).toBe('')
   })
 })
@@ -257,6 +292,21 @@ describe('the checks themselves', () => {
     ])
   })
 
+  test('a database package reached from the engine through another file is caught', () => {
+    using t = tree({
+      'src/engine/e.ts': "import { m } from '../middle.ts'\n",
+      'src/middle.ts': "import { Database } from 'bun:sqlite'\nimport { eq } from 'drizzle-orm'\nexport const m = 1\n",
+      'src/core/c.ts': "import type { SQL } from 'drizzle-orm/sql'\n",
+      'src/other.ts': "import { Database } from 'bun:sqlite'\n",
+    })
+    const { files, arrows } = readImports(t.root, ['src'])
+    expect(usesPackages(t.root, arrows, files, ['src/core/', 'src/engine/'], DATABASE_PACKAGES)).toEqual([
+      'src/core/c.ts:1 imports drizzle-orm/sql',
+      'src/middle.ts:1 imports bun:sqlite',
+      'src/middle.ts:2 imports drizzle-orm',
+    ])
+  })
+
   test('a lower layer reaching the HTTP layer through another file is caught with its path', () => {
     using t = tree({
       'src/engine/e.ts': "import { m } from '../middle.ts'\n",
@@ -273,15 +323,15 @@ describe('the checks themselves', () => {
 
   test('a view taking a database row type, a value, or a type not listed, from src/ is caught', () => {
     using t = tree({
-      'views/v.ts': "import { type FileRow, listFiles } from '../src/db/files.ts'\nimport type { Db } from '../src/db/types.ts'\n",
-      'src/db/files.ts': 'export type FileRow = {}\nexport const listFiles = 1\n',
-      'src/db/types.ts': 'export type Db = {}\n',
+      'views/v.ts': "import { type FileRow, listFiles } from '../src/adapters/sqlite/files.ts'\nimport type { Db } from '../src/adapters/sqlite/types.ts'\n",
+      'src/adapters/sqlite/files.ts': 'export type FileRow = {}\nexport const listFiles = 1\n',
+      'src/adapters/sqlite/types.ts': 'export type Db = {}\n',
     })
     const { arrows } = readImports(t.root, ['src', 'views'])
     expect(viewImportsBeyond(arrows, VIEWS_MAY_TAKE)).toEqual([
-      'views/v.ts:1 takes type FileRow from src/db/files.ts',
-      'views/v.ts:1 takes listFiles from src/db/files.ts',
-      'views/v.ts:2 takes type Db from src/db/types.ts',
+      'views/v.ts:1 takes type FileRow from src/adapters/sqlite/files.ts',
+      'views/v.ts:1 takes listFiles from src/adapters/sqlite/files.ts',
+      'views/v.ts:2 takes type Db from src/adapters/sqlite/types.ts',
     ])
   })
 })

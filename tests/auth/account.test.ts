@@ -53,7 +53,7 @@ describe('changing the admin password', () => {
     expect(await signedIn(running, other)).toBe(false)
     await expect(login(running.url, old)).rejects.toThrow('login failed: 401')
     expect(await login(running.url, 'a new admin password')).toStartWith('dropfold_session=')
-    const logged = running.db.$client.query("select action from activity where action like 'account.%'").all()
+    const logged = running.sqlite.$client.query("select action from activity where action like 'account.%'").all()
     expect(logged).toEqual([{ action: 'account.password.change' }])
   }, 60_000)
 

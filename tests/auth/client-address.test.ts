@@ -28,7 +28,7 @@ describe('TRUST_PROXY', () => {
     }
     expect(statuses.filter((x) => x === 401)).toHaveLength(5)
     expect(statuses.filter((x) => x === 429)).toHaveLength(35)
-    const logged = s.server.db.$client.query("select distinct client_address as address from activity where action = 'login.failure'").all()
+    const logged = s.server.sqlite.$client.query("select distinct client_address as address from activity where action = 'login.failure'").all()
     expect(logged).toEqual([{ address: '198.51.100.23' }])
   }, 60_000)
 

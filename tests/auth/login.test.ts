@@ -42,7 +42,7 @@ describe('admin sign-in', () => {
     const page = await fetch(`${server.url}/folders/1`, { headers: { cookie: cookie.split(';')[0]! } })
     expect(page.status).toBe(200)
     // Only the hash of the session id is stored.
-    const stored = server.server.db.$client.query('select id_hash from sessions').all() as { id_hash: string }[]
+    const stored = server.server.sqlite.$client.query('select id_hash from sessions').all() as { id_hash: string }[]
     expect(stored.some((row) => cookie.includes(row.id_hash))).toBe(false)
   })
 
@@ -82,7 +82,7 @@ describe('admin sign-in', () => {
 
   test('an expired session no longer works', async () => {
     server = await startTestServer()
-    server.server.db.$client.exec('update sessions set expires_at = 0')
+    server.server.sqlite.$client.exec('update sessions set expires_at = 0')
     expect((await server.fetch('/upload/x')).status).toBe(401)
   })
 })
@@ -118,7 +118,7 @@ describe('the generated admin password', () => {
       const first = await startServer(config, { log: () => {} })
       const password = first.generatedPassword!
       expect(password).toMatch(/^[A-Za-z0-9_-]{20}$/)
-      const stored = first.db.$client.query("select value from settings where key = 'admin_password_hash'").all() as { value: string }[]
+      const stored = first.sqlite.$client.query("select value from settings where key = 'admin_password_hash'").all() as { value: string }[]
       expect(stored).toHaveLength(1)
       expect(stored[0]!.value).toStartWith('$argon2id$')
       expect(stored[0]!.value).not.toContain(password)

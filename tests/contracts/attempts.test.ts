@@ -4,17 +4,17 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { MemoryAttemptStore } from '../../src/adapters/memory/attempts.ts'
 import { SqliteAttemptStore } from '../../src/adapters/sqlite/attempts.ts'
-import { openDatabase } from '../../src/db/open.ts'
+import { SqliteMetadataStore } from '../../src/adapters/sqlite/metadata.ts'
 import { forgettable, refunded, reservationOf, type AttemptRecord, type AttemptStore } from '../../src/ports/attempts.ts'
 import { ATTEMPT_STORE_CHECKS, attemptStoreContract } from './attempts.ts'
 
 attemptStoreContract('sqlite', () => {
   const dir = mkdtempSync(join(tmpdir(), 'dropfold-attempts-'))
-  const db = openDatabase(join(dir, 'dropfold.db'))
+  const metadata = SqliteMetadataStore.open(join(dir, 'dropfold.db'))
   return {
-    store: new SqliteAttemptStore(db),
-    close: () => {
-      db.$client.close()
+    store: new SqliteAttemptStore(metadata),
+    close: async () => {
+      await metadata.close()
       rmSync(dir, { recursive: true, force: true })
     },
   }

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { ElectedPeriodicWork, type Ballots } from '../../src/adapters/elected-periodic.ts'
 import { MemoryBallots, MemoryPeriodicWork } from '../../src/adapters/memory/periodic.ts'
 import { SqlitePeriodicWork } from '../../src/adapters/sqlite/periodic.ts'
-import { openDatabase } from '../../src/db/open.ts'
+import { SqliteMetadataStore } from '../../src/adapters/sqlite/metadata.ts'
 import { PERIODIC_CHECKS, periodicContract, type MakePeriodic } from './periodic.ts'
 
 periodicContract('memory (two instances sharing one ballot box)', (setup) => {
@@ -16,13 +16,13 @@ periodicContract('memory (two instances sharing one ballot box)', (setup) => {
 periodicContract('SQLite (two instances, each with its own connection to one database)', (setup) => {
   const dir = mkdtempSync(join(tmpdir(), 'dropfold-periodic-'))
   const file = join(dir, 'dropfold.sqlite')
-  const [first, second] = [openDatabase(file, setup.clock()), openDatabase(file, setup.clock())]
+  const [first, second] = [SqliteMetadataStore.open(file, setup.clock()), SqliteMetadataStore.open(file, setup.clock())]
   return {
     a: new SqlitePeriodicWork(first, { ...setup, timer: false }),
     b: new SqlitePeriodicWork(second, { ...setup, timer: false }),
-    close() {
-      first.$client.close()
-      second.$client.close()
+    async close() {
+      await first.close()
+      await second.close()
       rmSync(dir, { recursive: true, force: true })
     },
   }

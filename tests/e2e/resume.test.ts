@@ -74,7 +74,7 @@ async function downloadHash(server: TestServer, href: string) {
 }
 
 function countRows(server: TestServer, sql: string, ...params: (string | number)[]): number {
-  return (server.server.db.$client.query(sql).get(...params) as { n: number }).n
+  return (server.server.sqlite.$client.query(sql).get(...params) as { n: number }).n
 }
 
 /**
@@ -83,7 +83,7 @@ function countRows(server: TestServer, sql: string, ...params: (string | number)
  * for a new upload and refuses it with 507.
  */
 function reserveAllSpace(server: TestServer) {
-  server.server.db.$client
+  server.server.sqlite.$client
     .query(
       `INSERT INTO uploads (id, protocol, owner, client_key, folder_id, file_name, mime_type, total_bytes, chunk_bytes, chunk_count, state, created_at, updated_at)
        VALUES ('abandoned0000000000000000', 'dropzone', 'admin', 'abandoned', 1, 'huge.iso', 'application/octet-stream', ?, ?, ?, 'receiving', 0, 0)`,
@@ -342,7 +342,7 @@ describeWithBrowser('resuming and retrying uploads in a real browser', () => {
 
     // Meanwhile the server expires the upload (as its sweep does after UPLOAD_TTL_HOURS without
     // activity): its next chunk is refused with 410 and the page offers Retry.
-    server.server.db.$client.query(`UPDATE uploads SET state = 'expired' WHERE client_key = ?`).run(key)
+    server.server.sqlite.$client.query(`UPDATE uploads SET state = 'expired' WHERE client_key = ?`).run(key)
     const message = page.locator('.dz-preview.dz-error .dz-error-message')
     await message.waitFor()
     expect(await message.textContent()).toContain('expired')

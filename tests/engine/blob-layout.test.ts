@@ -63,5 +63,5 @@ test('a store laid out two levels deep, as before, is moved to one level at star
   // Identical bytes uploaded again share the moved blob.
   const again = await upload('old-a-again', files[0]!, 1_000_000)
   expect(again.file.sha256).toBe(hashes[0]!)
-  expect((server.server.db.$client.query('select ref_count from blobs where sha256 = ?').get(hashes[0]!) as { ref_count: number }).ref_count).toBe(2)
+  expect((server.server.sqlite.$client.query('select ref_count from blobs where sha256 = ?').get(hashes[0]!) as { ref_count: number }).ref_count).toBe(2)
 })

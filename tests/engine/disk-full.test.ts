@@ -52,7 +52,7 @@ test.skipIf(!isRoot)('a disk that fills up mid-upload refuses the chunks that do
       return s.bavail * s.bsize
     }
     const filler = join(mountPoint, 'filler')
-    const upload = server.engine.findByClientKey('admin', 'full')!
+    const upload = (await server.engine.findByClientKey('admin', 'full'))!
     const body = (async function* () {
       yield chunkOf(data, chunk, 1).subarray(0, chunk / 2)
       writeFileSync(filler, new Uint8Array(Math.max(0, free() - 64 * 1024)))

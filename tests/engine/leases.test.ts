@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { MemoryLocker } from '../../src/adapters/memory/locker.ts'
 import { loadConfig } from '../../src/config.ts'
-import { openDatabase, type Db } from '../../src/db/open.ts'
-import { insertUploadOnce } from '../../src/db/uploads.ts'
+import { SqliteMetadataStore, type Db } from '../../src/adapters/sqlite/metadata.ts'
+import { insertUploadOnce } from '../../src/adapters/sqlite/uploads.ts'
 import { FINALIZATION_LEASE_MS, UploadEngine } from '../../src/engine/engine.ts'
 import { LocalBlobStore, LocalStaging } from '../../src/storage/local-disk.ts'
 import type { BlobStore } from '../../src/storage/types.ts'
@@ -23,26 +23,27 @@ interface Instance {
 }
 
 let dataDir = ''
-const opened: Db[] = []
+const opened: SqliteMetadataStore[] = []
 let now = 1_000_000
 const clock = () => now
 
 afterEach(async () => {
-  for (const db of opened.splice(0)) db.$client.close()
+  for (const store of opened.splice(0)) await store.close()
   rmSync(dataDir, { recursive: true, force: true })
 })
 
 async function instance(name: string, wrapBlobs: (blobs: BlobStore) => BlobStore = (blobs) => blobs): Promise<Instance> {
   const config = loadConfig({ DATA_DIR: dataDir, ADMIN_PASSWORD: 'correct horse battery' })
-  const db = openDatabase(join(dataDir, 'dropfold.sqlite'), clock())
-  opened.push(db)
+  const store = SqliteMetadataStore.open(join(dataDir, 'dropfold.sqlite'), clock())
+  const db = store.db
+  opened.push(store)
   const logs: string[] = []
   const log = (message: string, context?: Record<string, unknown>) => logs.push(`${message} ${JSON.stringify(context ?? {})}`)
   // Each instance has its own locker, as two processes would.
   const staging = new LocalStaging(join(dataDir, 'staging'))
   const blobs = new LocalBlobStore(join(dataDir, 'blobs'), log)
   await Promise.all([staging.init(), blobs.init()])
-  return { engine: new UploadEngine({ db, config, staging, blobs: wrapBlobs(blobs), locker: new MemoryLocker(), clock, log, instanceId: `instance:${name}` }), db, logs }
+  return { engine: new UploadEngine({ store, config, staging, blobs: wrapBlobs(blobs), locker: new MemoryLocker(), clock, log, instanceId: `instance:${name}` }), db, logs }
 }
 
 /** The state a stop leaves once every byte of an upload is staged and its finalisation began. */

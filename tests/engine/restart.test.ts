@@ -10,7 +10,7 @@ afterEach(async () => {
   await server.stop()
 })
 
-const db = () => server.server.db.$client
+const db = () => server.server.sqlite.$client
 
 test('restarting the server between two chunks of one upload loses nothing', async () => {
   server = await startTestServer()

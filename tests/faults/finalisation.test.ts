@@ -44,7 +44,7 @@ test('a Dropzone upload whose finalisation meets a passing disk fault answers 50
   // A retry while the fault lasts is refused the same way, and still loses nothing.
   expect((await sendDropzoneChunk(server, 2)).status).toBe(503)
   await server.server.engine.settle()
-  const uploadId = server.server.engine.findByClientKey('admin', 'held-up')!.id
+  const uploadId = (await server.server.engine.findByClientKey('admin', 'held-up'))!.id
   expect(existsSync(stagedPath(server, uploadId))).toBe(true)
 
   fault.repair()
@@ -76,13 +76,13 @@ test('a tus upload whose finalisation met a passing fault is stored once the fau
   const head = () => server.fetch(location, { method: 'HEAD', headers: { 'tus-resumable': '1.0.0' } })
   expect((await head()).headers.get('upload-offset')).toBe(String(data.length))
   await server.server.engine.settle()
-  expect(server.server.engine.status(uploadId).state).toBe('finalizing')
+  expect((await server.server.engine.status(uploadId)).state).toBe('finalizing')
   expect(existsSync(stagedPath(server, uploadId))).toBe(true)
 
   fault.repair()
   expect((await head()).status).toBe(200)
   await server.server.engine.settle()
-  const status = server.server.engine.status(uploadId)
+  const status = (await server.server.engine.status(uploadId))
   expect(status.state).toBe('complete')
   expect(await download(server, status.file!.url)).toBe(sha256(data))
 })
@@ -91,15 +91,15 @@ test('an upload held up by a passing fault survives restarts while the fault las
   const server = await start()
   const fault = breakBlobDirectory(server, data)
   for (const index of [0, 1, 2]) await sendDropzoneChunk(server, index)
-  const uploadId = server.server.engine.findByClientKey('admin', 'held-up')!.id
+  const uploadId = (await server.server.engine.findByClientKey('admin', 'held-up'))!.id
   await server.server.engine.settle()
 
   await server.restart()
-  expect(server.server.engine.status(uploadId).state).toBe('finalizing')
+  expect((await server.server.engine.status(uploadId)).state).toBe('finalizing')
   expect(existsSync(stagedPath(server, uploadId))).toBe(true)
 
   await server.restart(() => fault.repair())
-  const status = server.server.engine.status(uploadId)
+  const status = (await server.server.engine.status(uploadId))
   expect(status.state).toBe('complete')
   expect(await download(server, status.file!.url)).toBe(sha256(data))
   expect(existsSync(stagedPath(server, uploadId))).toBe(false)

@@ -32,7 +32,7 @@ export function anonymousPost(server: TestServer, path: string, fields: Fields =
   return fetch(server.url + path, { method: 'POST', body: form(fields), redirect: 'manual' })
 }
 
-export const db = (server: TestServer) => server.server.db.$client
+export const db = (server: TestServer) => server.server.sqlite.$client
 
 export function rows<T = Record<string, unknown>>(server: TestServer, query: string, ...params: (string | number | null)[]): T[] {
   return db(server).query(query).all(...params) as T[]

@@ -170,7 +170,7 @@ describe('drop-link labels', () => {
       expect(made.status).toBe(303)
       const id = Number(made.headers.get('location')!.split('/').pop())
       const before = snapshot(server)
-      const links = () => server.server.db.$client.query('select * from links order by id').all()
+      const links = () => server.server.sqlite.$client.query('select * from links order by id').all()
       const linksBefore = links()
       await expectPageError(await create(typed), 400, `The label ${message}`)
       await expectPageError(await server.fetch(`/links/${id}`, { method: 'POST', body: new URLSearchParams({ folder: '1', label: typed }) }), 400, `The label ${message}`)

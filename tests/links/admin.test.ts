@@ -107,7 +107,7 @@ describe('admin pages', () => {
     const later = await page(s, location)
     expect(later).not.toContain(token)
     expect(later).toContain(`/d/…${token.slice(-4)}`)
-    const stored = JSON.stringify(s.server.db.$client.query('select * from links').all())
+    const stored = JSON.stringify(s.server.sqlite.$client.query('select * from links').all())
     expect(stored).not.toContain(token)
     expect(one(s, 'select token_hint from links')).toEqual({ token_hint: token.slice(-4) })
     // And the address works.
@@ -132,7 +132,7 @@ describe('admin pages', () => {
     const details = JSON.parse(created[0]!.details!)
     expect(details).toMatchObject({ folder: '/', password: true, maxFiles: 3, allowDownload: false, expiresAt: null })
     // The password itself, its hash and the token are never logged.
-    const everything = JSON.stringify(s.server.db.$client.query('select * from activity').all())
+    const everything = JSON.stringify(s.server.sqlite.$client.query('select * from activity').all())
     expect(everything).not.toContain('secret!secret')
     expect(everything).not.toContain('argon2')
     expect(everything).not.toContain(link.token)

@@ -14,7 +14,7 @@ export const CHUNK = 64 * 1024
 
 export const startLinkServer = (env: Record<string, string> = {}) => startTestServer({ CHUNK_SIZE: '64K', ...env })
 
-export const sql = (server: TestServer) => server.server.db.$client
+export const sql = (server: TestServer) => server.server.sqlite.$client
 
 export function rows<T = Record<string, unknown>>(server: TestServer, query: string, ...params: (string | number | null)[]): T[] {
   return sql(server).query(query).all(...params) as T[]

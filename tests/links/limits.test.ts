@@ -128,7 +128,7 @@ describe('total size', () => {
     expect((await sendLinkChunk(s, link, 'first', data, 0)).status).toBe(200)
     expect((await sendLinkChunk(s, link, 'second', randomData(CHUNK), 0)).status).toBe(413)
     // The upload expires (as housekeeping would mark it).
-    s.server.db.$client.query("update uploads set state = 'expired' where client_key = 'no-cookie:first'").run()
+    s.server.sqlite.$client.query("update uploads set state = 'expired' where client_key = 'no-cookie:first'").run()
     expect((await sendLinkChunk(s, link, 'second', randomData(CHUNK), 0)).status).toBe(200)
   }, 30_000)
 })

@@ -60,7 +60,7 @@ test('links made before tokens were hashed only keep working, with their uploads
   const dataDir = previousVersionData(token, content)
   const server = await startServer(loadConfig({ PORT: '0', DATA_DIR: dataDir, ADMIN_PASSWORD: TEST_PASSWORD }), { log: () => {} })
   try {
-    const db = server.db.$client
+    const db = server.sqlite.$client
     const columns = (db.query('pragma table_info(links)').all() as { name: string }[]).map((c) => c.name)
     expect(columns).not.toContain('token')
     expect(db.query('select id, label, token_hint from links').all()).toEqual([{ id: 7, label: 'Old link', token_hint: token.slice(-4) }])

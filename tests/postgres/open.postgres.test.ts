@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { openPostgres } from '../../src/adapters/postgres/open.ts'
 import { blobs, folders } from '../../src/adapters/postgres/schema.ts'
-import { openDatabase } from '../../src/db/open.ts'
+import { openDatabase } from '../../src/adapters/sqlite/open.ts'
 import { StartupError } from '../../src/startup-error.ts'
 import { TEST_DATABASE_URL, describePostgres, freshDatabase, type TestDatabase } from '../helpers/postgres.ts'
 

@@ -13,7 +13,7 @@ afterEach(async () => {
   await server.stop()
 })
 
-const count = (table: string) => (server.server.db.$client.query(`select count(*) as n from ${table}`).get() as { n: number }).n
+const count = (table: string) => (server.server.sqlite.$client.query(`select count(*) as n from ${table}`).get() as { n: number }).n
 const stagingFiles = () => readdirSync(join(server.dataDir, 'staging'))
 const blobFiles = () => readdirSync(join(server.dataDir, 'blobs'), { recursive: true }).filter((p) => String(p).length > 60)
 
@@ -150,7 +150,7 @@ describe('chunked uploads', () => {
     expect(completed.length).toBeGreaterThan(0)
     expect(new Set(completed.map((r) => r.file.id)).size).toBe(1)
     expect(count('files')).toBe(1)
-    expect((server.server.db.$client.query('select ref_count from blobs').get() as { ref_count: number }).ref_count).toBe(1)
+    expect((server.server.sqlite.$client.query('select ref_count from blobs').get() as { ref_count: number }).ref_count).toBe(1)
   })
 
   test('each response reports progress, and the completing one the stored file', async () => {
@@ -187,7 +187,7 @@ describe('chunked uploads', () => {
     await uploadChunks('copy-b', data, 64 * 1024, [3, 2, 1, 0], 2, 'b.bin')
     expect(count('files')).toBe(2)
     expect(blobFiles()).toHaveLength(1)
-    const blob = server.server.db.$client.query('select sha256, ref_count from blobs').all()
+    const blob = server.server.sqlite.$client.query('select sha256, ref_count from blobs').all()
     expect(blob).toEqual([{ sha256: sha256(data), ref_count: 2 }])
   })
 
@@ -267,7 +267,7 @@ describe('chunked uploads', () => {
   })
 
   test('uploads go into the folder named by the query or a form field', async () => {
-    server.server.db.$client.query("insert into folders (id, parent_id, name, created_at) values (2, 1, 'Inbox', 0)").run()
+    server.server.sqlite.$client.query("insert into folders (id, parent_id, name, created_at) values (2, 1, 'Inbox', 0)").run()
     const viaQuery = await (await sendChunk(server, chunkFields('q', 10, 1000, 0), randomData(10), { folder: 2 })).json()
     expect(viaQuery.file.folderId).toBe(2)
     const viaField = await (await sendChunk(server, { folder: 2, ...chunkFields('f', 10, 1000, 0) }, randomData(10))).json()
@@ -277,7 +277,7 @@ describe('chunked uploads', () => {
 
 describe('files that arrive in one request', () => {
   const blobCount = () => count('blobs')
-  const refCount = (hash: string) => (server.server.db.$client.query('select ref_count from blobs where sha256 = ?').get(hash) as { ref_count: number } | null)?.ref_count
+  const refCount = (hash: string) => (server.server.sqlite.$client.query('select ref_count from blobs where sha256 = ?').get(hash) as { ref_count: number } | null)?.ref_count
 
   test('a one-chunk file whose bytes are stored already becomes a second file on the same blob, its bytes left as they were', async () => {
     const data = randomData(100_000)
@@ -569,7 +569,7 @@ describe('plain multipart uploads', () => {
     expect(await download((await response.json()).file.url)).toEqual(big)
 
     await sendCutShort(server, multipart({}, big), 3 * 1024 * 1024)
-    await eventually(() => expect(server.server.db.$client.query("select state from uploads where protocol = 'plain' order by created_at").all()).toEqual([{ state: 'complete' }, { state: 'failed' }]))
+    await eventually(() => expect(server.server.sqlite.$client.query("select state from uploads where protocol = 'plain' order by created_at").all()).toEqual([{ state: 'complete' }, { state: 'failed' }]))
     expect(count('files')).toBe(1)
     expect(stagingFiles()).toEqual([])
   })
@@ -592,7 +592,7 @@ describe('plain multipart uploads', () => {
     expect((await response.json()).error).toMatch(/larger than the 102400-byte limit/)
     expect(count('files')).toBe(0)
     expect(stagingFiles()).toEqual([])
-    expect(server.server.db.$client.query('select state from uploads').all()).toEqual([{ state: 'failed' }])
+    expect(server.server.sqlite.$client.query('select state from uploads').all()).toEqual([{ state: 'failed' }])
   })
 })
 

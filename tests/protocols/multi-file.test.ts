@@ -12,8 +12,8 @@ afterEach(async () => {
   await server.stop()
 })
 
-const fileCount = () => (server.server.db.$client.query('select count(*) as n from files').get() as { n: number }).n
-const uploadCount = () => (server.server.db.$client.query('select count(*) as n from uploads').get() as { n: number }).n
+const fileCount = () => (server.server.sqlite.$client.query('select count(*) as n from files').get() as { n: number }).n
+const uploadCount = () => (server.server.sqlite.$client.query('select count(*) as n from uploads').get() as { n: number }).n
 const blobFiles = () => readdirSync(join(server.dataDir, 'blobs'), { recursive: true }).filter((p) => String(p).length > 60)
 
 function form(files: [name: string, bytes: Uint8Array][]) {
@@ -95,7 +95,7 @@ describe('several files in one plain multipart request', () => {
     expect(responses.filter((r) => r.status === 403)).toHaveLength(10)
     // Never one file of a pair: the fifth place stays free.
     expect(fileCount()).toBe(4)
-    const names = (server.server.db.$client.query('select name from files').all() as { name: string }[]).map((f) => f.name.slice(1))
+    const names = (server.server.sqlite.$client.query('select name from files').all() as { name: string }[]).map((f) => f.name.slice(1))
     expect(names.sort()).toEqual([...new Set(names)].flatMap((n) => [n, n]).sort())
   })
 

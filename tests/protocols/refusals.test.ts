@@ -14,7 +14,7 @@ afterEach(async () => {
 })
 const start = async () => (server = await startTestServer({ MAX_FILE_SIZE: '64M', MAX_CHUNK_SIZE: '4M', CHUNK_SIZE: '1M' }))
 
-const uploadRows = () => (server.server.db.$client.query('select count(*) as n from uploads').get() as { n: number }).n
+const uploadRows = () => (server.server.sqlite.$client.query('select count(*) as n from uploads').get() as { n: number }).n
 const stagingFiles = () => readdirSync(join(server.dataDir, 'staging'))
 const TUS = { 'tus-resumable': '1.0.0' }
 const b64 = (text: string) => Buffer.from(text).toString('base64')

@@ -39,7 +39,7 @@ interface FileRecord {
   sha256: string
 }
 
-const db = () => server.server.db.$client
+const db = () => server.server.sqlite.$client
 const uploadRows = () => db().query('select id, state, total_bytes, received_bytes, concat, part_ids, file_id from uploads order by created_at, id').all() as UploadRecord[]
 const fileRows = () => db().query('select id, folder_id, name, size_bytes, sha256 from files').all() as FileRecord[]
 const uploadRow = (id: string) => db().query('select id, state, total_bytes, received_bytes, concat, part_ids, file_id from uploads where id = ?').get(id) as UploadRecord | null

@@ -23,7 +23,7 @@ afterAll(async () => {
 
 const TUS = { 'tus-resumable': '1.0.0' }
 const b64 = (text: string) => Buffer.from(text).toString('base64')
-const db = () => server.server.db.$client
+const db = () => server.server.sqlite.$client
 const uploadCount = () => (db().query('select count(*) as n from uploads').get() as { n: number }).n
 const stagingCount = () => readdirSync(join(server.dataDir, 'staging')).length
 const unexpectedSince = (from: number) => server.logs.slice(from).filter((line) => line.startsWith('unexpected error'))

@@ -22,7 +22,7 @@ const b64 = (text: string) => Buffer.from(text).toString('base64')
 const stagingFiles = () => readdirSync(join(server.dataDir, 'staging'))
 const head = (location: string) => server.fetch(location, { method: 'HEAD', headers: TUS })
 const table = async () => (await server.fetch('/uploads/table')).text()
-const partialRows = () => server.server.db.$client.query("select id, state from uploads where concat = 'partial'").all()
+const partialRows = () => server.server.sqlite.$client.query("select id, state from uploads where concat = 'partial'").all()
 
 /** A partial upload of `bytes`, sent in full. */
 async function finishedPartial(bytes: Uint8Array, name = 'piece') {
@@ -99,7 +99,7 @@ describe('finished partial uploads', () => {
     // Nothing left to expire later either.
     now += 3 * HOUR
     expect(await server.server.engine.expireStale()).toBe(0)
-    const file = server.server.db.$client.query("select size_bytes from files where name = 'whole.bin'").get()
+    const file = server.server.sqlite.$client.query("select size_bytes from files where name = 'whole.bin'").get()
     expect(file).toEqual({ size_bytes: 3000 })
   })
 })

@@ -19,7 +19,7 @@ const metadata = (fields: Record<string, string>) =>
   Object.entries(fields)
     .map(([k, v]) => `${k} ${b64(v)}`)
     .join(',')
-const db = () => server.server.db.$client
+const db = () => server.server.sqlite.$client
 const stagingFiles = () => readdirSync(join(server.dataDir, 'staging'))
 
 function create(headers: Record<string, string>, body?: BodyInit) {

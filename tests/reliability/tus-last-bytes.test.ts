@@ -51,6 +51,6 @@ test('a tus upload whose last bytes were recorded just before a crash is finalis
   const head = await server.fetch(path, { method: 'HEAD', headers: TUS })
   expect([head.status, head.headers.get('upload-offset'), head.headers.get('upload-length')]).toEqual([200, '1000', '1000'])
   // A tus client stops here; the file must be there.
-  const upload = server.server.db.$client.query('select u.state, f.sha256 from uploads u left join files f on f.id = u.file_id where u.id = ?').get(id)
+  const upload = server.server.sqlite.$client.query('select u.state, f.sha256 from uploads u left join files f on f.id = u.file_id where u.id = ?').get(id)
   expect(upload).toEqual({ state: 'complete', sha256: sha256(data) })
 })

@@ -36,7 +36,7 @@ describe('a request without a usable Host header', () => {
 
   test('an unexpected error is a bare 500: logged here, never shown there', async () => {
     // A fault no route expects: a table gone from under it.
-    t.server.db.$client.exec('drop table activity')
+    t.server.sqlite.$client.exec('drop table activity')
     const response = await t.fetch('/activity')
     expect(response.status).toBe(500)
     const body = await response.text()

@@ -2,8 +2,8 @@ import { afterAll, expect, test } from 'bun:test'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { commitTogether, durable } from '../../src/db/durable.ts'
-import { openDatabase } from '../../src/db/open.ts'
+import { commitTogether, durable } from '../../src/adapters/sqlite/durable.ts'
+import { openDatabase } from '../../src/adapters/sqlite/open.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'dropfold-together-'))
 const db = openDatabase(join(dir, 'test.sqlite'))

@@ -67,7 +67,7 @@ describe('domain errors become HTTP answers in one place', () => {
 
 describe('the core knows nothing of HTTP', () => {
   const src = join(import.meta.dir, '../../src')
-  const CORE = ['core', 'engine', 'db', 'links', 'storage'].map((folder) => join(src, folder))
+  const CORE = ['core', 'engine', 'adapters', 'ports', 'links', 'storage'].map((folder) => join(src, folder))
   const IMPORTS_HTTP_ERROR = /\bHttpError\b|from '(\.\.\/)+errors\.ts'|from '(\.\.\/)+http\//
 
   function sources(dir: string): string[] {

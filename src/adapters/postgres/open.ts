@@ -10,7 +10,7 @@ export type PgDb = BunSQLDatabase<typeof schema> & { $client: SQL }
 
 const MIGRATIONS = fileURLToPath(new URL('../../../drizzle/postgres', import.meta.url))
 
-/** The root folder's id, as in SQLite (src/db/schema.ts). */
+/** The root folder's id, as in SQLite (src/adapters/sqlite/schema.ts). */
 const ROOT_FOLDER_ID = 1
 
 /** The advisory lock two instances starting at once take in turn, so one applies the migrations and the other finds them done. */

@@ -1,6 +1,6 @@
 /**
  * The PostgreSQL schema: the same tables, columns and indexes as the SQLite one
- * (src/db/schema.ts), in PostgreSQL's types. Byte counts and timestamps (milliseconds since the
+ * (src/adapters/sqlite/schema.ts), in PostgreSQL's types. Byte counts and timestamps (milliseconds since the
  * epoch) are `bigint` read as JavaScript numbers; ids are identity columns; flags are booleans.
  * Migrations: `npm run db:generate:postgres` writes them to drizzle/postgres/.
  */

@@ -1,7 +1,7 @@
 import { and, eq } from 'drizzle-orm'
-import type { Db } from '../../db/open.ts'
-import { settings } from '../../db/schema.ts'
-import { changes } from '../../db/uploads.ts'
+import { settings } from './schema.ts'
+import { changes } from './uploads.ts'
+import type { SqliteMetadataStore } from './metadata.ts'
 import { ElectedPeriodicWork, type Ballots, type PeriodicOptions } from '../elected-periodic.ts'
 
 /**
@@ -10,21 +10,24 @@ import { ElectedPeriodicWork, type Ballots, type PeriodicOptions } from '../elec
  * conflict) lets exactly one of them win each claim.
  */
 export class SqliteBallots implements Ballots {
-  constructor(private readonly db: Db) {}
+  /** On the metadata store's connection, outside any transaction of its. */
+  constructor(private readonly store: SqliteMetadataStore) {}
 
   async read(name: string): Promise<string | null> {
-    return this.db.select().from(settings).where(eq(settings.key, key(name))).get()?.value ?? null
+    return this.store.settings.get(key(name))
   }
 
   async swap(name: string, expected: string | null, next: string): Promise<boolean> {
-    const result =
+    const db = this.store.db
+    const result = await this.store.outside(() =>
       expected === null
-        ? this.db.insert(settings).values({ key: key(name), value: next }).onConflictDoNothing().run()
-        : this.db
+        ? db.insert(settings).values({ key: key(name), value: next }).onConflictDoNothing().run()
+        : db
             .update(settings)
             .set({ value: next })
             .where(and(eq(settings.key, key(name)), eq(settings.value, expected)))
-            .run()
+            .run(),
+    )
     return changes(result) === 1
   }
 }
@@ -33,7 +36,7 @@ const key = (name: string) => `periodic:${name}`
 
 /** Periodic work elected through the database, once per interval across every instance on it. */
 export class SqlitePeriodicWork extends ElectedPeriodicWork {
-  constructor(db: Db, options: PeriodicOptions = {}) {
-    super(new SqliteBallots(db), options)
+  constructor(store: SqliteMetadataStore, options: PeriodicOptions = {}) {
+    super(new SqliteBallots(store), options)
   }
 }

@@ -11,7 +11,7 @@ export async function patch({ request, upload }: UploadContext, { engine }: TusO
   const offset = wholeNumberHeader(request, 'Upload-Offset')
   if (offset === null) throw new HttpError(400, 'Upload-Offset is required')
   return engine.appendingAlone(upload.id, async () => {
-    let current = engine.find(upload.id)!
+    let current = (await engine.find(upload.id))!
     const length = wholeNumberHeader(request, 'Upload-Length')
     if (length !== null) current = await engine.declareLength(current, length)
     const declared = wholeNumberHeader(request, 'Content-Length')

@@ -1,5 +1,5 @@
 import type { Server } from 'bun'
-import { ROOT_FOLDER_ID } from '../../db/schema.ts'
+import { ROOT_FOLDER_ID } from '../../core/records.ts'
 import { cleanFileName } from '../../engine/file-names.ts'
 import { HttpError } from '../../errors.ts'
 import { clientAddress } from '../../http/client-address.ts'
@@ -33,7 +33,7 @@ export interface CreateContext {
  */
 export async function create({ request, server, params }: CreateContext, options: TusOptions): Promise<Response> {
   const { engine, config } = options
-  const principal = options.authorize(request, params)
+  const principal = await options.authorize(request, params)
   const address = clientAddress(request, server, config.trustProxy)
   const endpoint = endpointOf(request, false)
   const metadata = parseMetadata(request.headers.get('upload-metadata'))
@@ -50,7 +50,7 @@ export async function create({ request, server, params }: CreateContext, options
   if (concat?.startsWith('final;')) {
     if (request.headers.has('upload-length')) throw new HttpError(400, 'A final upload must not carry Upload-Length')
     const partIds = concatenatedIds(concat, request.url)
-    for (const id of partIds) ownUpload(engine, principal, id)
+    for (const id of partIds) await ownUpload(engine, principal, id)
     const upload = await engine.concatenate(base, partIds)
     return respond(201, { location: `${endpoint}/${upload.id}`, ...expires(engine, upload) })
   }

@@ -43,9 +43,9 @@ export function tusRoutes(options: TusOptions) {
   const method = (request: Request) => request.headers.get('x-http-method-override')?.toUpperCase() ?? request.method
 
   const onUpload = async ({ request, params }: { request: Request; params: Record<string, string> }) =>
-    handle(request, () => {
-      const principal = options.authorize(request, params)
-      const upload = ownUpload(engine, principal, params.id!)
+    handle(request, async () => {
+      const principal = await options.authorize(request, params)
+      const upload = await ownUpload(engine, principal, params.id!)
       switch (method(request)) {
         case 'HEAD':
           return head({ request, upload }, options)

@@ -1,6 +1,6 @@
 import { DomainError } from '../../core/errors.ts'
 import type { Config } from '../../config.ts'
-import type { UploadRow } from '../../db/uploads.ts'
+import type { Upload } from '../../core/records.ts'
 import type { UploadEngine } from '../../engine/engine.ts'
 import { HttpError } from '../../errors.ts'
 import { textError, type ErrorFormat } from '../../http/errors.ts'
@@ -28,13 +28,13 @@ export interface TusOptions {
   prefix: string
   engine: UploadEngine
   config: Config
-  authorize: (request: Request, params: Record<string, string>) => UploadPrincipal
+  authorize: (request: Request, params: Record<string, string>) => UploadPrincipal | Promise<UploadPrincipal>
 }
 
 /** What the handlers of an existing upload (HEAD, PATCH, DELETE) are given. */
 export interface UploadContext {
   request: Request
-  upload: UploadRow
+  upload: Upload
 }
 
 /** Every tus answer carries Tus-Resumable, refusals included. */
@@ -58,7 +58,7 @@ export function wholeNumberHeader(request: Request, name: string): number | null
 }
 
 /** Upload-Expires, while the upload still takes bytes (expiration extension). */
-export function expires(engine: UploadEngine, upload: UploadRow): Record<string, string> {
+export function expires(engine: UploadEngine, upload: Upload): Record<string, string> {
   return upload.state === 'receiving' ? { 'upload-expires': new Date(engine.expiresAt(upload)).toUTCString() } : {}
 }
 
@@ -69,8 +69,8 @@ export function endpointOf(request: Request, isUpload: boolean) {
 }
 
 /** The caller's own live tus upload of that id: 404 for anyone else's, 410 once it is gone. */
-export function ownUpload(engine: UploadEngine, principal: UploadPrincipal, id: string): UploadRow {
-  const upload = UPLOAD_ID.test(id) ? engine.find(id) : undefined
+export async function ownUpload(engine: UploadEngine, principal: UploadPrincipal, id: string): Promise<Upload> {
+  const upload = UPLOAD_ID.test(id) ? await engine.find(id) : undefined
   if (!upload || upload.owner !== principal.owner || upload.protocol !== 'tus') throw new HttpError(404, 'No such upload')
   if (upload.state === 'expired' || upload.state === 'cancelled') throw new HttpError(410, `This upload has ${upload.state === 'expired' ? 'expired' : 'been terminated'}`)
   return upload

@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { AppDeps } from '../../http/deps.ts'
-import * as library from '../../db/library.ts'
-import { linkOwner, type LinkRow } from '../../db/links.ts'
+import { linkOwner, type FileRecord, type Link as LinkRow } from '../../core/records.ts'
 import { HttpError } from '../../errors.ts'
 import { cookieHeader, readCookie } from '../../http/cookies.ts'
 import { linkAdmission, openLink, requiredPasswordHash, UnlockCookies, cookieSecret } from '../../links/access.ts'
@@ -11,34 +10,47 @@ const FILE_LIST_LIMIT = 500
 const VISITOR_COOKIE = 'dropfold_visitor'
 
 /** What every drop-link handler shares: finding the link behind a request and who its visitor is. */
-export type DropLinkAccess = ReturnType<typeof dropLinkAccess>
-
-export function dropLinkAccess(deps: AppDeps) {
-  const { db, config } = deps
-  const unlocks = new UnlockCookies(cookieSecret(db))
-
-  function isUnlocked(request: Request, link: LinkRow): boolean {
-    const hash = requiredPasswordHash(db, link)
-    return hash === null || unlocks.valid(link, hash, readCookie(request, unlocks.name(link)), deps.clock())
-  }
-
+export interface DropLinkAccess {
+  deps: AppDeps
+  /** Signs and checks unlock cookies with the secret kept in the store (read once, when first needed). */
+  unlocks(): Promise<UnlockCookies>
+  isUnlocked(request: Request, link: LinkRow): Promise<boolean>
   /** A usable link whose folder is live: a link into the trash takes nothing (the trash is purged). */
-  function openLiveLink(token: string): LinkRow {
-    const link = openLink(db, token, deps.clock())
-    if (library.isInTrash(db, link.folderId)) throw new HttpError(410, 'The folder of this drop link has been deleted')
-    return link
-  }
-
+  openLiveLink(token: string): Promise<LinkRow>
   /** The link behind a request, checked on every request: disabling or expiry takes effect at once. */
-  function linkFor(request: Request, token: string): LinkRow {
-    const link = openLiveLink(token)
-    if (!isUnlocked(request, link)) throw new HttpError(401, 'Enter the password of this link first')
+  linkFor(request: Request, token: string): Promise<LinkRow>
+  /** Who uploads through the link: its folder, its limits, the visitor's own uploads. */
+  principal(request: Request, params: Record<string, string>): Promise<UploadPrincipal>
+  visitorCookie(request: Request, token: string): Record<string, string>
+  folderFiles(link: LinkRow): Promise<FileRecord[]>
+}
+
+export function dropLinkAccess(deps: AppDeps): DropLinkAccess {
+  const { store, config } = deps
+  let unlockCookies: Promise<UnlockCookies> | undefined
+  const unlocks = () => (unlockCookies ??= cookieSecret(store).then((secret) => new UnlockCookies(secret)))
+
+  async function isUnlocked(request: Request, link: LinkRow): Promise<boolean> {
+    const hash = await requiredPasswordHash(store, link)
+    if (hash === null) return true
+    const cookies = await unlocks()
+    return cookies.valid(link, hash, readCookie(request, cookies.name(link)), deps.clock())
+  }
+
+  async function openLiveLink(token: string): Promise<LinkRow> {
+    const link = await openLink(store, token, deps.clock())
+    if (await store.library.isInTrash(link.folderId)) throw new HttpError(410, 'The folder of this drop link has been deleted')
     return link
   }
 
-  /** Who uploads through the link: its folder, its limits, the visitor's own uploads. */
-  const principal = (request: Request, params: Record<string, string>): UploadPrincipal => {
-    const link = linkFor(request, params.token ?? '')
+  async function linkFor(request: Request, token: string): Promise<LinkRow> {
+    const link = await openLiveLink(token)
+    if (!(await isUnlocked(request, link))) throw new HttpError(401, 'Enter the password of this link first')
+    return link
+  }
+
+  const principal = async (request: Request, params: Record<string, string>): Promise<UploadPrincipal> => {
+    const link = await linkFor(request, params.token ?? '')
     return {
       owner: linkOwner(link.id),
       folderId: link.folderId,
@@ -62,7 +74,7 @@ export function dropLinkAccess(deps: AppDeps) {
   }
 
   function folderFiles(link: LinkRow) {
-    return library.filePage(db, { folderId: link.folderId, sort: 'date', direction: 'desc', filter: '', limit: FILE_LIST_LIMIT, offset: 0 })
+    return store.library.filePage({ folderId: link.folderId, sort: 'date', direction: 'desc', filter: '', limit: FILE_LIST_LIMIT, offset: 0 })
   }
 
   return { deps, unlocks, isUnlocked, openLiveLink, linkFor, principal, visitorCookie, folderFiles }

@@ -1,23 +1,22 @@
-import type { LinkRow } from '../../db/links.ts'
-import { linkUsage } from '../../db/links.ts'
+import type { Link as LinkRow } from '../../core/records.ts'
 import { refusalOf } from '../../http/errors.ts'
 import { dropPage, linkGonePage, unlockPage } from '../../../views/drop.ts'
 import { htmlResponse } from '../../../views/html.ts'
 import type { DropLinkAccess } from './access.ts'
 
 /** GET /d/:token: the link's upload page, its password form, or why it is gone. */
-export function dropLinkPage(access: DropLinkAccess, request: Request, token: string) {
+export async function dropLinkPage(access: DropLinkAccess, request: Request, token: string) {
   const { deps, openLiveLink, isUnlocked, folderFiles, visitorCookie } = access
-  const { db, config } = deps
+  const { store, config } = deps
   let link: LinkRow
   try {
-    link = openLiveLink(token)
+    link = await openLiveLink(token)
   } catch (error) {
     const gone = refusalOf(error)
     if (gone) return htmlResponse(linkGonePage({ status: gone.status, message: gone.message }), gone.status)
     throw error
   }
-  if (!isUnlocked(request, link)) return htmlResponse(unlockPage({ label: link.label, token }))
+  if (!(await isUnlocked(request, link))) return htmlResponse(unlockPage({ label: link.label, token }))
   const page = htmlResponse(
     dropPage({
       link: {
@@ -30,10 +29,10 @@ export function dropLinkPage(access: DropLinkAccess, request: Request, token: st
         expiresAt: link.expiresAt,
       },
       token,
-      usage: linkUsage(db, link.id),
+      usage: await store.links.usage(link.id),
       chunkBytes: config.chunkBytes,
       maxFileBytes: Math.min(config.maxFileBytes, link.maxFileBytes ?? Number.POSITIVE_INFINITY),
-      files: link.allowDownload ? folderFiles(link) : null,
+      files: link.allowDownload ? await folderFiles(link) : null,
     }),
   )
   for (const [name, value] of Object.entries(visitorCookie(request, token))) page.headers.append(name, value)

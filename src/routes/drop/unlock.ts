@@ -1,8 +1,7 @@
 import type { Server } from 'bun'
 import { refusalText, unlockClaims } from '../../auth/limits.ts'
 import { PASSWORD_HASHING } from '../../auth/admin-password.ts'
-import { logActivity } from '../../db/activity.ts'
-import { linkOwner, type LinkRow } from '../../db/links.ts'
+import { linkOwner, type Link as LinkRow } from '../../core/records.ts'
 import type { HttpError } from '../../errors.ts'
 import { clientAddress } from '../../http/client-address.ts'
 import { cookieHeader } from '../../http/cookies.ts'
@@ -19,19 +18,19 @@ const DUMMY_HASH = Bun.password.hashSync('dropfold-no-password', PASSWORD_HASHIN
 /** POST /d/:token/unlock: a visitor's password for the link, rate-limited like a sign-in. */
 export async function unlockDropLink(access: DropLinkAccess, request: Request, token: string, server: Server<unknown> | null) {
   const { deps, openLiveLink, unlocks } = access
-  const { db, config } = deps
+  const { store, config } = deps
   const address = clientAddress(request, server, config.trustProxy) ?? 'unknown'
   const now = deps.clock()
   const password = (await formFields(request)).get('password') ?? ''
   let link: LinkRow | null = null
   let gone: HttpError | null = null
   try {
-    link = openLiveLink(token)
+    link = await openLiveLink(token)
   } catch (error) {
     gone = refusalOf(error)
     if (!gone) throw error
   }
-  const hash = link ? requiredPasswordHash(db, link) : null
+  const hash = link ? await requiredPasswordHash(store, link) : null
   // Every attempt pays for one password check, whether or not the link exists.
   const outcome = await deps.passwordChecks.check({
     claims: unlockClaims(address, link && hash !== null ? link.id : null),
@@ -50,11 +49,12 @@ export async function unlockDropLink(access: DropLinkAccess, request: Request, t
   }
   if (hash === null) return new Response(null, { status: 303, headers: { location: `/d/${token}` } })
   if (outcome.kind === 'wrong') {
-    logActivity(db, now, { actor: 'anonymous', action: 'link.unlock.failure', target: link.label, details: { link: link.id }, clientAddress: address })
+    await store.activity.log(now, { actor: 'anonymous', action: 'link.unlock.failure', target: link.label, details: { link: link.id }, clientAddress: address })
     return htmlResponse(unlockPage({ label: link.label, token, error: 'Wrong password.' }), 401)
   }
-  logActivity(db, now, { actor: linkOwner(link.id), action: 'link.unlock.success', target: link.label, clientAddress: address })
-  const cookie = cookieHeader(unlocks.name(link), unlocks.value(link, hash, now), {
+  await store.activity.log(now, { actor: linkOwner(link.id), action: 'link.unlock.success', target: link.label, clientAddress: address })
+  const cookies = await unlocks()
+  const cookie = cookieHeader(cookies.name(link), cookies.value(link, hash, now), {
     path: `/d/${token}`,
     maxAgeSeconds: UNLOCK_TTL_MS / 1000,
     secure: config.secureCookies,

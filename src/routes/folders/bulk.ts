@@ -1,21 +1,19 @@
-import * as library from '../../db/library.ts'
-import { ROOT_FOLDER_ID } from '../../db/schema.ts'
+import { ROOT_FOLDER_ID } from '../../core/records.ts'
 import { HttpError } from '../../errors.ts'
-import { fileArea } from '../../../views/folder.ts'
 import { act, formId, readForm, type ActionContext as Ctx } from '../respond.ts'
 import type { Folders } from './listing.ts'
 
 /** POST /files/bulk: move the selected files of a folder, or put them in the trash. */
-export async function bulkFileAction({ deps, audit, pathOf, succeeded, listing, liveFolderOr404 }: Folders, { request, server }: Omit<Ctx, 'params'>) {
-  const { db } = deps
+export async function bulkFileAction({ deps, audit, pathOf, succeeded, fragment, liveFolderOr404 }: Folders, { request, server }: Omit<Ctx, 'params'>) {
+  const { store } = deps
   const form = await readForm(request)
   const folderText = form.get('folder')
   const folderId = typeof folderText === 'string' && /^\d{1,15}$/.test(folderText) ? Number(folderText) : ROOT_FOLDER_ID
   const returnQuery = new URLSearchParams(String(form.get('return') ?? ''))
   const back = `/folders/${folderId}?${returnQuery}`
-  return act(request, back, () => {
+  return act(request, back, async () => {
     // The listing re-rendered afterwards must exist, or the action would be done yet reported as refused.
-    liveFolderOr404(folderId)
+    await liveFolderOr404(folderId)
     const ids = form.getAll('ids').map((v) => {
       if (typeof v !== 'string' || !/^\d{1,15}$/.test(v)) throw new HttpError(400, 'Field ids must be file ids')
       return Number(v)
@@ -25,18 +23,18 @@ export async function bulkFileAction({ deps, audit, pathOf, succeeded, listing, 
     let text: string
     if (action === 'move') {
       const target = formId(form, 'target')
-      const moved = library.moveFiles(db, ids, target)
-      for (const file of moved) audit(request, server, 'file.move', file.name, { from: pathOf(folderId), to: pathOf(target) })
-      text = `Moved ${moved.length} ${moved.length === 1 ? 'file' : 'files'} to ${pathOf(target)}.`
+      const moved = await store.library.moveFiles(ids, target)
+      for (const file of moved) await audit(request, server, 'file.move', file.name, { from: await pathOf(folderId), to: await pathOf(target) })
+      text = `Moved ${moved.length} ${moved.length === 1 ? 'file' : 'files'} to ${await pathOf(target)}.`
     } else if (action === 'delete') {
-      const trashed = library.trashFiles(db, ids, deps.clock())
-      for (const file of trashed) audit(request, server, 'file.delete', file.name, { folder: pathOf(file.folderId) })
+      const trashed = await store.library.trashFiles(ids, deps.clock())
+      for (const file of trashed) await audit(request, server, 'file.delete', file.name, { folder: await pathOf(file.folderId) })
       text = `${trashed.length} ${trashed.length === 1 ? 'file is' : 'files are'} in the trash.`
     } else throw new HttpError(400, 'Field action must be move or delete')
     return succeeded(request, {
       flash: { kind: 'notice', text },
       redirect: back,
-      fragment: () => fileArea(listing(folderId, Object.fromEntries(returnQuery))),
+      fragment: await fragment(request, folderId, Object.fromEntries(returnQuery)),
     })
   })
 }

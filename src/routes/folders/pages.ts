@@ -1,17 +1,16 @@
-import * as library from '../../db/library.ts'
 import { fileArea, folderPage } from '../../../views/folder.ts'
 import { htmlResponse } from '../../../views/html.ts'
 import { pathId } from '../respond.ts'
 import type { Folders, Query } from './listing.ts'
 
 /** GET /folders/:id: the folder's page, with its upload area and any message left for it. */
-export function showFolder({ deps, takeFlash, listing }: Folders, request: Request, id: string, query: Query) {
-  const { db } = deps
+export async function showFolder({ deps, takeFlash, listing }: Folders, request: Request, id: string, query: Query) {
+  const { store } = deps
   const { flash, headers } = takeFlash(request)
-  const l = listing(pathId(id, 'folder'), query)
+  const l = await listing(pathId(id, 'folder'), query)
   const page = folderPage({
     listing: l,
-    folderTargets: library.folderMoveTargets(db, l.folder.id),
+    folderTargets: await store.library.folderMoveTargets(l.folder.id),
     flash,
     chunkBytes: deps.config.chunkBytes,
     maxFileBytes: deps.config.maxFileBytes,
@@ -20,6 +19,6 @@ export function showFolder({ deps, takeFlash, listing }: Folders, request: Reque
 }
 
 /** GET /folders/:id/view: only the listing, re-rendered by htmx as it is sorted, filtered or paged. */
-export function folderView({ listing }: Folders, id: string, query: Query) {
-  return htmlResponse(fileArea(listing(pathId(id, 'folder'), query)))
+export async function folderView({ listing }: Folders, id: string, query: Query) {
+  return htmlResponse(fileArea(await listing(pathId(id, 'folder'), query)))
 }

@@ -1,8 +1,7 @@
 import { hashPassword } from '../../auth/admin-password.ts'
 import { generateLinkPassword, weakLinkPassword } from '../../auth/link-passwords.ts'
 import { ConfigError, parseBytes } from '../../config.ts'
-import * as library from '../../db/library.ts'
-import type { LinkRow, NewLink } from '../../db/links.ts'
+import type { Link as LinkRow, NewLink } from '../../core/records.ts'
 import { HttpError } from '../../errors.ts'
 import { validLabel } from '../../engine/file-names.ts'
 import { formId } from '../respond.ts'
@@ -64,9 +63,9 @@ export async function settings(
   existing: LinkRow | null,
   now: number,
 ): Promise<{ change: Partial<NewLink>; generatedPassword: string | null }> {
-  const { db } = deps
+  const { store } = deps
   const folderId = formId(form, 'folder')
-  if (library.isInTrash(db, folderId) || !paths().some((f) => f.id === folderId)) throw new HttpError(404, `Folder ${folderId} does not exist`)
+  if ((await store.library.isInTrash(folderId)) || !(await paths()).some((f) => f.id === folderId)) throw new HttpError(404, `Folder ${folderId} does not exist`)
   const label = validLabel(String(form.get('label') ?? ''))
   const change: Partial<NewLink> = {
     folderId,

@@ -1,20 +1,34 @@
 import type { AppDeps } from '../../http/deps.ts'
-import * as library from '../../db/library.ts'
-import * as linksDb from '../../db/links.ts'
-import type { LinkRow } from '../../db/links.ts'
+import type { FolderChoice, Link as LinkRow } from '../../core/records.ts'
 import { HttpError } from '../../errors.ts'
 import { cookieHeader, readCookie } from '../../http/cookies.ts'
 import { hashLinkToken, linkState } from '../../links/access.ts'
 import type { LinkLine, LinkSecrets, LinkSettings } from '../../../views/links.ts'
-import { adminAudit } from '../audit.ts'
-import { flashes, pathId } from '../respond.ts'
+import { adminAudit, type Audit } from '../audit.ts'
+import { flashes, pathId, type Flashes } from '../respond.ts'
 
 /** Carries a new link's address (and a generated password) to the one page that shows it. */
 export const SECRETS_COOKIE = 'dropfold_link_secrets'
 
 
 /** What every link handler shares: the app's dependencies, flash messages, the audit log, and the helpers below. */
-export type Links = ReturnType<typeof links>
+export interface Links {
+  deps: AppDeps
+  succeeded: Flashes['succeeded']
+  takeFlash: Flashes['takeFlash']
+  audit: Audit
+  paths(): Promise<FolderChoice[]>
+  pathOf(folderId: number): Promise<string>
+  /** A link as its line in the list and on its page shows it. */
+  line(link: LinkRow): Promise<LinkLine>
+  linkOr404(id: string): Promise<LinkRow>
+  /** Redirects to the link's page, which shows these secrets once (they are stored nowhere). */
+  showOnce(request: Request, link: LinkRow, secrets: Omit<LinkSecrets, 'url'> & { token: string | null }, text: string): Response
+  /** The secrets a create or edit left for this link's page, taken (cleared) as they are shown. */
+  takeSecrets(request: Request, link: LinkRow): LinkSecrets | null
+  /** A link's settings as the activity log records them (never its token or password). */
+  described(link: LinkRow): Promise<Record<string, unknown>>
+}
 
 /** What a visitor of a link may do through it: shown on the admin's pages and recorded in the activity log. */
 const limitsOf = (link: LinkRow) => ({
@@ -39,31 +53,30 @@ function linkSettings(link: LinkRow): LinkSettings {
   }
 }
 
-export function links(deps: AppDeps) {
+export function links(deps: AppDeps): Links {
   const { succeeded, takeFlash } = flashes(deps.config)
-  const { db } = deps
-  const paths = () => library.allFolderPaths(db)
-  const pathOf = (folderId: number) => library.folderPathText(db, folderId)
+  const { store } = deps
+  const paths = () => store.library.allFolderPaths()
+  const pathOf = (folderId: number) => store.library.folderPathText(folderId)
   const audit = adminAudit(deps)
 
-  /** A link as its line in the list and on its page shows it. */
-  function line(link: LinkRow): LinkLine {
+  async function line(link: LinkRow): Promise<LinkLine> {
+    const folderPath = await pathOf(link.folderId)
     return {
       link: linkSettings(link),
-      folderPath: library.isInTrash(db, link.folderId) ? `${pathOf(link.folderId)} (in the trash)` : pathOf(link.folderId),
+      folderPath: (await store.library.isInTrash(link.folderId)) ? `${folderPath} (in the trash)` : folderPath,
       state: linkState(link, deps.clock()),
-      usage: linksDb.linkUsage(db, link.id),
-      passwordFrom: link.passwordHash ? 'link' : linksDb.folderPasswordHash(db, link.folderId) ? 'folder' : null,
+      usage: await store.links.usage(link.id),
+      passwordFrom: link.passwordHash ? 'link' : (await store.library.folderPasswordHash(link.folderId)) ? 'folder' : null,
     }
   }
 
-  function linkOr404(id: string) {
-    const link = linksDb.findLink(db, pathId(id, 'link'))
+  async function linkOr404(id: string) {
+    const link = await store.links.find(pathId(id, 'link'))
     if (!link) throw new HttpError(404, 'No such link')
     return link
   }
 
-  /** Redirects to the link's page, which shows these secrets once (they are stored nowhere). */
   function showOnce(request: Request, link: LinkRow, secrets: Omit<LinkSecrets, 'url'> & { token: string | null }, text: string) {
     const response = succeeded(request, { flash: { kind: 'notice', text }, redirect: `/links/${link.id}` })
     if (secrets.token === null && secrets.password === null) return response
@@ -72,7 +85,6 @@ export function links(deps: AppDeps) {
     return response
   }
 
-  /** The secrets a create or edit left for this link's page, taken (cleared) as they are shown. */
   function takeSecrets(request: Request, link: LinkRow): LinkSecrets | null {
     const raw = readCookie(request, SECRETS_COOKIE)
     if (!raw) return null
@@ -85,8 +97,7 @@ export function links(deps: AppDeps) {
     }
   }
 
-  /** A link's settings as the activity log records them (never its token or password). */
-  const described = (link: LinkRow) => ({ folder: pathOf(link.folderId), password: link.passwordHash !== null, ...limitsOf(link) })
+  const described = async (link: LinkRow) => ({ folder: await pathOf(link.folderId), password: link.passwordHash !== null, ...limitsOf(link) })
 
   return { deps, succeeded, takeFlash, audit, paths, pathOf, line, linkOr404, showOnce, takeSecrets, described }
 }

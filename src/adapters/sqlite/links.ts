@@ -5,13 +5,9 @@ import { folders, links, uploads } from './schema.ts'
 export type LinkRow = typeof links.$inferSelect
 export type NewLink = typeof links.$inferInsert
 
-export const linkOwner = (linkId: number) => `link:${linkId}`
+import { linkIdOf, linkOwner, type LinkUsage } from '../../core/records.ts'
 
-/** The link behind an upload owner ("link:<id>"), or null for the admin's uploads. */
-export function linkIdOf(owner: string): number | null {
-  const m = /^link:(\d+)$/.exec(owner)
-  return m ? Number(m[1]) : null
-}
+export { linkIdOf, linkOwner, type LinkUsage }
 
 export function findLinkByTokenHash(db: Db, tokenHash: string): LinkRow | undefined {
   return db.select().from(links).where(eq(links.tokenHash, tokenHash)).get()
@@ -35,15 +31,6 @@ export function updateLink(db: Db, id: number, change: Partial<NewLink>): LinkRo
 
 export function deleteLink(db: Db, id: number): LinkRow | undefined {
   return db.delete(links).where(eq(links.id, id)).returning().get()
-}
-
-export interface LinkUsage {
-  /** Uploads that became files. */
-  files: number
-  fileBytes: number
-  /** Uploads still receiving or being finalised (counted against the limits too). */
-  inProgress: number
-  inProgressBytes: number
 }
 
 /** What a link has taken in so far; uploads in progress count with their full size. */

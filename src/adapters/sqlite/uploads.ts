@@ -2,6 +2,10 @@ import { and, asc, desc, eq, inArray, isNull, like, lt, lte, or, sql } from 'dri
 import type { Db } from './types.ts'
 import { atomically, prepared } from './prepared.ts'
 import { uploadChunks, uploads, type UploadState } from './schema.ts'
+import { linkUsage } from './links.ts'
+import { linkIdOf, type Admission, type AdmissionFigures } from '../../core/records.ts'
+
+export type { Admission }
 
 /** bun:sqlite reports changed rows, though drizzle types `run()` as void. */
 /** Rows a statement changed (bun:sqlite reports it). */
@@ -30,11 +34,11 @@ export function findUploadByClientKey(db: Db, owner: string, clientKey: string):
   ).get({ owner, clientKey })
 }
 
-/**
- * Checks, inside the creating transaction, whether a new upload may start (a drop link's limits
- * must count every upload in progress, so the check and the insert are one step). Throws to refuse.
- */
-export type Admission = (db: Db, upload: { fileName: string; totalBytes: number }) => void
+/** What an admission rule looks at for `owner`'s new upload, read on this connection (inside the creating transaction). */
+export function admissionFigures(db: Db, owner: string): AdmissionFigures {
+  const linkId = linkIdOf(owner)
+  return { link: linkId === null ? undefined : linkUsage(db, linkId), outstanding: outstandingBytes(db, owner) }
+}
 
 const p = sql.placeholder
 
@@ -61,7 +65,7 @@ export function insertUploadOnce(db: Db, row: NewUpload, admit?: Admission): { u
       const existing = findUploadByClientKey(db, row.owner, row.clientKey)
       if (existing) return { upload: existing, created: false }
     }
-    admit?.(db, { fileName: row.fileName, totalBytes: row.totalBytes })
+    admit?.check(admissionFigures(db, admit.owner), { fileName: row.fileName, totalBytes: row.totalBytes })
     const upload = insertUpload(db).get({
       ...row,
       clientKey: row.clientKey ?? null,

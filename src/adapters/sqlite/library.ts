@@ -1,9 +1,12 @@
 import { and, asc, desc, eq, inArray, isNotNull, isNull, lt, or, sql, type SQL } from 'drizzle-orm'
-import { elidedPath } from '../engine/file-names.ts'
-import { DomainError } from '../core/errors.ts'
+import { elidedPath } from '../../engine/file-names.ts'
+import { DomainError } from '../../core/errors.ts'
+import type { FilePageQuery, FileSort, FolderChoice, SortDirection, StorageSummary, TrashEntry } from '../../core/records.ts'
+
+export type { FilePageQuery, FileSort, FolderChoice, SortDirection, StorageSummary, TrashEntry }
 import { numberedName, type FileRow, type FolderRow } from './files.ts'
 import type { Db } from './types.ts'
-import { prepared } from './prepared.ts'
+import { atomically, prepared } from './prepared.ts'
 import { blobs, files, folders, links, ROOT_FOLDER_ID, uploads } from './schema.ts'
 
 /** Folders and files as a person manages them: browse, rename, move, trash, restore, purge. */
@@ -11,18 +14,7 @@ import { blobs, files, folders, links, ROOT_FOLDER_ID, uploads } from './schema.
 /** How deep folders may be nested: a folder in Home is at level 1. */
 export const MAX_FOLDER_DEPTH = 64
 
-export type FileSort = 'name' | 'size' | 'date'
-export type SortDirection = 'asc' | 'desc'
 
-export interface FilePageQuery {
-  folderId: number
-  sort: FileSort
-  direction: SortDirection
-  /** Case-insensitive substring of the name. */
-  filter: string
-  limit: number
-  offset: number
-}
 
 const liveFile = (folderId: number) => and(eq(files.folderId, folderId), isNull(files.deletedAt))
 
@@ -100,12 +92,6 @@ export function isInTrash(db: Db, folderId: number): boolean {
   return folderPath(db, folderId).some((f) => f.deletedAt !== null)
 }
 
-/** A live folder as a "move to" or "share" choice; `depth` is 0 for Home, 1 for a folder in it. */
-export interface FolderChoice {
-  id: number
-  path: string
-  depth: number
-}
 
 /**
  * Every live folder with its path ("/Projects/2024"), Home first, each folder followed by what
@@ -174,7 +160,8 @@ function fileNameTaken(db: Db, folderId: number, name: string, except?: number) 
 }
 
 export function createFolder(db: Db, parentId: number, name: string, now: number): FolderRow {
-  return db.transaction((tx) => {
+  return atomically(db, () => {
+    const tx = db
     const t = tx as unknown as Db
     liveFolder(t, parentId)
     const depth = folderPath(t, parentId).length
@@ -185,7 +172,8 @@ export function createFolder(db: Db, parentId: number, name: string, now: number
 }
 
 export function renameFolder(db: Db, id: number, name: string): FolderRow {
-  return db.transaction((tx) => {
+  return atomically(db, () => {
+    const tx = db
     const t = tx as unknown as Db
     if (id === ROOT_FOLDER_ID) throw new DomainError('invalid', 'The home folder cannot be renamed')
     const folder = liveFolder(t, id)
@@ -195,7 +183,8 @@ export function renameFolder(db: Db, id: number, name: string): FolderRow {
 }
 
 export function moveFolder(db: Db, id: number, targetId: number): FolderRow {
-  return db.transaction((tx) => {
+  return atomically(db, () => {
+    const tx = db
     const t = tx as unknown as Db
     if (id === ROOT_FOLDER_ID) throw new DomainError('invalid', 'The home folder cannot be moved')
     const folder = liveFolder(t, id)
@@ -214,7 +203,8 @@ export function moveFolder(db: Db, id: number, targetId: number): FolderRow {
 }
 
 export function trashFolder(db: Db, id: number, now: number): FolderRow {
-  return db.transaction((tx) => {
+  return atomically(db, () => {
+    const tx = db
     if (id === ROOT_FOLDER_ID) throw new DomainError('invalid', 'The home folder cannot be deleted')
     liveFolder(tx as unknown as Db, id)
     return tx.update(folders).set({ deletedAt: now }).where(eq(folders.id, id)).returning().get()
@@ -222,7 +212,8 @@ export function trashFolder(db: Db, id: number, now: number): FolderRow {
 }
 
 export function renameFile(db: Db, id: number, name: string): FileRow {
-  return db.transaction((tx) => {
+  return atomically(db, () => {
+    const tx = db
     const t = tx as unknown as Db
     const file = liveFileRow(t, id)
     if (fileNameTaken(t, file.folderId, name, id)) throw new DomainError('conflict', `A file named "${name}" already exists here`)
@@ -232,7 +223,8 @@ export function renameFile(db: Db, id: number, name: string): FileRow {
 
 /** Moves files, all or none; a name conflict in the target refuses the whole move. */
 export function moveFiles(db: Db, ids: number[], targetId: number): FileRow[] {
-  return db.transaction((tx) => {
+  return atomically(db, () => {
+    const tx = db
     const t = tx as unknown as Db
     liveFolder(t, targetId)
     const moving = ids.map((id) => liveFileRow(t, id))
@@ -249,22 +241,14 @@ export function moveFiles(db: Db, ids: number[], targetId: number): FileRow[] {
 }
 
 export function trashFiles(db: Db, ids: number[], now: number): FileRow[] {
-  return db.transaction((tx) => {
+  return atomically(db, () => {
+    const tx = db
     const t = tx as unknown as Db
     const rows = ids.map((id) => liveFileRow(t, id))
     return rows.map((file) => tx.update(files).set({ deletedAt: now }).where(eq(files.id, file.id)).returning().get())
   })
 }
 
-export interface TrashEntry {
-  kind: 'file' | 'folder'
-  id: number
-  name: string
-  /** Where it was: the path of its folder (or parent folder). */
-  from: string
-  sizeBytes: number | null
-  deletedAt: number
-}
 
 /** What was put in the trash directly (the contents of a trashed folder go with it). */
 export function trashEntries(db: Db): TrashEntry[] {
@@ -283,7 +267,8 @@ export function trashEntries(db: Db): TrashEntry[] {
  * a name taken meanwhile gets a number.
  */
 export function restoreFile(db: Db, id: number): FileRow {
-  return db.transaction((tx) => {
+  return atomically(db, () => {
+    const tx = db
     const t = tx as unknown as Db
     const file = tx.select().from(files).where(and(eq(files.id, id), isNotNull(files.deletedAt))).get()
     if (!file) throw new DomainError('not-found', `File ${id} is not in the trash`)
@@ -295,7 +280,8 @@ export function restoreFile(db: Db, id: number): FileRow {
 }
 
 export function restoreFolder(db: Db, id: number): FolderRow {
-  return db.transaction((tx) => {
+  return atomically(db, () => {
+    const tx = db
     const t = tx as unknown as Db
     const folder = tx.select().from(folders).where(and(eq(folders.id, id), isNotNull(folders.deletedAt))).get()
     if (!folder) throw new DomainError('not-found', `Folder ${id} is not in the trash`)
@@ -328,7 +314,8 @@ export function purgeTrash(
   db: Db,
   olderThan = Number.POSITIVE_INFINITY,
 ): { files: number; folders: number; unusedBlobs: string[]; rehomedUploads: { id: string; owner: string }[] } {
-  return db.transaction((tx) => {
+  return atomically(db, () => {
+    const tx = db
     const t = tx as unknown as Db
     const cutoff = Number.isFinite(olderThan) ? olderThan : Number.MAX_SAFE_INTEGER
     const trashedFolders = tx.select({ id: folders.id }).from(folders).where(lt(folders.deletedAt, cutoff)).all()
@@ -363,12 +350,6 @@ export function purgeTrash(
   })
 }
 
-export interface StorageSummary {
-  storedBytes: number
-  logicalBytes: number
-  blobCount: number
-  fileCount: number
-}
 
 export function storageSummary(db: Db): StorageSummary {
   const stored = db.select({ bytes: sql<number>`coalesce(sum(${blobs.sizeBytes}), 0)`, n: sql<number>`count(*)` }).from(blobs).get()!

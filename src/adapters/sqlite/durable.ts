@@ -1,5 +1,5 @@
-import { GroupSync } from '../platform/group-sync.ts'
-import { syncPath } from '../platform/sync-path.ts'
+import { GroupSync } from '../../platform/group-sync.ts'
+import { syncPath } from '../../platform/sync-path.ts'
 import type { Db } from './types.ts'
 import { atomically } from './prepared.ts'
 
@@ -38,6 +38,13 @@ export function commitTogether<T>(db: Db, work: () => T): Promise<T> {
 }
 
 const states = new WeakMap<Db, ReturnType<typeof newState>>()
+/** Per database: a promise while a transaction that awaits is open (see SqliteMetadataStore), else null. */
+const gates = new WeakMap<Db, () => Promise<void> | null>()
+
+/** Group commits wait while `gate()` returns a promise: they must not land inside another's open transaction. */
+export function gateCommits(db: Db, gate: () => Promise<void> | null) {
+  gates.set(db, gate)
+}
 
 function newState(db: Db) {
   const sqlite = db.$client
@@ -46,14 +53,17 @@ function newState(db: Db) {
   // Rows changed (since the connection opened) that are known to be on disk.
   let synced = changes.get()!.n
   const group = new GroupSync(async () => {
-    const upTo = changes.get()!.n
+    // Changes inside a transaction still open are not committed: this sync cannot vouch for them.
+    const upTo = sqlite.inTransaction ? synced : changes.get()!.n
     // Opened for each sync, so no descriptor outlives the database (the WAL is removed when it closes).
     if (walPath) await syncPath(walPath, 'data')
     synced = Math.max(synced, upTo)
   })
   type Waiting = { work: () => unknown; resolve: (value: any) => void; reject: (error: unknown) => void }
   let waiting: Waiting[] = []
-  const flush = () => {
+  const flush = (): void => {
+    const closed = gates.get(db)?.()
+    if (closed) return void closed.then(flush)
     const batch = waiting
     waiting = []
     if (batch.length > 1) {

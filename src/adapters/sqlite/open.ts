@@ -9,7 +9,7 @@ import type { Db } from './types.ts'
 
 export type { Db }
 
-const MIGRATIONS = fileURLToPath(new URL('../../drizzle', import.meta.url))
+const MIGRATIONS = fileURLToPath(new URL('../../../drizzle', import.meta.url))
 
 /** Opens (creating if needed) the database, applies pending migrations and ensures the root folder. */
 export function openDatabase(path: string, now = Date.now()): Db {

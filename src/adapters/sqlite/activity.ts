@@ -1,16 +1,12 @@
 import { and, desc, eq, lt, or, sql, type SQL } from 'drizzle-orm'
 import type { Db } from './types.ts'
 import { activity } from './schema.ts'
+import type { ActivityEntry, ActivityQuery } from '../../core/records.ts'
+
+export type { ActivityEntry, ActivityQuery }
 
 export type ActivityRow = typeof activity.$inferSelect
 
-export interface ActivityEntry {
-  actor: string
-  action: string
-  target?: string | null
-  details?: Record<string, unknown> | string | null
-  clientAddress?: string | null
-}
 
 export function logActivity(db: Db, at: number, entry: ActivityEntry) {
   const details = entry.details == null ? null : typeof entry.details === 'string' ? entry.details : JSON.stringify(entry.details)
@@ -19,15 +15,6 @@ export function logActivity(db: Db, at: number, entry: ActivityEntry) {
     .run()
 }
 
-export interface ActivityQuery {
-  action?: string
-  actor?: string
-  /** Substring of target or details. */
-  text?: string
-  /** Only entries older than this id (for "older" pages). */
-  beforeId?: number
-  limit: number
-}
 
 export function listActivity(db: Db, q: ActivityQuery): ActivityRow[] {
   const conditions: (SQL | undefined)[] = []

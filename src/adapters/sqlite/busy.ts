@@ -1,4 +1,4 @@
-import { DomainError } from '../core/errors.ts'
+import { DomainError } from '../../core/errors.ts'
 
 /**
  * How long a statement waits for another process's write lock (sqlite3, a backup tool) before
