@@ -48,7 +48,7 @@ export function uploadsPageRoutes(deps: AppDeps) {
         logicalBytes: summary.logicalBytes,
         fileCount: summary.fileCount,
         stagedBytes: stagedBytes(db),
-        freeBytes: await deps.staging.freeBytes(),
+        freeBytes: (await deps.space?.freeBytes()) ?? null,
       }
       return htmlResponse(uploadsPage({ lines: lines(), storage, now: deps.clock(), flash }), 200, headers)
     })

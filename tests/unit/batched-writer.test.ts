@@ -2,7 +2,7 @@ import { afterAll, describe, expect, test } from 'bun:test'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { BatchedWriter, writeAll } from '../../src/storage/batched-writer.ts'
+import { BatchedWriter, writeAll } from '../../src/adapters/local-disk/batched-writer.ts'
 import { PositionalFile } from '../../src/platform/positional-file.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'dropfold-writer-'))

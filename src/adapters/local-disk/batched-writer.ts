@@ -1,4 +1,4 @@
-import type { PositionalFile } from '../platform/positional-file.ts'
+import type { OpenFile } from './file-system.ts'
 
 /** Network reads are small (~64 KiB); the disk prefers larger writes. */
 const BATCH_BYTES = 1024 * 1024
@@ -38,7 +38,7 @@ export class BatchedWriter {
 
   /** `path` names the file for sharing early syncs with its other writers. */
   constructor(
-    private readonly file: PositionalFile,
+    private readonly file: OpenFile,
     private readonly offset: number,
     private readonly path: string,
   ) {}
@@ -100,7 +100,7 @@ export class BatchedWriter {
 }
 
 /** writev until every piece is written: a regular file may still take fewer bytes than asked. */
-export async function writeAll(file: Pick<PositionalFile, 'writev'>, pieces: Uint8Array[], position: number) {
+export async function writeAll(file: Pick<OpenFile, 'writev'>, pieces: Uint8Array[], position: number) {
   // Empty pieces are nothing to write: a writev of only those returns 0, which means a stuck disk.
   let rest = pieces.filter((piece) => piece.length > 0)
   while (rest.length > 0) {

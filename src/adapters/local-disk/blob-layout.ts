@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs'
 import { readdir, rename, rmdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { syncDirectory, syncPath } from '../platform/sync-path.ts'
+import { syncDirectory, syncPath } from '../../platform/sync-path.ts'
 
 /**
  * The blob store keeps `<first two hex digits>/<sha256>`: 256 directories, made once. Stores
