@@ -39,6 +39,14 @@ export function commitTogether<T>(db: Db, work: () => T): Promise<T> {
 
 const states = new WeakMap<Db, ReturnType<typeof newState>>()
 
+/** How the WAL of a database is synced, where a test stands between (the power-loss test). */
+const walSyncs = new WeakMap<Db, (walPath: string) => Promise<void>>()
+
+/** Test hook: the syncs of `db`'s WAL go through `sync` (which makes the WAL durable itself). */
+export function routeWalSyncs(db: Db, sync: (walPath: string) => Promise<void>) {
+  walSyncs.set(db, sync)
+}
+
 function newState(db: Db) {
   const sqlite = db.$client
   const walPath = sqlite.filename && sqlite.filename !== ':memory:' ? `${sqlite.filename}-wal` : null
@@ -48,7 +56,7 @@ function newState(db: Db) {
   const group = new GroupSync(async () => {
     const upTo = changes.get()!.n
     // Opened for each sync, so no descriptor outlives the database (the WAL is removed when it closes).
-    if (walPath) await syncPath(walPath, 'data')
+    if (walPath) await (walSyncs.get(db) ?? ((path: string) => syncPath(path, 'data')))(walPath)
     synced = Math.max(synced, upTo)
   })
   type Waiting = { work: () => unknown; resolve: (value: any) => void; reject: (error: unknown) => void }
