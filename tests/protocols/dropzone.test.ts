@@ -20,13 +20,21 @@ const blobFiles = () => readdirSync(join(server.dataDir, 'blobs'), { recursive: 
 
 /**
  * Runs `body` against a server (in place of this test's) whose syncs of the staging directory go
- * through `sync`, which may call the real one.
+ * through `sync`, which may call the real one; `bytesDurable` is called when a staging file's
+ * bytes have been synced.
  */
-async function withSyncNames(sync: (realSync: () => Promise<void>) => Promise<void>, body: () => Promise<void>) {
+async function withSyncNames(sync: (realSync: () => Promise<void>) => Promise<void>, body: () => Promise<void>, bytesDurable = () => {}) {
   await server.stop()
+  // Of the server started below.
+  const isStaging = (dir: string) => dir === join(server.dataDir, 'staging')
   const fileSystem: FileSystem = {
     ...nodeFileSystem,
-    syncDirectory: (dir) => (dir === join(server.dataDir, 'staging') ? sync(() => nodeFileSystem.syncDirectory(dir)) : nodeFileSystem.syncDirectory(dir)),
+    syncDirectory: (dir) => (isStaging(dir) ? sync(() => nodeFileSystem.syncDirectory(dir)) : nodeFileSystem.syncDirectory(dir)),
+    async open(path, mode) {
+      const file = await nodeFileSystem.open(path, mode)
+      if (!isStaging(dirname(path))) return file
+      return Object.assign(Object.create(file) as typeof file, { datasync: () => file.datasync().then(bytesDurable) })
+    },
   }
   server = await startTestServer({ MAX_FILE_SIZE: '64M', MAX_CHUNK_SIZE: '1M', CHUNK_SIZE: '1M' }, { testHooks: { fileSystem } })
   await body()
@@ -217,18 +225,19 @@ describe('chunked uploads', () => {
     // sync is held back here (a gate in front of the real one) to see what is committed meanwhile.
     const gate = Promise.withResolvers<void>()
     const reached = Promise.withResolvers<void>()
+    const written = Promise.withResolvers<void>()
     await withSyncNames((realSync) => (reached.resolve(), gate.promise.then(realSync)), async () => {
       const data = randomData(2000)
       const pending = sendChunk(server, chunkFields('named-first', data.length, 1000, 1), chunkOf(data, 1000, 1))
-      await reached.promise
-      // The chunk's bytes are written meanwhile; its record waits.
-      await Bun.sleep(300)
+      // The chunk's bytes are durable, its name not yet: its record must wait, whatever else runs.
+      await Promise.all([reached.promise, written.promise])
+      for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve))
       expect(stagingFiles()).toHaveLength(1)
       expect(count('upload_chunks')).toBe(0)
       gate.resolve()
       expect((await pending).status).toBe(200)
       expect(count('upload_chunks')).toBe(1)
-    })
+    }, written.resolve)
   })
 
   test("a chunk whose staging name cannot be synced fails only once its bytes have stopped arriving", async () => {
