@@ -96,16 +96,16 @@ export const STORAGE_CHECKS: Record<string, (make: MakeStorage) => Promise<void>
       const id = await staged(staging, data)
       const fresh: Uint8Array[] = []
       for await (const piece of staging.read(id, 1, data.length)) fresh.push(piece)
-      // Fresh pieces stay as they were after the next one was read.
-      expect(Buffer.concat(fresh)).toEqual(data.subarray(1))
-      expect(await readAll(staging, id, 1, data.length, { borrowed: true })).toEqual(data.subarray(1))
+      // Fresh pieces stay as they were after the next one was read (compared by hash: a diff of megabytes is slow to print).
+      expect(sha256(Buffer.concat(fresh))).toBe(sha256(data.subarray(1)))
+      expect(sha256(await readAll(staging, id, 1, data.length, { borrowed: true }))).toBe(sha256(data.subarray(1)))
     }),
 
   'a read past the end of the staged bytes fails': (make) =>
     using(make, async ({ staging }) => {
       const id = await staged(staging, bytesOf('short'))
-      expect(readAll(staging, id, 0, 6)).rejects.toThrow()
-      expect(readAll(staging, newUploadId(), 0, 1)).rejects.toThrow()
+      await expect(readAll(staging, id, 0, 6)).rejects.toThrow()
+      await expect(readAll(staging, newUploadId(), 0, 1)).rejects.toThrow()
     }),
 
   'a body longer than allowed is refused': (make) =>
@@ -134,7 +134,7 @@ export const STORAGE_CHECKS: Record<string, (make: MakeStorage) => Promise<void>
       expect(await staging.write(id, 0, pieces(bytesOf('all of it')), 9, { whole: true })).toBe(9)
       expect((await readAll(staging, id, 0, 9)).toString()).toBe('all of it')
       const other = newUploadId()
-      expect(staging.write(other, 0, pieces(bytesOf('x')), 1)).rejects.toThrow()
+      await expect(staging.write(other, 0, pieces(bytesOf('x')), 1)).rejects.toThrow()
       expect(await staging.list()).not.toContain(other)
     }),
 

@@ -224,6 +224,15 @@ export class PowerCutFileSystem implements FileSystem {
     return made
   }
 
+  async removeDirectory(dir: string) {
+    this.change()
+    await this.real.removeDirectory(dir)
+    // Only an empty directory can go: a cut brings back an empty one.
+    const kept = join(this.stash, String(++this.stashed))
+    mkdirSync(kept)
+    this.noteName(dir, kept)
+  }
+
   readdir(dir: string) {
     return this.real.readdir(dir)
   }

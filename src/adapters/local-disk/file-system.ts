@@ -1,5 +1,5 @@
 import { constants, linkSync, renameSync, statfsSync, statSync, unlinkSync } from 'node:fs'
-import { mkdir, readdir, rm } from 'node:fs/promises'
+import { mkdir, readdir, rm, rmdir } from 'node:fs/promises'
 import { PositionalFile } from '../../platform/positional-file.ts'
 import { syncDirectory } from '../../platform/sync-path.ts'
 
@@ -35,9 +35,11 @@ export interface FileSystem {
   remove(path: string): Promise<void>
   /** Makes a directory and its missing parents; true if it made any. */
   mkdir(dir: string): Promise<boolean>
+  /** Removes an empty directory. */
+  removeDirectory(dir: string): Promise<void>
   readdir(dir: string): Promise<string[]>
-  /** Size and number of names of a file, or null if there is none. */
-  stat(path: string): { size: number; links: number } | null
+  /** Size and number of names of a file (or directory), or null if there is none. */
+  stat(path: string): { size: number; links: number; directory: boolean } | null
   freeBytes(dir: string): number
   /** The bytes [start, end) of a file, ready to be a response body. */
   slice(path: string, start: number, end: number): Blob
@@ -61,11 +63,12 @@ export const nodeFileSystem: FileSystem = {
   unlink: unlinkSync,
   remove: (path) => rm(path, { force: true }),
   mkdir: async (dir) => (await mkdir(dir, { recursive: true })) !== undefined,
+  removeDirectory: (dir) => rmdir(dir),
   readdir: (dir) => readdir(dir),
   stat(path) {
     try {
       const s = statSync(path)
-      return { size: s.size, links: s.nlink }
+      return { size: s.size, links: s.nlink, directory: s.isDirectory() }
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null
       throw error

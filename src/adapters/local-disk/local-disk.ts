@@ -159,7 +159,7 @@ export class LocalBlobStore implements BlobStore {
 
   async init() {
     await durableDirectory(this.fs, this.dir)
-    await useOneLevelLayout(this.dir, this.log)
+    await useOneLevelLayout(this.fs, this.dir, this.log)
   }
 
   private pathOf(sha256: string) {
