@@ -68,6 +68,9 @@ export class BatchedWriter {
       await writeAll(this.file, pieces, position)
       this.written += length
     })
+    // Awaited later (by the next batch, finish or salvage); a failure while the body waits for
+    // the network must not count as unhandled meanwhile, which would end the process.
+    this.pending.catch(() => {})
     if (this.sinceSync >= EARLY_SYNC_BYTES && !earlySyncing.has(this.path)) {
       this.sinceSync = 0
       earlySyncing.add(this.path)
@@ -75,6 +78,7 @@ export class BatchedWriter {
       this.syncing = Promise.all([this.syncing, written])
         .then(() => this.file.datasync())
         .finally(() => earlySyncing.delete(this.path))
+      this.syncing.catch(() => {})
     }
     await previous
   }
