@@ -13,7 +13,9 @@ import { syncPath } from '../../src/platform/sync-path.ts'
  * sync. `cut()` then writes what the disk would hold after the cut into a new directory: the
  * files as they are, less every write not followed by a sync, and the directories as they were
  * at their last sync (a removed name comes back with its file, an added one is gone). From the
- * cut on, every call fails as on a dead disk, until `powerOn()`.
+ * cut on, every call that would change something fails as on a dead disk (reads still answer,
+ * for the server shutting down), until `powerOn()`. The data directory's other files (the lock,
+ * the space reserve) are taken as they are.
  *
  * A sync covers the writes and name changes that completed before it was asked for: one that
  * races with it may or may not be on the disk, so it is taken as lost. That is the most a real
