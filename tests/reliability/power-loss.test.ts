@@ -95,8 +95,9 @@ async function powerLossRun(seed: number, makeDisk: () => PowerCutFileSystem = (
   const problems: string[] = []
   const events: string[] = []
   const logs: string[] = []
-  let running = await start(dataDir, disk)
+  let running: Awaited<ReturnType<typeof start>> | undefined
   try {
+    running = await start(dataDir, disk)
     const { uploads, stored } = plan(rng)
     const before = await sendChunk(running.client, chunkFields('stored-before', stored.data.length, stored.data.length, 0), stored.data, { fileName: stored.name })
     expect(before.status).toBe(200)
@@ -128,7 +129,7 @@ async function powerLossRun(seed: number, makeDisk: () => PowerCutFileSystem = (
     if (files !== uploads.length + 1) problems.push(`${files} file rows for ${uploads.length + 1} files uploaded`)
     return { problems, events, logs }
   } finally {
-    await stop(running).catch(() => {})
+    if (running) await stop(running).catch(() => {})
     disk.dispose()
     removeDataDir(dataDir)
   }
