@@ -52,7 +52,9 @@ function newState(db: Db) {
   const walPath = sqlite.filename && sqlite.filename !== ':memory:' ? `${sqlite.filename}-wal` : null
   const changes = sqlite.prepare<{ n: number }, []>('SELECT total_changes() AS n')
   // Rows changed (since the connection opened) that are known to be on disk.
-  let synced = changes.get()!.n
+  // None at first: what was committed before the first call (at start-up, say) is not known to be
+  // on disk.
+  let synced = 0
   const group = new GroupSync(async () => {
     const upTo = changes.get()!.n
     // Opened for each sync, so no descriptor outlives the database (the WAL is removed when it closes).
