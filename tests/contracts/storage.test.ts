@@ -2,6 +2,7 @@ import { describe, expect, test } from 'bun:test'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { nodeFileSystem, type FileSystem } from '../../src/adapters/local-disk/file-system.ts'
 import { LocalBlobStore, LocalStaging } from '../../src/adapters/local-disk/local-disk.ts'
 import type { BlobStore } from '../../src/ports/blobs.ts'
 import type { Staging } from '../../src/ports/staging.ts'
@@ -58,4 +59,41 @@ describe('the storage contract rejects broken adapters', () => {
       expect(outcome).toBe('failed')
     })
   }
+})
+
+describe('local disk: blob directories', () => {
+  test('a blob is stored only once the name of its new directory is durable, also when another write made that directory a moment before', async () => {
+    // Two blobs whose hashes start alike share a directory made for the first of them; the
+    // second must not be reported stored before that directory's name is synced in the store.
+    const dir = mkdtempSync(join(tmpdir(), 'dropfold-storage-'))
+    const blobsDir = join(dir, 'blobs')
+    const gate = Promise.withResolvers<void>()
+    let gated = false
+    const fileSystem: FileSystem = {
+      ...nodeFileSystem,
+      syncDirectory: (path) => (gated && path === blobsDir ? gate.promise.then(() => nodeFileSystem.syncDirectory(path)) : nodeFileSystem.syncDirectory(path)),
+    }
+    try {
+      const staging = new LocalStaging(join(dir, 'staging'), fileSystem)
+      const blobs = new LocalBlobStore(blobsDir, staging, () => {}, fileSystem)
+      await Promise.all([staging.init(), blobs.init()])
+      gated = true
+      const first = 'ed' + '1'.repeat(62)
+      const second = 'ed' + '2'.repeat(62)
+      const states = { first: 'pending', second: 'pending' }
+      const writing = [
+        blobs.write(first, new Uint8Array([1]), false).then(() => void (states.first = 'stored')),
+        blobs.write(second, new Uint8Array([2]), false).then(() => void (states.second = 'stored')),
+      ]
+      // Generous: both are stored within milliseconds once nothing holds them.
+      await Promise.race([Promise.all(writing), Bun.sleep(1000)])
+      expect(states).toEqual({ first: 'pending', second: 'pending' })
+      gate.resolve()
+      await Promise.all(writing)
+      expect(states).toEqual({ first: 'stored', second: 'stored' })
+    } finally {
+      gate.resolve()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
 })

@@ -1,4 +1,5 @@
 import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readSync, rmSync, statSync, truncateSync, writeSync, openSync, closeSync } from 'node:fs'
+import { mkdir } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { nodeFileSystem, type FileSystem, type OpenFile, type OpenMode } from '../../src/adapters/local-disk/file-system.ts'
@@ -219,11 +220,13 @@ export class PowerCutFileSystem implements FileSystem {
 
   async mkdir(dir: string) {
     this.change()
-    const missing: string[] = []
-    for (let at = dir; !existsSync(at); at = dirname(at)) missing.push(at)
-    const made = await this.real.mkdir(dir)
-    for (const path of missing.reverse()) this.noteName(path, null)
-    return made
+    // Only the directories this call made (another call may have made them a moment before).
+    const first = await mkdir(dir, { recursive: true })
+    if (first === undefined) return false
+    const made = [dir]
+    while (made.at(-1) !== first) made.push(dirname(made.at(-1)!))
+    for (const path of made.reverse()) this.noteName(path, null)
+    return true
   }
 
   async removeDirectory(dir: string) {

@@ -6,11 +6,12 @@ import { noteBytesReceived } from '../../platform/collect-garbage.ts'
 import { GroupSync } from '../../platform/group-sync.ts'
 import { BatchedWriter, writeAll } from './batched-writer.ts'
 import { useOneLevelLayout } from './blob-layout.ts'
-import { nodeFileSystem, type FileSystem, type OpenFile } from './file-system.ts'
+import { nodeFileSystem, type FileSystem } from './file-system.ts'
 
 const isMissing = (error: unknown) => (error as NodeJS.ErrnoException).code === 'ENOENT'
 
 const STAGING_NAME = /^[a-z0-9]{16,64}$/
+const LEAF_NAME = /^[0-9a-f]{2}$/
 /** Reads go in pieces this large. */
 const READ_BYTES = 1024 * 1024
 
@@ -150,6 +151,9 @@ export class LocalStaging implements Staging, SpaceGauge {
 
 /** `<first two hex digits>/<sha256>` under one directory (see blob-layout.ts); adopts staged files by hard link. */
 export class LocalBlobStore implements BlobStore {
+  /** The leaf directories (`<first two hex digits>`) whose names are durable, or being made so. */
+  private readonly leaves = new Map<string, Promise<void>>()
+
   constructor(
     private readonly dir: string,
     private readonly staging: LocalStaging,
@@ -160,6 +164,8 @@ export class LocalBlobStore implements BlobStore {
   async init() {
     await durableDirectory(this.fs, this.dir)
     await useOneLevelLayout(this.fs, this.dir, this.log)
+    // Found at start: they were made durable before any blob in them was reported stored.
+    for (const name of await this.fs.readdir(this.dir)) if (LEAF_NAME.test(name)) this.leaves.set(join(this.dir, name), Promise.resolve())
   }
 
   private pathOf(sha256: string) {
@@ -190,20 +196,20 @@ export class LocalBlobStore implements BlobStore {
     }
   }
 
-  /** Runs `make` (which makes a file in the leaf directory); on ENOENT makes the directory and runs it again. Resolves to whether it made the directory. */
-  private async inLeaf<T>(leaf: string, make: () => T | Promise<T>): Promise<{ made: T; madeDirectories: boolean }> {
-    try {
-      return { made: await make(), madeDirectories: false }
-    } catch (error) {
-      if (!isMissing(error)) throw error
-      const madeDirectories = await this.fs.mkdir(leaf)
-      return { made: await make(), madeDirectories }
+  /**
+   * Resolves once the leaf directory exists and its name is durable in the store's directory.
+   * Made once per leaf and shared: a write whose leaf another write is making waits for that
+   * sync too, instead of reporting a blob stored in a directory a power cut could take away.
+   */
+  private leafReady(leaf: string): Promise<void> {
+    let ready = this.leaves.get(leaf)
+    if (!ready) {
+      ready = this.fs.mkdir(leaf).then(() => this.fs.syncDirectory(this.dir))
+      // Tried again by the next write.
+      ready.catch(() => this.leaves.delete(leaf))
+      this.leaves.set(leaf, ready)
     }
-  }
-
-  /** The directories whose entries changed: the leaf, and the store's own when the leaf is new. */
-  private changedDirectories(leaf: string, madeDirectories: boolean) {
-    return madeDirectories ? [leaf, this.dir] : [leaf]
+    return ready
   }
 
   async adopt(uploadId: string, sha256: string, existing: 'trusted' | 'replace') {
@@ -213,11 +219,10 @@ export class LocalBlobStore implements BlobStore {
     // simply go first.
     if (existing === 'replace') this.removeIfPresent(target)
     // A second name for the same bytes: nothing is copied, and the staged file stays until the
-    // database no longer needs it. Tried first, since the directories usually exist.
-    const staged = this.staging.pathOf(uploadId)
-    const { made: linked, madeDirectories } = await this.inLeaf(leaf, () => this.linkUnlessPresent(staged, target))
+    // database no longer needs it.
+    await this.leafReady(leaf)
     // Already stored: that copy is the one kept.
-    if (linked) await Promise.all(this.changedDirectories(leaf, madeDirectories).map((dir) => this.fs.syncDirectory(dir)))
+    if (this.linkUnlessPresent(this.staging.pathOf(uploadId), target)) await this.fs.syncDirectory(leaf)
   }
 
   async write(sha256: string, bytes: Uint8Array, vouched: boolean) {
@@ -229,7 +234,8 @@ export class LocalBlobStore implements BlobStore {
     const path = vouched ? `${target}.incoming` : target
     // Unlinked rather than truncated: an untrusted copy may share its inode with another name.
     this.removeIfPresent(path)
-    const { made: file, madeDirectories } = await this.inLeaf<OpenFile>(leaf, () => this.fs.open(path, 'create-new'))
+    await this.leafReady(leaf)
+    const file = await this.fs.open(path, 'create-new')
     try {
       await writeAll(file, [bytes], 0)
       // Bytes and name synced at once: the caller commits nothing that needs them before both are
@@ -237,7 +243,7 @@ export class LocalBlobStore implements BlobStore {
       // file system the two syncs then wait for the same journal commit, where a file written at a
       // staging name and linked here afterwards needed a second one for the link, on every small
       // file's way to its answer.
-      await Promise.all([file.datasync(), ...this.changedDirectories(leaf, madeDirectories).map((dir) => this.fs.syncDirectory(dir))])
+      await Promise.all([file.datasync(), this.fs.syncDirectory(leaf)])
     } catch (error) {
       // The caller removes only names no row vouches for.
       if (vouched) this.removeIfPresent(path)
