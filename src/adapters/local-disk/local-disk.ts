@@ -164,8 +164,10 @@ export class LocalBlobStore implements BlobStore {
   async init() {
     await durableDirectory(this.fs, this.dir)
     await useOneLevelLayout(this.fs, this.dir, this.log)
-    // Found at start: they were made durable before any blob in them was reported stored.
+    // Found at start: durable once the store's directory is synced (a process killed between
+    // making one and syncing it left a name that only the page cache may hold).
     for (const name of await this.fs.readdir(this.dir)) if (LEAF_NAME.test(name)) this.leaves.set(join(this.dir, name), Promise.resolve())
+    await this.fs.syncDirectory(this.dir)
   }
 
   private pathOf(sha256: string) {
