@@ -10,11 +10,24 @@ import type { Config } from './config.ts'
 import { SqliteMetadataStore } from './adapters/sqlite/metadata.ts'
 import { UploadEngine } from './engine/engine.ts'
 import { lockDataDir } from './storage/data-dir-lock.ts'
-import { LocalBlobStore, LocalStaging } from './storage/local-disk.ts'
+import type { FileSystem } from './adapters/local-disk/file-system.ts'
+import { LocalBlobStore, LocalStaging } from './adapters/local-disk/local-disk.ts'
 import { SpaceReserve } from './storage/reserve.ts'
 import { StartupError } from './startup-error.ts'
 
 export type Log = (message: string, context?: Record<string, unknown>) => void
+
+export interface StartOptions {
+  log?: Log
+  clock?: () => number
+  /** For tests that stand between the server and what it runs on (tests/reliability/power-loss.test.ts). */
+  testHooks?: {
+    /** What the local-disk storage uses for its files, in place of the real file system. */
+    fileSystem?: FileSystem
+    /** Called as soon as the database is open, before anything else uses it. */
+    databaseOpened?: (db: SqliteMetadataStore['db']) => void
+  }
+}
 
 export const consoleLog: Log = (message, context) => {
   console.error(`[${new Date().toISOString()}] ${message}${context ? ' ' + JSON.stringify(context) : ''}`)
@@ -35,7 +48,7 @@ export class PortInUse extends StartupError {
  * Wires config → database → storage → engine → app and listens. Used by main.ts and by tests.
  * Refuses to start (StartupError) when another server holds the data directory or the port.
  */
-export async function startServer(config: Config, options: { log?: Log; clock?: () => number } = {}) {
+export async function startServer(config: Config, options: StartOptions = {}) {
   mkdirSync(config.dataDir, { recursive: true })
   // Two servers on one database would each believe they alone write an upload's bytes.
   const lock = lockDataDir(config.dataDir)
@@ -47,23 +60,24 @@ export async function startServer(config: Config, options: { log?: Log; clock?: 
   }
 }
 
-async function startLocked(config: Config, options: { log?: Log; clock?: () => number }, lock: { release(): void }) {
+async function startLocked(config: Config, options: StartOptions, lock: { release(): void }) {
   const log = options.log ?? consoleLog
   const clock = options.clock ?? Date.now
   const store = SqliteMetadataStore.open(join(config.dataDir, 'dropfold.sqlite'), clock())
   try {
-    return await serve(config, store, log, clock, lock)
+    options.testHooks?.databaseOpened?.(store.db)
+    return await serve(config, store, log, clock, lock, options.testHooks?.fileSystem)
   } catch (error) {
     await store.close()
     throw error
   }
 }
 
-async function serve(config: Config, store: SqliteMetadataStore, log: Log, clock: () => number, lock: { release(): void }) {
-  const staging = new LocalStaging(join(config.dataDir, 'staging'))
-  const blobs = new LocalBlobStore(join(config.dataDir, 'blobs'), log)
+async function serve(config: Config, store: SqliteMetadataStore, log: Log, clock: () => number, lock: { release(): void }, fileSystem?: FileSystem) {
+  const staging = new LocalStaging(join(config.dataDir, 'staging'), fileSystem)
+  const blobs = new LocalBlobStore(join(config.dataDir, 'blobs'), staging, log, fileSystem)
   await Promise.all([staging.init(), blobs.init()])
-  const engine = new UploadEngine({ store, config, staging, blobs, locker: new MemoryLocker(), clock, log })
+  const engine = new UploadEngine({ store, config, staging, blobs, space: staging, locker: new MemoryLocker(), clock, log })
   // The data directory's lock makes this the only instance: no lease of another can be live.
   await engine.recover({ sole: true })
   const reserve = new SpaceReserve(config.dataDir, log)
@@ -76,7 +90,7 @@ async function serve(config: Config, store: SqliteMetadataStore, log: Log, clock
   await housekeeping()
   const password = await settleAdminPassword(store, config)
   const passwordChecks = new PasswordChecks(new SqliteAttemptStore(store))
-  const app = createApp({ config, store, engine, blobs, staging, clock, log, passwordChecks })
+  const app = createApp({ config, store, engine, blobs, space: staging, clock, log, passwordChecks })
   app.onRequest(({ request }) => {
     if (request.method !== 'GET' && request.method !== 'HEAD') reserve.releaseIfFull()
   })

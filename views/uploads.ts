@@ -37,7 +37,8 @@ export interface Storage {
   storedBytes: number
   logicalBytes: number
   stagedBytes: number
-  freeBytes: number
+  /** Null where staging has no free-space limit (an object store). */
+  freeBytes: number | null
   fileCount: number
 }
 
@@ -87,7 +88,7 @@ export function storageSummary(s: Storage) {
   <div><b>${formatBytes(s.storedBytes)}</b>stored on disk</div>
   <div><b>${formatBytes(Math.max(0, s.logicalBytes - s.storedBytes))}</b>saved by deduplication</div>
   <div><b>${formatBytes(s.stagedBytes)}</b>in uploads in progress</div>
-  <div><b>${formatBytes(s.freeBytes)}</b>free on the data volume</div>
+  ${s.freeBytes === null ? '' : html`<div><b>${formatBytes(s.freeBytes)}</b>free on the data volume</div>`}
   <div><b>${s.fileCount}</b>${s.fileCount === 1 ? 'file' : 'files'} (trash included)</div>
 </div>`
 }

@@ -1,6 +1,6 @@
 import { DomainError } from '../core/errors.ts'
-import { noteBytesReceived } from '../storage/collect-garbage.ts'
-import { InterruptedWrite } from '../storage/types.ts'
+import { noteBytesReceived } from '../platform/collect-garbage.ts'
+import { InterruptedWrite } from '../ports/staging.ts'
 
 /** The reason a write stopped, as the client should hear it. */
 export function unwrap(error: unknown): unknown {

@@ -3,7 +3,7 @@ import { DomainError } from '../core/errors.ts'
 import { bothAdmissions, linkIdOf, type Admission, type FileRecord, type Lease, type Upload } from '../core/records.ts'
 import { requireLinkStillOpen } from '../links/access.ts'
 import { withLock, withLocks, type Lock } from '../ports/locker.ts'
-import { InterruptedWrite } from '../storage/types.ts'
+import { InterruptedWrite } from '../ports/staging.ts'
 import { diskError, drain, limitBytes, MemoryBudget, once, unwrap, watched } from './bodies.ts'
 import { cleanFileName, mimeTypeOf } from './file-names.ts'
 import { FreeSpace } from './free-space.ts'
@@ -44,10 +44,6 @@ export class UploadEngine {
    * bytes if it got that far (they cannot change any more): the next request for them starts it again.
    */
   private readonly heldUp = new Map<string, string | undefined>()
-  /** Uploads whose staging file's name is known to be durable. */
-  private readonly namesSynced = new Set<string>()
-  /** Uploads whose staging file is known to exist. */
-  private readonly staged = new Set<string>()
 
   /** Finished partial uploads a final upload is reading right now: neither cancelled nor expired meanwhile. */
   private readonly consuming = new Set<string>()
@@ -204,15 +200,14 @@ export class UploadEngine {
     const tap = this.hashes.tap(upload.id, offset, this.whileLinkOpen(upload.owner, body))
     try {
       await this.space.forChunk(expected)
-      // A file in one chunk is its own full-size staging file: created by the write itself.
+      // A file in one chunk is staged by its one write, and adopted into the store before it is acknowledged.
       const whole = upload.chunkCount === 1
-      if (!whole) await this.ensureStaged(current)
-      // The staging file's name must be durable before any record of bytes in it is committed
-      // (another request's WAL sync may make that record durable at any moment): synced while
-      // the bytes are written. A one-chunk upload's bytes get their durable name in the store.
-      const named = whole ? undefined : this.stagedNameDurable(upload.id)
+      // The upload's staging must be durable before any record of bytes in it is committed
+      // (another request's WAL sync may make that record durable at any moment): begun while the
+      // bytes are written.
+      const named = whole ? undefined : this.deps.staging.begin(upload.id)
       // A chunk is all or nothing: bytes of an interrupted chunk are simply not recorded.
-      const writing = this.track(upload.id, this.deps.staging.write(upload.id, offset, tap.body, expected, { create: whole })).catch((error) => {
+      const writing = this.track(upload.id, this.deps.staging.write(upload.id, offset, tap.body, expected, { whole })).catch((error) => {
         throw diskError(unwrap(error))
       })
       // Both settle before anything else: a failed sync must not free this chunk for a retry
@@ -448,9 +443,8 @@ export class UploadEngine {
     }, admit)
     let claimed = false
     try {
-      await this.deps.staging.create(upload.id, 0)
       const limited = limitBytes(this.whileLinkOpen(args.owner, body), limit)
-      const written = await this.track(upload.id, this.deps.staging.write(upload.id, 0, limited, Number.MAX_SAFE_INTEGER))
+      const written = await this.track(upload.id, this.deps.staging.write(upload.id, 0, limited, Number.MAX_SAFE_INTEGER, { whole: true }))
       await this.store.uploads.setWholeSize(upload.id, written)
       claimed = (await this.store.uploads.recordChunk(upload.id, 0, written, this.deps.clock(), this.lease())).claimed
     } catch (error) {
@@ -508,7 +502,7 @@ export class UploadEngine {
       createdAt: now,
       updatedAt: now,
     }, admit)
-    await this.deps.staging.create(upload.id, spec.totalBytes ?? 0)
+    await this.deps.staging.begin(upload.id)
     if (spec.totalBytes === 0) await this.completeStream(upload.id)
     // The client may send its bytes much later: the new staging file must outlive a crash.
     return this.acknowledgeStream(upload.id)
@@ -606,7 +600,7 @@ export class UploadEngine {
           throw new DomainError('gone', `Partial upload ${part.id} was already used by another final upload`)
         }
         const row = (await this.store.uploads.find(upload.id))!
-        await this.appendAt(row, offset, this.deps.staging.read(part.id))
+        await this.appendAt(row, offset, this.deps.staging.read(part.id, 0, part.totalBytes))
         offset += part.totalBytes
       }
       // The final upload durably holds their bytes now: the parts are used up, rows and bytes.
@@ -767,7 +761,7 @@ export class UploadEngine {
       if (!hash) throw new DomainError('failed', 'The staged bytes of this upload are missing')
       // Under the blob's lock, so a purge cannot remove these bytes between adopting and counting them.
       await withLock(this.deps.locker, blobKey(hash), async () => {
-        if (stagedSize !== null) await blobs.adopt(staging.pathOf(uploadId), hash, await this.store.library.blobIsReferenced(hash) ? 'trusted' : 'replace')
+        if (stagedSize !== null) await blobs.adopt(uploadId, hash, (await this.store.library.blobIsReferenced(hash)) ? 'trusted' : 'replace')
         else if (!(await blobs.has(hash))) throw new DomainError('failed', 'The staged bytes of this upload are missing')
         recorded = await this.store.uploads.completeUpload({
           uploadId,
@@ -947,20 +941,7 @@ export class UploadEngine {
   }
 
   private async removeStaged(uploadId: string) {
-    this.namesSynced.delete(uploadId)
-    this.staged.delete(uploadId)
     await this.deps.staging.remove(uploadId)
-  }
-
-  /**
-   * Before the first acknowledgement of an upload that is not finished yet, its staging file's
-   * name must be durable too. An upload that finishes in one request never needs it: its bytes
-   * get a durable name in the blob store instead.
-   */
-  private async stagedNameDurable(uploadId: string) {
-    if (this.namesSynced.has(uploadId)) return
-    await this.deps.staging.syncNames()
-    this.namesSynced.add(uploadId)
   }
 
   /** Makes what a streamed upload's answer will say durable; resolves to the upload as it is. */
@@ -972,16 +953,13 @@ export class UploadEngine {
     return (await this.store.uploads.find(uploadId))!
   }
 
-  /** Everything an acknowledgement of a not yet finished upload promises is on disk. */
+  /**
+   * Everything an acknowledgement of a not yet finished upload promises is on disk: its records,
+   * and its staging (begun already; an upload that finishes in one request never needs this, its
+   * bytes are durable in the blob store instead).
+   */
   private acknowledgeable(uploadId: string) {
-    return Promise.all([this.store.durable(), this.stagedNameDurable(uploadId)])
-  }
-
-  private async ensureStaged(upload: Upload) {
-    if (this.staged.has(upload.id)) return
-    // create() leaves an existing staging file as it is.
-    await this.deps.staging.create(upload.id, upload.totalBytes)
-    this.staged.add(upload.id)
+    return Promise.all([this.store.durable(), this.deps.staging.begin(uploadId)])
   }
 
   private track<T>(uploadId: string, work: Promise<T>): Promise<T> {

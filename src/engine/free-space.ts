@@ -3,7 +3,7 @@ import { DomainError } from '../core/errors.ts'
 import { linkIdOf, type Admission } from '../core/records.ts'
 import type { MetadataStore } from '../ports/metadata.ts'
 import { RESERVE_BYTES } from '../storage/reserve.ts'
-import type { Staging } from '../storage/types.ts'
+import type { SpaceGauge } from '../ports/staging.ts'
 
 const FREE_SPACE_FRESH_MS = 1000
 /** More than a second of writing at any speed a disk manages today. */
@@ -20,7 +20,7 @@ export class FreeSpace {
 
   private readonly minFreeBytes: number
 
-  constructor(private readonly deps: { store: MetadataStore; config: Config; staging: Staging }) {
+  constructor(private readonly deps: { store: MetadataStore; config: Config; space?: SpaceGauge }) {
     this.minFreeBytes = Math.max(deps.config.minFreeBytes, RESERVE_BYTES)
   }
 
@@ -69,7 +69,9 @@ export class FreeSpace {
     const estimate = last.bytes - last.spent
     const fresh = performance.now() - last.at < FREE_SPACE_FRESH_MS
     if (fresh && estimate - needed - this.minFreeBytes > FREE_SPACE_MARGIN_BYTES) return estimate
-    const bytes = await this.deps.staging.freeBytes()
+    // Staging without a limit (an object store): nothing to run out of.
+    if (!this.deps.space) return Number.POSITIVE_INFINITY
+    const bytes = await this.deps.space.freeBytes()
     this.last = { bytes, at: performance.now(), spent: 0 }
     return bytes
   }

@@ -1,4 +1,4 @@
-import type { Staging } from '../storage/types.ts'
+import type { Staging } from '../ports/staging.ts'
 
 interface State {
   hasher: Bun.CryptoHasher
@@ -55,7 +55,7 @@ export class RunningHashes {
   private async hashUpTo(uploadId: string, state: State, end: number) {
     if (this.states.get(uploadId) !== state || end <= state.offset) return
     try {
-      await this.staging.scan(uploadId, state.offset, end, (piece) => state.hasher.update(piece))
+      await this.hashRange(state.hasher, uploadId, state.offset, end)
       state.offset = end
     } catch {
       // The staging file went away (cancelled, expired): nothing left to hash.
@@ -111,10 +111,14 @@ export class RunningHashes {
     if (state.offset !== totalBytes) {
       // Lost on the way (the file vanished while hashing): start from scratch.
       const fresh = new Bun.CryptoHasher('sha256')
-      await this.staging.scan(uploadId, 0, totalBytes, (piece) => fresh.update(piece))
+      await this.hashRange(fresh, uploadId, 0, totalBytes)
       return fresh.digest('hex')
     }
     return state.hasher.digest('hex')
+  }
+
+  private async hashRange(hasher: Bun.CryptoHasher, uploadId: string, start: number, end: number) {
+    for await (const piece of this.staging.read(uploadId, start, end, { borrowed: true })) hasher.update(piece)
   }
 
   forget(uploadId: string) {

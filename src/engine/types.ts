@@ -2,13 +2,16 @@ import type { Config } from '../config.ts'
 import type { FileRecord, Upload } from '../core/records.ts'
 import type { Locker } from '../ports/locker.ts'
 import type { MetadataStore } from '../ports/metadata.ts'
-import type { BlobStore, Staging } from '../storage/types.ts'
+import type { BlobStore } from '../ports/blobs.ts'
+import type { SpaceGauge, Staging } from '../ports/staging.ts'
 
 export interface EngineDeps {
   store: MetadataStore
   config: Config
   staging: Staging
   blobs: BlobStore
+  /** Free space where uploads are staged; without it, uploads are not refused for lack of room. */
+  space?: SpaceGauge
   /** Blob hashes, chunks and streamed uploads are each written by one request at a time. */
   locker: Locker
   clock: () => number

@@ -2,7 +2,8 @@ import type { PasswordChecks } from '../auth/password-checks.ts'
 import type { Config } from '../config.ts'
 import type { UploadEngine } from '../engine/engine.ts'
 import type { MetadataStore } from '../ports/metadata.ts'
-import type { BlobStore, Staging } from '../storage/types.ts'
+import type { BlobStore } from '../ports/blobs.ts'
+import type { SpaceGauge } from '../ports/staging.ts'
 
 /** What the app and each of its route groups are given: every dependency is passed in. */
 export interface AppDeps {
@@ -10,7 +11,7 @@ export interface AppDeps {
   store: MetadataStore
   engine: UploadEngine
   blobs: BlobStore
-  staging: Staging
+  space?: SpaceGauge
   clock: () => number
   log: (message: string, context?: Record<string, unknown>) => void
   /** Every password check (sign-in, drop-link unlock): rate-limited and bounded. */

@@ -1,7 +1,7 @@
 import { Elysia } from 'elysia'
 import type { AppDeps } from '../http/deps.ts'
 import type { FileRecord as FileRow } from '../core/records.ts'
-import type { BlobStore } from '../storage/types.ts'
+import type { BlobStore } from '../ports/blobs.ts'
 import { pathId } from './respond.ts'
 import { HttpError } from '../errors.ts'
 import { contentDisposition } from '../http/content-disposition.ts'

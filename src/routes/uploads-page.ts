@@ -52,7 +52,7 @@ export function uploadsPageRoutes(deps: AppDeps) {
         logicalBytes: summary.logicalBytes,
         fileCount: summary.fileCount,
         stagedBytes: await store.uploads.stagedBytes(),
-        freeBytes: await deps.staging.freeBytes(),
+        freeBytes: (await deps.space?.freeBytes()) ?? null,
       }
       return htmlResponse(uploadsPage({ lines: await lines(), storage, now: deps.clock(), flash }), 200, headers)
     })

@@ -216,7 +216,7 @@ function viewImportsBeyond(arrows: Arrow[], allowed: Record<string, string[]>): 
     )
 }
 
-const LOWER = ['src/core/', 'src/ports/', 'src/adapters/sqlite/', 'src/storage/', 'src/engine/', 'src/platform/']
+const LOWER = ['src/core/', 'src/ports/', 'src/adapters/', 'src/storage/', 'src/engine/', 'src/platform/']
 const UPPER = ['src/http/', 'src/routes/', 'src/protocols/', 'src/app.ts', 'src/server.ts', 'src/main.ts']
 
 /** What only the database adapters may import. */
@@ -241,7 +241,7 @@ describe('the import structure', () => {
     expect(findCycles(files, arrows).join('\n\n')).toBe('')
   })
 
-  test('src/core, src/ports, src/adapters/sqlite, src/storage, src/engine and src/platform never import from the HTTP layer, directly or through others', () => {
+  test('src/core, src/ports, src/adapters, src/storage, src/engine and src/platform never import from the HTTP layer, directly or through others', () => {
     expect(reaches(arrows, LOWER, UPPER).join('\n\n')).toBe('')
   })
 
@@ -254,12 +254,12 @@ describe('the import structure', () => {
     expect(usesPackages(ROOT, arrows, files, ['src/core/', 'src/ports/', 'src/engine/'], DATABASE_PACKAGES).join('\n')).toBe('')
   })
 
-  test('the SQLite adapter and src/storage never import each other: what both need (file handles, group sync) is in src/platform', () => {
-    expect(reaches(arrows, ['src/adapters/sqlite/'], ['src/storage/']).join('\n\n')).toBe('')
-    expect(reaches(arrows, ['src/storage/'], ['src/adapters/sqlite/']).join('\n\n')).toBe('')
+  test('the SQLite adapter and the local-disk storage never import each other: what both need (file handles, group sync) is in src/platform', () => {
+    expect(reaches(arrows, ['src/adapters/sqlite/'], ['src/storage/', 'src/adapters/local-disk/']).join('\n\n')).toBe('')
+    expect(reaches(arrows, ['src/storage/', 'src/adapters/local-disk/'], ['src/adapters/sqlite/']).join('\n\n')).toBe('')
   })
 
-  test('views take from src/ only plain types  and pure helpers, never a database row type or a domain record: each view declares the plain data it shows', () => {
+  test('views take from src/ only plain types and pure helpers, never a database row type or a domain record: each view declares the plain data it shows', () => {
     expect(viewImportsBeyond(arrows, VIEWS_MAY_TAKE).join('\n')).toBe('')
   })
 })

@@ -7,8 +7,8 @@ import { loadConfig } from '../../src/config.ts'
 import { SqliteMetadataStore, type Db } from '../../src/adapters/sqlite/metadata.ts'
 import { insertUploadOnce } from '../../src/adapters/sqlite/uploads.ts'
 import { FINALIZATION_LEASE_MS, UploadEngine } from '../../src/engine/engine.ts'
-import { LocalBlobStore, LocalStaging } from '../../src/storage/local-disk.ts'
-import type { BlobStore } from '../../src/storage/types.ts'
+import { LocalBlobStore, LocalStaging } from '../../src/adapters/local-disk/local-disk.ts'
+import type { BlobStore } from '../../src/ports/blobs.ts'
 import { randomData, sha256 } from '../helpers/data.ts'
 import { blobPath } from '../helpers/server.ts'
 
@@ -41,7 +41,7 @@ async function instance(name: string, wrapBlobs: (blobs: BlobStore) => BlobStore
   const log = (message: string, context?: Record<string, unknown>) => logs.push(`${message} ${JSON.stringify(context ?? {})}`)
   // Each instance has its own locker, as two processes would.
   const staging = new LocalStaging(join(dataDir, 'staging'))
-  const blobs = new LocalBlobStore(join(dataDir, 'blobs'), log)
+  const blobs = new LocalBlobStore(join(dataDir, 'blobs'), staging, log)
   await Promise.all([staging.init(), blobs.init()])
   return { engine: new UploadEngine({ store, config, staging, blobs: wrapBlobs(blobs), locker: new MemoryLocker(), clock, log, instanceId: `instance:${name}` }), db, logs }
 }

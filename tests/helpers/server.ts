@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadConfig } from '../../src/config.ts'
-import { startServer, type RunningServer } from '../../src/server.ts'
+import { startServer, type RunningServer, type StartOptions } from '../../src/server.ts'
 
 export const TEST_PASSWORD = 'correct horse battery'
 
@@ -23,12 +23,12 @@ export interface TestServer {
 }
 
 /** A real server on a random port with its own temporary data directory (and, if given, a clock the test controls). */
-export async function startTestServer(env: Record<string, string> = {}, options: { clock?: () => number } = {}): Promise<TestServer> {
+export async function startTestServer(env: Record<string, string> = {}, options: Pick<StartOptions, 'clock' | 'testHooks'> = {}): Promise<TestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'dropfold-test-'))
   const logs: string[] = []
   const log = (message: string, context?: Record<string, unknown>) => logs.push(`${message} ${JSON.stringify(context ?? {})}`)
   const configFor = (port: string) => loadConfig({ PORT: port, HOST: '127.0.0.1', DATA_DIR: dataDir, ADMIN_PASSWORD: TEST_PASSWORD, ...env })
-  let server = await startServer(configFor('0'), { log, clock: options.clock })
+  let server = await startServer(configFor('0'), { log, clock: options.clock, testHooks: options.testHooks })
   const t: TestServer = {
     url: server.url,
     dataDir,
@@ -44,7 +44,7 @@ export async function startTestServer(env: Record<string, string> = {}, options:
       const port = new URL(t.url).port
       await server.stop()
       await whileStopped?.()
-      server = await startServer(configFor(port), { log, clock: options.clock })
+      server = await startServer(configFor(port), { log, clock: options.clock, testHooks: options.testHooks })
       t.server = server
       t.url = server.url
     },

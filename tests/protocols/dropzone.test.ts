@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path'
 import { chunkFields, chunkOf, sendChunk } from '../helpers/dropzone-client.ts'
 import { inParallel, randomData, sha256, shuffled } from '../helpers/data.ts'
 import { blobPath, startTestServer, type TestServer } from '../helpers/server.ts'
+import { nodeFileSystem, type FileSystem } from '../../src/adapters/local-disk/file-system.ts'
 
 let server: TestServer
 beforeEach(async () => {
@@ -17,16 +18,26 @@ const count = (table: string) => (server.server.sqlite.$client.query(`select cou
 const stagingFiles = () => readdirSync(join(server.dataDir, 'staging'))
 const blobFiles = () => readdirSync(join(server.dataDir, 'blobs'), { recursive: true }).filter((p) => String(p).length > 60)
 
-/** Runs `body` with the engine's sync of the staging directory replaced by `sync`, which may call the real one. */
-async function withSyncNames(sync: (realSync: () => Promise<void>) => Promise<void>, body: () => Promise<void>) {
-  const staging = (server.server.engine as unknown as { deps: { staging: { syncNames: () => Promise<void> } } }).deps.staging
-  const realSync = staging.syncNames.bind(staging)
-  staging.syncNames = () => sync(realSync)
-  try {
-    await body()
-  } finally {
-    staging.syncNames = realSync
+/**
+ * Runs `body` against a server (in place of this test's) whose syncs of the staging directory go
+ * through `sync`, which may call the real one; `bytesDurable` is called when a staging file's
+ * bytes have been synced.
+ */
+async function withSyncNames(sync: (realSync: () => Promise<void>) => Promise<void>, body: () => Promise<void>, bytesDurable = () => {}) {
+  await server.stop()
+  // Of the server started below.
+  const isStaging = (dir: string) => dir === join(server.dataDir, 'staging')
+  const fileSystem: FileSystem = {
+    ...nodeFileSystem,
+    syncDirectory: (dir) => (isStaging(dir) ? sync(() => nodeFileSystem.syncDirectory(dir)) : nodeFileSystem.syncDirectory(dir)),
+    async open(path, mode) {
+      const file = await nodeFileSystem.open(path, mode)
+      if (!isStaging(dirname(path))) return file
+      return Object.assign(Object.create(file) as typeof file, { datasync: () => file.datasync().then(bytesDurable) })
+    },
   }
+  server = await startTestServer({ MAX_FILE_SIZE: '64M', MAX_CHUNK_SIZE: '1M', CHUNK_SIZE: '1M' }, { testHooks: { fileSystem } })
+  await body()
 }
 
 /** Sends a request head over a raw socket and returns what the server answers. */
@@ -213,16 +224,20 @@ describe('chunked uploads', () => {
     // power cut it would then count bytes in a file the directory had forgotten. The directory
     // sync is held back here (a gate in front of the real one) to see what is committed meanwhile.
     const gate = Promise.withResolvers<void>()
-    await withSyncNames((realSync) => gate.promise.then(realSync), async () => {
+    const reached = Promise.withResolvers<void>()
+    const written = Promise.withResolvers<void>()
+    await withSyncNames((realSync) => (reached.resolve(), gate.promise.then(realSync)), async () => {
       const data = randomData(2000)
       const pending = sendChunk(server, chunkFields('named-first', data.length, 1000, 1), chunkOf(data, 1000, 1))
-      await Bun.sleep(300)
+      // The chunk's bytes are durable, its name not yet: its record must wait, whatever else runs.
+      await Promise.all([reached.promise, written.promise])
+      for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve))
       expect(stagingFiles()).toHaveLength(1)
       expect(count('upload_chunks')).toBe(0)
       gate.resolve()
       expect((await pending).status).toBe(200)
       expect(count('upload_chunks')).toBe(1)
-    })
+    }, written.resolve)
   })
 
   test("a chunk whose staging name cannot be synced fails only once its bytes have stopped arriving", async () => {

@@ -2,7 +2,7 @@ import { afterAll, describe, expect, test } from 'bun:test'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { BatchedWriter, writeAll } from '../../src/storage/batched-writer.ts'
+import { BatchedWriter, writeAll } from '../../src/adapters/local-disk/batched-writer.ts'
 import { PositionalFile } from '../../src/platform/positional-file.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'dropfold-writer-'))
@@ -108,5 +108,25 @@ describe('batched writer', () => {
   test('a disk that takes nothing is an error, not an endless loop', async () => {
     const none = { writev: async () => 0 }
     await expect(writeAll(none, [new Uint8Array(4)], 0)).rejects.toThrow('took none')
+  })
+
+  test('a write or sync that fails while the body waits for the network is reported by salvage, not left unhandled', async () => {
+    // Unhandled, such a rejection would end the server: a failing disk must cost one upload, not all.
+    const unhandled: unknown[] = []
+    const note = (reason: unknown) => unhandled.push(reason)
+    process.on('unhandledRejection', note)
+    try {
+      const failing = () => Promise.reject(Object.assign(new Error('EIO: i/o error'), { code: 'EIO' }))
+      const disk = { writev: failing, datasync: failing, read: async () => 0, close: () => {} }
+      const writer = new BatchedWriter(disk, 0, join(dir, 'failing'))
+      // Enough for a batch to go to the disk and an early sync to start, both in the background.
+      await writer.add(new Uint8Array(3 * 1024 * 1024))
+      // The body waits for its next piece meanwhile: the failures have time to go unhandled.
+      for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve))
+      expect(await writer.salvage()).toBe(0)
+      expect(unhandled).toEqual([])
+    } finally {
+      process.off('unhandledRejection', note)
+    }
   })
 })

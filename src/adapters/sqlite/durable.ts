@@ -46,17 +46,27 @@ export function gateCommits(db: Db, gate: () => Promise<void> | null) {
   gates.set(db, gate)
 }
 
+/** How the WAL of a database is synced, where a test stands between (the power-loss test). */
+const walSyncs = new WeakMap<Db, (walPath: string) => Promise<void>>()
+
+/** Test hook: the syncs of `db`'s WAL go through `sync` (which makes the WAL durable itself). */
+export function routeWalSyncs(db: Db, sync: (walPath: string) => Promise<void>) {
+  walSyncs.set(db, sync)
+}
+
 function newState(db: Db) {
   const sqlite = db.$client
   const walPath = sqlite.filename && sqlite.filename !== ':memory:' ? `${sqlite.filename}-wal` : null
   const changes = sqlite.prepare<{ n: number }, []>('SELECT total_changes() AS n')
   // Rows changed (since the connection opened) that are known to be on disk.
-  let synced = changes.get()!.n
+  // None at first: what was committed before the first call (at start-up, say) is not known to be
+  // on disk.
+  let synced = 0
   const group = new GroupSync(async () => {
     // Changes inside a transaction still open are not committed: this sync cannot vouch for them.
     const upTo = sqlite.inTransaction ? synced : changes.get()!.n
     // Opened for each sync, so no descriptor outlives the database (the WAL is removed when it closes).
-    if (walPath) await syncPath(walPath, 'data')
+    if (walPath) await (walSyncs.get(db) ?? ((path: string) => syncPath(path, 'data')))(walPath)
     synced = Math.max(synced, upTo)
   })
   type Waiting = { work: () => unknown; resolve: (value: any) => void; reject: (error: unknown) => void }

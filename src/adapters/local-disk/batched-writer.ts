@@ -1,4 +1,4 @@
-import type { PositionalFile } from '../platform/positional-file.ts'
+import type { OpenFile } from './file-system.ts'
 
 /** Network reads are small (~64 KiB); the disk prefers larger writes. */
 const BATCH_BYTES = 1024 * 1024
@@ -38,7 +38,7 @@ export class BatchedWriter {
 
   /** `path` names the file for sharing early syncs with its other writers. */
   constructor(
-    private readonly file: PositionalFile,
+    private readonly file: OpenFile,
     private readonly offset: number,
     private readonly path: string,
   ) {}
@@ -68,6 +68,9 @@ export class BatchedWriter {
       await writeAll(this.file, pieces, position)
       this.written += length
     })
+    // Awaited later (by the next batch, finish or salvage); a failure while the body waits for
+    // the network must not count as unhandled meanwhile, which would end the process.
+    this.pending.catch(() => {})
     if (this.sinceSync >= EARLY_SYNC_BYTES && !earlySyncing.has(this.path)) {
       this.sinceSync = 0
       earlySyncing.add(this.path)
@@ -75,6 +78,7 @@ export class BatchedWriter {
       this.syncing = Promise.all([this.syncing, written])
         .then(() => this.file.datasync())
         .finally(() => earlySyncing.delete(this.path))
+      this.syncing.catch(() => {})
     }
     await previous
   }
@@ -100,7 +104,7 @@ export class BatchedWriter {
 }
 
 /** writev until every piece is written: a regular file may still take fewer bytes than asked. */
-export async function writeAll(file: Pick<PositionalFile, 'writev'>, pieces: Uint8Array[], position: number) {
+export async function writeAll(file: Pick<OpenFile, 'writev'>, pieces: Uint8Array[], position: number) {
   // Empty pieces are nothing to write: a writev of only those returns 0, which means a stuck disk.
   let rest = pieces.filter((piece) => piece.length > 0)
   while (rest.length > 0) {

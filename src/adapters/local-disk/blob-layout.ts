@@ -1,7 +1,6 @@
-import { existsSync } from 'node:fs'
-import { readdir, rename, rmdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { syncDirectory, syncPath } from '../platform/sync-path.ts'
+import { writeAll } from './batched-writer.ts'
+import type { FileSystem } from './file-system.ts'
 
 /**
  * The blob store keeps `<first two hex digits>/<sha256>`: 256 directories, made once. Stores
@@ -19,34 +18,38 @@ const SHA256 = /^[0-9a-f]{64}$/
  * rename moves each blob whole, so a stop halfway leaves every blob at one of its two paths, and
  * the next start carries on; nothing is served before this returns.
  */
-export async function useOneLevelLayout(dir: string, log: (message: string, context?: Record<string, unknown>) => void) {
+export async function useOneLevelLayout(fs: FileSystem, dir: string, log: (message: string, context?: Record<string, unknown>) => void) {
   const marker = join(dir, LAYOUT_MARKER)
-  if (existsSync(marker)) return
+  if (fs.stat(marker)) return
   let moved = 0
-  for (const top of (await readdir(dir)).filter((name) => HEX2.test(name))) {
+  for (const top of (await fs.readdir(dir)).filter((name) => HEX2.test(name))) {
     const topDir = join(dir, top)
-    const entries = await readdir(topDir, { withFileTypes: true })
-    const lower = entries.filter((entry) => entry.isDirectory() && HEX2.test(entry.name))
+    const lower = (await fs.readdir(topDir)).filter((name) => HEX2.test(name) && fs.stat(join(topDir, name))?.directory)
     if (lower.length === 0) continue
-    for (const entry of lower) {
-      const from = join(topDir, entry.name)
-      for (const name of (await readdir(from)).filter((n) => SHA256.test(n))) {
-        await rename(join(from, name), join(topDir, name))
+    for (const name of lower) {
+      const from = join(topDir, name)
+      for (const blob of (await fs.readdir(from)).filter((n) => SHA256.test(n))) {
+        fs.rename(join(from, blob), join(topDir, blob))
         moved++
       }
     }
     // The new names are durable before the old directories go.
-    await syncDirectory(topDir)
-    for (const entry of lower) {
-      await rmdir(join(topDir, entry.name)).catch((error) => {
+    await fs.syncDirectory(topDir)
+    for (const name of lower) {
+      await fs.removeDirectory(join(topDir, name)).catch((error) => {
         // Something that is not a blob was left in it: kept, and said.
-        log('blob store: directory not empty after moving its blobs, kept', { dir: join(topDir, entry.name), error: String(error) })
+        log('blob store: directory not empty after moving its blobs, kept', { dir: join(topDir, name), error: String(error) })
       })
     }
-    await syncDirectory(topDir)
+    await fs.syncDirectory(topDir)
   }
   if (moved > 0) log('blob store: moved blobs to the one-level layout', { moved })
-  await writeFile(marker, LAYOUT_TEXT)
-  await syncPath(marker, 'all')
-  await syncDirectory(dir)
+  const file = await fs.open(marker, 'create')
+  try {
+    await writeAll(file, [new TextEncoder().encode(LAYOUT_TEXT)], 0)
+    await file.datasync()
+  } finally {
+    file.close()
+  }
+  await fs.syncDirectory(dir)
 }

@@ -1,0 +1,53 @@
+/**
+ * The bytes of uploads still in progress, written at byte offsets. The engine knows nothing of
+ * where they live: the local disk keeps one file per upload, an S3 adapter a multipart upload.
+ * tests/contracts/storage.ts says what every adapter must do.
+ */
+export interface Staging {
+  /**
+   * Begins an upload's staging, empty, or leaves it as it is when begun already. Durable once it
+   * resolves: after a crash the upload's staging is still there (with what was written to it
+   * durably). Cheap when called again for the same upload.
+   */
+  begin(uploadId: string): Promise<void>
+  /**
+   * Streams `body` into the upload's staging from byte `offset` and makes it durable before
+   * resolving to the number of bytes written. A body longer than `maxBytes` is an error. When the
+   * body fails part-way (the client went away), rejects with InterruptedWrite telling how many
+   * leading bytes are nevertheless durable. The upload must have been begun (its `begin()` may
+   * still be running), unless `whole`: this one write holds all of a file that is adopted into
+   * the blob store before anything about it is acknowledged, so its staging begins here and need
+   * not outlive a crash.
+   */
+  write(uploadId: string, offset: number, body: AsyncIterable<Uint8Array>, maxBytes: number, options?: { whole?: boolean }): Promise<number>
+  /**
+   * The staged bytes [start, end), in order; rejects if the staging ends before `end`. With
+   * `borrowed`, a piece is valid only until the next one is asked for (its memory is reused):
+   * cheaper for a consumer that is done with each piece at once, such as a hash.
+   */
+  read(uploadId: string, start: number, end: number, options?: { borrowed?: boolean }): AsyncIterable<Uint8Array>
+  /** Bytes staged (the end of the furthest write), or null when the upload has no staging. */
+  size(uploadId: string): Promise<number | null>
+  /** The uploads that have staging. */
+  list(): Promise<string[]>
+  /** Drops an upload's staging (nothing if there is none). */
+  remove(uploadId: string): Promise<void>
+}
+
+/**
+ * Free space where uploads are staged, for refusing uploads that would fill it. A capability,
+ * not part of Staging: an object store has no such limit, and the engine then checks nothing.
+ */
+export interface SpaceGauge {
+  freeBytes(): Promise<number>
+}
+
+/** A write that stopped early; its first `durableBytes` bytes are durable nevertheless. */
+export class InterruptedWrite extends Error {
+  constructor(
+    readonly durableBytes: number,
+    override readonly cause: unknown,
+  ) {
+    super(`write interrupted after ${durableBytes} durable bytes: ${String(cause)}`)
+  }
+}
