@@ -2,13 +2,14 @@ import { DomainError } from '../core/errors.ts'
 
 /**
  * Errors of the environment that may pass (a disk error, a full disk, a permission fixed by hand,
- * a database held by another program): a system call's errno or an SQLite result code. What
- * Dropfold decides itself (a DomainError: wrong size, bytes missing) and bugs have no such code.
+ * a database held by another program): a system call's errno, an SQLite result code, or the
+ * store's own word for it (a DomainError of kind 'unavailable'). What Dropfold decides itself
+ * (any other DomainError: wrong size, bytes missing) and bugs have no such code.
  * SQLITE_CONSTRAINT is our own rule refusing a row, so it is no passing fault either.
  */
 export function isPassingFault(error: unknown): boolean {
   for (let e = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    if (e instanceof DomainError) return false
+    if (e instanceof DomainError) return e.kind === 'unavailable'
     const code = (e as { code?: unknown }).code
     if (typeof code === 'string' && (/^E[A-Z0-9]+$/.test(code) || (code.startsWith('SQLITE_') && !code.startsWith('SQLITE_CONSTRAINT')))) return true
   }

@@ -1,6 +1,5 @@
 import { Elysia } from 'elysia'
 import { DomainError, type ErrorKind } from '../core/errors.ts'
-import { busyAsDomainError } from '../adapters/sqlite/busy.ts'
 import { HttpError } from '../errors.ts'
 
 /** The one place where a domain error becomes an HTTP status. */
@@ -55,7 +54,7 @@ export const errorFormats = new Elysia({ name: 'error-formats' }).macro({
  * source reaches a client.
  */
 export function errorResponse(error: unknown, request: Request, log: (m: string, c?: Record<string, unknown>) => void): Response {
-  let refusal = refusalOf(busyAsDomainError(error))
+  let refusal = refusalOf(error)
   if (!refusal) {
     const detail = error instanceof Error ? `${error.name}: ${error.message}\n${error.stack ?? ''}` : String(error)
     log('unexpected error', { method: request.method, path: pathOf(request), error: detail })

@@ -1,6 +1,9 @@
 import { describe, expect, test } from 'bun:test'
-import { readdirSync, readFileSync } from 'node:fs'
+import { Database } from 'bun:sqlite'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { SqliteMetadataStore } from '../../src/adapters/sqlite/metadata.ts'
 import { DomainError, ERROR_KINDS } from '../../src/core/errors.ts'
 import { errorResponse, refusalOf, STATUS_OF_KIND } from '../../src/http/errors.ts'
 
@@ -57,11 +60,27 @@ describe('domain errors become HTTP answers in one place', () => {
     }
   })
 
-  test('a database held by another program is a passing 503 with Retry-After', () => {
-    const busy = Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' })
-    const response = errorResponse(new Error('query failed', { cause: busy }), request(), logger().log)
-    expect(response.status).toBe(503)
-    expect(response.headers.get('retry-after')).toBe('1')
+  test('a database held by another program is a passing 503 with Retry-After: the store says so in domain words', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dropfold-busy-'))
+    const store = SqliteMetadataStore.open(join(dir, 'dropfold.sqlite'))
+    const other = new Database(join(dir, 'dropfold.sqlite'))
+    try {
+      other.run('BEGIN IMMEDIATE')
+      const error = await store.settings.set('k', 'v').then(() => null, (e: unknown) => e)
+      expect(error).toBeInstanceOf(DomainError)
+      expect((error as DomainError).kind).toBe('unavailable')
+      const response = errorResponse(error, request(), logger().log)
+      expect(response.status).toBe(503)
+      expect(response.headers.get('retry-after')).toBe('1')
+      other.run('ROLLBACK')
+      // Once the other program lets go, the same write goes through.
+      await store.settings.set('k', 'v')
+      expect(await store.settings.get('k')).toBe('v')
+    } finally {
+      other.close()
+      await store.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
 

@@ -1,6 +1,7 @@
 import type { Admission, NewUpload } from '../../core/records.ts'
 import type { MetadataStore, Repositories } from '../../ports/metadata.ts'
 import * as activity from './activity.ts'
+import { busyAsDomainError } from './busy.ts'
 import { commitTogether, durable, gateCommits } from './durable.ts'
 import * as files from './files.ts'
 import * as library from './library.ts'
@@ -42,7 +43,7 @@ export class SqliteMetadataStore implements MetadataStore {
     const repos = repositories(
       db,
       (work) => this.outside(work),
-      (work) => commitTogether(db, work),
+      (work) => commitTogether(db, work).catch(rethrowBusy),
     )
     this.uploads = repos.uploads
     this.library = repos.library
@@ -57,15 +58,22 @@ export class SqliteMetadataStore implements MetadataStore {
     return new SqliteMetadataStore(openDatabase(path, now))
   }
 
-  /** Runs `work` now when no transaction is open, else once none is. */
+  /**
+   * Runs `work` now when no transaction is open, else once none is. A database held by another
+   * program comes out as the domain's passing fault (see busyAsDomainError), not as SQLite's code.
+   */
   outside<T>(work: () => T): T | Promise<T> {
-    if (!this.gate) return work()
-    return this.afterGate(work)
+    if (this.gate) return this.afterGate(work)
+    try {
+      return work()
+    } catch (error) {
+      throw busyAsDomainError(error)
+    }
   }
 
   private async afterGate<T>(work: () => T): Promise<T> {
     while (this.gate) await this.gate
-    return work()
+    return this.outside(work)
   }
 
   async transaction<T>(work: (tx: Repositories) => Promise<T>): Promise<T> {
@@ -89,6 +97,8 @@ export class SqliteMetadataStore implements MetadataStore {
         if (client.inTransaction) client.run('ROLLBACK')
         throw error
       }
+    } catch (error) {
+      throw busyAsDomainError(error)
     } finally {
       open = false
       this.gate = null
@@ -211,6 +221,10 @@ function repositories(db: Db, run: Run, commit: Commit): Repositories {
 }
 
 class Unrecorded extends Error {}
+
+const rethrowBusy = (error: unknown): never => {
+  throw busyAsDomainError(error)
+}
 
 /** Inside an open transaction, what a group commit would undo alone is undone alone. */
 function inSavepoint<T>(client: Db['$client'], work: () => T): T {
