@@ -1,0 +1,34 @@
+import { getTableColumns, sql, type SQL } from 'drizzle-orm'
+import type { BunSQLQueryResultHKT } from 'drizzle-orm/bun-sql'
+import type { PgDatabase, PgTable } from 'drizzle-orm/pg-core'
+import * as schema from './schema.ts'
+
+/** The database, or a transaction on it: the repositories run on either. */
+export type Q = PgDatabase<BunSQLQueryResultHKT, typeof schema>
+
+/** The rows a raw statement returned, as objects. */
+export async function rows<T>(q: Q, query: SQL): Promise<T[]> {
+  return (await q.execute(query)) as unknown as T[]
+}
+
+/**
+ * A table's columns for a raw statement's select list or RETURNING, under their record names,
+ * bigint columns as numbers (float8 holds every millisecond timestamp and byte count exactly),
+ * so the rows of a CTE come back as the same records the query builder gives.
+ */
+export function recordColumns(table: PgTable): SQL {
+  const list = Object.entries(getTableColumns(table)).map(([key, column]) => {
+    const cast = column.columnType === 'PgBigInt53' ? '::float8' : ''
+    return `"${column.name}"${cast} as "${key}"`
+  })
+  return sql.raw(list.join(', '))
+}
+
+/** A LIKE pattern (backslash escapes) for text containing `text`. */
+export const likePattern = (text: string) => `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`
+
+/** PostgreSQL's unique_violation: a name another transaction took first. */
+export const isUniqueViolation = (error: unknown) => (error as { errno?: unknown; code?: unknown })?.errno === '23505' || (error as { code?: unknown })?.code === '23505'
+
+/** Transaction-level advisory locks (released at commit or rollback), by name. */
+export const xactLock = (q: Q, name: string) => q.execute(sql`select pg_advisory_xact_lock(hashtextextended(${name}, 0))`)
