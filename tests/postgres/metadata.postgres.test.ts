@@ -1,0 +1,146 @@
+import { SQL } from 'bun'
+import { expect, test } from 'bun:test'
+import { randomBytes } from 'node:crypto'
+import { PostgresMetadataStore } from '../../src/adapters/postgres/metadata.ts'
+import { linkOwner, ROOT_FOLDER_ID, type Admission, type NewUpload } from '../../src/core/records.ts'
+import { TEST_DATABASE_URL, describePostgres, suiteDatabase } from '../helpers/postgres.ts'
+
+/**
+ * The PostgreSQL metadata store beyond the shared contract: what each operation costs the
+ * database in statements (each one round trip: the adapter awaits every statement before the
+ * next; BEGIN and COMMIT count), counted by the server itself (pg_stat_statements, loaded by
+ * .ci/services/postgres.sh); and races between two instances (two pools) on one database.
+ */
+
+const NOW = 1_700_000_000_000
+const lease = (owner = 'instance:a') => ({ owner, expiresAt: NOW + 60_000 })
+const upload = (overrides: Partial<NewUpload> = {}): NewUpload => ({
+  id: randomBytes(16).toString('hex'), protocol: 'dropzone', owner: 'admin', clientKey: null, folderId: ROOT_FOLDER_ID, fileName: 'a.bin',
+  mimeType: 'application/octet-stream', totalBytes: 30, chunkBytes: 10, chunkCount: 3, state: 'receiving', createdAt: NOW, updatedAt: NOW, ...overrides,
+})
+
+async function countsStatements(): Promise<boolean> {
+  if (!TEST_DATABASE_URL) return false
+  const admin = new SQL(TEST_DATABASE_URL, { max: 1 })
+  try {
+    const [row] = await admin`select current_setting('shared_preload_libraries') like '%pg_stat_statements%' as loaded`
+    return row.loaded
+  } finally {
+    await admin.close()
+  }
+}
+
+const counting = await countsStatements()
+
+describePostgres('PostgreSQL metadata store', () => {
+  const database = suiteDatabase()
+
+  test.skipIf(!counting)('round trips: one statement for find, hasChunk, recordChunk (its claim of the finalisation included) and recordBytes; none for durable()', async () => {
+    const store = await PostgresMetadataStore.open(database.url)
+    const client = store.db.$client
+    await client`create extension if not exists pg_stat_statements`
+    const statementsRun = async () => {
+      const [row] = await client`
+        select coalesce(sum(calls), 0)::int as n from pg_stat_statements
+        where dbid = (select oid from pg_database where datname = current_database()) and query not like '%pg_stat_statements%'`
+      return row.n as number
+    }
+    const cost = async (operation: () => Promise<unknown>) => {
+      const before = await statementsRun()
+      await operation()
+      return (await statementsRun()) - before
+    }
+    try {
+      const link = await store.links.create({ tokenHash: 'rt', folderId: ROOT_FOLDER_ID, label: 'rt', createdAt: NOW, maxFiles: 10 })
+      const admit: Admission = { owner: linkOwner(link.id), check() {} }
+      const figures: Record<string, number> = {}
+      let id = ''
+      figures['uploads.create'] = await cost(async () => (id = (await store.uploads.create(upload())).upload.id))
+      figures['uploads.create (admitted, with a client key)'] = await cost(() => store.uploads.create(upload({ owner: linkOwner(link.id), clientKey: 'k' }), admit))
+      figures['uploads.find'] = await cost(() => store.uploads.find(id))
+      figures['uploads.hasChunk'] = await cost(() => store.uploads.hasChunk(id, 0))
+      figures['uploads.recordChunk'] = await cost(() => store.uploads.recordChunk(id, 0, 10, NOW, lease()))
+      figures['uploads.recordChunk (again: counted once)'] = await cost(() => store.uploads.recordChunk(id, 0, 10, NOW, lease()))
+      await store.uploads.recordChunk(id, 1, 10, NOW, lease())
+      let claimed = false
+      figures['uploads.recordChunk (the last: claims the finalisation)'] = await cost(async () => (claimed = (await store.uploads.recordChunk(id, 2, 10, NOW, lease())).claimed))
+      expect(claimed).toBe(true)
+      figures['uploads.renewLease'] = await cost(() => store.uploads.renewLease(id, lease()))
+      figures['uploads.completeUpload'] = await cost(() => store.uploads.completeUpload({ uploadId: id, folderId: ROOT_FOLDER_ID, name: 'a.bin', sizeBytes: 30, sha256: 'a'.repeat(64), mimeType: 'application/octet-stream', now: NOW, leaseOwner: 'instance:a' }))
+      const streamed = (await store.uploads.create(upload({ protocol: 'tus' }))).upload.id
+      figures['uploads.recordBytes'] = await cost(() => store.uploads.recordBytes(streamed, 0, 10, NOW))
+      figures['sessions.isLive'] = await cost(() => store.sessions.isLive('x', NOW))
+      figures['durable'] = await cost(() => store.durable())
+      console.log('PostgreSQL round trips per metadata operation:', figures)
+      expect(figures).toEqual({
+        'uploads.create': 1,
+        'uploads.create (admitted, with a client key)': 6,
+        'uploads.find': 1,
+        'uploads.hasChunk': 1,
+        'uploads.recordChunk': 1,
+        'uploads.recordChunk (again: counted once)': 1,
+        'uploads.recordChunk (the last: claims the finalisation)': 1,
+        'uploads.renewLease': 1,
+        'uploads.completeUpload': 7,
+        'uploads.recordBytes': 1,
+        'sessions.isLive': 1,
+        durable: 0,
+      })
+    } finally {
+      await store.close()
+    }
+  })
+
+  test("an upload's last two chunks recorded by two instances at once: exactly one claims the finalisation, every time", async () => {
+    const [a, b] = await Promise.all([PostgresMetadataStore.open(database.url, { max: 4 }), PostgresMetadataStore.open(database.url, { max: 4 })])
+    try {
+      let finalisations = 0
+      for (let round = 0; round < 50; round++) {
+        const { upload: made } = await a.uploads.create(upload({ chunkCount: 2, totalBytes: 20 }))
+        const [one, two] = await Promise.all([a.uploads.recordChunk(made.id, 0, 10, NOW, lease('instance:a')), b.uploads.recordChunk(made.id, 1, 10, NOW, lease('instance:b'))])
+        expect([one.claimed, two.claimed].filter(Boolean)).toHaveLength(1)
+        finalisations += Number(one.claimed) + Number(two.claimed)
+        const after = (await b.uploads.find(made.id))!
+        expect({ state: after.state, chunks: after.receivedChunks, bytes: after.receivedBytes }).toEqual({ state: 'finalizing', chunks: 2, bytes: 20 })
+        expect(after.leaseOwner).toBe(one.claimed ? 'instance:a' : 'instance:b')
+      }
+      expect(finalisations).toBe(50)
+    } finally {
+      await Promise.all([a.close(), b.close()])
+    }
+  })
+
+  test('parallel creations through a link limited to k, half on each of two instances, admit exactly k', async () => {
+    const [a, b] = await Promise.all([PostgresMetadataStore.open(database.url, { max: 6 }), PostgresMetadataStore.open(database.url, { max: 6 })])
+    try {
+      const link = await a.links.create({ tokenHash: 'two-instances', folderId: ROOT_FOLDER_ID, label: 'k', createdAt: NOW })
+      const admit: Admission = {
+        owner: linkOwner(link.id),
+        check({ link: usage }) {
+          if (usage!.files + usage!.inProgress >= 4) throw new Error('limit reached')
+        },
+      }
+      const results = await Promise.allSettled(
+        Array.from({ length: 16 }, (_, i) => (i % 2 ? a : b).uploads.create(upload({ owner: linkOwner(link.id), chunkCount: 1, totalBytes: 10 }), admit)),
+      )
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(4)
+      expect((await b.links.usage(link.id)).inProgress).toBe(4)
+    } finally {
+      await Promise.all([a.close(), b.close()])
+    }
+  })
+
+  test('bigint columns come back as numbers, beyond 2^32 too', async () => {
+    const store = await PostgresMetadataStore.open(database.url, { max: 2 })
+    try {
+      const big = 5 * 2 ** 40
+      const { upload: made } = await store.uploads.create(upload({ totalBytes: big, chunkBytes: 8 * 2 ** 20, chunkCount: big / (8 * 2 ** 20) }))
+      const { upload: counted } = await store.uploads.recordChunk(made.id, 0, 8 * 2 ** 20, NOW + 1, lease())
+      expect(counted).toMatchObject({ totalBytes: big, receivedBytes: 8 * 2 ** 20, updatedAt: NOW + 1, createdAt: NOW, lengthDeferred: false, receivedChunks: 1 })
+      expect(typeof (await store.uploads.find(made.id))!.totalBytes).toBe('number')
+      expect(await store.uploads.stagedBytes()).toBeGreaterThanOrEqual(8 * 2 ** 20)
+    } finally {
+      await store.close()
+    }
+  })
+})
