@@ -1,9 +1,9 @@
-import { SQL } from 'bun'
 import { expect, test } from 'bun:test'
 import { randomBytes } from 'node:crypto'
 import { PostgresMetadataStore } from '../../src/adapters/postgres/metadata.ts'
 import { linkOwner, ROOT_FOLDER_ID, type Admission, type NewUpload } from '../../src/core/records.ts'
-import { TEST_DATABASE_URL, describePostgres, suiteDatabase } from '../helpers/postgres.ts'
+import { describePostgres, suiteDatabase } from '../helpers/postgres.ts'
+import { countsStatements, statementsOf } from '../helpers/postgres-statements.ts'
 
 /**
  * The PostgreSQL metadata store beyond the shared contract: what each operation costs the
@@ -19,17 +19,6 @@ const upload = (overrides: Partial<NewUpload> = {}): NewUpload => ({
   mimeType: 'application/octet-stream', totalBytes: 30, chunkBytes: 10, chunkCount: 3, state: 'receiving', createdAt: NOW, updatedAt: NOW, ...overrides,
 })
 
-async function countsStatements(): Promise<boolean> {
-  if (!TEST_DATABASE_URL) return false
-  const admin = new SQL(TEST_DATABASE_URL, { max: 1 })
-  try {
-    const [row] = await admin`select current_setting('shared_preload_libraries') like '%pg_stat_statements%' as loaded`
-    return row.loaded
-  } finally {
-    await admin.close()
-  }
-}
-
 const counting = await countsStatements()
 
 describePostgres('PostgreSQL metadata store', () => {
@@ -39,17 +28,7 @@ describePostgres('PostgreSQL metadata store', () => {
     const store = await PostgresMetadataStore.open(database.url)
     const client = store.db.$client
     await client`create extension if not exists pg_stat_statements`
-    const statementsRun = async () => {
-      const [row] = await client`
-        select coalesce(sum(calls), 0)::int as n from pg_stat_statements
-        where dbid = (select oid from pg_database where datname = current_database()) and query not like '%pg_stat_statements%'`
-      return row.n as number
-    }
-    const cost = async (operation: () => Promise<unknown>) => {
-      const before = await statementsRun()
-      await operation()
-      return (await statementsRun()) - before
-    }
+    const cost = (operation: () => Promise<unknown>) => statementsOf(client, operation)
     try {
       const link = await store.links.create({ tokenHash: 'rt', folderId: ROOT_FOLDER_ID, label: 'rt', createdAt: NOW, maxFiles: 10 })
       const admit: Admission = { owner: linkOwner(link.id), check() {} }
