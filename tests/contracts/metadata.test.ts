@@ -14,6 +14,7 @@ function sqlite(): MakeMetadata {
     return {
       store,
       another: async () => SqliteMetadataStore.open(file),
+      oneConnection: true,
       async close() {
         await store.close()
         rmSync(dir, { recursive: true, force: true })
@@ -64,6 +65,7 @@ describe('the metadata contract notices a broken store', () => {
     const store = wrap(join(dir, 'dropfold.sqlite'))
     return {
       store,
+      oneConnection: true,
       async close() {
         await store.close()
         rmSync(dir, { recursive: true, force: true })
@@ -72,7 +74,7 @@ describe('the metadata contract notices a broken store', () => {
   }
 
   test('a transaction without a gate lets outside work land inside it', async () => {
-    const check = METADATA_CHECKS['work from outside an open transaction never lands inside it, and waits for it']!
+    const check = METADATA_CHECKS['work from outside an open transaction never lands inside it (and, on one connection, waits for it)']!
     await expect(check(broken((file) => new UngatedTransactions(SqliteMetadataStore.open(file).db)))).rejects.toThrow(/expect\(received\)/)
   })
 
