@@ -2,7 +2,8 @@ import { expect, test } from 'bun:test'
 import { randomBytes } from 'node:crypto'
 import { PostgresMetadataStore } from '../../src/adapters/postgres/metadata.ts'
 import { linkOwner, ROOT_FOLDER_ID, type Admission, type NewUpload } from '../../src/core/records.ts'
-import { describePostgres, suiteDatabase } from '../helpers/postgres.ts'
+import { SQL } from 'bun'
+import { TEST_DATABASE_URL, describePostgres, suiteDatabase } from '../helpers/postgres.ts'
 import { countsStatements, statementsOf } from '../helpers/postgres-statements.ts'
 
 /**
@@ -120,6 +121,33 @@ describePostgres('PostgreSQL metadata store', () => {
       expect(await store.uploads.stagedBytes()).toBeGreaterThanOrEqual(8 * 2 ** 20)
     } finally {
       await store.close()
+    }
+  })
+
+  test("names sort in byte order, as in SQLite, even in a database whose locale sorts otherwise", async () => {
+    // A database that sorts by an ICU locale (a, B, b, _x would be its order).
+    const name = `dropfold_test_icu_${crypto.randomUUID().replaceAll('-', '')}`
+    const admin = new SQL(TEST_DATABASE_URL!, { max: 1 })
+    await admin.unsafe(`create database ${name} template template0 locale_provider icu icu_locale 'en' locale 'C.UTF-8'`)
+    const url = new URL(TEST_DATABASE_URL!)
+    url.pathname = `/${name}`
+    const store = await PostgresMetadataStore.open(url.toString(), { max: 2 })
+    try {
+      const names = ['b', 'B', 'a', '_x']
+      for (const fileName of names) {
+        const { upload: made } = await store.uploads.create(upload({ fileName, chunkCount: 1, totalBytes: 10 }))
+        await store.uploads.recordChunk(made.id, 0, 10, NOW, lease())
+        await store.uploads.completeUpload({ uploadId: made.id, folderId: ROOT_FOLDER_ID, name: fileName, sizeBytes: 10, sha256: 'c'.repeat(64), mimeType: 'text/plain', now: NOW, leaseOwner: 'instance:a' })
+        await store.library.createFolder(ROOT_FOLDER_ID, fileName, NOW)
+      }
+      const page = await store.library.filePage({ folderId: ROOT_FOLDER_ID, sort: 'name', direction: 'asc', filter: '', limit: 10, offset: 0 })
+      expect(page.map((f) => f.name)).toEqual(['B', '_x', 'a', 'b'])
+      expect((await store.library.liveSubfolders(ROOT_FOLDER_ID)).map((f) => f.name)).toEqual(['B', '_x', 'a', 'b'])
+      expect((await store.library.allFolderPaths()).map((f) => f.path)).toEqual(['', '/B', '/_x', '/a', '/b'])
+    } finally {
+      await store.close()
+      await admin.unsafe(`drop database if exists ${name} with (force)`)
+      await admin.close()
     }
   })
 })

@@ -5,7 +5,7 @@ import { MAX_FOLDER_DEPTH } from '../../db/library.ts'
 import { numberedName } from '../../db/files.ts'
 import { folderChoices, pathText } from '../folder-choices.ts'
 import type { Library } from '../../ports/metadata.ts'
-import { isUniqueViolation, likePattern, recordColumns, rows, xactLock, type Q } from './queries.ts'
+import { bytewise, isUniqueViolation, likePattern, recordColumns, rows, xactLock, type Q } from './queries.ts'
 import { blobs, files, folders, links, uploads } from './schema.ts'
 
 const FOLDER = recordColumns(folders)
@@ -49,7 +49,7 @@ async function folderPath(q: Q, folderId: number): Promise<Folder[]> {
 const isInTrash = async (q: Q, folderId: number) => (await folderPath(q, folderId)).some((f) => f.deletedAt !== null)
 
 const allFolderPaths = async (q: Q) =>
-  folderChoices(await q.select({ id: folders.id, parentId: folders.parentId, name: folders.name }).from(folders).where(isNull(folders.deletedAt)).orderBy(asc(folders.name)))
+  folderChoices(await q.select({ id: folders.id, parentId: folders.parentId, name: folders.name }).from(folders).where(isNull(folders.deletedAt)).orderBy(asc(bytewise(folders.name))))
 
 /** A folder (depth 0) and every folder below it, in the trash or not, with its depth below it. */
 const subtreeDepths = (q: Q, id: number) =>
@@ -98,7 +98,7 @@ export function library(q: Q): Library {
     file: async (id) => (await q.select().from(files).where(eq(files.id, id)))[0],
     blobIsReferenced: async (sha256) => (await q.select({ one: sql`1` }).from(blobs).where(eq(blobs.sha256, sha256))).length > 0,
     filePage: async (p) => {
-      const column = { name: files.name, size: files.sizeBytes, date: files.createdAt }[p.sort]
+      const column = { name: bytewise(files.name), size: files.sizeBytes, date: files.createdAt }[p.sort]
       const order = p.direction === 'asc' ? asc : desc
       return q
         .select()
@@ -114,7 +114,7 @@ export function library(q: Q): Library {
         .select()
         .from(folders)
         .where(and(eq(folders.parentId, parentId), isNull(folders.deletedAt)))
-        .orderBy(asc(folders.name)),
+        .orderBy(asc(bytewise(folders.name))),
     folderPath: (folderId) => folderPath(q, folderId),
     folderPathText,
     isInTrash: (folderId) => isInTrash(q, folderId),

@@ -2,7 +2,7 @@ import { and, desc, eq, gt, lt, ne, or, sql, type SQL } from 'drizzle-orm'
 import type { ActivityLog, LinkRecords, MetadataStore, Repositories, SessionRecords, Settings } from '../../ports/metadata.ts'
 import { library } from './library.ts'
 import { openPostgres, type PgDb, type PostgresOptions } from './open.ts'
-import { likePattern, type Q } from './queries.ts'
+import { bytewise, likePattern, type Q } from './queries.ts'
 import { activity, links, sessions, settings } from './schema.ts'
 import { linkUsage, uploadRecords } from './uploads.ts'
 
@@ -113,7 +113,7 @@ function activityLog(q: Q): ActivityLog {
         .orderBy(desc(activity.id))
         .limit(query.limit)
     },
-    actions: async () => (await q.selectDistinct({ action: activity.action }).from(activity).orderBy(activity.action)).map((r) => r.action),
+    actions: async () => (await q.selectDistinct({ action: activity.action }).from(activity).orderBy(bytewise(activity.action))).map((r) => r.action),
   }
 }
 

@@ -1,4 +1,4 @@
-import { getTableColumns, sql, type SQL } from 'drizzle-orm'
+import { getTableColumns, sql, type AnyColumn, type SQL } from 'drizzle-orm'
 import type { BunSQLQueryResultHKT } from 'drizzle-orm/bun-sql'
 import type { PgDatabase, PgTable } from 'drizzle-orm/pg-core'
 import * as schema from './schema.ts'
@@ -32,3 +32,6 @@ export const isUniqueViolation = (error: unknown) => (error as { errno?: unknown
 
 /** Transaction-level advisory locks (released at commit or rollback), by name. */
 export const xactLock = (q: Q, name: string) => q.execute(sql`select pg_advisory_xact_lock(hashtextextended(${name}, 0))`)
+
+/** Text in byte order, as SQLite's BINARY collation sorts it, whatever the database's locale. */
+export const bytewise = (column: SQL.Aliased | AnyColumn) => sql`${column} collate "C"`
