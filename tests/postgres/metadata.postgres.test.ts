@@ -25,7 +25,7 @@ const counting = await countsStatements()
 describePostgres('PostgreSQL metadata store', () => {
   const database = suiteDatabase()
 
-  test.skipIf(!counting)('round trips: one statement for find, hasChunk, recordChunk (its claim of the finalisation included) and recordBytes; none for durable()', async () => {
+  test.skipIf(!counting)('round trips: one statement for find, hasChunk, recordChunk (its claim of the finalisation included), recordBytes and completeUpload; none for durable()', async () => {
     const store = await PostgresMetadataStore.open(database.url)
     const client = store.db.$client
     await client`create extension if not exists pg_stat_statements`
@@ -61,7 +61,7 @@ describePostgres('PostgreSQL metadata store', () => {
         'uploads.recordChunk (again: counted once)': 1,
         'uploads.recordChunk (the last: claims the finalisation)': 1,
         'uploads.renewLease': 1,
-        'uploads.completeUpload': 7,
+        'uploads.completeUpload': 1,
         'uploads.recordBytes': 1,
         'sessions.isLive': 1,
         durable: 0,
@@ -85,6 +85,35 @@ describePostgres('PostgreSQL metadata store', () => {
         expect(after.leaseOwner).toBe(one.claimed ? 'instance:a' : 'instance:b')
       }
       expect(finalisations).toBe(50)
+    } finally {
+      await Promise.all([a.close(), b.close()])
+    }
+  })
+
+  test('uploads of one name completed by two instances at once each get a name of their own, past the names tried in one statement too', async () => {
+    const [a, b] = await Promise.all([PostgresMetadataStore.open(database.url, { max: 6 }), PostgresMetadataStore.open(database.url, { max: 6 })])
+    try {
+      const folder = await a.library.createFolder(ROOT_FOLDER_ID, 'namesakes', NOW)
+      const finalizing = async () => {
+        const { upload: made } = await a.uploads.create(upload({ folderId: folder.id, chunkCount: 1, totalBytes: 10 }))
+        await a.uploads.recordChunk(made.id, 0, 10, NOW, lease())
+        return made.id
+      }
+      const ids = await Promise.all(Array.from({ length: 24 }, finalizing))
+      const files = await Promise.all(
+        ids.map((id, i) =>
+          (i % 2 ? a : b).uploads.completeUpload({ uploadId: id, folderId: folder.id, name: 'same.txt', sizeBytes: 10, sha256: 'd'.repeat(64), mimeType: 'text/plain', now: NOW, leaseOwner: 'instance:a' }),
+        ),
+      )
+      const names = files.map((f) => f!.name)
+      expect(new Set(names).size).toBe(24)
+      expect(names.toSorted()).toEqual(['same.txt', ...Array.from({ length: 23 }, (_, n) => `same (${n + 1}).txt`)].toSorted())
+      expect(await a.library.countLiveFiles(folder.id)).toBe(24)
+      // Each upload points at its own file; the blob counts all of them.
+      for (const [i, id] of ids.entries()) expect((await a.uploads.find(id))!).toMatchObject({ state: 'complete', fileId: files[i]!.id, leaseOwner: null })
+      expect(await a.uploads.receivedChunks(ids[0]!)).toEqual([])
+      await a.library.trashFiles(files.slice(1).map((f) => f!.id), NOW)
+      expect((await a.library.purgeTrash()).unusedBlobs).toEqual([])
     } finally {
       await Promise.all([a.close(), b.close()])
     }

@@ -23,7 +23,7 @@ export class PostgresMetadataStore implements MetadataStore {
   readonly settings: Repositories['settings']
 
   constructor(readonly db: PgDb) {
-    const repos = repositories(db)
+    const repos = repositories(db, true)
     this.uploads = repos.uploads
     this.library = repos.library
     this.links = repos.links
@@ -38,7 +38,7 @@ export class PostgresMetadataStore implements MetadataStore {
   }
 
   transaction<T>(work: (tx: Repositories) => Promise<T>): Promise<T> {
-    return this.db.transaction((tx) => work(repositories(tx)))
+    return this.db.transaction((tx) => work(repositories(tx, false)))
   }
 
   async durable(): Promise<void> {}
@@ -48,9 +48,9 @@ export class PostgresMetadataStore implements MetadataStore {
   }
 }
 
-/** The repositories over `q`: the pool (each operation on a connection of its own) or one transaction. */
-export function repositories(q: Q): Repositories {
-  return { uploads: uploadRecords(q), library: library(q), links: linkRecords(q), sessions: sessionRecords(q), activity: activityLog(q), settings: settingsOf(q) }
+/** The repositories over `q`: the pool (`alone`: each operation on a connection of its own) or one transaction. */
+function repositories(q: Q, alone: boolean): Repositories {
+  return { uploads: uploadRecords(q, alone), library: library(q), links: linkRecords(q), sessions: sessionRecords(q), activity: activityLog(q), settings: settingsOf(q) }
 }
 
 function linkRecords(q: Q): LinkRecords {

@@ -27,8 +27,13 @@ export function recordColumns(table: PgTable): SQL {
 /** A LIKE pattern (backslash escapes) for text containing `text`. */
 export const likePattern = (text: string) => `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`
 
-/** PostgreSQL's unique_violation: a name another transaction took first. */
-export const isUniqueViolation = (error: unknown) => (error as { errno?: unknown; code?: unknown })?.errno === '23505' || (error as { code?: unknown })?.code === '23505'
+/** PostgreSQL's unique_violation (a name another transaction took first), as the driver says it or inside Drizzle's wrapper. */
+export function isUniqueViolation(error: unknown): boolean {
+  for (let e = error as { errno?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {
+    if (e.errno === '23505') return true
+  }
+  return false
+}
 
 /** Transaction-level advisory locks (released at commit or rollback), by name. */
 export const xactLock = (q: Q, name: string) => q.execute(sql`select pg_advisory_xact_lock(hashtextextended(${name}, 0))`)

@@ -1,7 +1,7 @@
 import { and, asc, desc, eq, inArray, isNull, like, lt, lte, or, sql } from 'drizzle-orm'
 import { linkIdOf, linkOwner, type Admission, type AdmissionFigures, type Completion, type FileRecord, type LinkUsage, type NewUpload, type Upload } from '../../core/records.ts'
 import type { UploadRecords } from '../../ports/metadata.ts'
-import { completeUpload } from './files.ts'
+import { completeUpload, completeUploadAtOnce } from './files.ts'
 import { recordColumns, rows, xactLock, type Q } from './queries.ts'
 import { uploadChunks, uploads } from './schema.ts'
 
@@ -11,11 +11,11 @@ const UPLOAD = recordColumns(uploads)
 const ADMISSION_LOCK = 'dropfold:admission'
 
 /**
- * The upload records on PostgreSQL. The hot operations (find, hasChunk, recordChunk with the
+ * The upload records on PostgreSQL, on the pool (`alone`) or in a transaction. The hot operations (find, hasChunk, recordChunk with the
  * claim of the finalisation, recordBytes) are one statement each, one round trip; the others are
  * one statement too, but for creation under an admission and completion (one transaction each).
  */
-export function uploadRecords(q: Q): UploadRecords {
+export function uploadRecords(q: Q, alone: boolean): UploadRecords {
   const find = async (id: string) => (await q.select().from(uploads).where(eq(uploads.id, id)))[0] as Upload | undefined
   const findByClientKey = async (owner: string, clientKey: string) =>
     (await q.select().from(uploads).where(and(eq(uploads.owner, owner), eq(uploads.clientKey, clientKey))))[0] as Upload | undefined
@@ -199,7 +199,8 @@ export function uploadRecords(q: Q): UploadRecords {
           .returning({ id: uploads.id }),
       )
     },
-    completeUpload: (completion) => q.transaction((tx) => completeUpload(tx, completion)),
+    // Inside a transaction, a statement that fails would abort all of it: the careful way there.
+    completeUpload: (completion) => (alone ? completeUploadAtOnce(q, completion) : q.transaction((tx) => completeUpload(tx, completion))),
 
     inState: async (state) => (await q.select().from(uploads).where(eq(uploads.state, state))) as Upload[],
     stale: async (olderThan, linksOlderThan) =>
