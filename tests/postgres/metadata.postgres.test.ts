@@ -49,6 +49,9 @@ describePostgres('PostgreSQL metadata store', () => {
       figures['uploads.completeUpload'] = await cost(() => store.uploads.completeUpload({ uploadId: id, folderId: ROOT_FOLDER_ID, name: 'a.bin', sizeBytes: 30, sha256: 'a'.repeat(64), mimeType: 'application/octet-stream', now: NOW, leaseOwner: 'instance:a' }))
       const streamed = (await store.uploads.create(upload({ protocol: 'tus' }))).upload.id
       figures['uploads.recordBytes'] = await cost(() => store.uploads.recordBytes(streamed, 0, 10, NOW))
+      figures['uploads.createComplete (one small file)'] = await cost(() =>
+        store.uploads.createComplete([{ upload: { ...upload({ chunkCount: 1, totalBytes: 10, receivedChunks: 1, receivedBytes: 10 }) }, sha256: 'b'.repeat(64) }]),
+      )
       figures['sessions.isLive'] = await cost(() => store.sessions.isLive('x', NOW))
       figures['durable'] = await cost(() => store.durable())
       console.log('PostgreSQL round trips per metadata operation:', figures)
@@ -63,6 +66,7 @@ describePostgres('PostgreSQL metadata store', () => {
         'uploads.renewLease': 1,
         'uploads.completeUpload': 1,
         'uploads.recordBytes': 1,
+        'uploads.createComplete (one small file)': 6,
         'sessions.isLive': 1,
         durable: 0,
       })
@@ -114,6 +118,13 @@ describePostgres('PostgreSQL metadata store', () => {
       expect(await a.uploads.receivedChunks(ids[0]!)).toEqual([])
       await a.library.trashFiles(files.slice(1).map((f) => f!.id), NOW)
       expect((await a.library.purgeTrash()).unusedBlobs).toEqual([])
+      // Whole small files of one name, each recorded with its upload in a transaction, at once on both instances.
+      const small = await Promise.all(
+        Array.from({ length: 12 }, (_, i) =>
+          (i % 2 ? a : b).uploads.createComplete([{ upload: upload({ folderId: folder.id, fileName: 'small.txt', chunkCount: 1, totalBytes: 10, receivedChunks: 1, receivedBytes: 10 }), sha256: 'e'.repeat(64) }]),
+        ),
+      )
+      expect(new Set(small.map((made) => made![0]!.name)).size).toBe(12)
     } finally {
       await Promise.all([a.close(), b.close()])
     }

@@ -15,14 +15,16 @@ const NAMES_AT_ONCE = 16
  * first of its candidate names free in the folder, the chunk list gone. A statement is atomic:
  * when another instance takes that name at the same moment, it fails whole and chooses again.
  * When all the candidates are taken (a folder full of namesakes), the slow way, a transaction.
+ * Inside a transaction (not `alone`), each try runs under a savepoint: three statements.
  */
-export async function completeUploadAtOnce(db: Q, c: Completion): Promise<FileRecord | null> {
+export async function completeUploadAtOnce(db: Q, c: Completion, alone: boolean): Promise<FileRecord | null> {
   const candidates = Array.from({ length: NAMES_AT_ONCE }, (_, n) => (n === 0 ? c.name : numberedName(c.name, n)))
   for (let attempt = 0; attempt < 8; attempt++) {
     let found: (FileRecord & { mine: boolean })[]
-    try {
-      found = await rows(
-        db,
+    // In a transaction, under a savepoint: a statement that fails would abort all of the transaction.
+    const statement = (q: Q) =>
+      rows<FileRecord & { mine: boolean }>(
+        q,
         sql`with mine as (
               select id from uploads where id = ${c.uploadId} and state = 'finalizing' and lease_owner = ${c.leaseOwner}
             ), free as (
@@ -51,6 +53,8 @@ export async function completeUploadAtOnce(db: Q, c: Completion): Promise<FileRe
             union all
             select null, null, null, null, null, null, null, null, null, exists (select 1 from mine) where not exists (select 1 from file)`,
       )
+    try {
+      found = alone ? await statement(db) : await db.transaction(statement)
     } catch (error) {
       // Another completion took the name between this statement's look and its insert: nothing was written.
       if (isUniqueViolation(error)) continue

@@ -1,7 +1,7 @@
 import { and, asc, desc, eq, inArray, isNull, like, lt, lte, or, sql } from 'drizzle-orm'
 import { linkIdOf, linkOwner, type Admission, type AdmissionFigures, type Completion, type FileRecord, type LinkUsage, type NewUpload, type Upload } from '../../core/records.ts'
 import type { UploadRecords } from '../../ports/metadata.ts'
-import { completeUpload, completeUploadAtOnce } from './files.ts'
+import { completeUploadAtOnce } from './files.ts'
 import { recordColumns, rows, xactLock, type Q } from './queries.ts'
 import { uploadChunks, uploads } from './schema.ts'
 
@@ -199,8 +199,7 @@ export function uploadRecords(q: Q, alone: boolean): UploadRecords {
           .returning({ id: uploads.id }),
       )
     },
-    // Inside a transaction, a statement that fails would abort all of it: the careful way there.
-    completeUpload: (completion) => (alone ? completeUploadAtOnce(q, completion) : q.transaction((tx) => completeUpload(tx, completion))),
+    completeUpload: (completion) => completeUploadAtOnce(q, completion, alone),
 
     inState: async (state) => (await q.select().from(uploads).where(eq(uploads.state, state))) as Upload[],
     stale: async (olderThan, linksOlderThan) =>
@@ -276,9 +275,9 @@ async function insertCompleteUpload(q: Q, row: Omit<NewUpload, 'state' | 'leaseO
   const leaseOwner = 'insert'
   const { upload, created } = await createUpload(q, { ...row, state: 'finalizing', leaseOwner, leaseExpiresAt: row.createdAt }, admit)
   if (!created) return null
-  return completeUpload(q, {
+  return completeUploadAtOnce(q, {
     uploadId: upload.id, folderId: upload.folderId, name: upload.fileName, sizeBytes: upload.totalBytes, sha256, mimeType: upload.mimeType, now: upload.createdAt, leaseOwner,
-  })
+  }, false)
 }
 
 /** A link's usage and the bytes promised by uploads in progress, in one statement. */
