@@ -150,6 +150,19 @@ describePostgres('PostgreSQL metadata store', () => {
     }
   })
 
+  test('a link updated with nothing to change (no field, or only fields left undefined) is answered as it is', async () => {
+    const store = await PostgresMetadataStore.open(database.url, { max: 2 })
+    try {
+      const link = await store.links.create({ tokenHash: 'unchanged', folderId: ROOT_FOLDER_ID, label: 'as it was', createdAt: NOW })
+      expect(await store.links.update(link.id, {})).toEqual(link)
+      expect(await store.links.update(link.id, { label: undefined, maxFiles: undefined })).toEqual(link)
+      expect(await store.links.update(link.id, { label: 'renamed', maxFiles: undefined })).toEqual({ ...link, label: 'renamed' })
+      expect(await store.links.update(link.id + 1000, {})).toBeUndefined()
+    } finally {
+      await store.close()
+    }
+  })
+
   test('bigint columns come back as numbers, beyond 2^32 too', async () => {
     const store = await PostgresMetadataStore.open(database.url, { max: 2 })
     try {

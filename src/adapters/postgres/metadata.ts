@@ -60,7 +60,7 @@ function linkRecords(q: Q): LinkRecords {
     findByTokenHash: async (tokenHash) => (await q.select().from(links).where(eq(links.tokenHash, tokenHash)))[0],
     all: () => q.select().from(links).orderBy(desc(links.createdAt), desc(links.id)),
     create: async (link) => (await q.insert(links).values(link).returning())[0]!,
-    update: async (id, change) => (Object.keys(change).length ? (await q.update(links).set(change).where(eq(links.id, id)).returning())[0] : find(id)),
+    update: async (id, change) => (Object.values(change).some((value) => value !== undefined) ? (await q.update(links).set(change).where(eq(links.id, id)).returning())[0] : find(id)),
     remove: async (id) => (await q.delete(links).where(eq(links.id, id)).returning())[0],
     usage: (linkId) => linkUsage(q, linkId),
   }
