@@ -18,7 +18,7 @@ const postgres = (open: (url: string) => Promise<PostgresMetadataStore>): MakeMe
   }
 }
 
-describePostgres('PostgreSQL metadata store', () => {
+describePostgres('PostgreSQL metadata store: the shared contract', () => {
   metadataContract(
     'PostgreSQL',
     postgres((url) => PostgresMetadataStore.open(url, { max: 8 })),

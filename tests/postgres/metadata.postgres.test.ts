@@ -22,7 +22,7 @@ const upload = (overrides: Partial<NewUpload> = {}): NewUpload => ({
 
 const counting = await countsStatements()
 
-describePostgres('PostgreSQL metadata store', () => {
+describePostgres('PostgreSQL metadata store: round trips, and races between instances', () => {
   const database = suiteDatabase()
 
   test.skipIf(!counting)('round trips: one statement for find, hasChunk, recordChunk (its claim of the finalisation included), recordBytes and completeUpload; none for durable()', async () => {
