@@ -163,6 +163,31 @@ describePostgres('PostgreSQL metadata store: round trips, and races between inst
     }
   })
 
+  test('purging a trashed folder takes its subfolders, files and links, and rehomes the uploads aimed at it', async () => {
+    const store = await PostgresMetadataStore.open(database.url, { max: 2 })
+    try {
+      const top = await store.library.createFolder(ROOT_FOLDER_ID, 'purged', NOW)
+      const inner = await store.library.createFolder(top.id, 'inner', NOW)
+      const { upload: done } = await store.uploads.create(upload({ folderId: inner.id, chunkCount: 1, totalBytes: 10 }))
+      await store.uploads.recordChunk(done.id, 0, 10, NOW, lease())
+      const file = (await store.uploads.completeUpload({ uploadId: done.id, folderId: inner.id, name: 'in.bin', sizeBytes: 10, sha256: 'f'.repeat(64), mimeType: 'x', now: NOW, leaseOwner: 'instance:a' }))!
+      const { upload: waiting } = await store.uploads.create(upload({ folderId: inner.id }))
+      const link = await store.links.create({ tokenHash: 'into-purged', folderId: top.id, label: 'p', createdAt: NOW })
+      await store.library.trashFolder(top.id, NOW)
+      expect(await store.library.isInTrash(inner.id)).toBe(true)
+      expect((await store.library.trashEntries()).map((e) => [e.kind, e.name, e.from])).toEqual([['folder', 'purged', '/']])
+      const purged = await store.library.purgeTrash(NOW + 1)
+      expect(purged).toEqual({ files: 1, folders: 2, unusedBlobs: ['f'.repeat(64)], rehomedUploads: expect.arrayContaining([{ id: waiting.id, owner: 'admin' }]) })
+      expect((await store.uploads.find(waiting.id))!.folderId).toBe(ROOT_FOLDER_ID)
+      expect((await store.uploads.find(done.id))!.fileId).toBeNull()
+      expect(await store.library.file(file.id)).toBeUndefined()
+      expect(await store.library.folder(inner.id)).toBeUndefined()
+      expect(await store.links.find(link.id)).toBeUndefined()
+    } finally {
+      await store.close()
+    }
+  })
+
   test('bigint columns come back as numbers, beyond 2^32 too', async () => {
     const store = await PostgresMetadataStore.open(database.url, { max: 2 })
     try {

@@ -233,15 +233,20 @@ export function library(q: Q): Library {
           .select({ id: files.id, sha256: files.sha256 })
           .from(files)
           .where(or(lt(files.deletedAt, cutoff), inPurged))
+        // Uploads still aimed at a purged folder land in the home folder instead. First, as a
+        // completion locks its upload before its blob: a purge never holds a blob an upload's completion waits for.
+        const rehomedUploads = purgedFolders.length
+          ? await tx.update(uploads).set({ folderId: ROOT_FOLDER_ID }).where(inArray(uploads.folderId, purgedFolders)).returning({ id: uploads.id, owner: uploads.owner })
+          : []
         const doomedIds = doomed.map((f) => f.id)
         let unusedBlobs: string[] = []
         if (doomedIds.length) {
           await tx.update(uploads).set({ fileId: null }).where(inArray(uploads.fileId, doomedIds))
           await tx.delete(files).where(inArray(files.id, doomedIds))
-          // Each blob loses one reference per purged file; in hash order, so two purges never wait for each other.
+          // Each blob loses one reference per purged file.
           const perBlob = new Map<string, number>()
           for (const file of doomed) perBlob.set(file.sha256, (perBlob.get(file.sha256) ?? 0) + 1)
-          for (const [sha256, n] of [...perBlob].sort(([a], [b]) => (a < b ? -1 : 1))) {
+          for (const [sha256, n] of perBlob) {
             await tx.update(blobs).set({ refCount: sql`${blobs.refCount} - ${n}` }).where(eq(blobs.sha256, sha256))
           }
           const gone = await tx
@@ -250,10 +255,7 @@ export function library(q: Q): Library {
             .returning({ sha256: blobs.sha256 })
           unusedBlobs = gone.map((b) => b.sha256)
         }
-        // Uploads still aimed at a purged folder land in the home folder instead.
-        let rehomedUploads: { id: string; owner: string }[] = []
         if (purgedFolders.length) {
-          rehomedUploads = await tx.update(uploads).set({ folderId: ROOT_FOLDER_ID }).where(inArray(uploads.folderId, purgedFolders)).returning({ id: uploads.id, owner: uploads.owner })
           // Links into purged folders have nothing left to share.
           await tx.delete(links).where(inArray(links.folderId, purgedFolders))
           // Children first, so no folder is deleted while another still points at it.
