@@ -14,6 +14,7 @@ function sqlite(): MakeMetadata {
     return {
       store,
       another: async () => SqliteMetadataStore.open(file),
+      oneConnection: true,
       async close() {
         await store.close()
         rmSync(dir, { recursive: true, force: true })
@@ -101,6 +102,7 @@ describe('the metadata contract notices a broken store', () => {
     const store = wrap(join(dir, 'dropfold.sqlite'))
     return {
       store,
+      oneConnection: true,
       async close() {
         await store.close()
         rmSync(dir, { recursive: true, force: true })
@@ -110,7 +112,7 @@ describe('the metadata contract notices a broken store', () => {
 
   /** What each broken store gets wrong, the check that must notice it, and the failed expectation that says so. */
   const cases: [string, string, (file: string) => MetadataStore, RegExp][] = [
-    ['a transaction without a gate lets outside work land inside it', 'work from outside an open transaction never lands inside it, and waits for it',
+    ['a transaction without a gate lets outside work land inside it', 'work from outside an open transaction never lands inside it (and, on one connection, waits for it)',
       (file) => new UngatedTransactions(SqliteMetadataStore.open(file).db), /expect\(received\)/],
     ['a claim that reads and then writes lets two callers finalise one upload', 'exactly one of many callers racing to claim a finalisation wins, from every connection',
       (file) => claimsInTwoSteps(SqliteMetadataStore.open(file)), /toHaveLength/],

@@ -1,10 +1,10 @@
-import { SQL } from 'bun'
 import { expect, test } from 'bun:test'
 import { PostgresAttemptStore } from '../../src/adapters/postgres/attempts.ts'
 import { PostgresLocker } from '../../src/adapters/postgres/locker.ts'
 import { openPostgres, type PgDb } from '../../src/adapters/postgres/open.ts'
 import { PostgresPeriodicWork } from '../../src/adapters/postgres/periodic.ts'
-import { TEST_DATABASE_URL, describePostgres, suiteDatabase } from '../helpers/postgres.ts'
+import { describePostgres, suiteDatabase } from '../helpers/postgres.ts'
+import { countsStatements, statementsOf } from '../helpers/postgres-statements.ts'
 
 /**
  * What each operation of the PostgreSQL adapters costs the database, in statements: each is one
@@ -14,34 +14,10 @@ import { TEST_DATABASE_URL, describePostgres, suiteDatabase } from '../helpers/p
  * README reports; a change that adds a round trip to an operation fails here.
  */
 
-/** Whether the server counts statements (shared_preload_libraries = pg_stat_statements). */
-async function countsStatements(): Promise<boolean> {
-  if (!TEST_DATABASE_URL) return false
-  const admin = new SQL(TEST_DATABASE_URL, { max: 1 })
-  try {
-    const [row] = await admin`select current_setting('shared_preload_libraries') like '%pg_stat_statements%' as loaded`
-    return row.loaded
-  } finally {
-    await admin.close()
-  }
-}
-
 const counting = await countsStatements()
 
-/** Statements the server ran in the database of `db` so far (the counting queries excluded). */
-async function statementsRun(db: PgDb): Promise<number> {
-  const [row] = await db.$client`
-    select coalesce(sum(calls), 0)::int as n from pg_stat_statements
-    where dbid = (select oid from pg_database where datname = current_database()) and query not like '%pg_stat_statements%'`
-  return row.n
-}
-
 /** The statements `operation` makes the server run. */
-async function cost(db: PgDb, operation: () => Promise<unknown>): Promise<number> {
-  const before = await statementsRun(db)
-  await operation()
-  return (await statementsRun(db)) - before
-}
+const cost = (db: PgDb, operation: () => Promise<unknown>) => statementsOf(db.$client, operation)
 
 describePostgres('round trips per operation of the PostgreSQL adapters', () => {
   const database = suiteDatabase()

@@ -1,3 +1,4 @@
+import { numberedName } from '../../core/library.ts'
 import { and, eq, isNull, sql } from 'drizzle-orm'
 import type { Db } from './types.ts'
 import { atomically, prepared } from './prepared.ts'
@@ -25,16 +26,6 @@ export function findFile(db: Db, id: number): FileRow | undefined {
       .where(eq(files.id, sql.placeholder('id')))
       .prepare(),
   ).get({ id })
-}
-
-const MULTI_EXTENSIONS = /\.tar\.(gz|bz2|xz|zst|lz4)$/i
-
-/** "report.pdf" → "report (1).pdf"; "a.tar.gz" → "a (1).tar.gz"; ".env" → ".env (1)". */
-export function numberedName(name: string, n: number): string {
-  const multi = MULTI_EXTENSIONS.exec(name)
-  const dot = multi ? multi.index : name.lastIndexOf('.')
-  if (dot <= 0) return `${name} (${n})`
-  return `${name.slice(0, dot)} (${n})${name.slice(dot)}`
 }
 
 /**

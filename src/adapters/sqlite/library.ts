@@ -4,7 +4,8 @@ import { DomainError } from '../../core/errors.ts'
 import type { FilePageQuery, FileSort, FolderChoice, SortDirection, StorageSummary, TrashEntry } from '../../core/records.ts'
 
 export type { FilePageQuery, FileSort, FolderChoice, SortDirection, StorageSummary, TrashEntry }
-import { numberedName, type FileRow, type FolderRow } from './files.ts'
+import { MAX_FOLDER_DEPTH, numberedName } from '../../core/library.ts'
+import type { FileRow, FolderRow } from './files.ts'
 import type { Db } from './types.ts'
 import { atomically, prepared } from './prepared.ts'
 import { blobs, files, folders, links, ROOT_FOLDER_ID, uploads } from './schema.ts'
@@ -12,7 +13,6 @@ import { blobs, files, folders, links, ROOT_FOLDER_ID, uploads } from './schema.
 /** Folders and files as a person manages them: browse, rename, move, trash, restore, purge. */
 
 /** How deep folders may be nested: a folder in Home is at level 1. */
-export const MAX_FOLDER_DEPTH = 64
 
 
 
