@@ -33,12 +33,12 @@ export class RunningHashes {
     return state
   }
 
-  /** For chunked uploads: moves past recorded chunks and returns the new durable prefix in bytes. */
   /** The first chunk the contiguous prefix does not include yet. */
   nextChunk(uploadId: string): number {
     return this.state(uploadId).nextChunk
   }
 
+  /** For chunked uploads: moves past recorded chunks and returns the new durable prefix in bytes. */
   contiguousPrefix(uploadId: string, chunkBytes: number, totalBytes: number, isRecorded: (index: number) => boolean): number {
     const state = this.state(uploadId)
     while (state.nextChunk * chunkBytes < totalBytes && isRecorded(state.nextChunk)) state.nextChunk++
@@ -81,6 +81,12 @@ export class RunningHashes {
     let tapped = 0
     // What the hash was before this body, to go back to if the body does not count in full.
     const before = state.hasher.copy()
+    // Nothing is read back into the hash until this body settles: its bytes may be recorded (and
+    // seen recorded by another request) before `settle` says where the hash stands, and reading
+    // them back then would hash them twice.
+    const { promise: settled, resolve: endTap } = Promise.withResolvers<void>()
+    state.queued++
+    state.chain = state.chain.then(() => settled).finally(() => state.queued--)
     async function* hashed() {
       for await (const piece of body) {
         state.hasher.update(piece)
@@ -91,6 +97,7 @@ export class RunningHashes {
     return {
       body: hashed(),
       settle: (recordedEnd: number) => {
+        endTap()
         if (this.states.get(uploadId) !== state) return
         if (recordedEnd === offset + tapped) {
           state.offset = recordedEnd
