@@ -1,10 +1,10 @@
 import { and, asc, desc, eq, inArray, isNotNull, isNull, lt, or, sql, type SQL } from 'drizzle-orm'
-import { elidedPath } from '../../engine/file-names.ts'
 import { DomainError } from '../../core/errors.ts'
 import type { FilePageQuery, FileSort, FolderChoice, SortDirection, StorageSummary, TrashEntry } from '../../core/records.ts'
 
 export type { FilePageQuery, FileSort, FolderChoice, SortDirection, StorageSummary, TrashEntry }
 import { MAX_FOLDER_DEPTH, numberedName } from '../../core/library.ts'
+import { folderChoices, pathText } from '../folder-choices.ts'
 import type { FileRow, FolderRow } from './files.ts'
 import type { Db } from './types.ts'
 import { atomically, prepared } from './prepared.ts'
@@ -82,44 +82,15 @@ export function folderPathText(db: Db, folderId: number): string {
   return pathText(folderPath(db, folderId).slice(1).map((f) => f.name))
 }
 
-/** Names below Home as one path; a deep one shows its first and last few names around "…". */
-function pathText(names: string[]): string {
-  return '/' + elidedPath(names).map((name) => name ?? '…').join('/')
-}
-
 /** True if the folder or one of its ancestors is in the trash. */
 export function isInTrash(db: Db, folderId: number): boolean {
   return folderPath(db, folderId).some((f) => f.deletedAt !== null)
 }
 
 
-/**
- * Every live folder with its path ("/Projects/2024"), Home first, each folder followed by what
- * is inside it (by name). Built in one pass over the folders, and each path elided when deep, so
- * the size of what this returns grows with the number of folders, not with their depth squared.
- */
+/** Every live folder with its path ("/Projects/2024"), Home first, each followed by what is inside it (see folderChoices). */
 export function allFolderPaths(db: Db): FolderChoice[] {
-  const live = db.select({ id: folders.id, parentId: folders.parentId, name: folders.name }).from(folders).where(isNull(folders.deletedAt)).orderBy(asc(folders.name)).all()
-  const children = new Map<number, typeof live>()
-  for (const folder of live) {
-    if (folder.parentId === null) continue
-    const siblings = children.get(folder.parentId)
-    if (siblings) siblings.push(folder)
-    else children.set(folder.parentId, [folder])
-  }
-  const choices: FolderChoice[] = []
-  const names: string[] = []
-  // Depth-first without recursion: a chain made before the depth limit may be thousands deep.
-  const stack: { id: number; name: string; depth: number }[] = [{ id: ROOT_FOLDER_ID, name: '', depth: 0 }]
-  while (stack.length) {
-    const { id, name, depth } = stack.pop()!
-    names.length = Math.max(0, depth - 1)
-    if (depth > 0) names.push(name)
-    choices.push({ id, path: depth === 0 ? '' : pathText(names), depth })
-    const inside = children.get(id) ?? []
-    for (let i = inside.length - 1; i >= 0; i--) stack.push({ id: inside[i]!.id, name: inside[i]!.name, depth: depth + 1 })
-  }
-  return choices
+  return folderChoices(db.select({ id: folders.id, parentId: folders.parentId, name: folders.name }).from(folders).where(isNull(folders.deletedAt)).orderBy(asc(folders.name)).all())
 }
 
 /** Where a folder may be moved: not into itself, what is inside it, where it is, nor too deep. */
