@@ -175,7 +175,7 @@ describeWithBrowser('managing files in a real browser', () => {
     expect(watch.errors.filter((e) => e.startsWith('pageerror'))).toEqual([])
     expect(unexpectedErrors(watch.errors)).toEqual([])
     expect(unexpectedLogs(server.logs)).toEqual([])
-  }, 30_000)
+  }, 60_000)
 
   test('without JavaScript, the plain form creates a folder and the next page shows the message', async () => {
     const { server, page, watch } = await setUp({ javaScriptEnabled: false })
