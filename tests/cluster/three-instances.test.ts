@@ -10,7 +10,7 @@ import { describeNeeding } from '../helpers/services.ts'
 import { NGINX, type Cluster } from '../helpers/cluster.ts'
 import { inParallel, randomData, sha256 } from '../helpers/data.ts'
 import { chunkFields, chunkOf, sendChunk } from '../helpers/dropzone-client.ts'
-import { baseOptions, memoryUrlStorage, run } from '../helpers/tus.ts'
+import { baseOptions, memoryUrlStorage, run, type TusExchange } from '../helpers/tus.ts'
 import { POSTGRES } from '../helpers/postgres.ts'
 import { clusterPerTest, connectionsOf, download, fileIdNamed, resumeStored, sharedDatabase, uploadAbortedAt, uploadInBrowser } from './helpers.ts'
 
@@ -90,7 +90,15 @@ describeNeeding([NGINX, CHROMIUM, POSTGRES], 'the cluster scenarios of issue 15 
     })
     const first = await uploadAbortedAt(0.4, data, options)
     const second = await resumeStored(data, options)
-    expect(second.upload.url).toBe(first.upload.url)
+    // Resumed, not restarted: the second run creates no partial upload, carries on the first's
+    // three from where they were, and then creates the final one (concatenation).
+    const creations = (exchanges: TusExchange[], concat: string) =>
+      exchanges.filter((e) => e.method === 'POST' && e.headers['Upload-Concat']?.startsWith(concat))
+    expect(creations(first.exchanges, 'partial')).toHaveLength(3)
+    expect(creations(second.exchanges, 'partial')).toEqual([])
+    expect(creations(second.exchanges, 'final')).toHaveLength(1)
+    const resumed = second.exchanges.filter((e) => e.method === 'PATCH')
+    expect(resumed.some((e) => Number(e.headers['Upload-Offset']) > 0)).toBe(true)
     const patches = [...first.exchanges, ...second.exchanges].filter((e) => e.method === 'PATCH')
     const logged = await cluster.logged((e) => e.method === 'PATCH', patches.length)
     expect(new Set(logged.map((e) => e.upstream)).size).toBe(3)
