@@ -141,6 +141,37 @@ describeNeeding([NGINX, POSTGRES], 'two processes on one database and one DATA_D
     const [row] = await sql!`select count(*)::int as n from files where name like 'recovered-%'`
     expect(row.n).toBe(80)
   }, 180_000)
+
+  // The bound for a finalisation lease a killed instance held: FINALIZATION_LEASE_MS (60 s) after
+  // its last renewal; here the lease had 1.5 s left when the instance died. Before the fix in
+  // UploadEngine.retriedInBackground a HEAD only retried what a passing fault held up in its own
+  // process, so the upload stayed 'finalizing' (no file, while HEAD already showed every byte and
+  // tus-js-client called it done) until the next housekeeping, up to 15 minutes later.
+  test("a tus upload whose finalising instance was killed: a HEAD at the other instance, once the lease has lapsed, finishes it", async () => {
+    const cluster = await two()
+    const id = 'c'.repeat(32)
+    const data = randomData(200 * KiB)
+    writeFileSync(join(dataDir, 'staging', id), data)
+    const leaseEnds = Date.now() + 1500
+    await sql!`insert into uploads (id, protocol, owner, folder_id, file_name, mime_type, total_bytes, chunk_bytes, chunk_count, received_bytes, state, created_at, updated_at, lease_owner, lease_expires_at)
+      values (${id}, 'tus', 'admin', 1, 'orphaned.bin', 'application/octet-stream', ${data.length}, 0, 0, ${data.length}, 'finalizing', ${leaseEnds - 60_000}, ${leaseEnds - 60_000}, 'instance:killed', ${leaseEnds})`
+    const state = async () => ((await sql!`select state from uploads where id = ${id}`)[0] as { state: string }).state
+    const head = async (instance: ClusterInstance) => {
+      const response = await instance.fetch(`/tus/${id}`, { method: 'HEAD', headers: { 'tus-resumable': '1.0.0' } })
+      expect(response.status).toBe(200)
+      expect(response.headers.get('upload-offset')).toBe(String(data.length))
+    }
+    // While the lease runs, a HEAD leaves the finalisation to its owner.
+    await head(cluster.instances[1]!)
+    expect(await state()).toBe('finalizing')
+    while ((await state()) !== 'complete') {
+      if (Date.now() > leaseEnds + 30_000) throw new Error('the upload was not finished within 30 s of its lease lapsing')
+      await head(cluster.instances[1]!)
+      await Bun.sleep(100)
+    }
+    expect(Date.now()).toBeGreaterThanOrEqual(leaseEnds)
+    expect(sha256(await download(cluster, (await fileIdNamed(cluster, 'orphaned.bin'))!))).toBe(sha256(data))
+  }, 60_000)
 })
 
 /** Stores `data` as a whole file in one multipart POST to `instance`; its file id. */
