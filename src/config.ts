@@ -12,6 +12,11 @@ export interface Config {
   port: number
   host: string
   dataDir: string
+  /**
+   * PostgreSQL for everything the server remembers (several instances may share it and one
+   * DATA_DIR); null: SQLite in DATA_DIR. Holds a password: never log it (describe it without).
+   */
+  databaseUrl: string | null
   /** Plain admin password from the environment; when absent one is generated and only its hash kept. */
   adminPassword: string | null
   maxFileBytes: number
@@ -124,6 +129,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     port: parseInteger(get('PORT') ?? '3000', 'PORT', 0, 65535),
     host: get('HOST') ?? '127.0.0.1',
     dataDir: resolve(get('DATA_DIR') ?? './data'),
+    databaseUrl: get('DATABASE_URL') ?? null,
     adminPassword: get('ADMIN_PASSWORD') ?? null,
     maxFileBytes: bytes('MAX_FILE_SIZE', '100G'),
     chunkBytes: bytes('CHUNK_SIZE', '8M'),

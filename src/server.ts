@@ -3,6 +3,15 @@ import { join } from 'node:path'
 import { createApp } from './app.ts'
 import { MemoryLocker } from './adapters/memory/locker.ts'
 import { SqlitePeriodicWork } from './adapters/sqlite/periodic.ts'
+import { PostgresAttemptStore } from './adapters/postgres/attempts.ts'
+import { PostgresLocker } from './adapters/postgres/locker.ts'
+import { PostgresMetadataStore } from './adapters/postgres/metadata.ts'
+import { PostgresPeriodicWork } from './adapters/postgres/periodic.ts'
+import type { AttemptStore } from './ports/attempts.ts'
+import type { Locker } from './ports/locker.ts'
+import type { MetadataStore } from './ports/metadata.ts'
+import type { PeriodicWork } from './ports/periodic.ts'
+import type { PeriodicOptions } from './adapters/elected-periodic.ts'
 import { settleAdminPassword } from './auth/admin-password.ts'
 import { PasswordChecks } from './auth/password-checks.ts'
 import { SqliteAttemptStore } from './adapters/sqlite/attempts.ts'
@@ -46,40 +55,100 @@ export class PortInUse extends StartupError {
 
 /**
  * Wires config → database → storage → engine → app and listens. Used by main.ts and by tests.
- * Refuses to start (StartupError) when another server holds the data directory or the port.
+ * Without DATABASE_URL: SQLite in DATA_DIR, and this server alone on it (StartupError when
+ * another holds the data directory). With it: PostgreSQL, shared with any number of instances on
+ * the same DATA_DIR. A taken port, or a database that cannot be reached, is a StartupError.
  */
 export async function startServer(config: Config, options: StartOptions = {}) {
   mkdirSync(config.dataDir, { recursive: true })
-  // Two servers on one database would each believe they alone write an upload's bytes.
-  const lock = lockDataDir(config.dataDir)
+  const log = options.log ?? consoleLog
+  const clock = options.clock ?? Date.now
+  const backend = config.databaseUrl === null ? openSqlite(config, clock, options) : await openPostgresBackend(config.databaseUrl, clock, log)
   try {
-    return await startLocked(config, options, lock)
+    return await serve(config, backend, log, clock, options.testHooks?.fileSystem)
+  } catch (error) {
+    await backend.close()
+    throw error
+  }
+}
+
+/** What the server remembers, and how its instances agree, on one kind of database. */
+interface Backend {
+  store: MetadataStore
+  locker: Locker
+  attempts: AttemptStore
+  periodic(options: PeriodicOptions): PeriodicWork
+  /** The SQLite connection, for tests that look at what it stored; null on PostgreSQL. */
+  sqlite: SqliteMetadataStore['db'] | null
+  /** Nothing else can be running on this data (every lease found at start-up is stale). */
+  sole: boolean
+  close(): Promise<void>
+}
+
+function openSqlite(config: Config, clock: () => number, options: StartOptions): Backend {
+  // Two servers on one SQLite database would each believe they alone write an upload's bytes.
+  const lock = lockDataDir(config.dataDir)
+  let store: SqliteMetadataStore
+  try {
+    store = SqliteMetadataStore.open(join(config.dataDir, 'dropfold.sqlite'), clock())
   } catch (error) {
     lock.release()
     throw error
   }
-}
-
-async function startLocked(config: Config, options: StartOptions, lock: { release(): void }) {
-  const log = options.log ?? consoleLog
-  const clock = options.clock ?? Date.now
-  const store = SqliteMetadataStore.open(join(config.dataDir, 'dropfold.sqlite'), clock())
+  const close = async () => {
+    try {
+      await store.close()
+    } finally {
+      lock.release()
+    }
+  }
   try {
     options.testHooks?.databaseOpened?.(store.db)
-    return await serve(config, store, log, clock, lock, options.testHooks?.fileSystem)
   } catch (error) {
-    await store.close()
+    void close()
     throw error
+  }
+  return {
+    store,
+    locker: new MemoryLocker(),
+    attempts: new SqliteAttemptStore(store),
+    periodic: (periodicOptions) => new SqlitePeriodicWork(store, periodicOptions),
+    sqlite: store.db,
+    sole: true,
+    close,
   }
 }
 
-async function serve(config: Config, store: SqliteMetadataStore, log: Log, clock: () => number, lock: { release(): void }, fileSystem?: FileSystem) {
+async function openPostgresBackend(url: string, clock: () => number, log: Log): Promise<Backend> {
+  const store = await PostgresMetadataStore.open(url, { now: clock() })
+  let locker: PostgresLocker
+  try {
+    locker = await PostgresLocker.open(url, { log })
+  } catch (error) {
+    await store.close()
+    throw new StartupError(`cannot open the PostgreSQL session for locks: ${(error as Error).message}`)
+  }
+  return {
+    store,
+    locker,
+    attempts: new PostgresAttemptStore(store.db),
+    periodic: (periodicOptions) => new PostgresPeriodicWork(store.db, periodicOptions),
+    sqlite: null,
+    sole: false,
+    async close() {
+      await Promise.allSettled([locker.close(), store.close()])
+    },
+  }
+}
+
+async function serve(config: Config, backend: Backend, log: Log, clock: () => number, fileSystem?: FileSystem) {
+  const { store, locker } = backend
   const staging = new LocalStaging(join(config.dataDir, 'staging'), fileSystem)
   const blobs = new LocalBlobStore(join(config.dataDir, 'blobs'), staging, log, fileSystem)
   await Promise.all([staging.init(), blobs.init()])
-  const engine = new UploadEngine({ store, config, staging, blobs, space: staging, locker: new MemoryLocker(), clock, log })
-  // The data directory's lock makes this the only instance: no lease of another can be live.
-  await engine.recover({ sole: true })
+  const engine = new UploadEngine({ store, config, staging, blobs, space: staging, locker, clock, log })
+  // Alone on the data (SQLite's lock), every lease is stale; sharing it, only lapsed ones are.
+  await engine.recover({ sole: backend.sole })
   const reserve = new SpaceReserve(config.dataDir, log)
   const housekeeping = async () => {
     await engine.resumeFinalizations()
@@ -89,14 +158,14 @@ async function serve(config: Config, store: SqliteMetadataStore, log: Log, clock
   }
   await housekeeping()
   const password = await settleAdminPassword(store, config)
-  const passwordChecks = new PasswordChecks(new SqliteAttemptStore(store))
+  const passwordChecks = new PasswordChecks(backend.attempts)
   const app = createApp({ config, store, engine, blobs, space: staging, clock, log, passwordChecks })
   app.onRequest(({ request }) => {
     if (request.method !== 'GET' && request.method !== 'HEAD') reserve.releaseIfFull()
   })
   listen(app, config)
   // Elected through the database: with several instances on it, one of them runs it each interval.
-  const periodic = new SqlitePeriodicWork(store, { clock, log, pollMs: HOUSEKEEPING_MS / 3 })
+  const periodic = backend.periodic({ clock, log, pollMs: HOUSEKEEPING_MS / 3 })
   const stopHousekeeping = periodic.every('housekeeping', HOUSEKEEPING_MS, housekeeping)
   const server = app.server!
   const host = config.host.includes(':') ? `[${config.host}]` : config.host
@@ -105,8 +174,13 @@ async function serve(config: Config, store: SqliteMetadataStore, log: Log, clock
     url,
     app,
     store,
-    /** The SQLite adapter's connection, for tests that look at what it stored. */
-    sqlite: store.db,
+    /** The SQLite adapter's connection, for tests that look at what it stored (SQLite only: throws on PostgreSQL). */
+    get sqlite(): SqliteMetadataStore['db'] {
+      if (!backend.sqlite) throw new Error('this server runs on PostgreSQL: there is no SQLite connection to look at')
+      return backend.sqlite
+    },
+    /** Which database the server runs on. */
+    backend: backend.sqlite ? ('sqlite' as const) : ('postgres' as const),
     engine,
     generatedPassword: password.generated,
     /**
@@ -118,8 +192,7 @@ async function serve(config: Config, store: SqliteMetadataStore, log: Log, clock
       await app.stop(true)
       await housekeepingStopped
       await engine.settle()
-      await store.close()
-      lock.release()
+      await backend.close()
     },
   }
 }

@@ -668,12 +668,14 @@ export class UploadEngine {
   }
 
   /**
-   * A status request or a tus HEAD answers at once; a finalisation that a passing fault held up
-   * starts again meanwhile (a tus client that sees all its bytes there sends nothing more).
+   * A status request or a tus HEAD answers at once; a finalisation that a passing fault held up,
+   * or whose instance died and whose lease has lapsed, starts again meanwhile (a tus client that
+   * sees all its bytes there sends nothing more).
    */
   private retriedInBackground<T extends Upload | undefined>(upload: T): T {
-    // Only for what a passing fault held up here: a look-up must not write for every upload.
-    if (upload && this.heldUp.has(upload.id)) this.resumeFinalization(upload.id).catch(() => {})
+    // Only for what a passing fault held up here, or what nobody holds any more: a look-up must not write for every upload.
+    const lapsed = upload?.state === 'finalizing' && (upload.leaseExpiresAt ?? 0) < this.deps.clock()
+    if (upload && (this.heldUp.has(upload.id) || lapsed)) this.resumeFinalization(upload.id).catch(() => {})
     return upload
   }
 

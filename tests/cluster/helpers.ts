@@ -4,6 +4,7 @@ import type { BrowserContext } from 'playwright-core'
 import { Upload, type UploadOptions } from 'tus-js-client'
 import { signIn, trackUploads, watchPage } from '../helpers/browser.ts'
 import { startCluster, type Cluster, type ClusterOptions } from '../helpers/cluster.ts'
+import { suiteDatabase } from '../helpers/postgres.ts'
 import { recordExchanges, run } from '../helpers/tus.ts'
 
 /** For a test file whose tests each start their own cluster: stopped after the test whatever happened. */
@@ -29,12 +30,13 @@ export interface PlainResponse {
  * One HTTP request from a chosen loopback address (127.0.0.0/8 is all ours), so that the address
  * the server records can be told apart from nginx's own (127.0.0.1). `body` pieces are written
  * one after the other, each after `gapMs` (a slow client; `onLastPiece` is called just before the
- * last is written); a closed connection is answered as status 0 with the error in `body`.
+ * last is written, once `untilLastPiece` has resolved, if given); a closed connection is answered
+ * as status 0 with the error in `body`.
  */
 export function requestFrom(
   localAddress: string,
   url: string,
-  init: { method: string; headers?: Record<string, string>; body?: Uint8Array[]; gapMs?: number; onLastPiece?: () => void },
+  init: { method: string; headers?: Record<string, string>; body?: Uint8Array[]; gapMs?: number; onLastPiece?: () => void; untilLastPiece?: () => Promise<unknown> },
 ): Promise<PlainResponse> {
   const target = new URL(url)
   const pieces = init.body ?? []
@@ -61,6 +63,7 @@ export function requestFrom(
     void (async () => {
       for (const [i, piece] of pieces.entries()) {
         if (i > 0 && init.gapMs) await Bun.sleep(init.gapMs)
+        if (i > 0 && i === pieces.length - 1) await init.untilLastPiece?.()
         if (request.destroyed) return
         if (i === pieces.length - 1) init.onLastPiece?.()
         request.write(piece)
@@ -79,13 +82,18 @@ export async function multipartBody(form: FormData) {
 }
 
 /**
- * Environment that makes every instance of a cluster use one shared metadata database. There is
- * none yet: the PostgreSQL metadata adapter is being built, and with SQLite a second instance on a
- * DATA_DIR refuses to start. The tests calling this are `test.todo` until then; the next round
- * replaces this body with the PostgreSQL test helper's fresh database (`DATABASE_URL`).
+ * One fresh PostgreSQL database for the suite this is called in (created before its first test,
+ * dropped after its last); `env()` is what makes every instance of a cluster use it. Call it in a
+ * suite that needs PostgreSQL (`describeNeeding([..., POSTGRES], ...)`).
  */
-export function sharedDatabaseEnv(): Record<string, string> {
-  throw new Error('needs the PostgreSQL metadata adapter: instances cannot share a database yet')
+export function sharedDatabase() {
+  const database = suiteDatabase()
+  return {
+    get url() {
+      return database.url
+    },
+    env: (): Record<string, string> => ({ DATABASE_URL: database.url }),
+  }
 }
 
 /** The id of the file called `name` in the root folder, from the folder listing (filtered by that name). */
@@ -146,4 +154,16 @@ export async function uploadInBrowser(context: BrowserContext, url: string, path
   await link.or(refusal).first().waitFor({ timeout: timeoutMs })
   if (await refusal.count()) throw new Error(`the upload failed in the page: ${await refusal.first().textContent()}`)
   return { page, watch, uploads, href: (await link.getAttribute('href'))! }
+}
+
+/** The local ports of the TCP connections process `pid` has open to `port` (read from `ss`, as root or as the process's user). */
+export async function connectionsOf(pid: number, port: number): Promise<number[]> {
+  const ss = Bun.spawn(['ss', '-tnpH', 'state', 'established', `( dport = :${port} )`], { stdout: 'pipe', stderr: 'ignore' })
+  const text = await new Response(ss.stdout).text()
+  await ss.exited
+  return text
+    .split('\n')
+    .filter((line) => line.includes(`pid=${pid},`))
+    .map((line) => Number(/:(\d+)\s+\S+:\d+\s/.exec(line)?.[1]))
+    .filter((local) => Number.isInteger(local))
 }
