@@ -15,6 +15,15 @@ import { fileInfo, type ChunkedUploadSpec, type EngineDeps, type StreamUploadSpe
 const newUploadId = () => randomBytes(16).toString('hex')
 /** The lock that serialises storing and deleting one blob's bytes (a purge must not delete bytes being stored). */
 const blobKey = (sha256: string) => `blob:${sha256}`
+/** The lock a request holds while it writes one chunk of an upload. */
+const chunkKey = (uploadId: string, index: number) => `chunk:${uploadId}:${index}`
+/** The lock a request holds while it appends to a streamed upload, or assembles a finished partial into a final upload. */
+const uploadKey = (uploadId: string) => `upload:${uploadId}`
+/**
+ * An empty upload with more chunks than this is not discarded at once when a request is refused
+ * (each chunk's lock would be asked for): it expires like any idle upload.
+ */
+const MAX_DISCARD_LOCKS = 1024
 /** How often a drop link is checked again while one of its uploads streams in. */
 const LINK_CHECK_MS = 400
 /**
@@ -45,10 +54,6 @@ export class UploadEngine {
    */
   private readonly heldUp = new Map<string, string | undefined>()
 
-  /** Finished partial uploads a final upload is reading right now: neither cancelled nor expired meanwhile. */
-  private readonly consuming = new Set<string>()
-  /** Chunk requests writing to each upload right now (discardIfEmpty keeps an upload they write to). */
-  private readonly chunkWriters = new Map<string, number>()
   private readonly hashes: RunningHashes
   private readonly space: FreeSpace
   private readonly progress: Progress
@@ -221,6 +226,11 @@ export class UploadEngine {
       }
       // Tracked like the write, so a stopping server commits it before the database closes.
       recorded = await this.track(upload.id, this.store.uploads.recordChunk(upload.id, index, written, this.deps.clock(), this.lease()))
+      // Discarded (see discardIfEmpty) before this chunk took its lock: its bytes are nobody's.
+      if (!recorded.upload) {
+        await this.removeStaged(upload.id)
+        throw new DomainError('not-found', 'No such upload; start it again')
+      }
     } catch (error) {
       tap.settle(offset)
       throw error
@@ -260,26 +270,13 @@ export class UploadEngine {
    * hashed): the second is refused (423), retries, and then finds the chunk held.
    */
   private async lockChunk(uploadId: string, index: number): Promise<Lock> {
-    // Counted before the lock is asked for, so discardIfEmpty never sees a gap.
-    this.chunkWriters.set(uploadId, (this.chunkWriters.get(uploadId) ?? 0) + 1)
-    const lock = await this.deps.locker.tryLock(`chunk:${uploadId}:${index}`).catch((error) => {
-      this.uncountWriter(uploadId)
-      throw error
-    })
+    const lock = await this.deps.locker.tryLock(chunkKey(uploadId, index))
     if (lock) return lock
-    this.uncountWriter(uploadId)
     throw new DomainError('busy', `Chunk ${index} is being received by another request; retry shortly`)
   }
 
-  private async unlockChunk(uploadId: string, lock: Lock) {
-    this.uncountWriter(uploadId)
+  private async unlockChunk(_uploadId: string, lock: Lock) {
     await lock.release()
-  }
-
-  private uncountWriter(uploadId: string) {
-    const writers = this.chunkWriters.get(uploadId)! - 1
-    if (writers === 0) this.chunkWriters.delete(uploadId)
-    else this.chunkWriters.set(uploadId, writers)
   }
 
   /**
@@ -287,7 +284,7 @@ export class UploadEngine {
    * the same time is refused (423), never interleaved.
    */
   async appendingAlone<T>(uploadId: string, work: () => Promise<T>): Promise<T> {
-    const lock = await this.deps.locker.tryLock(`upload:${uploadId}`)
+    const lock = await this.deps.locker.tryLock(uploadKey(uploadId))
     if (!lock) throw new DomainError('busy', 'Another request is writing to this upload; try again shortly')
     try {
       return await work()
@@ -585,10 +582,10 @@ export class UploadEngine {
       if (part.state !== 'complete') throw new DomainError('invalid', `Partial upload ${id} is not complete`)
       parts.push(part)
     }
-    // Checked and taken in one turn, after the last read: two final uploads never share a part.
-    const inUse = partIds.find((id) => this.consuming.has(id))
-    if (inUse) throw new DomainError('busy', `Partial upload ${inUse} is being used by another final upload`)
-    for (const part of parts) this.consuming.add(part.id)
+    // Held until the parts are used up, on every instance: two final uploads never share a part,
+    // and a part is neither cancelled nor expired while it is read.
+    const locks = await this.tryLockAll(partIds.map(uploadKey))
+    if (!locks) throw new DomainError('busy', 'A partial upload is being used by another request; try again shortly')
     try {
       const totalBytes = parts.reduce((sum, part) => sum + part.totalBytes, 0)
       const upload = await this.createStream({ ...spec, totalBytes: null, concat: 'final', partIds: JSON.stringify(partIds) })
@@ -610,7 +607,7 @@ export class UploadEngine {
       }
       return (await this.store.uploads.find(upload.id))!
     } finally {
-      for (const part of parts) this.consuming.delete(part.id)
+      await releaseAll(locks)
     }
   }
 
@@ -884,27 +881,59 @@ export class UploadEngine {
    * request leaves no row and no staging file. Kept while another request is writing to it.
    */
   async discardIfEmpty(uploadId: string) {
+    const isEmpty = (upload: Upload | undefined) => upload !== undefined && upload.receivedBytes === 0 && upload.receivedChunks === 0
     const upload = await this.store.uploads.find(uploadId)
-    if (!upload || upload.receivedBytes > 0 || upload.receivedChunks > 0) return
-    if (this.writes.get(uploadId)?.size || this.chunkWriters.has(uploadId)) return
-    if (!(await this.store.uploads.transition(uploadId, ['receiving'], 'cancelled', this.deps.clock()))) return
-    await this.store.uploads.remove(uploadId)
-    this.hashes.forget(uploadId)
-    this.progress.forget(uploadId)
-    await this.store.durable()
-    await this.removeStaged(uploadId)
+    if (!isEmpty(upload) || upload!.chunkCount > MAX_DISCARD_LOCKS) return
+    // A request writing to it, here or on another instance, holds the lock of its chunk (or, for a
+    // streamed upload, of the upload): while this holds them all, nothing can be recorded.
+    const keys = upload!.chunkCount === 0 ? [uploadKey(uploadId)] : Array.from({ length: upload!.chunkCount }, (_, i) => chunkKey(uploadId, i))
+    const locks = await this.tryLockAll(keys)
+    if (!locks) return
+    try {
+      if (!isEmpty(await this.store.uploads.find(uploadId))) return
+      if (!(await this.store.uploads.transition(uploadId, ['receiving'], 'cancelled', this.deps.clock()))) return
+      await this.store.uploads.remove(uploadId)
+      this.hashes.forget(uploadId)
+      this.progress.forget(uploadId)
+      await this.store.durable()
+      await this.removeStaged(uploadId)
+    } finally {
+      await releaseAll(locks)
+    }
   }
 
-  /** The states from which an upload can still be cancelled or expire: receiving, or a finished partial no final upload is using. */
-  private cancellableFrom(upload: Upload): Upload['state'][] {
-    if (upload.concat !== 'partial') return ['receiving']
-    return this.consuming.has(upload.id) ? [] : ['receiving', 'complete']
+  /** Every lock of `keys`, or (when one is held by anybody) none of them and null. */
+  private async tryLockAll(keys: string[]): Promise<Lock[] | null> {
+    const locks: Lock[] = []
+    for (const key of [...new Set(keys)].sort()) {
+      const lock = await this.deps.locker.tryLock(key)
+      if (!lock) {
+        await releaseAll(locks)
+        return null
+      }
+      locks.push(lock)
+    }
+    return locks
+  }
+
+  /**
+   * Runs `work` with the states an upload may be cancelled or expire from: receiving, or a
+   * finished partial that no final upload is reading (on any instance: it holds the part's lock).
+   */
+  private async whileCancellable<T>(upload: Upload, work: (from: Upload['state'][]) => Promise<T>): Promise<T> {
+    if (upload.concat !== 'partial') return work(['receiving'])
+    const lock = await this.deps.locker.tryLock(uploadKey(upload.id))
+    try {
+      return await work(lock ? ['receiving', 'complete'] : ['receiving'])
+    } finally {
+      await lock?.release()
+    }
   }
 
   async cancel(uploadId: string) {
     const upload = await this.store.uploads.find(uploadId)
-    const from = upload ? this.cancellableFrom(upload) : []
-    if (from.length === 0 || !(await this.store.uploads.transition(uploadId, from, 'cancelled', this.deps.clock()))) return false
+    const cancelled = upload && (await this.whileCancellable(upload, (from) => this.store.uploads.transition(uploadId, from, 'cancelled', this.deps.clock())))
+    if (!cancelled) return false
     this.hashes.forget(uploadId)
     await this.store.durable()
     await this.removeStaged(uploadId)
@@ -923,9 +952,8 @@ export class UploadEngine {
     let expired = 0
     const { uploadTtlMs, linkUploadTtlMs } = this.deps.config
     for (const upload of await this.store.uploads.stale(now - uploadTtlMs, now - linkUploadTtlMs)) {
-      const from = this.cancellableFrom(upload)
-      if (this.writes.get(upload.id)?.size || from.length === 0) continue
-      if (await this.store.uploads.transition(upload.id, from, 'expired', now)) {
+      if (this.writes.get(upload.id)?.size) continue
+      if (await this.whileCancellable(upload, (from) => this.store.uploads.transition(upload.id, from, 'expired', now))) {
         this.hashes.forget(upload.id)
         await this.store.durable()
         await this.removeStaged(upload.id)
@@ -975,3 +1003,6 @@ export class UploadEngine {
   }
 }
 
+async function releaseAll(locks: Lock[]) {
+  for (const lock of locks) await lock.release()
+}
