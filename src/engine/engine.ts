@@ -1,37 +1,21 @@
-import { randomBytes } from 'node:crypto'
 import { DomainError } from '../core/errors.ts'
-import { bothAdmissions, linkIdOf, type Admission, type FileRecord, type Lease, type Upload } from '../core/records.ts'
-import { requireLinkStillOpen } from '../links/access.ts'
-import { withLock, withLocks, type Lock } from '../ports/locker.ts'
+import { linkIdOf, type Admission, type Upload } from '../core/records.ts'
+import { withLock, type Lock } from '../ports/locker.ts'
 import { InterruptedWrite } from '../ports/staging.ts'
-import { diskError, drain, limitBytes, MemoryBudget, once, unwrap, watched } from './bodies.ts'
+import { diskError, drain, once, unwrap } from './bodies.ts'
 import { cleanFileName, mimeTypeOf } from './file-names.ts'
-import { FreeSpace } from './free-space.ts'
-import { finalisationDeferred, isPassingFault } from './passing-fault.ts'
-import { Progress } from './progress.ts'
-import { RunningHashes } from './running-hash.ts'
-import { fileInfo, type ChunkedUploadSpec, type EngineDeps, type StreamUploadSpec, type UploadStatus } from './types.ts'
+import { Finalization } from './finalize.ts'
+import { blobKey, chunkKey, EngineParts, FINALIZATION_LEASE_MS, newUploadId, releaseAll, tryLockAll, uploadKey } from './parts.ts'
+import type { ChunkedUploadSpec, EngineDeps, StreamUploadSpec, UploadStatus } from './types.ts'
+import { WholeFiles } from './whole-files.ts'
 
-const newUploadId = () => randomBytes(16).toString('hex')
-/** The lock that serialises storing and deleting one blob's bytes (a purge must not delete bytes being stored). */
-const blobKey = (sha256: string) => `blob:${sha256}`
-/** The lock a request holds while it writes one chunk of an upload. */
-const chunkKey = (uploadId: string, index: number) => `chunk:${uploadId}:${index}`
-/** The lock a request holds while it appends to a streamed upload, or assembles a finished partial into a final upload. */
-const uploadKey = (uploadId: string) => `upload:${uploadId}`
 /**
  * An empty upload with more chunks than this is not discarded at once when a request is refused
  * (each chunk's lock would be asked for): it expires like any idle upload.
  */
 const MAX_DISCARD_LOCKS = 1024
-/** How often a drop link is checked again while one of its uploads streams in. */
-const LINK_CHECK_MS = 400
-/**
- * How long a finalisation's lease lasts unless renewed (it is, every third of that, while the
- * finalisation runs): how long an upload whose instance stopped mid-finalisation waits before
- * another instance takes it over.
- */
-export const FINALIZATION_LEASE_MS = 60_000
+
+export { FINALIZATION_LEASE_MS }
 
 /**
  * The upload engine: protocol-neutral. Adapters (Dropzone, plain multipart, later tus) turn
@@ -44,44 +28,42 @@ export const FINALIZATION_LEASE_MS = 60_000
  *   and another instance takes the finalisation over only once the lease has lapsed or been let go;
  * - a blob's refCount equals the number of files that reference it.
  */
-export class UploadEngine {
-  /** Writes in flight per upload: finalisation waits for them so no byte changes after hashing. */
-  private readonly writes = new Map<string, Set<Promise<unknown>>>()
-  private readonly finalizing = new Map<string, Promise<Upload>>()
-  /**
-   * Uploads whose last finalisation a passing fault stopped, with the SHA-256 of their staged
-   * bytes if it got that far (they cannot change any more): the next request for them starts it again.
-   */
-  private readonly heldUp = new Map<string, string | undefined>()
+export class UploadEngine extends EngineParts {
+  private readonly finalization: Finalization
+  private readonly wholeFiles: WholeFiles
 
-  private readonly hashes: RunningHashes
-  private readonly space: FreeSpace
-  private readonly progress: Progress
-  /** What request bodies read into memory may hold at once, across all protocols and requests. */
-  readonly memory: MemoryBudget
-  /** Names this engine instance as the owner of the finalisation leases it holds. */
-  readonly instanceId: string
-
-  constructor(private readonly deps: EngineDeps) {
-    this.instanceId = deps.instanceId ?? `instance:${randomBytes(8).toString('hex')}`
-    this.memory = new MemoryBudget(deps.config.uploadMemoryBytes)
-    this.hashes = new RunningHashes(deps.staging)
-    this.space = new FreeSpace(deps)
-    this.progress = new Progress(deps.clock)
+  constructor(deps: EngineDeps) {
+    super(deps)
+    this.finalization = new Finalization(this)
+    this.wholeFiles = new WholeFiles(this, this.finalization)
   }
 
-  private get store() {
-    return this.deps.store
+  /** Whole files in memory, stored all or none (see WholeFiles). */
+  receiveWholeFiles(...args: Parameters<WholeFiles['receiveWholeFiles']>) {
+    return this.wholeFiles.receiveWholeFiles(...args)
   }
 
-  /** A finalisation lease of this instance, from now. */
-  private lease(): Lease {
-    return { owner: this.instanceId, expiresAt: this.deps.clock() + FINALIZATION_LEASE_MS }
+  /** A whole file streamed to staging (see WholeFiles). */
+  receiveWhole(...args: Parameters<WholeFiles['receiveWhole']>) {
+    return this.wholeFiles.receiveWhole(...args)
   }
 
-  async requireFolder(folderId: number) {
-    if (!(await this.store.library.folder(folderId))) throw new DomainError('not-found', `Folder ${folderId} does not exist`)
-    if (await this.store.library.isInTrash(folderId)) throw new DomainError('not-found', `Folder ${folderId} is in the trash`)
+  finishHeld(held: UploadStatus[]) {
+    return this.wholeFiles.finishHeld(held)
+  }
+
+  abandonHeld(held: UploadStatus[]) {
+    return this.wholeFiles.abandonHeld(held)
+  }
+
+  /** Runs the one finalisation of an upload whose chunks are all here; others wait for it. */
+  finalize(uploadId: string, claimed = false) {
+    return this.finalization.finalize(uploadId, claimed)
+  }
+
+  /** Takes over the finalisations nobody holds a live lease on (housekeeping, start-up). */
+  resumeFinalizations(now = this.deps.clock()) {
+    return this.finalization.resumeFinalizations(now)
   }
 
   /** Checks what a chunk says about its upload against the server's limits and itself. */
@@ -146,23 +128,6 @@ export class UploadEngine {
   async precheckWhole(folderId: number, fileName: string, admit?: Admission) {
     await this.requireFolder(folderId)
     await this.admits(admit, { fileName: cleanFileName(fileName), totalBytes: 0 })
-  }
-
-  /** A drop link's upload streams in only while its link stays open (see requireLinkStillOpen). */
-  private whileLinkOpen(owner: string, body: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
-    if (linkIdOf(owner) === null) return body
-    return watched(body, () => requireLinkStillOpen(this.store, owner, this.deps.clock()), LINK_CHECK_MS)
-  }
-
-  /** Checks `admit` against the figures as they are now (the check that counts runs again when the upload is recorded). */
-  private async admits(admit: Admission | undefined, upload: { fileName: string; totalBytes: number }) {
-    if (admit) admit.check(await this.store.uploads.admissionFigures(admit.owner), upload)
-  }
-
-  /** Checks there is room for a new upload; resolves to `admit` joined with the owner's reserve (see FreeSpace). */
-  private async roomFor(totalBytes: number, owner: string, admit?: Admission): Promise<Admission | undefined> {
-    const reserve = await this.space.forNewUpload(totalBytes, owner)
-    return bothAdmissions(admit, reserve)
   }
 
   private async checkSameUpload(upload: Upload, spec: ChunkedUploadSpec, fileName: string) {
@@ -249,7 +214,7 @@ export class UploadEngine {
     else {
       await this.acknowledgeable(upload.id)
       // The last chunk may have landed meanwhile: answer with what its finalisation made.
-      await this.finalizing.get(upload.id)
+      await this.finalization.finalizing.get(upload.id)
     }
     return this.status(upload.id)
   }
@@ -258,7 +223,7 @@ export class UploadEngine {
   private async acknowledgeHeld(current: Upload, body: AsyncIterable<Uint8Array>): Promise<UploadStatus> {
     await drain(body)
     const done = current.state === 'finalizing' || current.state === 'complete'
-    if (current.state === 'finalizing') await this.resumeFinalization(current.id)
+    if (current.state === 'finalizing') await this.finalization.resumeFinalization(current.id)
     // Recorded by another request, maybe not yet on disk.
     if (done) await this.store.durable()
     else await this.acknowledgeable(current.id)
@@ -301,173 +266,13 @@ export class UploadEngine {
     this.checkChunkedSpec(spec)
     if (spec.chunkCount === 1 && !(await this.store.uploads.findByClientKey(spec.owner, spec.clientKey))) {
       if (bytes.length !== spec.totalBytes) throw new DomainError('invalid', `Chunk 0 has ${bytes.length} bytes; expected ${spec.totalBytes}`)
-      const stored = await this.storeInOne({ ...spec, chunkCount: 1 }, [{ fileName: spec.fileName, bytes }], admit)
+      const stored = await this.wholeFiles.storeInOne({ ...spec, chunkCount: 1 }, [{ fileName: spec.fileName, bytes }], admit)
       if (stored) return stored[0]!
     }
     // Known already (a retry, or a request for the same upload that got in first): the chunked
     // way answers it.
     const upload = await this.openChunked(spec, admit)
     return this.receiveChunk(upload, 0, once(bytes))
-  }
-
-  /**
-   * Whole files from one plain multipart request, already in memory: all stored, or (when one is
-   * refused) none, in one step (see storeInOne). A refusal names the file it is about.
-   */
-  async receiveWholeFiles(
-    args: { owner: string; folderId: number; clientAddress: string | null },
-    files: { fileName: string; bytes: Uint8Array }[],
-    admit?: Admission,
-  ): Promise<UploadStatus[]> {
-    const limit = this.deps.config.maxFileBytes
-    const several = files.length > 1
-    const refusal = (error: unknown, fileName: string) =>
-      several && error instanceof DomainError
-        ? error.reworded(`“${fileName.slice(0, 255)}”: ${error.message} None of the ${files.length} files was stored.`)
-        : error
-    const checked = files.map(({ fileName, bytes }) => {
-      try {
-        if (bytes.length > limit) throw new DomainError('too-large', `The file is larger than the ${limit}-byte limit.`)
-        return { fileName: cleanFileName(fileName), bytes }
-      } catch (error) {
-        throw refusal(error, fileName)
-      }
-    })
-    const admitEach: Admission | undefined = admit && {
-      owner: admit.owner,
-      check(figures, upload) {
-        try {
-          admit.check(figures, upload)
-        } catch (error) {
-          throw refusal(error, upload.fileName)
-        }
-      },
-    }
-    const spec = { ...args, protocol: 'plain' as const, clientKey: null, chunkCount: 1 }
-    return (await this.storeInOne(spec, checked, admitEach))!
-  }
-
-  /**
-   * Stores whole files that are in memory in one step: hashed first, so bytes the store holds
-   * already are not written at all; otherwise written straight into the store and synced; then
-   * recorded, uploads and files, in one commit (so either all are stored or none). There is no
-   * upload row before that commit: a crash before it leaves at most a blob that nothing refers to
-   * (replaced by the next upload of the same bytes), and the client, never answered, sends again.
-   * Resolves to null, having recorded nothing, when an upload with the same client key got in first.
-   */
-  private async storeInOne(
-    spec: { protocol: 'dropzone' | 'plain'; owner: string; clientKey: string | null; folderId: number; clientAddress: string | null; chunkBytes?: number; chunkCount: number },
-    files: { fileName: string; bytes: Uint8Array }[],
-    admit?: Admission,
-  ): Promise<UploadStatus[] | null> {
-    const { blobs, clock } = this.deps
-    const named = files.map((file) => ({ ...file, fileName: cleanFileName(file.fileName) }))
-    await this.requireFolder(spec.folderId)
-    admit = await this.roomFor(named.reduce((sum, file) => sum + file.bytes.length, 0), spec.owner, admit)
-    // Refused before a byte is written. The commit checks again (all files together), and that check is the one that counts.
-    for (const { fileName, bytes } of named) await this.admits(admit, { fileName, totalBytes: bytes.length })
-    const items = named.map((file) => ({ ...file, id: newUploadId(), sha256: new Bun.CryptoHasher('sha256').update(file.bytes).digest('hex') }))
-    const contents = new Map(items.map((item) => [item.sha256, item.bytes]))
-    const recorded = await withLocks(this.deps.locker, [...contents.keys()].map(blobKey), async () => {
-      const present = new Set<string>()
-      let result: FileRecord[] | null = null
-      try {
-        for (const [sha256, bytes] of contents) {
-          const referenced = await this.store.library.blobIsReferenced(sha256)
-          if (referenced && (await blobs.has(sha256))) present.add(sha256)
-          else {
-            await this.track(items[0]!.id, blobs.write(sha256, bytes, referenced)).catch((error) => {
-              throw diskError(unwrap(error))
-            })
-          }
-        }
-        const now = clock()
-        result = await this.track(items[0]!.id, this.store.uploads.createComplete(items.map((item) => ({
-          upload: {
-            id: item.id, protocol: spec.protocol, owner: spec.owner, clientKey: spec.clientKey, folderId: spec.folderId, fileName: item.fileName,
-            mimeType: mimeTypeOf(item.fileName), totalBytes: item.bytes.length, chunkBytes: spec.chunkBytes ?? Math.max(item.bytes.length, 1),
-            chunkCount: spec.chunkCount, receivedBytes: item.bytes.length, receivedChunks: spec.chunkCount, clientAddress: spec.clientAddress,
-            createdAt: now, updatedAt: now,
-          },
-          sha256: item.sha256,
-        })), admit))
-      } finally {
-        // Cut short, refused, or another request for the same upload got in first: a blob
-        // written here that no committed row refers to goes again, as if never made.
-        if (!result) {
-          for (const sha256 of contents.keys()) if (!present.has(sha256) && !(await this.store.library.blobIsReferenced(sha256))) await blobs.remove(sha256)
-        }
-      }
-      return result
-    })
-    if (!recorded) return null
-    await this.store.durable()
-    return Promise.all(items.map((item) => this.status(item.id)))
-  }
-
-  /**
-   * Receives a whole file in one stream (a plain multipart upload). The size is learnt from the
-   * stream; `declaredBytes` (e.g. from Content-Length) is used only to check space up front.
-   */
-  async receiveWhole(
-    args: { owner: string; folderId: number; fileName: string; clientAddress: string | null; declaredBytes: number },
-    body: AsyncIterable<Uint8Array>,
-    admit?: Admission,
-    /** Received but not finalised yet (see finishHeld and abandonHeld): one of several files that are stored all or none. */
-    hold = false,
-  ): Promise<UploadStatus> {
-    const fileName = cleanFileName(args.fileName)
-    await this.requireFolder(args.folderId)
-    admit = await this.roomFor(Math.min(args.declaredBytes, this.deps.config.maxFileBytes), args.owner, admit)
-    // Limits are checked against the declared size, and the upload may not exceed it.
-    const limit = admit ? Math.min(args.declaredBytes, this.deps.config.maxFileBytes) : this.deps.config.maxFileBytes
-    const now = this.deps.clock()
-    const { upload } = await this.store.uploads.create({
-      id: newUploadId(),
-      protocol: 'plain',
-      owner: args.owner,
-      folderId: args.folderId,
-      fileName,
-      mimeType: mimeTypeOf(fileName),
-      totalBytes: limit,
-      chunkBytes: 1,
-      chunkCount: 1,
-      lengthDeferred: true,
-      state: 'receiving',
-      clientAddress: args.clientAddress,
-      createdAt: now,
-      updatedAt: now,
-    }, admit)
-    let claimed = false
-    try {
-      const limited = limitBytes(this.whileLinkOpen(args.owner, body), limit)
-      const written = await this.track(upload.id, this.deps.staging.write(upload.id, 0, limited, Number.MAX_SAFE_INTEGER, { whole: true }))
-      await this.store.uploads.setWholeSize(upload.id, written)
-      claimed = (await this.store.uploads.recordChunk(upload.id, 0, written, this.deps.clock(), this.lease())).claimed
-    } catch (error) {
-      // A plain upload cannot be resumed, so its partial bytes are of no use to anyone.
-      const cause = unwrap(error)
-      await this.fail(upload.id, cause instanceof DomainError ? cause.message : 'The upload was interrupted')
-      throw diskError(cause)
-    }
-    if (!hold) await this.finalize(upload.id, claimed)
-    return this.status(upload.id)
-  }
-
-  /** Finalises whole files received with `hold` (their finalisation was claimed when their bytes were all there). */
-  async finishHeld(held: UploadStatus[]): Promise<UploadStatus[]> {
-    for (const upload of held) await this.finalize(upload.id, upload.state === 'finalizing')
-    return Promise.all(held.map((upload) => this.status(upload.id)))
-  }
-
-  /** Forgets whole files received with `hold` whose request was refused: no row, no staged bytes. */
-  async abandonHeld(held: UploadStatus[]) {
-    for (const upload of held) {
-      if (await this.store.uploads.transition(upload.id, ['receiving', 'finalizing'], 'failed', this.deps.clock())) await this.store.uploads.remove(upload.id)
-      this.hashes.forget(upload.id)
-    }
-    await this.store.durable()
-    for (const upload of held) await this.removeStaged(upload.id)
   }
 
   /** Starts a streamed upload (bytes arrive in order, from offset 0); its length may come later. */
@@ -540,7 +345,7 @@ export class UploadEngine {
     }
     if (allHere) {
       await drain(body)
-      return this.resumeFinalization(upload.id)
+      return this.finalization.resumeFinalization(upload.id)
     }
     const limit = (current.lengthDeferred ? this.deps.config.maxFileBytes : current.totalBytes) - offset
     await this.space.forChunk(0)
@@ -584,7 +389,7 @@ export class UploadEngine {
     }
     // Held until the parts are used up, on every instance: two final uploads never share a part,
     // and a part is neither cancelled nor expired while it is read.
-    const locks = await this.tryLockAll(partIds.map(uploadKey))
+    const locks = await tryLockAll(this.deps.locker, partIds.map(uploadKey))
     if (!locks) throw new DomainError('busy', 'A partial upload is being used by another request; try again shortly')
     try {
       const totalBytes = parts.reduce((sum, part) => sum + part.totalBytes, 0)
@@ -633,27 +438,7 @@ export class UploadEngine {
 
   /** The upload; looking one up also retries its finalisation if a passing fault held it up. */
   async find(uploadId: string) {
-    return this.retriedInBackground(await this.store.uploads.find(uploadId))
-  }
-
-  async status(uploadId: string): Promise<UploadStatus> {
-    const upload = await this.store.uploads.find(uploadId)
-    if (!upload) throw new DomainError('not-found', 'No such upload')
-    const file = upload.fileId != null ? await this.store.library.file(upload.fileId) : undefined
-    return {
-      id: upload.id,
-      clientKey: upload.clientKey,
-      state: upload.state,
-      fileName: upload.fileName,
-      folderId: upload.folderId,
-      totalBytes: upload.totalBytes,
-      receivedBytes: upload.receivedBytes,
-      chunkBytes: upload.chunkBytes,
-      chunkCount: upload.chunkCount,
-      receivedChunks: upload.receivedChunks,
-      error: upload.error,
-      file: file ? fileInfo(file) : null,
-    }
+    return this.finalization.retriedInBackground(await this.store.uploads.find(uploadId))
   }
 
   receivedChunks(uploadId: string): Promise<number[]> {
@@ -661,140 +446,7 @@ export class UploadEngine {
   }
 
   async findByClientKey(owner: string, clientKey: string) {
-    return this.retriedInBackground(await this.store.uploads.findByClientKey(owner, clientKey))
-  }
-
-  /**
-   * A status request or a tus HEAD answers at once; a finalisation that a passing fault held up
-   * starts again meanwhile (a tus client that sees all its bytes there sends nothing more).
-   */
-  private retriedInBackground<T extends Upload | undefined>(upload: T): T {
-    // Only for what a passing fault held up here: a look-up must not write for every upload.
-    if (upload && this.heldUp.has(upload.id)) this.resumeFinalization(upload.id).catch(() => {})
-    return upload
-  }
-
-  /** Runs the one finalisation of an upload whose chunks are all here; others wait for it. */
-  async finalize(uploadId: string, claimed = false): Promise<Upload> {
-    if (claimed || (await this.store.uploads.claimFinalization(uploadId, this.deps.clock(), this.lease()))) return this.startFinalization(uploadId)
-    const row = await this.resumeFinalization(uploadId)
-    await this.store.durable()
-    return row
-  }
-
-  /**
-   * Joins the finalisation running here for an upload, or takes it over if nobody holds its lease
-   * any more (a passing fault stopped it, or the instance running it stopped). (Only the request
-   * that claimed it starts the first: between its claim and that start, others see 'finalizing'
-   * with nothing running yet, and a live lease.)
-   */
-  private async resumeFinalization(uploadId: string, now = this.deps.clock()): Promise<Upload> {
-    const running = this.finalizing.get(uploadId)
-    if (running) return running
-    const upload = (await this.store.uploads.find(uploadId))!
-    // Read first, so that a look-up writes only when there is something to take over.
-    const stale = upload.state === 'finalizing' && (upload.leaseExpiresAt === null || upload.leaseExpiresAt < now)
-    if (stale && (await this.store.uploads.takeOverFinalization(uploadId, now, this.lease()))) return this.startFinalization(uploadId)
-    // Another request here may have taken it over meanwhile: wait for that one.
-    return this.finalizing.get(uploadId) ?? upload
-  }
-
-  private startFinalization(uploadId: string): Promise<Upload> {
-    const digest = this.heldUp.get(uploadId)
-    this.heldUp.delete(uploadId)
-    const run = this.runFinalization(uploadId, digest).finally(() => this.finalizing.delete(uploadId))
-    this.finalizing.set(uploadId, run)
-    return run
-  }
-
-  /**
-   * Takes over the finalisations nobody holds a live lease on: those a passing fault stopped, and
-   * those of an instance that stopped (housekeeping, start-up).
-   */
-  async resumeFinalizations(now = this.deps.clock()) {
-    for (const upload of await this.store.uploads.unleasedFinalizations(now)) await this.resumeFinalization(upload.id, now).catch(() => {})
-  }
-
-  /** Renews this instance's lease on a running finalisation until `stop`; logs it if the lease was lost. */
-  private keepLease(uploadId: string): () => void {
-    const timer = setInterval(async () => {
-      try {
-        if (await this.store.uploads.renewLease(uploadId, this.lease())) return
-        this.deps.log('finalisation lease lost; another instance finishes this upload', { uploadId, owner: this.instanceId })
-        clearInterval(timer)
-      } catch (error) {
-        // A passing fault: the lease still runs until it expires, and the next renewal may succeed.
-        this.deps.log('finalisation lease not renewed', { uploadId, error: String(error) })
-      }
-    }, FINALIZATION_LEASE_MS / 3)
-    return () => clearInterval(timer)
-  }
-
-  private async runFinalization(uploadId: string, stagedDigest?: string): Promise<Upload> {
-    const stopRenewing = this.keepLease(uploadId)
-    try {
-      return await this.finalizeUnderLease(uploadId, stagedDigest)
-    } finally {
-      stopRenewing()
-    }
-  }
-
-  private async finalizeUnderLease(uploadId: string, stagedDigest?: string): Promise<Upload> {
-    const { staging, blobs, clock } = this.deps
-    await Promise.allSettled(this.writes.get(uploadId) ?? [])
-    const upload = (await this.store.uploads.find(uploadId))!
-    let digest = stagedDigest
-    let recorded = true
-    try {
-      let sha256 = upload.sha256
-      const stagedSize = await staging.size(uploadId)
-      if (stagedSize !== null) {
-        if (stagedSize !== upload.totalBytes) {
-          throw new DomainError('failed', `Staged file has ${stagedSize} bytes; expected ${upload.totalBytes}`)
-        }
-        sha256 = digest ??= await this.hashes.digest(uploadId, upload.totalBytes)
-      }
-      const hash = sha256
-      if (!hash) throw new DomainError('failed', 'The staged bytes of this upload are missing')
-      // Under the blob's lock, so a purge cannot remove these bytes between adopting and counting them.
-      await withLock(this.deps.locker, blobKey(hash), async () => {
-        if (stagedSize !== null) await blobs.adopt(uploadId, hash, (await this.store.library.blobIsReferenced(hash)) ? 'trusted' : 'replace')
-        else if (!(await blobs.has(hash))) throw new DomainError('failed', 'The staged bytes of this upload are missing')
-        recorded = await this.store.uploads.completeUpload({
-          uploadId,
-          folderId: upload.folderId,
-          name: upload.fileName,
-          sizeBytes: upload.totalBytes,
-          sha256: hash,
-          mimeType: upload.mimeType,
-          now: clock(),
-          leaseOwner: this.instanceId,
-        }) !== null
-      })
-      // Taken over meanwhile: the new owner records the file and needs the staged bytes.
-      if (!recorded) this.deps.log('finalisation lease lost; another instance finishes this upload', { uploadId, owner: this.instanceId })
-      // The staged file goes only once the database durably says where its bytes are now.
-      await this.store.durable()
-      if (recorded && stagedSize !== null) await this.removeStaged(uploadId)
-    } catch (error) {
-      if (isPassingFault(error)) {
-        // Every byte was acknowledged: they stay staged, the upload stays 'finalizing', and the
-        // next chunk, HEAD, status request, housekeeping or start-up tries again.
-        this.deps.log('finalisation deferred by a passing fault', { uploadId, error: String(error) })
-        const after = (await this.store.uploads.find(uploadId))!
-        if (after.state !== 'finalizing') return after
-        this.heldUp.set(uploadId, digest)
-        // Whoever comes first tries again (if the database itself refuses, the lease lapses instead).
-        try {
-          await this.store.uploads.releaseLease(uploadId, this.instanceId)
-        } catch {}
-        throw finalisationDeferred()
-      }
-      this.deps.log('finalisation failed', { uploadId, error: String(error) })
-      await this.store.uploads.failFinalization(uploadId, this.instanceId, clock(), error instanceof DomainError ? error.message : 'Finalisation failed')
-      await this.store.durable()
-    }
-    return (await this.store.uploads.find(uploadId))!
+    return this.finalization.retriedInBackground(await this.store.uploads.findByClientKey(owner, clientKey))
   }
 
   /**
@@ -831,8 +483,8 @@ export class UploadEngine {
 
   /** Resolves once no write or finalisation is running (before the database is closed). */
   async settle() {
-    while (this.writes.size > 0 || this.finalizing.size > 0) {
-      await Promise.allSettled([...this.finalizing.values(), ...[...this.writes.values()].flatMap((set) => [...set])])
+    while (this.writes.size > 0 || this.finalization.finalizing.size > 0) {
+      await Promise.allSettled([...this.finalization.finalizing.values(), ...[...this.writes.values()].flatMap((set) => [...set])])
       // Let the requests that awaited them run on to their end.
       await Bun.sleep(0)
     }
@@ -861,13 +513,6 @@ export class UploadEngine {
     }
   }
 
-  async fail(uploadId: string, reason: string) {
-    await this.store.uploads.transition(uploadId, ['receiving'], 'failed', this.deps.clock(), reason)
-    this.hashes.forget(uploadId)
-    await this.store.durable()
-    await this.removeStaged(uploadId)
-  }
-
   /** Forgets an upload that ended without a file. */
   async dismiss(uploadId: string) {
     if (!(await this.store.uploads.remove(uploadId))) throw new DomainError('conflict', 'Only failed, expired or cancelled uploads can be removed')
@@ -887,7 +532,7 @@ export class UploadEngine {
     // A request writing to it, here or on another instance, holds the lock of its chunk (or, for a
     // streamed upload, of the upload): while this holds them all, nothing can be recorded.
     const keys = upload!.chunkCount === 0 ? [uploadKey(uploadId)] : Array.from({ length: upload!.chunkCount }, (_, i) => chunkKey(uploadId, i))
-    const locks = await this.tryLockAll(keys)
+    const locks = await tryLockAll(this.deps.locker, keys)
     if (!locks) return
     try {
       if (!isEmpty(await this.store.uploads.find(uploadId))) return
@@ -900,20 +545,6 @@ export class UploadEngine {
     } finally {
       await releaseAll(locks)
     }
-  }
-
-  /** Every lock of `keys`, or (when one is held by anybody) none of them and null. */
-  private async tryLockAll(keys: string[]): Promise<Lock[] | null> {
-    const locks: Lock[] = []
-    for (const key of [...new Set(keys)].sort()) {
-      const lock = await this.deps.locker.tryLock(key)
-      if (!lock) {
-        await releaseAll(locks)
-        return null
-      }
-      locks.push(lock)
-    }
-    return locks
   }
 
   /**
@@ -963,15 +594,6 @@ export class UploadEngine {
     return expired
   }
 
-  private notReceiving(upload: Upload) {
-    const why = { expired: 'has expired', cancelled: 'was cancelled', failed: `failed: ${upload.error ?? 'unknown error'}` }
-    return new DomainError('gone', `This upload ${why[upload.state as keyof typeof why] ?? 'is closed'}; start it again`)
-  }
-
-  private async removeStaged(uploadId: string) {
-    await this.deps.staging.remove(uploadId)
-  }
-
   /** Makes what a streamed upload's answer will say durable; resolves to the upload as it is. */
   private async acknowledgeStream(uploadId: string): Promise<Upload> {
     const latest = (await this.store.uploads.find(uploadId))!
@@ -980,29 +602,4 @@ export class UploadEngine {
     else await this.store.durable()
     return (await this.store.uploads.find(uploadId))!
   }
-
-  /**
-   * Everything an acknowledgement of a not yet finished upload promises is on disk: its records,
-   * and its staging (begun already; an upload that finishes in one request never needs this, its
-   * bytes are durable in the blob store instead).
-   */
-  private acknowledgeable(uploadId: string) {
-    return Promise.all([this.store.durable(), this.deps.staging.begin(uploadId)])
-  }
-
-  private track<T>(uploadId: string, work: Promise<T>): Promise<T> {
-    let set = this.writes.get(uploadId)
-    if (!set) this.writes.set(uploadId, (set = new Set()))
-    set.add(work)
-    const done = () => {
-      set.delete(work)
-      if (set.size === 0) this.writes.delete(uploadId)
-    }
-    work.then(done, done)
-    return work
-  }
-}
-
-async function releaseAll(locks: Lock[]) {
-  for (const lock of locks) await lock.release()
 }
