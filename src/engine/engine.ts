@@ -6,7 +6,7 @@ import { diskError, drain, once, unwrap } from './bodies.ts'
 import { cleanFileName, mimeTypeOf } from './file-names.ts'
 import { Finalization } from './finalize.ts'
 import { blobKey, chunkKey, EngineParts, FINALIZATION_LEASE_MS, newUploadId, releaseAll, tryLockAll, uploadKey } from './parts.ts'
-import type { ChunkedUploadSpec, EngineDeps, StreamUploadSpec, UploadStatus } from './types.ts'
+import type { ChunkedUploadSpec, EngineDeps, StreamUploadSpec, UploadSpec, UploadStatus } from './types.ts'
 import { WholeFiles } from './whole-files.ts'
 
 /**
@@ -38,9 +38,32 @@ export class UploadEngine extends EngineParts {
     this.wholeFiles = new WholeFiles(this, this.finalization)
   }
 
+  /**
+   * Begins an upload, or (for a client key seen before) finds the one it began and checks the
+   * spec agrees with it. With a layout (`chunkBytes`, `chunkCount`) its bytes come as whole chunks
+   * in any order; without, in order from offset 0, its length maybe declared later.
+   */
+  begin(spec: UploadSpec, admit?: Admission): Promise<Upload> {
+    return 'chunkBytes' in spec ? this.openChunked(spec, admit) : this.createStream(spec, admit)
+  }
+
+  /**
+   * Writes `body` at `offset`: one whole chunk of a chunked upload (`offset` at a chunk's start),
+   * or the next bytes of a streamed one (`offset` where it stands; `verify` may refuse the bytes
+   * once read, and none of them count then). Resolves once they are durable and recorded (and, if
+   * they were the last ones missing, once the file is finalised) to the upload as it stands.
+   */
+  async write(upload: Upload, offset: number, body: AsyncIterable<Uint8Array>, verify?: (written: number) => void): Promise<Upload> {
+    if (upload.chunkCount === 0) return this.appendAt(upload, offset, body, verify)
+    if (!Number.isSafeInteger(offset) || offset % upload.chunkBytes !== 0) {
+      throw new DomainError('invalid', `Offset ${offset} is not the start of a ${upload.chunkBytes}-byte chunk`)
+    }
+    return this.receiveChunk(upload, offset / upload.chunkBytes, body)
+  }
+
   /** Whole files in memory, stored all or none (see WholeFiles). */
-  receiveWholeFiles(...args: Parameters<WholeFiles['receiveWholeFiles']>) {
-    return this.wholeFiles.receiveWholeFiles(...args)
+  storeWhole(...args: Parameters<WholeFiles['storeWhole']>) {
+    return this.wholeFiles.storeWhole(...args)
   }
 
   /** A whole file streamed to staging (see WholeFiles). */
@@ -66,8 +89,8 @@ export class UploadEngine extends EngineParts {
     return this.finalization.resumeFinalizations(now)
   }
 
-  /** Checks what a chunk says about its upload against the server's limits and itself. */
-  private checkChunkedSpec(spec: ChunkedUploadSpec) {
+  /** Checks a chunked upload's declared size and layout against the server's limits and itself. */
+  checkLayout(spec: ChunkedUploadSpec) {
     const { config } = this.deps
     if (spec.totalBytes > config.maxFileBytes) {
       throw new DomainError('too-large', `The file is ${spec.totalBytes} bytes; the limit is ${config.maxFileBytes} bytes`)
@@ -75,15 +98,16 @@ export class UploadEngine extends EngineParts {
     if (spec.chunkBytes > config.maxChunkBytes) {
       throw new DomainError('too-large', `Chunks of ${spec.chunkBytes} bytes are too large; the limit is ${config.maxChunkBytes} bytes`)
     }
-    const expectedCount = Math.max(1, Math.ceil(spec.totalBytes / spec.chunkBytes))
-    if (spec.chunkCount !== expectedCount) {
-      throw new DomainError('invalid', `A ${spec.totalBytes}-byte file in ${spec.chunkBytes}-byte chunks has ${expectedCount} chunks, not ${spec.chunkCount}`)
+    // Every chunk but the last is full, and the last holds at least one byte (unless the file is empty).
+    const covered = spec.chunkBytes >= 1 && spec.chunkCount >= 1 && spec.totalBytes <= spec.chunkCount * spec.chunkBytes
+    if (!covered || (spec.totalBytes > 0 && spec.totalBytes <= (spec.chunkCount - 1) * spec.chunkBytes)) {
+      throw new DomainError('invalid', `${spec.chunkCount} chunks of ${spec.chunkBytes} bytes do not hold ${spec.totalBytes} bytes`)
     }
   }
 
   /** Finds the upload a chunk belongs to, creating it on its first chunk, and checks the chunk agrees with it. */
-  async openChunked(spec: ChunkedUploadSpec, admit?: Admission): Promise<Upload> {
-    this.checkChunkedSpec(spec)
+  private async openChunked(spec: ChunkedUploadSpec, admit?: Admission): Promise<Upload> {
+    this.checkLayout(spec)
     const fileName = cleanFileName(spec.fileName)
     const existing = await this.store.uploads.findByClientKey(spec.owner, spec.clientKey)
     if (existing) {
@@ -117,8 +141,8 @@ export class UploadEngine extends EngineParts {
    * Refuses, before its bytes are read, a chunk that would start an upload its own fields or
    * `admit` (a drop link's limits) forbid. The checks that count run again when it is recorded.
    */
-  async precheckChunked(spec: ChunkedUploadSpec, admit?: Admission) {
-    this.checkChunkedSpec(spec)
+  async precheck(spec: ChunkedUploadSpec, admit?: Admission) {
+    this.checkLayout(spec)
     if (await this.store.uploads.findByClientKey(spec.owner, spec.clientKey)) return
     await this.requireFolder(spec.folderId)
     await this.admits(admit, { fileName: cleanFileName(spec.fileName), totalBytes: spec.totalBytes })
@@ -146,7 +170,7 @@ export class UploadEngine extends EngineParts {
    * Receives chunk `index` of a chunked upload from `body`. Resolves once its bytes are durable and
    * recorded (and, if it was the last one missing, once the file is finalised).
    */
-  async receiveChunk(upload: Upload, index: number, body: AsyncIterable<Uint8Array>): Promise<UploadStatus> {
+  private async receiveChunk(upload: Upload, index: number, body: AsyncIterable<Uint8Array>): Promise<Upload> {
     if (!Number.isSafeInteger(index) || index < 0 || index >= upload.chunkCount) {
       throw new DomainError('invalid', `Chunk index ${index} is outside 0..${upload.chunkCount - 1}`)
     }
@@ -216,18 +240,25 @@ export class UploadEngine extends EngineParts {
       // The last chunk may have landed meanwhile: answer with what its finalisation made.
       await this.finalization.finalizing.get(upload.id)
     }
-    return this.status(upload.id)
+    return this.current(upload.id)
   }
 
   /** A retry of bytes we already hold: acknowledged without touching them again. */
-  private async acknowledgeHeld(current: Upload, body: AsyncIterable<Uint8Array>): Promise<UploadStatus> {
+  private async acknowledgeHeld(current: Upload, body: AsyncIterable<Uint8Array>): Promise<Upload> {
     await drain(body)
     const done = current.state === 'finalizing' || current.state === 'complete'
     if (current.state === 'finalizing') await this.finalization.resumeFinalization(current.id)
     // Recorded by another request, maybe not yet on disk.
     if (done) await this.store.durable()
     else await this.acknowledgeable(current.id)
-    return this.status(current.id)
+    return this.current(current.id)
+  }
+
+  /** The upload as it stands: gone meanwhile only if a refused request discarded it (see discardIfEmpty). */
+  private async current(uploadId: string): Promise<Upload> {
+    const upload = await this.store.uploads.find(uploadId)
+    if (!upload) throw new DomainError('not-found', 'No such upload')
+    return upload
   }
 
   /**
@@ -258,25 +289,8 @@ export class UploadEngine extends EngineParts {
     }
   }
 
-  /**
-   * The one chunk of a one-chunk upload (a small file from Dropzone), already in memory: stored in
-   * one step (see storeInOne). A retry of an upload that is known already goes the chunked way.
-   */
-  async receiveSoleChunk(spec: ChunkedUploadSpec, bytes: Uint8Array, admit?: Admission): Promise<UploadStatus> {
-    this.checkChunkedSpec(spec)
-    if (spec.chunkCount === 1 && !(await this.store.uploads.findByClientKey(spec.owner, spec.clientKey))) {
-      if (bytes.length !== spec.totalBytes) throw new DomainError('invalid', `Chunk 0 has ${bytes.length} bytes; expected ${spec.totalBytes}`)
-      const stored = await this.wholeFiles.storeInOne({ ...spec, chunkCount: 1 }, [{ fileName: spec.fileName, bytes }], admit)
-      if (stored) return stored[0]!
-    }
-    // Known already (a retry, or a request for the same upload that got in first): the chunked
-    // way answers it.
-    const upload = await this.openChunked(spec, admit)
-    return this.receiveChunk(upload, 0, once(bytes))
-  }
-
   /** Starts a streamed upload (bytes arrive in order, from offset 0); its length may come later. */
-  async createStream(spec: StreamUploadSpec, admit?: Admission): Promise<Upload> {
+  private async createStream(spec: StreamUploadSpec, admit?: Admission): Promise<Upload> {
     const { config } = this.deps
     if (spec.totalBytes !== null && spec.totalBytes > config.maxFileBytes) {
       throw new DomainError('too-large', `The file is ${spec.totalBytes} bytes; the limit is ${config.maxFileBytes} bytes`)
@@ -331,7 +345,7 @@ export class UploadEngine extends EngineParts {
    * that reaches the disk counts, even when the body breaks off; unless `verify` rejects the
    * bytes, in which case none of this body counts.
    */
-  async appendAt(
+  private async appendAt(
     upload: Upload,
     offset: number,
     body: AsyncIterable<Uint8Array>,

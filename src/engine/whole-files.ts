@@ -11,6 +11,17 @@ import type { UploadStatus } from './types.ts'
  * Whole files, all in one request: in memory (stored in one step, all or none) or streamed to
  * staging (received with `hold`, then finalised together or abandoned together).
  */
+/** Who stores whole files where; a client key (Dropzone's) makes a retry find the upload it made. */
+export interface WholeFilesSpec {
+  protocol: 'dropzone' | 'plain'
+  owner: string
+  folderId: number
+  clientAddress: string | null
+  clientKey: string | null
+  /** The chunk size the client declared (a Dropzone file in one chunk), shown in its status. */
+  chunkBytes?: number
+}
+
 export class WholeFiles {
   constructor(
     private readonly parts: EngineParts,
@@ -18,14 +29,13 @@ export class WholeFiles {
   ) {}
 
   /**
-   * Whole files from one plain multipart request, already in memory: all stored, or (when one is
-   * refused) none, in one step (see storeInOne). A refusal names the file it is about.
+   * Whole files already in memory (a plain multipart request's, or a Dropzone file in one chunk):
+   * all stored, or (when one is refused) none, in one step (see storeInOne). A refusal names the
+   * file it is about. Resolves to null, storing nothing, when the client key names an upload
+   * already (a retry): the caller writes to that one instead.
    */
-  async receiveWholeFiles(
-    args: { owner: string; folderId: number; clientAddress: string | null },
-    files: { fileName: string; bytes: Uint8Array }[],
-    admit?: Admission,
-  ): Promise<UploadStatus[]> {
+  async storeWhole(spec: WholeFilesSpec, files: { fileName: string; bytes: Uint8Array }[], admit?: Admission): Promise<UploadStatus[] | null> {
+    if (spec.clientKey !== null && (await this.parts.store.uploads.findByClientKey(spec.owner, spec.clientKey))) return null
     const limit = this.parts.deps.config.maxFileBytes
     const several = files.length > 1
     const refusal = (error: unknown, fileName: string) =>
@@ -50,8 +60,7 @@ export class WholeFiles {
         }
       },
     }
-    const spec = { ...args, protocol: 'plain' as const, clientKey: null, chunkCount: 1 }
-    return (await this.storeInOne(spec, checked, admitEach))!
+    return this.storeInOne({ ...spec, chunkCount: 1 }, checked, admitEach)
   }
 
 
@@ -63,7 +72,7 @@ export class WholeFiles {
    * (replaced by the next upload of the same bytes), and the client, never answered, sends again.
    * Resolves to null, having recorded nothing, when an upload with the same client key got in first.
    */
-  async storeInOne(
+  private async storeInOne(
     spec: { protocol: 'dropzone' | 'plain'; owner: string; clientKey: string | null; folderId: number; clientAddress: string | null; chunkBytes?: number; chunkCount: number },
     files: { fileName: string; bytes: Uint8Array }[],
     admit?: Admission,

@@ -67,8 +67,8 @@ test('a refused chunk does not discard an upload another instance is writing a c
   // b is halfway through chunk 1: half its bytes sent, the rest held back.
   const halfway = gate()
   const rest = gate()
-  const upload = await b.engine.openChunked(spec)
-  const bWrites = b.engine.receiveChunk(upload, 1, (async function* () {
+  const upload = await b.engine.begin(spec)
+  const bWrites = b.engine.write(upload, 1 * upload.chunkBytes, (async function* () {
     yield data.subarray(chunkBytes, chunkBytes + chunkBytes / 2)
     halfway.open()
     await rest.opened
@@ -77,19 +77,19 @@ test('a refused chunk does not discard an upload another instance is writing a c
   await halfway.opened
 
   // a refuses a short chunk 0 of the same upload, and (as the Dropzone adapter does) discards the upload if empty.
-  const aOpened = await a.engine.openChunked(spec)
-  await expect(a.engine.receiveChunk(aOpened, 0, once(data.subarray(0, 10)))).rejects.toThrow('expected')
+  const aOpened = await a.engine.begin(spec)
+  await expect(a.engine.write(aOpened, 0 * aOpened.chunkBytes, once(data.subarray(0, 10)))).rejects.toThrow('expected')
   await a.engine.discardIfEmpty(aOpened.id)
   expect(await a.store.uploads.find(upload.id)).toBeDefined()
 
   rest.open()
   expect((await bWrites).receivedChunks).toBe(1)
-  const done = await a.engine.receiveChunk(aOpened, 0, once(data.subarray(0, chunkBytes)))
-  expect({ state: done.state, sha256: done.file?.sha256 }).toEqual({ state: 'complete', sha256: sha256(data) })
+  const done = await a.engine.write(aOpened, 0 * aOpened.chunkBytes, once(data.subarray(0, chunkBytes)))
+  expect({ state: done.state, sha256: done.sha256 }).toEqual({ state: 'complete', sha256: sha256(data) })
 
   // Proof that it could have been discarded: the same refusal with nobody writing.
-  const other = await a.engine.openChunked({ ...spec, clientKey: 'dz-alone' })
-  await expect(a.engine.receiveChunk(other, 0, once(data.subarray(0, 10)))).rejects.toThrow('expected')
+  const other = await a.engine.begin({ ...spec, clientKey: 'dz-alone' })
+  await expect(a.engine.write(other, 0 * other.chunkBytes, once(data.subarray(0, 10)))).rejects.toThrow('expected')
   await b.engine.discardIfEmpty(other.id)
   expect(await a.store.uploads.find(other.id)).toBeUndefined()
 })
@@ -109,8 +109,8 @@ test('a tus partial one instance is assembling cannot be cancelled, or used, by 
   const b = await instance('b', locker)
   const data = randomData(100_000)
   const base = { protocol: 'tus' as const, owner: 'admin', folderId: 1, fileName: '', clientAddress: null }
-  const part = await b.engine.createStream({ ...base, totalBytes: data.length, concat: 'partial' })
-  expect((await b.engine.appendAt(part, 0, once(data))).state).toBe('complete')
+  const part = await b.engine.begin({ ...base, totalBytes: data.length, concat: 'partial' })
+  expect((await b.engine.write(part, 0, once(data))).state).toBe('complete')
 
   const assembling = a.engine.concatenate({ ...base, fileName: 'whole.bin' }, [part.id])
   await reading.opened
@@ -122,7 +122,7 @@ test('a tus partial one instance is assembling cannot be cancelled, or used, by 
   expect({ state: final.state, name: file.name, sha256: file.sha256 }).toEqual({ state: 'complete', name: 'whole.bin', sha256: sha256(data) })
 
   // Proof that it could have been cancelled: another finished partial nobody is assembling.
-  const idle = await b.engine.createStream({ ...base, totalBytes: data.length, concat: 'partial' })
-  await b.engine.appendAt(idle, 0, once(data))
+  const idle = await b.engine.begin({ ...base, totalBytes: data.length, concat: 'partial' })
+  await b.engine.write(idle, 0, once(data))
   expect(await a.engine.cancel(idle.id)).toBe(true)
 })

@@ -53,9 +53,9 @@ describePostgres('the engine on PostgreSQL, two instances', () => {
     const spec = { protocol: 'dropzone' as const, owner: 'admin', clientKey: `dz-${name}`, folderId: 1, fileName: name, totalBytes: data.length, chunkBytes, chunkCount, clientAddress: null }
     const send = async (index: number) => {
       const { engine } = at(index)
-      const started = await engine.openChunked(spec)
+      const started = await engine.begin(spec)
       const bytes = data.subarray(index * chunkBytes, (index + 1) * chunkBytes)
-      return engine.receiveChunk(started, index, (async function* () { yield bytes })())
+      return engine.status((await engine.write(started, index * started.chunkBytes, (async function* () { yield bytes })())).id)
     }
     const indexes = Array.from({ length: chunkCount }, (_, i) => i)
     if (together) return Promise.all(indexes.map(send))
