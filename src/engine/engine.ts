@@ -18,8 +18,15 @@ const MAX_DISCARD_LOCKS = 1024
 export { FINALIZATION_LEASE_MS }
 
 /**
- * The upload engine: protocol-neutral. Adapters (Dropzone, plain multipart, later tus) turn
+ * The upload engine: protocol-neutral. Adapters (protocols/dropzone.ts, protocols/tus/) turn
  * requests into calls here; bytes go to the staging area and, once complete, into the blob store.
+ *
+ * The API: `begin` (find-or-create by client key; chunked with a layout, or streamed with its
+ * length now or later), `write` (bytes at an offset: a chunk, or a tus PATCH), `declareLength`,
+ * `storeWhole` (whole files in memory, all or none; streamed ones: `receiveWhole` with `hold`,
+ * then `finishHeld` or `abandonHeld`), `concatenate` (tus partials into a final upload: here, as it
+ * reads the parts' staged bytes and holds their locks), `cancel`, `find`/`status`. Protocol rules
+ * stay in the adapters (Dropzone's chunk arithmetic, tus's checksums); errors are DomainErrors.
  *
  * Invariants:
  * - a chunk is recorded only after its bytes are durable, and counted once;
@@ -49,8 +56,8 @@ export class UploadEngine extends EngineParts {
 
   /**
    * Writes `body` at `offset`: one whole chunk of a chunked upload (`offset` at a chunk's start),
-   * or the next bytes of a streamed one (`offset` where it stands; `verify` may refuse the bytes
-   * once read, and none of them count then). Resolves once they are durable and recorded (and, if
+   * or the next bytes of a streamed one (`offset` where it stands). `verify` may refuse the bytes
+   * once read (a checksum), and none of them count then. Resolves once they are durable and recorded (and, if
    * they were the last ones missing, once the file is finalised) to the upload as it stands.
    */
   async write(upload: Upload, offset: number, body: AsyncIterable<Uint8Array>, verify?: (written: number) => void): Promise<Upload> {
@@ -58,7 +65,7 @@ export class UploadEngine extends EngineParts {
     if (!Number.isSafeInteger(offset) || offset % upload.chunkBytes !== 0) {
       throw new DomainError('invalid', `Offset ${offset} is not the start of a ${upload.chunkBytes}-byte chunk`)
     }
-    return this.receiveChunk(upload, offset / upload.chunkBytes, body)
+    return this.receiveChunk(upload, offset / upload.chunkBytes, body, verify)
   }
 
   /** Whole files in memory, stored all or none (see WholeFiles). */
@@ -170,7 +177,7 @@ export class UploadEngine extends EngineParts {
    * Receives chunk `index` of a chunked upload from `body`. Resolves once its bytes are durable and
    * recorded (and, if it was the last one missing, once the file is finalised).
    */
-  private async receiveChunk(upload: Upload, index: number, body: AsyncIterable<Uint8Array>): Promise<Upload> {
+  private async receiveChunk(upload: Upload, index: number, body: AsyncIterable<Uint8Array>, verify?: (written: number) => void): Promise<Upload> {
     if (!Number.isSafeInteger(index) || index < 0 || index >= upload.chunkCount) {
       throw new DomainError('invalid', `Chunk index ${index} is outside 0..${upload.chunkCount - 1}`)
     }
@@ -213,6 +220,7 @@ export class UploadEngine extends EngineParts {
       if (written !== expected) {
         throw new DomainError('invalid', `Chunk ${index} has ${written} bytes; expected ${expected}`)
       }
+      verify?.(written)
       // Tracked like the write, so a stopping server commits it before the database closes.
       recorded = await this.track(upload.id, this.store.uploads.recordChunk(upload.id, index, written, this.deps.clock(), this.lease()))
       // Discarded (see discardIfEmpty) before this chunk took its lock: its bytes are nobody's.
