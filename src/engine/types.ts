@@ -38,6 +38,9 @@ export interface ChunkedUploadSpec {
   keepStartedFolder?: boolean
 }
 
+/** What a client declares when it begins an upload: chunked (with a layout) or streamed. */
+export type UploadSpec = ChunkedUploadSpec | StreamUploadSpec
+
 /** What a client declares when it starts a streamed upload (tus). */
 export interface StreamUploadSpec {
   protocol: 'tus'

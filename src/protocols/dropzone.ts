@@ -3,7 +3,7 @@ import type { Config } from '../config.ts'
 import { ROOT_FOLDER_ID } from '../core/records.ts'
 import type { UploadEngine } from '../engine/engine.ts'
 import type { FileInfo, UploadStatus } from '../engine/types.ts'
-import { collect } from '../engine/bodies.ts'
+import { collect, once } from '../engine/bodies.ts'
 import { HttpError } from '../errors.ts'
 import { clientAddress } from '../http/client-address.ts'
 import { errorFormats, jsonError, refusalOf } from '../http/errors.ts'
@@ -36,6 +36,11 @@ export interface DropzoneOptions {
   engine: UploadEngine
   config: Config
   authorize: (request: Request, params: Record<string, string>) => UploadPrincipal | Promise<UploadPrincipal>
+}
+
+/** How many chunks Dropzone cuts a file of `totalBytes` into (an empty file is one empty chunk). */
+export function chunkCountFor(totalBytes: number, chunkBytes: number): number {
+  return Math.max(1, Math.ceil(totalBytes / chunkBytes))
 }
 
 function wholeNumber(fields: Map<string, string>, name: string): number {
@@ -144,7 +149,7 @@ export function dropzoneRoutes(options: DropzoneOptions) {
     for (const status of await engine.finishHeld(streamed)) finished.push(storedFile(principal, status))
     if (held.length > 0) {
       const whole = { owner: principal.owner, folderId: folderOf(principal, fields, query), clientAddress: address }
-      for (const status of await engine.receiveWholeFiles(whole, held, principal.admit)) finished.push(storedFile(principal, status))
+      for (const status of (await engine.storeWhole({ ...whole, protocol: 'plain', clientKey: null }, held, principal.admit))!) finished.push(storedFile(principal, status))
     }
     if (chunk) {
       if (chunk.state === 'failed') throw new HttpError(500, chunk.error ?? 'The upload could not be stored')
@@ -182,6 +187,13 @@ export function dropzoneRoutes(options: DropzoneOptions) {
     if (offset !== index * chunkBytes) {
       throw new HttpError(400, `Chunk ${index} must start at byte ${index * chunkBytes}, not ${offset}`)
     }
+    if (totalBytes > config.maxFileBytes) {
+      throw new HttpError(413, `The file is ${totalBytes} bytes; the limit is ${config.maxFileBytes} bytes`)
+    }
+    const expectedCount = chunkCountFor(totalBytes, chunkBytes)
+    if (chunkCount !== expectedCount) {
+      throw new HttpError(400, `A ${totalBytes}-byte file in ${chunkBytes}-byte chunks has ${expectedCount} chunks, not ${chunkCount}`)
+    }
     const spec = {
       protocol: 'dropzone' as const,
       owner: principal.owner,
@@ -194,17 +206,25 @@ export function dropzoneRoutes(options: DropzoneOptions) {
       chunkCount,
       clientAddress: address,
     }
-    // A file in one chunk of a small request (most small files) is stored in one step.
+    // A file in one chunk of a small request (most small files) is stored in one step, unless
+    // the upload is known already (a retry, or a request for it that got in first).
     if (holding !== 'none' && chunkCount === 1) {
-      if (holding === 'part') await engine.precheckChunked(spec, principal.admit)
-      return engine.receiveSoleChunk(spec, await collect(body), principal.admit)
+      engine.checkLayout(spec)
+      if (holding === 'part') await engine.precheck(spec, principal.admit)
+      const bytes = await collect(body)
+      if (bytes.length !== totalBytes) throw new HttpError(400, `Chunk 0 has ${bytes.length} bytes; expected ${totalBytes}`)
+      const whole = { protocol: 'dropzone' as const, owner: spec.owner, clientKey: spec.clientKey, folderId: spec.folderId, chunkBytes, clientAddress: address }
+      const stored = await engine.storeWhole(whole, [{ fileName, bytes }], principal.admit)
+      if (stored) return stored[0]!
+      body = once(bytes)
     }
-    const upload = await engine.openChunked(spec, principal.admit)
-    return engine.receiveChunk(upload, index, body).catch(async (error) => {
+    const upload = await engine.begin(spec, principal.admit)
+    const written = await engine.write(upload, index * chunkBytes, body).catch(async (error) => {
       // A refused first chunk must not leave the upload it created behind.
       await engine.discardIfEmpty(upload.id)
       throw error
     })
+    return engine.status(written.id)
   }
 
   return new Elysia({ name: `dropzone:${options.path}` })

@@ -58,7 +58,7 @@ test.skipIf(!isRoot)('a disk that fills up mid-upload refuses the chunks that do
       writeFileSync(filler, new Uint8Array(Math.max(0, free() - 64 * 1024)))
       yield chunkOf(data, chunk, 1).subarray(chunk / 2)
     })()
-    const refused = await server.engine.receiveChunk(upload, 1, body).then(
+    const refused = await server.engine.write(upload, 1 * upload.chunkBytes, body).then(
       () => null,
       (error: Error & { kind?: string }) => error,
     )

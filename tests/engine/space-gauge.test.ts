@@ -42,14 +42,14 @@ async function* once(bytes: Uint8Array) {
 
 test('with a free-space gauge, an upload that would leave less than MIN_FREE_SPACE is refused', async () => {
   const uploads = await engine(true)
-  await expect(uploads.createStream(spec(1000))).rejects.toMatchObject({ kind: 'no-space' })
+  await expect(uploads.begin(spec(1000))).rejects.toMatchObject({ kind: 'no-space' })
 })
 
 test('without a free-space gauge, the same upload is taken and stored', async () => {
   const uploads = await engine(false)
   const data = randomData(1000)
-  const upload = await uploads.createStream(spec(data.length))
-  const done = await uploads.appendAt(upload, 0, once(data))
+  const upload = await uploads.begin(spec(data.length))
+  const done = await uploads.write(upload, 0, once(data))
   expect(done.state).toBe('complete')
   expect(done.sha256).toBe(sha256(data))
 })

@@ -53,9 +53,9 @@ describePostgres('the engine on PostgreSQL, two instances', () => {
     const spec = { protocol: 'dropzone' as const, owner: 'admin', clientKey: `dz-${name}`, folderId: 1, fileName: name, totalBytes: data.length, chunkBytes, chunkCount, clientAddress: null }
     const send = async (index: number) => {
       const { engine } = at(index)
-      const started = await engine.openChunked(spec)
+      const started = await engine.begin(spec)
       const bytes = data.subarray(index * chunkBytes, (index + 1) * chunkBytes)
-      return engine.receiveChunk(started, index, (async function* () { yield bytes })())
+      return engine.status((await engine.write(started, index * started.chunkBytes, (async function* () { yield bytes })())).id)
     }
     const indexes = Array.from({ length: chunkCount }, (_, i) => i)
     if (together) return Promise.all(indexes.map(send))
@@ -91,5 +91,32 @@ describePostgres('the engine on PostgreSQL, two instances', () => {
       const data = randomData(64 * 1024 * 4 + 1000)
       await expectOneFile(await upload((i) => (i % 2 ? a : b), data, `together-${round}.bin`, true), data, `together-${round}.bin`, a)
     }
+  })
+
+  test('a refused chunk at one instance does not discard the upload the other is writing a chunk of', async () => {
+    const [a, b] = await Promise.all([instance('a'), instance('b')])
+    const chunkBytes = 64 * 1024
+    const data = randomData(chunkBytes * 2)
+    const spec = { protocol: 'dropzone' as const, owner: 'admin', clientKey: 'dz-kept', folderId: 1, fileName: 'kept.bin', totalBytes: data.length, chunkBytes, chunkCount: 2, clientAddress: null }
+    const halfway = Promise.withResolvers<void>()
+    const rest = Promise.withResolvers<void>()
+    const upload = await b.engine.begin(spec)
+    const bWrites = b.engine.write(upload, chunkBytes, (async function* () {
+      yield data.subarray(chunkBytes, chunkBytes + chunkBytes / 2)
+      halfway.resolve()
+      await rest.promise
+      yield data.subarray(chunkBytes + chunkBytes / 2)
+    })())
+    await halfway.promise
+    try {
+      await expect(a.engine.write(await a.engine.begin(spec), 0, (async function* () { yield data.subarray(0, 10) })())).rejects.toThrow('expected')
+      await a.engine.discardIfEmpty(upload.id)
+      expect(await a.store.uploads.find(upload.id)).toBeDefined()
+    } finally {
+      rest.resolve()
+    }
+    expect((await bWrites).receivedChunks).toBe(1)
+    const done = await a.engine.write(upload, 0, (async function* () { yield data.subarray(0, chunkBytes) })())
+    expect({ state: done.state, sha256: done.sha256 }).toEqual({ state: 'complete', sha256: sha256(data) })
   })
 })

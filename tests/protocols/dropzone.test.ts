@@ -245,7 +245,7 @@ describe('chunked uploads', () => {
     // same range at the same time, and settle the running hash under bytes still flowing into it.
     await withSyncNames(() => Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' })), async () => {
       const engine = server.server.engine
-      const upload = await engine.openChunked({
+      const upload = await engine.begin({
         protocol: 'dropzone', owner: 'admin', clientKey: 'sync-fails', folderId: 1, fileName: 'a.bin',
         totalBytes: 2000, chunkBytes: 1000, chunkCount: 2, clientAddress: null,
       })
@@ -257,7 +257,7 @@ describe('chunked uploads', () => {
         bodyEnded = true
         yield data.subarray(500)
       })()
-      const failure = await engine.receiveChunk(upload, 0, body).then(() => null, (error: Error) => error)
+      const failure = await engine.write(upload, 0 * upload.chunkBytes, body).then(() => null, (error: Error) => error)
       expect(failure?.message).toMatch(/EIO|i\/o error/i)
       expect(bodyEnded).toBe(true)
       expect(count('upload_chunks')).toBe(0)
@@ -445,7 +445,7 @@ describe('every chunk is checked before anything is written', () => {
 
   test('a chunk that another request is still writing is refused with 423, and nothing changes', async () => {
     const engine = server.server.engine
-    const upload = await engine.openChunked({ protocol: 'dropzone', owner: 'admin', clientKey: 'checked', folderId: 1, fileName: 'data.bin', totalBytes: 2500, chunkBytes: 1000, chunkCount: 3, clientAddress: null })
+    const upload = await engine.begin({ protocol: 'dropzone', owner: 'admin', clientKey: 'checked', folderId: 1, fileName: 'data.bin', totalBytes: 2500, chunkBytes: 1000, chunkCount: 3, clientAddress: null })
     const { promise: release, resolve: finish } = Promise.withResolvers<void>()
     // A client whose chunk is half sent: the engine holds chunk 1 while it waits for the rest.
     const slowBody = (async function* () {
@@ -453,7 +453,7 @@ describe('every chunk is checked before anything is written', () => {
       await release
       yield chunkOf(data, 1000, 1).subarray(500)
     })()
-    const slow = engine.receiveChunk(upload, 1, slowBody)
+    const slow = engine.write(upload, 1 * upload.chunkBytes, slowBody)
     const second = await sendChunk(server, valid, randomData(1000))
     expect(second.status).toBe(423)
     expect((await second.json()).error).toMatch(/being received by another request/)

@@ -19,7 +19,7 @@ export async function patch({ request, upload }: UploadContext, { engine }: TusO
       throw new HttpError(413, `${declared} bytes at offset ${offset} would pass the upload's length ${current.totalBytes}`)
     }
     const { body, verify } = checksummed(request, request.body ?? emptyBody())
-    current = await engine.appendAt(current, offset, body, verify)
+    current = await engine.write(current, offset, body, verify)
     if (current.state === 'failed') throw new HttpError(500, current.error ?? 'The upload could not be stored')
     return respond(204, { 'upload-offset': String(current.receivedBytes), ...expires(engine, current) })
   })

@@ -59,13 +59,13 @@ export async function create({ request, server, params }: CreateContext, options
   const deferred = request.headers.get('upload-defer-length')
   if (deferred !== null && deferred !== '1') throw new HttpError(400, 'Upload-Defer-Length must be 1')
   if ((length === null) === (deferred === null)) throw new HttpError(400, 'Send either Upload-Length or Upload-Defer-Length: 1')
-  let upload = await engine.createStream({ ...base, totalBytes: length, concat: concat === 'partial' ? 'partial' : undefined }, principal.admit)
+  let upload = await engine.begin({ ...base, totalBytes: length, concat: concat === 'partial' ? 'partial' : undefined }, principal.admit)
   if (request.body && request.headers.get('content-type') === OFFSET_STREAM) {
     // creation-with-upload: the first bytes ride along with the creation request.
     const created = upload
     upload = await engine.appendingAlone(created.id, () => {
       const { body, verify } = checksummed(request, request.body!)
-      return engine.appendAt(created, 0, body, verify)
+      return engine.write(created, 0, body, verify)
     }).catch(async (error) => {
       // The client learns no Location from a refusal: the upload it would have made goes.
       await engine.discardIfEmpty(created.id)
