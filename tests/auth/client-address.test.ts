@@ -1,7 +1,11 @@
-import { afterEach, describe, expect, test } from 'bun:test'
+import { afterEach, describe, expect } from 'bun:test'
 import { loadConfig } from '../../src/config.ts'
 import { clientAddress } from '../../src/http/client-address.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
+import { sqliteTest } from '../helpers/backend.ts'
+
+// Some of these tests read or change rows with SQL through server.sqlite: they run on SQLite only.
+const test = sqliteTest('reads rows with SQL through server.sqlite')
 
 /** Which address a request comes from, behind trusted proxies: never what the client wrote itself. */
 

@@ -1,8 +1,12 @@
-import { describe, expect, test } from 'bun:test'
+import { describe, expect } from 'bun:test'
 import { statfsSync } from 'node:fs'
 import { serverPerTest, type TestServer } from '../helpers/server.ts'
 import { createLink, one, sendLinkChunk, startClockedServer, stagingEntries, TUS, tusMetadata, visit, type CreatedLink } from '../links/helpers.ts'
 import { randomData } from '../helpers/data.ts'
+import { sqliteTest } from '../helpers/backend.ts'
+
+// Some of these tests read or change rows with SQL through server.sqlite: they run on SQLite only.
+const test = sqliteTest('reads rows with SQL through server.sqlite')
 
 /**
  * What uploads through a drop link may reserve of the disk before sending their bytes, and how

@@ -1,6 +1,10 @@
-import { afterEach, beforeEach, describe, expect, test } from 'bun:test'
+import { afterEach, beforeEach, describe, expect } from 'bun:test'
 import { serverPerTest, type TestServer } from '../helpers/server.ts'
 import { adminPost, createLink, makeFolder, one, startLinkServer, TUS, tusMetadata, visit, type CreatedLink } from '../links/helpers.ts'
+import { sqliteTest } from '../helpers/backend.ts'
+
+// Some of these tests read or change rows with SQL through server.sqlite: they run on SQLite only.
+const test = sqliteTest('reads rows with SQL through server.sqlite')
 
 /**
  * Switching a drop link off (or its expiry, deletion, or its folder going to the trash) stops

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { afterAll, beforeAll, describe, expect } from 'bun:test'
 import { spawn, type Subprocess } from 'bun'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -8,6 +8,10 @@ import { connect } from 'node:net'
 import { randomData, sha256 } from '../helpers/data.ts'
 import { login, serverPerTest, startTestServer, TEST_PASSWORD } from '../helpers/server.ts'
 import { createLink as createLinkAsAdmin, visit } from '../links/helpers.ts'
+import { sqliteTest } from '../helpers/backend.ts'
+
+// Some of these tests read or change rows with SQL through server.sqlite: they run on SQLite only.
+const test = sqliteTest('reads rows with SQL through server.sqlite')
 
 /**
  * Memory under concurrency, measured on a server in a process of its own (spawned like

@@ -1,6 +1,10 @@
-import { describe, expect, test } from 'bun:test'
+import { describe, expect } from 'bun:test'
 import { startTestServer, type TestServer, serverPerTest } from '../helpers/server.ts'
 import { activityRows, db, halfUpload, makeFolder, post, row, uploadFile } from './helpers.ts'
+import { sqliteTest } from '../helpers/backend.ts'
+
+// Some of these tests read or change rows with SQL through server.sqlite: they run on SQLite only.
+const test = sqliteTest('reads rows with SQL through server.sqlite')
 
 const start = serverPerTest(startTestServer)
 

@@ -1,8 +1,12 @@
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { afterAll, beforeAll, describe, expect } from 'bun:test'
 import { cleanFileName, validLabel, validName } from '../../src/engine/file-names.ts'
 import { refusalOf } from '../../src/http/errors.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
 import { dropzoneUpload, expectHtmxError, expectPageError, makeFolder, post, row, snapshot, uploadFile } from './helpers.ts'
+import { sqliteTest } from '../helpers/backend.ts'
+
+// Some of these tests read or change rows with SQL through server.sqlite: they run on SQLite only.
+const test = sqliteTest('reads rows with SQL through server.sqlite')
 
 /**
  * Hostile names through every path that sets one. Uploads lose characters that hide or reorder

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs'
-import { describe, expect, test } from 'bun:test'
+import { describe, expect } from 'bun:test'
 import { chunkFields, sendChunk } from '../helpers/dropzone-client.ts'
 import { randomData } from '../helpers/data.ts'
 import { startTestServer, type TestServer, serverPerTest } from '../helpers/server.ts'
@@ -20,6 +20,10 @@ import {
   stagingPath,
   uploadFile,
 } from './helpers.ts'
+import { sqliteTest } from '../helpers/backend.ts'
+
+// Some of these tests read or change rows with SQL through server.sqlite: they run on SQLite only.
+const test = sqliteTest('reads rows with SQL through server.sqlite')
 
 const start = serverPerTest(startTestServer)
 

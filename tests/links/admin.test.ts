@@ -1,7 +1,11 @@
-import { afterEach, describe, expect, test } from 'bun:test'
+import { afterEach, describe, expect } from 'bun:test'
 import { randomData } from '../helpers/data.ts'
 import type { TestServer } from '../helpers/server.ts'
 import { activityOf, adminPost, CHUNK, createLink, editLink, makeFolder, one, sendLinkChunk, startLinkServer, uploadThroughLink, visit } from './helpers.ts'
+import { sqliteTest } from '../helpers/backend.ts'
+
+// Some of these tests read or change rows with SQL through server.sqlite: they run on SQLite only.
+const test = sqliteTest('reads rows with SQL through server.sqlite')
 
 /** The admin's side of drop links: the pages, usage, and the activity log. */
 

@@ -1,7 +1,11 @@
-import { afterEach, describe, expect, test } from 'bun:test'
+import { afterEach, describe, expect } from 'bun:test'
 import { randomData, sha256 } from '../helpers/data.ts'
 import type { TestServer } from '../helpers/server.ts'
 import { adminPost, createLink, editLink, makeFolder, one, startLinkServer, unlocked, uploadThroughLink, visit } from './helpers.ts'
+import { sqliteTest } from '../helpers/backend.ts'
+
+// Some of these tests read or change rows with SQL through server.sqlite: they run on SQLite only.
+const test = sqliteTest('reads rows with SQL through server.sqlite')
 
 /** What a visitor may see of the link's folder: only with allowDownload, and only that folder. */
 

@@ -1,8 +1,12 @@
-import { afterEach, describe, expect, test } from 'bun:test'
+import { afterEach, describe, expect } from 'bun:test'
 import { randomBytes } from 'node:crypto'
 import { randomData } from '../helpers/data.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
 import { activityOf, createLink, median, one, sendLinkChunk, startClockedServer, startLinkServer, unlock, visit, type CreatedLink } from './helpers.ts'
+import { sqliteTest } from '../helpers/backend.ts'
+
+// Some of these tests read or change rows with SQL through server.sqlite: they run on SQLite only.
+const test = sqliteTest('reads rows with SQL through server.sqlite')
 
 /** Guessing tokens and passwords: 404s that tell nothing, a slow-down, and equal costs. */
 

@@ -1,4 +1,4 @@
-import { describe, expect, test } from 'bun:test'
+import { describe, expect } from 'bun:test'
 import { readdirSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { randomData, sha256 } from '../helpers/data.ts'
@@ -20,6 +20,10 @@ import {
   visit,
   type CreatedLink,
 } from './helpers.ts'
+import { sqliteTest } from '../helpers/backend.ts'
+
+// Some of these tests read or change rows with SQL through server.sqlite: they run on SQLite only.
+const test = sqliteTest('reads rows with SQL through server.sqlite')
 
 /**
  * A link's limits, enforced when an upload is created (first chunk or tus creation) and counting

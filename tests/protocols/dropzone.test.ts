@@ -1,10 +1,14 @@
-import { afterEach, beforeEach, describe, expect, test } from 'bun:test'
+import { afterEach, beforeEach, describe, expect } from 'bun:test'
 import { linkSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { chunkFields, chunkOf, sendChunk } from '../helpers/dropzone-client.ts'
 import { inParallel, randomData, sha256, shuffled } from '../helpers/data.ts'
 import { blobPath, startTestServer, type TestServer } from '../helpers/server.ts'
 import { nodeFileSystem, type FileSystem } from '../../src/adapters/local-disk/file-system.ts'
+import { sqliteTest } from '../helpers/backend.ts'
+
+// Some of these tests read or change rows with SQL through server.sqlite: they run on SQLite only.
+const test = sqliteTest('reads rows with SQL through server.sqlite')
 
 let server: TestServer
 beforeEach(async () => {

@@ -1,6 +1,10 @@
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { afterAll, beforeAll, describe, expect } from 'bun:test'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
 import { rawRequest, requestText } from './raw-http.ts'
+import { sqliteTest } from '../helpers/backend.ts'
+
+// Some of these tests read or change rows with SQL through server.sqlite: they run on SQLite only.
+const test = sqliteTest('reads rows with SQL through server.sqlite')
 
 /** What a development error page or a stack trace would show. */
 const LEAKS = [/\.ts\b/, /node_modules/, /\/work\//, /\bat .*:\d+/, /<html/i, /stack/i, /source/i]

@@ -1,8 +1,12 @@
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { afterAll, beforeAll, describe, expect } from 'bun:test'
 import { inParallel } from '../helpers/data.ts'
 import { login, startTestServer, TEST_PASSWORD, type TestServer } from '../helpers/server.ts'
 import { row, rows, uploadFile } from '../library/helpers.ts'
 import { rawRequest, requestText, type RawResponse } from './raw-http.ts'
+import { sqliteTest } from '../helpers/backend.ts'
+
+// Some of these tests read or change rows with SQL through server.sqlite: they run on SQLite only.
+const test = sqliteTest('reads rows with SQL through server.sqlite')
 
 /**
  * Authorisation is decided on the route the router picked. Every route comes from the app itself
