@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect } from 'bun:test'
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { spawn, type Subprocess } from 'bun'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -10,8 +10,8 @@ import { login, serverPerTest, startTestServer, TEST_PASSWORD } from '../helpers
 import { createLink as createLinkAsAdmin, visit } from '../links/helpers.ts'
 import { sqliteTest } from '../helpers/backend.ts'
 
-// Some of these tests read or change rows with SQL through server.sqlite: they run on SQLite only.
-const test = sqliteTest('reads rows with SQL through server.sqlite')
+// The tests that read or change rows with SQL through server.sqlite run on SQLite only.
+const sqliteOnly = sqliteTest('reads rows with SQL through server.sqlite')
 
 /**
  * Memory under concurrency, measured on a server in a process of its own (spawned like
@@ -88,7 +88,7 @@ describe('memory under concurrency', () => {
   })
   afterAll(() => server?.stop())
 
-  test('500 concurrent 2 MB uploads through a link: all stored once, peak memory under 300 MB', async () => {
+  sqliteOnly('500 concurrent 2 MB uploads through a link: all stored once, peak memory under 300 MB', async () => {
     const base = new Uint8Array(2_000_000)
     crypto.getRandomValues(base.subarray(0, 65536))
     const files = Array.from({ length: 500 }, (_, i) => {

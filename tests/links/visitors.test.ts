@@ -1,11 +1,7 @@
-import { afterEach, describe, expect } from 'bun:test'
+import { afterEach, describe, expect, test } from 'bun:test'
 import { randomData, sha256 } from '../helpers/data.ts'
 import type { TestServer } from '../helpers/server.ts'
 import { CHUNK, adminPost, createLink, one, sendLinkChunk, startLinkServer, unlock, visit } from './helpers.ts'
-import { sqliteTest } from '../helpers/backend.ts'
-
-// Some of these tests read or change rows with SQL through server.sqlite: they run on SQLite only.
-const test = sqliteTest('reads rows with SQL through server.sqlite')
 
 let server: TestServer | undefined
 afterEach(async () => {

@@ -1,13 +1,9 @@
-import { afterAll, beforeAll, describe, expect } from 'bun:test'
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import type { Page } from 'playwright-core'
 import { acceptDialogs, browserSuite, signIn, unexpectedErrors, waitForUploader, watchPage, describeWithBrowser } from '../helpers/browser.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
 import { post, row, uploadFile } from '../library/helpers.ts'
 import { createLink } from '../links/helpers.ts'
-import { sqliteTest } from '../helpers/backend.ts'
-
-// Some of these tests read or change rows with SQL through server.sqlite: they run on SQLite only.
-const test = sqliteTest('reads rows with SQL through server.sqlite')
 
 async function newLink(t: TestServer, fields: Record<string, string> = {}) {
   const { id, token } = await createLink(t, { label: 'shoot', ...fields })
