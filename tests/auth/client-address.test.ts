@@ -2,6 +2,10 @@ import { afterEach, describe, expect, test } from 'bun:test'
 import { loadConfig } from '../../src/config.ts'
 import { clientAddress } from '../../src/http/client-address.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
+import { sqliteTest } from '../helpers/backend.ts'
+
+// The tests that read or change rows with SQL through server.sqlite run on SQLite only.
+const sqliteOnly = sqliteTest('reads rows with SQL through server.sqlite')
 
 /** Which address a request comes from, behind trusted proxies: never what the client wrote itself. */
 
@@ -12,7 +16,7 @@ afterEach(async () => {
 })
 
 describe('TRUST_PROXY', () => {
-  test('40 sign-ins with forged left-most X-Forwarded-For addresses are limited as one client and logged with the address the proxy appended', async () => {
+  sqliteOnly('40 sign-ins with forged left-most X-Forwarded-For addresses are limited as one client and logged with the address the proxy appended', async () => {
     const s = (server = await startTestServer({ TRUST_PROXY: 'true' }))
     const statuses: number[] = []
     for (let i = 0; i < 40; i++) {

@@ -1,5 +1,9 @@
-import { afterEach, describe, expect, test } from 'bun:test'
+import { afterEach, describe, expect } from 'bun:test'
 import { startTestServer, TEST_PASSWORD, type TestServer } from '../helpers/server.ts'
+import { sqliteTest } from '../helpers/backend.ts'
+
+// Some of these tests read or change rows with SQL through server.sqlite: they run on SQLite only.
+const test = sqliteTest('reads rows with SQL through server.sqlite')
 
 /** Sign-in attempts under load and across restarts: reserved before they are checked, and kept in the database. */
 

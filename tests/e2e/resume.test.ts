@@ -1,10 +1,14 @@
-import { describe, expect, test } from 'bun:test'
+import { describe, expect } from 'bun:test'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Page } from 'playwright-core'
 import { type ChunkPost, devTools, signIn, throttleUploads, trackChunkPosts, unexpectedErrors, unexpectedLogs, watchPage, browserSuite, describeWithBrowser } from '../helpers/browser.ts'
 import { randomData, sha256 } from '../helpers/data.ts'
 import { type TestServer } from '../helpers/server.ts'
+import { sqliteTest } from '../helpers/backend.ts'
+
+// Some of these tests read or change rows with SQL through server.sqlite: they run on SQLite only.
+const test = sqliteTest('reads rows with SQL through server.sqlite')
 
 /**
  * Interrupted uploads in a real browser: the server goes away mid-upload, the tab is closed, the

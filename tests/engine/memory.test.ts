@@ -8,6 +8,10 @@ import { connect } from 'node:net'
 import { randomData, sha256 } from '../helpers/data.ts'
 import { login, serverPerTest, startTestServer, TEST_PASSWORD } from '../helpers/server.ts'
 import { createLink as createLinkAsAdmin, visit } from '../links/helpers.ts'
+import { sqliteTest } from '../helpers/backend.ts'
+
+// The tests that read or change rows with SQL through server.sqlite run on SQLite only.
+const sqliteOnly = sqliteTest('reads rows with SQL through server.sqlite')
 
 /**
  * Memory under concurrency, measured on a server in a process of its own (spawned like
@@ -84,7 +88,7 @@ describe('memory under concurrency', () => {
   })
   afterAll(() => server?.stop())
 
-  test('500 concurrent 2 MB uploads through a link: all stored once, peak memory under 300 MB', async () => {
+  sqliteOnly('500 concurrent 2 MB uploads through a link: all stored once, peak memory under 300 MB', async () => {
     const base = new Uint8Array(2_000_000)
     crypto.getRandomValues(base.subarray(0, 65536))
     const files = Array.from({ length: 500 }, (_, i) => {

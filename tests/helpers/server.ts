@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadConfig } from '../../src/config.ts'
 import { startServer, type RunningServer, type StartOptions } from '../../src/server.ts'
+import { TEST_BACKEND } from './backend.ts'
+import { freshDatabase, type TestDatabase } from './postgres.ts'
 
 export const TEST_PASSWORD = 'correct horse battery'
 
@@ -22,13 +24,25 @@ export interface TestServer {
   stop(): Promise<void>
 }
 
-/** A real server on a random port with its own temporary data directory (and, if given, a clock the test controls). */
+/**
+ * A real server on a random port with its own temporary data directory (and, if given, a clock
+ * the test controls). With TEST_BACKEND=postgres, on a fresh PostgreSQL database of its own
+ * (on TEST_DATABASE_URL's server), dropped when it stops; otherwise on SQLite in the data directory.
+ */
 export async function startTestServer(env: Record<string, string> = {}, options: Pick<StartOptions, 'clock' | 'testHooks'> = {}): Promise<TestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'dropfold-test-'))
   const logs: string[] = []
   const log = (message: string, context?: Record<string, unknown>) => logs.push(`${message} ${JSON.stringify(context ?? {})}`)
-  const configFor = (port: string) => loadConfig({ PORT: port, HOST: '127.0.0.1', DATA_DIR: dataDir, ADMIN_PASSWORD: TEST_PASSWORD, ...env })
-  let server = await startServer(configFor('0'), { log, clock: options.clock, testHooks: options.testHooks })
+  const database: TestDatabase | null = TEST_BACKEND === 'postgres' && env.DATABASE_URL === undefined ? await freshDatabase() : null
+  const databaseEnv: Record<string, string> = database ? { DATABASE_URL: database.url } : {}
+  const configFor = (port: string) => loadConfig({ PORT: port, HOST: '127.0.0.1', DATA_DIR: dataDir, ADMIN_PASSWORD: TEST_PASSWORD, ...databaseEnv, ...env })
+  let server: RunningServer
+  try {
+    server = await startServer(configFor('0'), { log, clock: options.clock, testHooks: options.testHooks })
+  } catch (error) {
+    await database?.drop()
+    throw error
+  }
   const t: TestServer = {
     url: server.url,
     dataDir,
@@ -49,8 +63,12 @@ export async function startTestServer(env: Record<string, string> = {}, options:
       t.url = server.url
     },
     async stop() {
-      await server.stop()
-      rmSync(dataDir, { recursive: true, force: true })
+      try {
+        await server.stop()
+      } finally {
+        await database?.drop()
+        rmSync(dataDir, { recursive: true, force: true })
+      }
     },
   }
   t.cookie = await login(t.url, TEST_PASSWORD)

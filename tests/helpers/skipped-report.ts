@@ -2,9 +2,12 @@
 // were skipped for want of a service (PostgreSQL, nginx, Chromium), and how to run them.
 import { afterAll } from 'bun:test'
 import { skippedReport } from './services.ts'
+import { skippedOnPostgres } from './backend.ts'
 
 afterAll(() => {
   for (const { service, suites } of skippedReport()) {
     process.stderr.write(`\nSkipped ${suites.length} suite(s) that need ${service.name}: ${suites.join('; ')}.\n${service.howToRun}\n`)
   }
+  const sqliteOnly = skippedOnPostgres()
+  if (sqliteOnly.length) process.stderr.write(`\nSkipped ${sqliteOnly.length} test(s) on PostgreSQL that look into SQLite itself: ${sqliteOnly.join('; ')}.\n`)
 })

@@ -1,7 +1,11 @@
-import { afterEach, beforeEach, describe, expect, test } from 'bun:test'
+import { afterEach, beforeEach, describe, expect } from 'bun:test'
 import type { Database } from 'bun:sqlite'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
 import { db, fileRowCount, listedNames } from './helpers.ts'
+import { sqliteTest } from '../helpers/backend.ts'
+
+// Some of these tests read or change rows with SQL through server.sqlite: they run on SQLite only.
+const test = sqliteTest('reads rows with SQL through server.sqlite')
 
 const COUNT = 100_000
 const SHA = 'ab'.repeat(32)

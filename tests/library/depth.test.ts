@@ -1,6 +1,10 @@
 import { afterEach, beforeEach, describe, expect, test } from 'bun:test'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
 import { db, expectHtmxError, makeFolder, post, row, snapshot, uploadFile } from './helpers.ts'
+import { sqliteTest } from '../helpers/backend.ts'
+
+// The tests that read or change rows with SQL through server.sqlite run on SQLite only.
+const sqliteOnly = sqliteTest('reads rows with SQL through server.sqlite')
 
 let server: TestServer
 beforeEach(async () => {
@@ -35,7 +39,7 @@ const pageBytes = async (path: string) => {
 }
 
 describe('folders are at most 64 levels deep', () => {
-  test('a folder at level 64 can be made; one at level 65 is refused (400) and nothing changes', async () => {
+  sqliteOnly('a folder at level 64 can be made; one at level 65 is refused (400) and nothing changes', async () => {
     const deepest = await chainOverHttp(1, LIMIT, 'd')
     const before = snapshot(server)
     await expectHtmxError(
@@ -46,7 +50,7 @@ describe('folders are at most 64 levels deep', () => {
     expect(snapshot(server)).toEqual(before)
   })
 
-  test('moving a folder so that something inside it would be deeper is refused (400)', async () => {
+  sqliteOnly('moving a folder so that something inside it would be deeper is refused (400)', async () => {
     const level60 = await chainOverHttp(1, 60, 'd')
     const branch = await makeFolder(server, 1, 'branch')
     // branch and three levels inside it: moved into level 60 it would reach 64, into level 61 65.
@@ -78,7 +82,7 @@ describe('folders are at most 64 levels deep', () => {
     await expectHtmxError(await post(server, `/folders/${branch}/move`, { target: level62 }, { htmx: true }), 400, 'would put folders at level 65')
   })
 
-  test('a folder already deeper than the limit can be opened, but nothing more is made inside it', async () => {
+  sqliteOnly('a folder already deeper than the limit can be opened, but nothing more is made inside it', async () => {
     const deepest = chainInDatabase(1, LIMIT + 10)
     expect((await server.fetch(`/folders/${deepest}`)).status).toBe(200)
     await expectHtmxError(await post(server, `/folders/${deepest}/folders`, { name: 'x' }, { htmx: true }), 400, 'would be at level 75')
@@ -86,14 +90,14 @@ describe('folders are at most 64 levels deep', () => {
 })
 
 describe('pages grow linearly with the depth of folders', () => {
-  test('a deep folder’s breadcrumbs show Home, the first folder, …, and the last four', async () => {
+  sqliteOnly('a deep folder’s breadcrumbs show Home, the first folder, …, and the last four', async () => {
     const deepest = chainInDatabase(1, 100)
     const page = await (await server.fetch(`/folders/${deepest}`)).text()
     const crumbs = /<nav class="crumbs"[^>]*>([\s\S]*?)<\/nav>/.exec(page)![1]!.replace(/<[^>]+>/g, '')
     expect(crumbs).toBe('Home/level 1/…/level 97/level 98/level 99/level 100')
   })
 
-  test('folder page and /links at depth 500, 1,000 and 1,500: under 1 MB, and twice the depth about twice the size', async () => {
+  sqliteOnly('folder page and /links at depth 500, 1,000 and 1,500: under 1 MB, and twice the depth about twice the size', async () => {
     const sizes: Record<number, { folder: number; links: number }> = {}
     let deepest = 1
     for (const depth of [500, 1000, 1500]) {

@@ -17,6 +17,10 @@ import {
   snapshot,
   uploadFile,
 } from './helpers.ts'
+import { sqliteTest } from '../helpers/backend.ts'
+
+// The tests that read or change rows with SQL through server.sqlite run on SQLite only.
+const sqliteOnly = sqliteTest('reads rows with SQL through server.sqlite')
 
 let server: TestServer
 beforeEach(async () => {
@@ -45,7 +49,7 @@ const BAD_NAMES: [string, string, string][] = [
 ]
 
 describe('creating folders', () => {
-  test('a plain form post redirects to the parent, and the message shows once on the next page', async () => {
+  sqliteOnly('a plain form post redirects to the parent, and the message shows once on the next page', async () => {
     const response = await post(server, '/folders/1/folders', { name: 'Projects' })
     expect(response.status).toBe(303)
     expect(response.headers.get('location')).toBe('/folders/1')
@@ -64,7 +68,7 @@ describe('creating folders', () => {
     expect(again).toContain('📁 Projects')
   })
 
-  test('an htmx post answers the re-rendered file area and the message out of band', async () => {
+  sqliteOnly('an htmx post answers the re-rendered file area and the message out of band', async () => {
     const response = await post(server, '/folders/1/folders', { name: 'Projects' }, { htmx: true })
     expect(response.status).toBe(200)
     const body = await response.text()
@@ -75,7 +79,7 @@ describe('creating folders', () => {
     expect(response.headers.get('hx-redirect')).toBeNull()
   })
 
-  test('folders nest, and the activity log records the full path', async () => {
+  sqliteOnly('folders nest, and the activity log records the full path', async () => {
     const a = await makeFolder(server, 1, 'A')
     const b = await makeFolder(server, a, 'B')
     expect(folderRow(b)!.parent_id).toBe(a)
@@ -85,7 +89,7 @@ describe('creating folders', () => {
   })
 
   for (const [label, name, message] of BAD_NAMES) {
-    test(`a name that is ${label} is refused (400), as htmx and as a plain form, and nothing changes`, async () => {
+    sqliteOnly(`a name that is ${label} is refused (400), as htmx and as a plain form, and nothing changes`, async () => {
       const before = snapshot(server)
       await expectHtmxError(await post(server, '/folders/1/folders', { name }, { htmx: true }), 400, message)
       await expectPageError(await post(server, '/folders/1/folders', { name }), 400, message, '/folders/1')
@@ -93,7 +97,7 @@ describe('creating folders', () => {
     })
   }
 
-  test('a name of exactly 255 bytes is accepted; surrounding spaces are trimmed', async () => {
+  sqliteOnly('a name of exactly 255 bytes is accepted; surrounding spaces are trimmed', async () => {
     const long = 'é'.repeat(127) + 'x'
     expect(Buffer.byteLength(long)).toBe(255)
     await makeFolder(server, 1, long)
@@ -102,7 +106,7 @@ describe('creating folders', () => {
     expect(row(server, "select id from folders where name = 'padded'")).not.toBeNull()
   })
 
-  test('a missing name field or a body that is not a form is refused (400)', async () => {
+  sqliteOnly('a missing name field or a body that is not a form is refused (400)', async () => {
     const before = snapshot(server)
     await expectHtmxError(await post(server, '/folders/1/folders', {}, { htmx: true }), 400, 'Field name is missing')
     const json = await server.fetch('/folders/1/folders', { method: 'POST', body: '{"name":"x"}', headers: { 'content-type': 'application/json', ...HX } })
@@ -110,7 +114,7 @@ describe('creating folders', () => {
     expect(snapshot(server)).toEqual(before)
   })
 
-  test('a duplicate name in the same folder is refused with 409 and a clear message', async () => {
+  sqliteOnly('a duplicate name in the same folder is refused with 409 and a clear message', async () => {
     await makeFolder(server, 1, 'Docs')
     const before = snapshot(server)
     await expectHtmxError(await post(server, '/folders/1/folders', { name: 'Docs' }, { htmx: true }), 409, 'A folder named &quot;Docs&quot; already exists here')
@@ -122,14 +126,14 @@ describe('creating folders', () => {
     await makeFolder(server, 1, 'docs')
   })
 
-  test('a name freed by putting its folder in the trash can be used again', async () => {
+  sqliteOnly('a name freed by putting its folder in the trash can be used again', async () => {
     const docs = await makeFolder(server, 1, 'Docs')
     expect((await post(server, `/folders/${docs}/delete`)).status).toBe(303)
     const again = await makeFolder(server, 1, 'Docs')
     expect(again).not.toBe(docs)
   })
 
-  test('unicode names are stored as typed (NFC) and shown escaped everywhere', async () => {
+  sqliteOnly('unicode names are stored as typed (NFC) and shown escaped everywhere', async () => {
     // "</b>" has a slash, so the obvious markup example is refused like any other name with "/".
     await expectHtmxError(await post(server, '/folders/1/folders', { name: 'Über 🎉 <b>x</b>' }, { htmx: true }), 400, 'cannot contain &quot;/&quot;')
     const name = 'Über 🎉 <b>x<img src=x onerror=alert(1)> & "q" \'a\''
@@ -154,7 +158,7 @@ describe('creating folders', () => {
     expect(activityRows(server, 'folder.create')[0]!.target).toBe(`/${name}`)
   })
 
-  test('creating in a folder that does not exist, is in the trash, or has a non-numeric id is 404', async () => {
+  sqliteOnly('creating in a folder that does not exist, is in the trash, or has a non-numeric id is 404', async () => {
     const trashed = await makeFolder(server, 1, 'Gone')
     await post(server, `/folders/${trashed}/delete`)
     const before = snapshot(server)
@@ -170,7 +174,7 @@ describe('creating folders', () => {
 })
 
 describe('renaming folders', () => {
-  test('plain form: redirect to the folder, name changed, activity records old path and new name', async () => {
+  sqliteOnly('plain form: redirect to the folder, name changed, activity records old path and new name', async () => {
     const a = await makeFolder(server, 1, 'A')
     const b = await makeFolder(server, a, 'B')
     const response = await post(server, `/folders/${b}/rename`, { name: 'Beta' })
@@ -186,7 +190,7 @@ describe('renaming folders', () => {
     expect(next.body).toContain('Renamed to “Beta”.')
   })
 
-  test('htmx: an empty answer with HX-Redirect, the message in the flash cookie', async () => {
+  sqliteOnly('htmx: an empty answer with HX-Redirect, the message in the flash cookie', async () => {
     const a = await makeFolder(server, 1, 'A')
     const response = await post(server, `/folders/${a}/rename`, { name: 'Alpha' }, { htmx: true })
     expect(response.status).toBe(200)
@@ -196,14 +200,14 @@ describe('renaming folders', () => {
     expect(folderRow(a)!.name).toBe('Alpha')
   })
 
-  test('renaming to its own name (or a changed case) is allowed', async () => {
+  sqliteOnly('renaming to its own name (or a changed case) is allowed', async () => {
     const a = await makeFolder(server, 1, 'A')
     expect((await post(server, `/folders/${a}/rename`, { name: 'A' })).status).toBe(303)
     expect((await post(server, `/folders/${a}/rename`, { name: 'a' })).status).toBe(303)
     expect(folderRow(a)!.name).toBe('a')
   })
 
-  test('a sibling’s name is refused with 409, nothing changes', async () => {
+  sqliteOnly('a sibling’s name is refused with 409, nothing changes', async () => {
     const a = await makeFolder(server, 1, 'A')
     await makeFolder(server, 1, 'B')
     const before = snapshot(server)
@@ -213,7 +217,7 @@ describe('renaming folders', () => {
   })
 
   for (const [label, name, message] of BAD_NAMES) {
-    test(`renaming to a name that is ${label} is refused (400)`, async () => {
+    sqliteOnly(`renaming to a name that is ${label} is refused (400)`, async () => {
       const a = await makeFolder(server, 1, 'A')
       const before = snapshot(server)
       await expectHtmxError(await post(server, `/folders/${a}/rename`, { name }, { htmx: true }), 400, message)
@@ -222,14 +226,14 @@ describe('renaming folders', () => {
     })
   }
 
-  test('the home folder cannot be renamed (400)', async () => {
+  sqliteOnly('the home folder cannot be renamed (400)', async () => {
     const before = snapshot(server)
     await expectHtmxError(await post(server, '/folders/1/rename', { name: 'Root' }, { htmx: true }), 400, 'The home folder cannot be renamed')
     await expectPageError(await post(server, '/folders/1/rename', { name: 'Root' }), 400, 'The home folder cannot be renamed')
     expect(snapshot(server)).toEqual(before)
   })
 
-  test('unknown, trashed, inside-trashed and non-numeric ids are 404', async () => {
+  sqliteOnly('unknown, trashed, inside-trashed and non-numeric ids are 404', async () => {
     const a = await makeFolder(server, 1, 'A')
     const inside = await makeFolder(server, a, 'Inside')
     await post(server, `/folders/${a}/delete`)
@@ -245,7 +249,7 @@ describe('renaming folders', () => {
 })
 
 describe('moving folders', () => {
-  test('into another folder: parent changes, contents follow, activity records from and to', async () => {
+  sqliteOnly('into another folder: parent changes, contents follow, activity records from and to', async () => {
     const a = await makeFolder(server, 1, 'A')
     const b = await makeFolder(server, 1, 'B')
     const c = await makeFolder(server, b, 'C')
@@ -265,7 +269,7 @@ describe('moving folders', () => {
     expect(JSON.parse(entry!.details!)).toEqual({ to: '/A/B' })
   })
 
-  test('htmx: HX-Redirect to the moved folder', async () => {
+  sqliteOnly('htmx: HX-Redirect to the moved folder', async () => {
     const a = await makeFolder(server, 1, 'A')
     const b = await makeFolder(server, 1, 'B')
     const response = await post(server, `/folders/${b}/move`, { target: a }, { htmx: true })
@@ -274,7 +278,7 @@ describe('moving folders', () => {
     expect(folderRow(b)!.parent_id).toBe(a)
   })
 
-  test('back to home, and to where it already is, both work', async () => {
+  sqliteOnly('back to home, and to where it already is, both work', async () => {
     const a = await makeFolder(server, 1, 'A')
     const b = await makeFolder(server, a, 'B')
     expect((await post(server, `/folders/${b}/move`, { target: a })).status).toBe(303)
@@ -283,7 +287,7 @@ describe('moving folders', () => {
     expect(folderRow(b)!.parent_id).toBe(1)
   })
 
-  test('into itself or one of its descendants is refused (400), nothing changes', async () => {
+  sqliteOnly('into itself or one of its descendants is refused (400), nothing changes', async () => {
     const a = await makeFolder(server, 1, 'A')
     const b = await makeFolder(server, a, 'B')
     const c = await makeFolder(server, b, 'C')
@@ -296,7 +300,7 @@ describe('moving folders', () => {
     expect(snapshot(server)).toEqual(before)
   })
 
-  test('the home folder cannot be moved (400)', async () => {
+  sqliteOnly('the home folder cannot be moved (400)', async () => {
     const a = await makeFolder(server, 1, 'A')
     const before = snapshot(server)
     await expectHtmxError(await post(server, '/folders/1/move', { target: a }, { htmx: true }), 400, 'The home folder cannot be moved')
@@ -304,7 +308,7 @@ describe('moving folders', () => {
     expect(snapshot(server)).toEqual(before)
   })
 
-  test('a folder of the same name in the target is refused with 409', async () => {
+  sqliteOnly('a folder of the same name in the target is refused with 409', async () => {
     const a = await makeFolder(server, 1, 'A')
     await makeFolder(server, a, 'Docs')
     const docs = await makeFolder(server, 1, 'Docs')
@@ -314,7 +318,7 @@ describe('moving folders', () => {
     expect(snapshot(server)).toEqual(before)
   })
 
-  test('an unknown or trashed target is 404; a missing or non-numeric target is 400', async () => {
+  sqliteOnly('an unknown or trashed target is 404; a missing or non-numeric target is 400', async () => {
     const a = await makeFolder(server, 1, 'A')
     const gone = await makeFolder(server, 1, 'Gone')
     const goneChild = await makeFolder(server, gone, 'Child')
@@ -335,7 +339,7 @@ describe('moving folders', () => {
 })
 
 describe('deleting folders', () => {
-  test('plain form: into the trash, back to the parent; the folder and what is in it are gone from view', async () => {
+  sqliteOnly('plain form: into the trash, back to the parent; the folder and what is in it are gone from view', async () => {
     const a = await makeFolder(server, 1, 'A')
     const b = await makeFolder(server, a, 'B')
     const file = await uploadFile(server, 'deep.txt', 'deep', b)
@@ -355,7 +359,7 @@ describe('deleting folders', () => {
     expect(entry!.target).toBe('/A')
   })
 
-  test('htmx: HX-Redirect to the parent folder', async () => {
+  sqliteOnly('htmx: HX-Redirect to the parent folder', async () => {
     const a = await makeFolder(server, 1, 'A')
     const b = await makeFolder(server, a, 'B')
     const response = await post(server, `/folders/${b}/delete`, {}, { htmx: true })
@@ -364,7 +368,7 @@ describe('deleting folders', () => {
     expect(activityRows(server, 'folder.delete')[0]!.target).toBe('/A/B')
   })
 
-  test('the home folder cannot be deleted (400); a folder in the trash, an unknown or non-numeric one is 404', async () => {
+  sqliteOnly('the home folder cannot be deleted (400); a folder in the trash, an unknown or non-numeric one is 404', async () => {
     const a = await makeFolder(server, 1, 'A')
     await post(server, `/folders/${a}/delete`)
     const before = snapshot(server)
@@ -385,7 +389,7 @@ describe('who may act', () => {
     [`/folders/${a}/delete`, {}],
   ]
 
-  test('without a session every action is 401 and changes nothing', async () => {
+  sqliteOnly('without a session every action is 401 and changes nothing', async () => {
     const a = await makeFolder(server, 1, 'A')
     const b = await makeFolder(server, 1, 'B')
     const before = snapshot(server)
@@ -404,13 +408,13 @@ describe('who may act', () => {
     expect((await fetch(`${server.url}/folders/1/view`, { redirect: 'manual' })).status).toBe(401)
   })
 
-  test('an expired or unknown session cookie is refused', async () => {
+  sqliteOnly('an expired or unknown session cookie is refused', async () => {
     const response = await server.fetch('/folders/1/folders', { method: 'POST', body: new URLSearchParams({ name: 'x' }), headers: { cookie: 'dropfold_session=forged' } })
     expect(response.status).toBe(401)
     expect(row(server, "select id from folders where name = 'x'")).toBeNull()
   })
 
-  test('a cross-site request is refused (403) even with the admin cookie, and changes nothing', async () => {
+  sqliteOnly('a cross-site request is refused (403) even with the admin cookie, and changes nothing', async () => {
     const a = await makeFolder(server, 1, 'A')
     const b = await makeFolder(server, 1, 'B')
     const before = snapshot(server)
@@ -426,7 +430,7 @@ describe('who may act', () => {
     expect(snapshot(server)).toEqual(before)
   })
 
-  test('a same-origin request from the page is accepted', async () => {
+  sqliteOnly('a same-origin request from the page is accepted', async () => {
     const response = await post(server, '/folders/1/folders', { name: 'Mine' }, { headers: { origin: server.url, 'sec-fetch-site': 'same-origin' } })
     expect(response.status).toBe(303)
     expect(rows(server, "select id from folders where name = 'Mine'")).toHaveLength(1)
@@ -443,7 +447,7 @@ describe('folder pages', () => {
     }
   })
 
-  test('/ redirects to the home folder; the move choices leave out the folder itself and its subtree', async () => {
+  sqliteOnly('/ redirects to the home folder; the move choices leave out the folder itself and its subtree', async () => {
     const root = await server.fetch('/')
     expect(root.status).toBe(303)
     expect(root.headers.get('location')).toBe('/folders/1')

@@ -57,8 +57,9 @@ export function snapshot(server: TestServer) {
 export async function makeFolder(server: TestServer, parentId: number, name: string): Promise<number> {
   const response = await post(server, `/folders/${parentId}/folders`, { name })
   expect(response.status).toBe(303)
-  const found = row<{ id: number }>(server, 'select id from folders where parent_id = ? and name = ? and deleted_at is null', parentId, name.normalize('NFC').trim())
-  expect(found).not.toBeNull()
+  // Through the store's port, so this works on either database.
+  const found = (await server.server.store.library.liveSubfolders(parentId)).find((folder) => folder.name === name.normalize('NFC').trim())
+  expect(found).toBeDefined()
   return found!.id
 }
 
@@ -102,7 +103,7 @@ export async function halfUpload(server: TestServer, name: string, chunkSize = 6
   const total = chunkSize * 2
   const response = await sendChunk(server, chunkFields(uuid, total, chunkSize, 0), new Uint8Array(chunkSize).fill(7), { fileName: name })
   expect(response.status).toBe(200)
-  const upload = row<{ id: string }>(server, 'select id from uploads where client_key = ?', uuid)!
+  const upload = (await server.server.store.uploads.findByClientKey('admin', uuid))!
   return { id: upload.id, uuid, total, chunkSize }
 }
 

@@ -3,6 +3,10 @@ import { cleanFileName, validLabel, validName } from '../../src/engine/file-name
 import { refusalOf } from '../../src/http/errors.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
 import { dropzoneUpload, expectHtmxError, expectPageError, makeFolder, post, row, snapshot, uploadFile } from './helpers.ts'
+import { sqliteTest } from '../helpers/backend.ts'
+
+// The tests that read or change rows with SQL through server.sqlite run on SQLite only.
+const sqliteOnly = sqliteTest('reads rows with SQL through server.sqlite')
 
 /**
  * Hostile names through every path that sets one. Uploads lose characters that hide or reorder
@@ -94,13 +98,13 @@ const malformed = (message: string) => message === 'contains control characters'
 
 describe('uploads keep the file and clean its name', () => {
   for (const [what, sent, , message] of HOSTILE.filter(([, , , message]) => malformed(message))) {
-    test(`${what}: a malformed name, refused by multipart and tus, nothing stored`, async () => {
+    sqliteOnly(`${what}: a malformed name, refused by multipart and tus, nothing stored`, async () => {
       await expectUploadRefused(sent, await freshFolder())
     })
   }
 
   for (const [what, sent, stored] of HOSTILE.filter(([, , , message]) => !malformed(message))) {
-    test(`${what}: multipart, Dropzone and tus all store ${JSON.stringify(stored)}`, async () => {
+    sqliteOnly(`${what}: multipart, Dropzone and tus all store ${JSON.stringify(stored)}`, async () => {
       const folder = await freshFolder()
       const plain = await uploadFile(server, sent, 'plain', folder)
       const dropzone = await dropzoneUpload(server, sent, 'dropzone', folder)
@@ -121,12 +125,12 @@ describe('uploads keep the file and clean its name', () => {
     expect(file.name.endsWith('.exe')).toBe(true)
   })
 
-  test('a name is stored in NFC', async () => {
+  sqliteOnly('a name is stored in NFC', async () => {
     const file = await uploadFile(server, 'Cafe\u0301.txt', 'x', await freshFolder())
     expect(fileName(file.id)).toBe('Caf\u00e9.txt')
   })
 
-  test('a name of nothing but hidden characters, "..", or over 255 bytes is refused', async () => {
+  sqliteOnly('a name of nothing but hidden characters, "..", or over 255 bytes is refused', async () => {
     const folder = await freshFolder()
     await expectUploadRefused('\u202E\u200B\u2066', folder)
     await expectUploadRefused('..', folder)
@@ -137,7 +141,7 @@ describe('uploads keep the file and clean its name', () => {
 
 describe('names the admin types are refused (400) and nothing changes', () => {
   for (const [what, typed, , message] of HOSTILE) {
-    test(`${what}: new folder, folder rename, file rename`, async () => {
+    sqliteOnly(`${what}: new folder, folder rename, file rename`, async () => {
       const folder = await freshFolder()
       const file = await uploadFile(server, 'ok.txt', 'ok', folder)
       const before = snapshot(server)
@@ -154,7 +158,7 @@ describe('names the admin types are refused (400) and nothing changes', () => {
     await expectHtmxError(await post(server, `/folders/${folder}/folders`, { name: 'a\\b' }, { htmx: true }), 400, 'The folder name cannot contain &quot;\\&quot;')
   })
 
-  test('a name typed in decomposed form is stored in NFC', async () => {
+  sqliteOnly('a name typed in decomposed form is stored in NFC', async () => {
     const folder = await freshFolder()
     const id = await makeFolder(server, folder, 'Cafe\u0301')
     expect(row<{ name: string }>(server, 'select name from folders where id = ?', id)!.name).toBe('Caf\u00e9')
@@ -165,7 +169,7 @@ describe('drop-link labels', () => {
   const create = (label: string) => server.fetch('/links', { method: 'POST', body: new URLSearchParams({ folder: '1', label }) })
 
   for (const [what, typed, , message] of HOSTILE) {
-    test(`${what} in a label is refused on create and edit`, async () => {
+    sqliteOnly(`${what} in a label is refused on create and edit`, async () => {
       const made = await create(`label ${what}`)
       expect(made.status).toBe(303)
       const id = Number(made.headers.get('location')!.split('/').pop())
@@ -194,7 +198,7 @@ describe('the rule itself', () => {
     return 'accepted'
   }
 
-  test('a lone surrogate is removed from an upload name and refused in a typed one', () => {
+  sqliteOnly('a lone surrogate is removed from an upload name and refused in a typed one', () => {
     expect(cleanFileName('a\uD800b.txt')).toBe('ab.txt')
     expect(refusal(() => validName('a\uDC00b', 'folder name'))).toBe('400 The folder name contains an invisible character (U+DC00)')
   })

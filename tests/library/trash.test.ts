@@ -19,6 +19,10 @@ import {
   snapshot,
   uploadFile,
 } from './helpers.ts'
+import { sqliteTest } from '../helpers/backend.ts'
+
+// The tests that read or change rows with SQL through server.sqlite run on SQLite only.
+const sqliteOnly = sqliteTest('reads rows with SQL through server.sqlite')
 
 const start = serverPerTest(startTestServer)
 
@@ -65,7 +69,7 @@ describe('the trash page', () => {
 })
 
 describe('restoring', () => {
-  test('a deleted file leaves the listing, shows in the trash, and comes back to its folder', async () => {
+  sqliteOnly('a deleted file leaves the listing, shows in the trash, and comes back to its folder', async () => {
     const s = await start()
     const folder = await makeFolder(s, 1, 'F')
     const data = randomData(3000)
@@ -88,7 +92,7 @@ describe('restoring', () => {
     expect(JSON.parse(entry!.details!)).toEqual({ folder: '/F' })
   })
 
-  test('htmx restore answers HX-Redirect to the trash', async () => {
+  sqliteOnly('htmx restore answers HX-Redirect to the trash', async () => {
     const s = await start()
     const file = await uploadFile(s, 'a.txt', 'a')
     await post(s, `/files/${file.id}/delete`)
@@ -111,7 +115,7 @@ describe('restoring', () => {
     expect(listedNames(await (await s.fetch('/folders/1/view?sort=name')).text())).toEqual(['a (1).txt', 'a (2).txt', 'a.txt'])
   })
 
-  test('a file whose folder is itself in the trash is restored into Home', async () => {
+  sqliteOnly('a file whose folder is itself in the trash is restored into Home', async () => {
     const s = await start()
     const folder = await makeFolder(s, 1, 'F')
     const file = await uploadFile(s, 'f.txt', 'f', folder)
@@ -124,7 +128,7 @@ describe('restoring', () => {
     expect(listedNames(await (await s.fetch('/folders/1/view')).text())).toEqual(['f.txt'])
   })
 
-  test('deleting a folder hides everything in it; restoring it brings all of it back', async () => {
+  sqliteOnly('deleting a folder hides everything in it; restoring it brings all of it back', async () => {
     const s = await start()
     const a = await makeFolder(s, 1, 'A')
     const b = await makeFolder(s, a, 'B')
@@ -145,7 +149,7 @@ describe('restoring', () => {
     expect(activityRows(s, 'folder.restore')[0]!.target).toBe('/A')
   })
 
-  test('a restored folder whose name is taken gets " (1)"; one whose parent is in the trash goes to Home', async () => {
+  sqliteOnly('a restored folder whose name is taken gets " (1)"; one whose parent is in the trash goes to Home', async () => {
     const s = await start()
     const docs = await makeFolder(s, 1, 'Docs')
     await post(s, `/folders/${docs}/delete`)
@@ -163,7 +167,7 @@ describe('restoring', () => {
     expect(row<{ parent_id: number }>(s, 'select parent_id from folders where id = ?', c)!.parent_id).toBe(1)
   })
 
-  test('restoring what is not in the trash, unknown or non-numeric ids: 404, nothing changes', async () => {
+  sqliteOnly('restoring what is not in the trash, unknown or non-numeric ids: 404, nothing changes', async () => {
     const s = await start()
     const live = await uploadFile(s, 'live.txt', 'x')
     const folder = await makeFolder(s, 1, 'Live')
@@ -179,7 +183,7 @@ describe('restoring', () => {
 })
 
 describe('emptying the trash', () => {
-  test('deletes the rows for good and the bytes of blobs no file uses any more', async () => {
+  sqliteOnly('deletes the rows for good and the bytes of blobs no file uses any more', async () => {
     const s = await start()
     const folder = await makeFolder(s, 1, 'F')
     const sub = await makeFolder(s, folder, 'Sub')
@@ -223,7 +227,7 @@ describe('emptying the trash', () => {
     expect(flashFromCookie(response)!.text).toBe('Deleted 1 file and 0 folders for good.')
   })
 
-  test('shared content: purging one of two files keeps the bytes (ref_count 1); purging the other removes them', async () => {
+  sqliteOnly('shared content: purging one of two files keeps the bytes (ref_count 1); purging the other removes them', async () => {
     const s = await start()
     const data = randomData(4096)
     const hash = sha256(data)
@@ -245,7 +249,7 @@ describe('emptying the trash', () => {
     expect(rows(s, 'select id from files')).toEqual([])
   })
 
-  test('both copies in the trash at once: one purge removes the blob', async () => {
+  sqliteOnly('both copies in the trash at once: one purge removes the blob', async () => {
     const s = await start()
     const data = randomData(100)
     const one = await uploadFile(s, 'one.bin', data)
@@ -274,7 +278,7 @@ describe('emptying the trash', () => {
     expect(flashFromCookie(response)!.text).toBe('Deleted 0 files and 0 folders for good.')
   })
 
-  test('without a session 401, cross-site 403: nothing is purged or restored', async () => {
+  sqliteOnly('without a session 401, cross-site 403: nothing is purged or restored', async () => {
     const s = await start()
     const file = await uploadFile(s, 'a.txt', 'a')
     await post(s, `/files/${file.id}/delete`)
@@ -292,7 +296,7 @@ describe('emptying the trash', () => {
 })
 
 describe('automatic purge', () => {
-  test('at start-up, what has been in the trash longer than TRASH_RETENTION_DAYS is deleted for good', async () => {
+  sqliteOnly('at start-up, what has been in the trash longer than TRASH_RETENTION_DAYS is deleted for good', async () => {
     const s = await start({ TRASH_RETENTION_DAYS: '1' })
     const oldData = randomData(1500)
     const newData = randomData(1600)
@@ -327,7 +331,7 @@ describe('automatic purge', () => {
     expect(trashNames(await trashPage(s)).sort()).toEqual(['new.bin', '📁 NewFolder'].sort())
   })
 
-  test('TRASH_RETENTION_DAYS=0 purges everything in the trash at start-up', async () => {
+  sqliteOnly('TRASH_RETENTION_DAYS=0 purges everything in the trash at start-up', async () => {
     const s = await start({ TRASH_RETENTION_DAYS: '0' })
     const file = await uploadFile(s, 'a.bin', randomData(100))
     await post(s, `/files/${file.id}/delete`)
@@ -338,7 +342,7 @@ describe('automatic purge', () => {
     expect(blobOnDisk(s, file.sha256)).toBe(false)
   })
 
-  test('with the default retention (30 days), recent trash survives a restart', async () => {
+  sqliteOnly('with the default retention (30 days), recent trash survives a restart', async () => {
     const s = await start()
     const file = await uploadFile(s, 'a.bin', randomData(100))
     await post(s, `/files/${file.id}/delete`)

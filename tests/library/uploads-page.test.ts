@@ -20,6 +20,10 @@ import {
   stagingPath,
   uploadFile,
 } from './helpers.ts'
+import { sqliteTest } from '../helpers/backend.ts'
+
+// The tests that read or change rows with SQL through server.sqlite run on SQLite only.
+const sqliteOnly = sqliteTest('reads rows with SQL through server.sqlite')
 
 const start = serverPerTest(startTestServer)
 
@@ -35,7 +39,7 @@ const MARKUP_NAME = '<img src=x onerror=alert(1)> "big".iso'
 const MARKUP_ESCAPED = '&lt;img src=x onerror=alert(1)&gt; &quot;big&quot;.iso'
 
 describe('the uploads table', () => {
-  test('a half-finished Dropzone upload shows with its (escaped) name, progress, chunks, state and source', async () => {
+  sqliteOnly('a half-finished Dropzone upload shows with its (escaped) name, progress, chunks, state and source', async () => {
     const s = await start()
     const { id } = await halfUpload(s, MARKUP_NAME)
     const body = await table(s)
@@ -56,7 +60,7 @@ describe('the uploads table', () => {
     expect(page).toContain(`<td class="name">${MARKUP_ESCAPED}</td>`)
   })
 
-  test('finished uploads are not listed; with nothing unfinished the table says so', async () => {
+  sqliteOnly('finished uploads are not listed; with nothing unfinished the table says so', async () => {
     const s = await start()
     await uploadFile(s, 'done.txt', 'done')
     const body = await table(s)
@@ -64,7 +68,7 @@ describe('the uploads table', () => {
     expect(body).not.toContain('done.txt')
   })
 
-  test('an upload without activity for a minute shows as stalled; a failed one with its error and a Remove button', async () => {
+  sqliteOnly('an upload without activity for a minute shows as stalled; a failed one with its error and a Remove button', async () => {
     const s = await start()
     const stalled = await halfUpload(s, 'stalled.bin')
     const failed = await halfUpload(s, 'failed.bin')
@@ -79,7 +83,7 @@ describe('the uploads table', () => {
     expect(body).toContain(`action="/uploads/${stalled.id}/cancel"`)
   })
 
-  test('an upload in a folder that went to the trash says so', async () => {
+  sqliteOnly('an upload in a folder that went to the trash says so', async () => {
     const s = await start()
     await post(s, '/folders/1/folders', { name: 'F' })
     const folder = row<{ id: number }>(s, "select id from folders where name = 'F'")!.id
@@ -90,7 +94,7 @@ describe('the uploads table', () => {
     expect(await table(s)).toContain('<td>(in the trash)</td>')
   })
 
-  test('an upload that outlives UPLOAD_TTL_HOURS expires at start-up, frees its bytes and can be removed', async () => {
+  sqliteOnly('an upload that outlives UPLOAD_TTL_HOURS expires at start-up, frees its bytes and can be removed', async () => {
     const s = await start({ UPLOAD_TTL_HOURS: '1' })
     const { id } = await halfUpload(s, 'old.bin')
     expect(existsSync(stagingPath(s, id))).toBe(true)
@@ -107,7 +111,7 @@ describe('the uploads table', () => {
 })
 
 describe('cancelling an upload', () => {
-  test('htmx: the staged bytes are deleted at once, the state is cancelled, the table comes back with the message', async () => {
+  sqliteOnly('htmx: the staged bytes are deleted at once, the state is cancelled, the table comes back with the message', async () => {
     const s = await start()
     const { id, uuid, total, chunkSize } = await halfUpload(s, MARKUP_NAME)
     expect(existsSync(stagingPath(s, id))).toBe(true)
@@ -131,7 +135,7 @@ describe('cancelling an upload', () => {
     expect(uploadState(s, id)).toBe('cancelled')
   })
 
-  test('plain form: redirect to /uploads with the message', async () => {
+  sqliteOnly('plain form: redirect to /uploads with the message', async () => {
     const s = await start()
     const { id } = await halfUpload(s, 'plain.bin')
     const response = await post(s, `/uploads/${id}/cancel`)
@@ -143,7 +147,7 @@ describe('cancelling an upload', () => {
     expect(next.body).toContain('Cancelled “plain.bin”; its bytes are deleted.')
   })
 
-  test('cancelling twice is 409; an unknown or malformed id is 404; nothing changes', async () => {
+  sqliteOnly('cancelling twice is 409; an unknown or malformed id is 404; nothing changes', async () => {
     const s = await start()
     const { id } = await halfUpload(s, 'twice.bin')
     await post(s, `/uploads/${id}/cancel`)
@@ -158,7 +162,7 @@ describe('cancelling an upload', () => {
     expect(snapshot(s)).toEqual(before)
   })
 
-  test('a finished upload cannot be cancelled (409) and its file stays', async () => {
+  sqliteOnly('a finished upload cannot be cancelled (409) and its file stays', async () => {
     const s = await start()
     const file = await uploadFile(s, 'done.bin', randomData(100))
     const id = row<{ id: string }>(s, 'select id from uploads where file_id = ?', file.id)!.id
@@ -168,7 +172,7 @@ describe('cancelling an upload', () => {
     expect(snapshot(s)).toEqual(before)
   })
 
-  test('without a session 401, cross-site 403: the upload keeps receiving', async () => {
+  sqliteOnly('without a session 401, cross-site 403: the upload keeps receiving', async () => {
     const s = await start()
     const { id } = await halfUpload(s, 'keep.bin')
     const before = snapshot(s)
@@ -182,7 +186,7 @@ describe('cancelling an upload', () => {
 })
 
 describe('removing an upload from the list', () => {
-  test('a cancelled upload: htmx answer is the table without it', async () => {
+  sqliteOnly('a cancelled upload: htmx answer is the table without it', async () => {
     const s = await start()
     const { id } = await halfUpload(s, 'gone.bin')
     await post(s, `/uploads/${id}/cancel`)
@@ -197,7 +201,7 @@ describe('removing an upload from the list', () => {
     expect(activityRows(s, 'upload.remove')[0]!.target).toBe('gone.bin')
   })
 
-  test('a failed upload can be removed with a plain form', async () => {
+  sqliteOnly('a failed upload can be removed with a plain form', async () => {
     const s = await start()
     const { id } = await halfUpload(s, 'failed.bin')
     db(s).query("update uploads set state = 'failed', error = 'x' where id = ?").run(id)
@@ -209,7 +213,7 @@ describe('removing an upload from the list', () => {
     expect(existsSync(stagingPath(s, id))).toBe(false)
   })
 
-  test('an upload still receiving cannot be removed (409); an unknown one is 404', async () => {
+  sqliteOnly('an upload still receiving cannot be removed (409); an unknown one is 404', async () => {
     const s = await start()
     const { id } = await halfUpload(s, 'busy.bin')
     const before = snapshot(s)
@@ -222,7 +226,7 @@ describe('removing an upload from the list', () => {
 })
 
 describe('storage summary', () => {
-  test('shows bytes stored, saved by deduplication, staged, and the file count', async () => {
+  sqliteOnly('shows bytes stored, saved by deduplication, staged, and the file count', async () => {
     const s = await start()
     const data = randomData(10_000)
     await uploadFile(s, 'one.bin', data)

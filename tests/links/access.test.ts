@@ -1,4 +1,4 @@
-import { describe, expect, test } from 'bun:test'
+import { describe, expect } from 'bun:test'
 import { randomData } from '../helpers/data.ts'
 import { serverPerTest } from '../helpers/server.ts'
 import {
@@ -18,6 +18,10 @@ import {
   visit,
   type CreatedLink,
 } from './helpers.ts'
+import { sqliteTest } from '../helpers/backend.ts'
+
+// Some of these tests read or change rows with SQL through server.sqlite: they run on SQLite only.
+const test = sqliteTest('reads rows with SQL through server.sqlite')
 
 /**
  * Who gets in through a drop link: tokens, states (expired, switched off, deleted), link and

@@ -80,13 +80,7 @@ export async function editLink(server: TestServer, id: number, fields: Record<st
 }
 
 /** Creates a folder through the admin API and returns its id. */
-export async function makeFolder(server: TestServer, parentId: number, name: string): Promise<number> {
-  const response = await adminPost(server, `/folders/${parentId}/folders`, { name })
-  expect(response.status).toBe(303)
-  const row = one<{ id: number }>(server, 'select id from folders where parent_id = ? and name = ? and deleted_at is null', parentId, name)
-  expect(row).not.toBeNull()
-  return row!.id
-}
+export { makeFolder } from '../library/helpers.ts'
 
 /** A request as a visitor: no admin session, only the cookie given. */
 export function visit(server: TestServer, path: string, init: RequestInit & { cookie?: string } = {}) {

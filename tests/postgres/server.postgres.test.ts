@@ -8,6 +8,8 @@ import { randomData } from '../helpers/data.ts'
 import { describePostgres, freshDatabase } from '../helpers/postgres.ts'
 import { spawnServer, type ServerProcess } from '../helpers/processes.ts'
 import { login, TEST_PASSWORD } from '../helpers/server.ts'
+import { loadConfig } from '../../src/config.ts'
+import { startServer } from '../../src/server.ts'
 
 // DATABASE_URL, from the outside: `bun src/main.ts` as an operator starts it.
 
@@ -189,5 +191,18 @@ describePostgres('Dropfold on PostgreSQL (DATABASE_URL)', () => {
     expect(last.status).toBe(200)
     const status = (await last.json()) as { file: { url: string } }
     expect(await download(one, status.file.url)).toEqual(data)
+  })
+
+  test('a stopped server leaves no connection open to the database (pool, locks and listener closed)', async () => {
+    const db = await database()
+    const name = new URL(db.url).pathname.slice(1)
+    const sql = new SQL(process.env.TEST_DATABASE_URL!, { max: 1 })
+    cleanups.push(() => sql.close())
+    const sessions = async () => ((await sql`select count(*)::int as n from pg_stat_activity where datname = ${name}`) as { n: number }[])[0]!.n
+    const server = await startServer(loadConfig({ PORT: '0', HOST: '127.0.0.1', DATA_DIR: tempDir(), ADMIN_PASSWORD: TEST_PASSWORD, DATABASE_URL: db.url }), { log: () => {} })
+    // Running: the store's pool and the locker's session and listener are connected.
+    expect(await sessions()).toBeGreaterThanOrEqual(2)
+    await server.stop()
+    expect(await sessions()).toBe(0)
   })
 })

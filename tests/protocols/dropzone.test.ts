@@ -5,6 +5,10 @@ import { chunkFields, chunkOf, sendChunk } from '../helpers/dropzone-client.ts'
 import { inParallel, randomData, sha256, shuffled } from '../helpers/data.ts'
 import { blobPath, startTestServer, type TestServer } from '../helpers/server.ts'
 import { nodeFileSystem, type FileSystem } from '../../src/adapters/local-disk/file-system.ts'
+import { sqliteTest } from '../helpers/backend.ts'
+
+// The tests that read or change rows with SQL through server.sqlite run on SQLite only.
+const sqliteOnly = sqliteTest('reads rows with SQL through server.sqlite')
 
 let server: TestServer
 beforeEach(async () => {
@@ -133,7 +137,7 @@ async function uploadChunks(uuid: string, data: Uint8Array, chunkSize: number, o
 }
 
 describe('chunked uploads', () => {
-  test('40 chunks sent shuffled, 6 at a time, some twice, make a byte-identical file', async () => {
+  sqliteOnly('40 chunks sent shuffled, 6 at a time, some twice, make a byte-identical file', async () => {
     const chunkSize = 64 * 1024
     const data = randomData(40 * chunkSize - 1234)
     const order = shuffled([...Array(40).keys()], 7)
@@ -148,7 +152,7 @@ describe('chunked uploads', () => {
     expect(stagingFiles()).toEqual([])
   })
 
-  test('when the last chunks land at the same instant exactly one file is made', async () => {
+  sqliteOnly('when the last chunks land at the same instant exactly one file is made', async () => {
     const chunkSize = 64 * 1024
     const data = randomData(8 * chunkSize)
     await uploadChunks('race', data, chunkSize, [0, 1, 2, 3, 4, 5], 6)
@@ -192,7 +196,7 @@ describe('chunked uploads', () => {
     expect((await server.fetch('/upload/never-started')).status).toBe(404)
   })
 
-  test('two uploads of identical content share one blob', async () => {
+  sqliteOnly('two uploads of identical content share one blob', async () => {
     const data = randomData(200_000)
     await uploadChunks('copy-a', data, 64 * 1024, [0, 1, 2, 3], 2, 'a.bin')
     await uploadChunks('copy-b', data, 64 * 1024, [3, 2, 1, 0], 2, 'b.bin')
@@ -212,14 +216,14 @@ describe('chunked uploads', () => {
     expect(names).toEqual(['photo.tar.gz', 'photo (1).tar.gz', 'photo (2).tar.gz'])
   })
 
-  test('a file name that looks like a path is stored as its last component and never touches the disk layout', async () => {
+  sqliteOnly('a file name that looks like a path is stored as its last component and never touches the disk layout', async () => {
     const data = randomData(10)
     const result = await (await sendChunk(server, chunkFields('path-name', 10, 1000, 0), data, { fileName: '../../etc/passwd' })).json()
     expect(result.file.name).toBe('passwd')
     expect(readdirSync(server.dataDir).sort()).toEqual(['blobs', 'dropfold.lock', 'dropfold.reserve', 'dropfold.sqlite', 'dropfold.sqlite-shm', 'dropfold.sqlite-wal', 'staging'])
   })
 
-  test("a chunk is not recorded before its staging file's name is durable", async () => {
+  sqliteOnly("a chunk is not recorded before its staging file's name is durable", async () => {
     // A record committed first could be made durable by any other request's WAL sync; after a
     // power cut it would then count bytes in a file the directory had forgotten. The directory
     // sync is held back here (a gate in front of the real one) to see what is committed meanwhile.
@@ -240,7 +244,7 @@ describe('chunked uploads', () => {
     }, written.resolve)
   })
 
-  test("a chunk whose staging name cannot be synced fails only once its bytes have stopped arriving", async () => {
+  sqliteOnly("a chunk whose staging name cannot be synced fails only once its bytes have stopped arriving", async () => {
     // Until then the chunk is still being written: answering earlier would let a retry write the
     // same range at the same time, and settle the running hash under bytes still flowing into it.
     await withSyncNames(() => Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' })), async () => {
@@ -270,7 +274,7 @@ describe('chunked uploads', () => {
     expect(await download(result.file.url)).toEqual(new Uint8Array(0))
   })
 
-  test('a chunk for a completed upload is acknowledged with the stored file and changes nothing', async () => {
+  sqliteOnly('a chunk for a completed upload is acknowledged with the stored file and changes nothing', async () => {
     const data = randomData(2000)
     await uploadChunks('done', data, 1000, [0, 1], 1)
     const again = await sendChunk(server, chunkFields('done', 2000, 1000, 1), randomData(1000))
@@ -281,7 +285,7 @@ describe('chunked uploads', () => {
     expect(count('files')).toBe(1)
   })
 
-  test('uploads go into the folder named by the query or a form field', async () => {
+  sqliteOnly('uploads go into the folder named by the query or a form field', async () => {
     server.server.sqlite.$client.query("insert into folders (id, parent_id, name, created_at) values (2, 1, 'Inbox', 0)").run()
     const viaQuery = await (await sendChunk(server, chunkFields('q', 10, 1000, 0), randomData(10), { folder: 2 })).json()
     expect(viaQuery.file.folderId).toBe(2)
@@ -294,7 +298,7 @@ describe('files that arrive in one request', () => {
   const blobCount = () => count('blobs')
   const refCount = (hash: string) => (server.server.sqlite.$client.query('select ref_count from blobs where sha256 = ?').get(hash) as { ref_count: number } | null)?.ref_count
 
-  test('a one-chunk file whose bytes are stored already becomes a second file on the same blob, its bytes left as they were', async () => {
+  sqliteOnly('a one-chunk file whose bytes are stored already becomes a second file on the same blob, its bytes left as they were', async () => {
     const data = randomData(100_000)
     const first = await (await sendChunk(server, chunkFields('one-a', data.length, 1_000_000, 0), data, { fileName: 'a.bin' })).json()
     const blob = statSync(blobPath(server, sha256(data)))
@@ -311,7 +315,7 @@ describe('files that arrive in one request', () => {
     expect(count('upload_chunks')).toBe(0)
   })
 
-  test('the same one-chunk file sent four times at once is stored once, and every answer names that file', async () => {
+  sqliteOnly('the same one-chunk file sent four times at once is stored once, and every answer names that file', async () => {
     const data = randomData(50_000)
     const answers = await Promise.all([0, 1, 2, 3].map(() => sendChunk(server, chunkFields('four-at-once', data.length, 1_000_000, 0), data)))
     const bodies = await Promise.all(answers.map((r) => r.json()))
@@ -323,7 +327,7 @@ describe('files that arrive in one request', () => {
     expect(stagingFiles()).toEqual([])
   })
 
-  test('bytes the database counts but the disk lost are written again by the next upload of them', async () => {
+  sqliteOnly('bytes the database counts but the disk lost are written again by the next upload of them', async () => {
     const data = randomData(20_000)
     await sendChunk(server, chunkFields('lost-a', data.length, 1_000_000, 0), data)
     await Bun.file(blobPath(server, sha256(data))).delete()
@@ -333,7 +337,7 @@ describe('files that arrive in one request', () => {
     expect(refCount(sha256(data))).toBe(2)
   })
 
-  test.each([
+  sqliteOnly.each([
     ['one-chunk Dropzone upload', (data: Uint8Array) => sendChunk(server, chunkFields('stray', data.length, 1_000_000, 0), data)],
     ['chunked Dropzone upload', async (data: Uint8Array) => {
       await sendChunk(server, chunkFields('stray', data.length, 20_000, 1), chunkOf(data, 20_000, 1))
@@ -356,7 +360,7 @@ describe('files that arrive in one request', () => {
     expect(readFileSync(outside, 'utf8')).toBe('not the bytes this name promises')
   })
 
-  test('a one-chunk file that says it is longer or shorter than it is is refused and leaves nothing', async () => {
+  sqliteOnly('a one-chunk file that says it is longer or shorter than it is is refused and leaves nothing', async () => {
     const data = randomData(1000)
     for (const total of [999, 1001]) {
       const response = await sendChunk(server, chunkFields(`wrong-${total}`, total, 1_000_000, 0), data)
@@ -382,7 +386,7 @@ describe('every chunk is checked before anything is written', () => {
     return body
   }
 
-  test.each([
+  sqliteOnly.each([
     ['dzuuid', /dzuuid/],
     ['dzchunkindex', /Missing field dzchunkindex/],
     ['dztotalfilesize', /Missing field dztotalfilesize/],
@@ -395,7 +399,7 @@ describe('every chunk is checked before anything is written', () => {
     expect(stagingFiles()).toEqual([])
   })
 
-  test.each([
+  sqliteOnly.each([
     ['dzchunkindex', '-1'],
     ['dzchunkindex', 'one'],
     ['dztotalfilesize', '1e3'],
@@ -411,20 +415,20 @@ describe('every chunk is checked before anything is written', () => {
     await expectRefused({ ...valid, dzuuid: '../x' }, chunkOf(data, 1000, 1), 400, /dzuuid/)
   })
 
-  test('a chunk count that does not match the sizes is refused', async () => {
+  sqliteOnly('a chunk count that does not match the sizes is refused', async () => {
     await expectRefused({ ...valid, dztotalchunkcount: 4 }, chunkOf(data, 1000, 1), 400, /has 3 chunks, not 4/)
   })
 
-  test('an index at or past the chunk count is refused', async () => {
+  sqliteOnly('an index at or past the chunk count is refused', async () => {
     await expectRefused({ ...valid, dzchunkindex: 3, dzchunkbyteoffset: 3000 }, chunkOf(data, 1000, 1), 400, /not below the chunk count/)
   })
 
-  test('an offset other than index × chunk size is refused', async () => {
+  sqliteOnly('an offset other than index × chunk size is refused', async () => {
     await expectRefused({ ...valid, dzchunkbyteoffset: 999 }, chunkOf(data, 1000, 1), 400, /must start at byte 1000/)
     expect(count('uploads')).toBe(0)
   })
 
-  test('a chunk shorter or longer than it must be is refused and not recorded', async () => {
+  sqliteOnly('a chunk shorter or longer than it must be is refused and not recorded', async () => {
     await expectRefused(valid, data.subarray(0, 999), 400, /has 999 bytes; expected 1000/)
     await expectRefused(valid, data.subarray(0, 1001), 400, /longer than the 1000 bytes expected/)
     const last = chunkFields('checked', 2500, 1000, 2)
@@ -464,7 +468,7 @@ describe('every chunk is checked before anything is written', () => {
     expect(await download(status.file.url)).toEqual(data)
   })
 
-  test('a chunk whose connection drops mid-body is not recorded, and the chunk sent again completes the file', async () => {
+  sqliteOnly('a chunk whose connection drops mid-body is not recorded, and the chunk sent again completes the file', async () => {
     // Small requests are read whole before anything happens; this one never arrives whole.
     const request = multipart(chunkFields('dropped', 2500, 1000, 0), chunkOf(data, 1000, 0))
     await sendCutShort(server, request, request.body.length - 10)
@@ -485,7 +489,7 @@ describe('every chunk is checked before anything is written', () => {
     expect(await download(status.file.url)).toEqual(data)
   })
 
-  test('a file larger than the limit is refused at its first chunk', async () => {
+  sqliteOnly('a file larger than the limit is refused at its first chunk', async () => {
     await expectRefused(chunkFields('huge', 65 * 1024 * 1024, 1024 * 1024, 0), randomData(1024), 413, /limit is 67108864 bytes/)
     expect(count('uploads')).toBe(0)
   })
@@ -494,12 +498,12 @@ describe('every chunk is checked before anything is written', () => {
     await expectRefused(chunkFields('bigchunk', 4 * 1024 * 1024, 2 * 1024 * 1024, 0), randomData(1024), 413, /Chunks of 2097152 bytes are too large/)
   })
 
-  test('a request much longer than its declared chunk is refused from Content-Length before its bytes are read', async () => {
+  sqliteOnly('a request much longer than its declared chunk is refused from Content-Length before its bytes are read', async () => {
     await expectRefused(chunkFields('padded', 300_000, 1000, 0), randomData(200_000), 413, /larger than a 1000-byte chunk/)
     expect(count('uploads')).toBe(0)
   })
 
-  test('a request larger than the largest file is refused from Content-Length alone', async () => {
+  sqliteOnly('a request larger than the largest file is refused from Content-Length alone', async () => {
     // Only the head is sent: the answer must come without the server waiting for 65 MiB.
     const head = await rawRequestHead(server, [
       'POST /upload HTTP/1.1',
@@ -513,7 +517,7 @@ describe('every chunk is checked before anything is written', () => {
     expect(count('uploads')).toBe(0)
   })
 
-  test('an unknown folder is refused', async () => {
+  sqliteOnly('an unknown folder is refused', async () => {
     await expectRefused(valid, chunkOf(data, 1000, 1), 404, /Folder 99 does not exist/, { folder: 99 })
     await expectRefused({ ...valid, folder: 'abc' }, chunkOf(data, 1000, 1), 400, /folder must be a folder id/)
     expect(count('uploads')).toBe(0)
@@ -535,7 +539,7 @@ describe('every chunk is checked before anything is written', () => {
 })
 
 describe('disk space', () => {
-  test('an upload that would not fit is refused with 507 before any byte is written', async () => {
+  sqliteOnly('an upload that would not fit is refused with 507 before any byte is written', async () => {
     await server.stop()
     server = await startTestServer({ MIN_FREE_SPACE: '1000T' })
     const response = await sendChunk(server, chunkFields('nospace', 2000, 1000, 0), randomData(1000))
@@ -562,7 +566,7 @@ describe('plain multipart uploads', () => {
     expect(await download(body.files[1].url)).toEqual(b)
   })
 
-  test('a plain file over the size limit is refused and leaves nothing behind', async () => {
+  sqliteOnly('a plain file over the size limit is refused and leaves nothing behind', async () => {
     await server.stop()
     server = await startTestServer({ MAX_FILE_SIZE: '100K', CHUNK_SIZE: '64K', MAX_CHUNK_SIZE: '64K' })
     const form = new FormData()
@@ -574,7 +578,7 @@ describe('plain multipart uploads', () => {
     expect(stagingFiles()).toEqual([])
   })
 
-  test('a large plain file arrives intact, streamed to disk; one whose connection drops leaves no file and no staged bytes', async () => {
+  sqliteOnly('a large plain file arrives intact, streamed to disk; one whose connection drops leaves no file and no staged bytes', async () => {
     // Over 2 MiB: streamed, not read whole.
     const big = randomData(5 * 1024 * 1024 + 17)
     const form = new FormData()
@@ -589,7 +593,7 @@ describe('plain multipart uploads', () => {
     expect(stagingFiles()).toEqual([])
   })
 
-  test('a plain file whose length is not declared is cut off at the size limit', async () => {
+  sqliteOnly('a plain file whose length is not declared is cut off at the size limit', async () => {
     await server.stop()
     server = await startTestServer({ MAX_FILE_SIZE: '100K', CHUNK_SIZE: '64K', MAX_CHUNK_SIZE: '64K' })
     const boundary = 'dropfoldtestboundary'
@@ -612,13 +616,13 @@ describe('plain multipart uploads', () => {
 })
 
 describe('access', () => {
-  test('uploading needs the admin session', async () => {
+  sqliteOnly('uploading needs the admin session', async () => {
     const response = await sendChunk(server, chunkFields('anon', 10, 1000, 0), randomData(10), { headers: { cookie: 'dropfold_session=forged' } })
     expect(response.status).toBe(401)
     expect(count('uploads')).toBe(0)
   })
 
-  test('a cross-site upload is refused', async () => {
+  sqliteOnly('a cross-site upload is refused', async () => {
     const response = await sendChunk(server, chunkFields('csrf', 10, 1000, 0), randomData(10), { headers: { origin: 'https://evil.example' } })
     expect(response.status).toBe(403)
     expect(count('uploads')).toBe(0)

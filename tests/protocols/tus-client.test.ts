@@ -2,7 +2,7 @@
  * Dropfold's tus endpoint driven by the real tus-js-client (its Node build: node:http requests,
  * Buffer and Readable inputs), so what we test is what third-party tus clients actually send.
  */
-import { afterEach, beforeEach, describe, expect, test } from 'bun:test'
+import { afterEach, beforeEach, describe, expect } from 'bun:test'
 import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
@@ -10,6 +10,10 @@ import { Upload } from 'tus-js-client'
 import { randomData, sha256 } from '../helpers/data.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
 import { baseOptions, cuttingProxy, memoryUrlStorage, recordExchanges, run, settledOffset, tusHead, uploadIdOf, type TusExchange } from '../helpers/tus.ts'
+import { sqliteTest } from '../helpers/backend.ts'
+
+// Some of these tests read or change rows with SQL through server.sqlite: they run on SQLite only.
+const test = sqliteTest('reads rows with SQL through server.sqlite')
 
 const KiB = 1024
 const MiB = 1024 * KiB

@@ -4,6 +4,10 @@ import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { randomData, sha256 } from '../helpers/data.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
+import { sqliteTest } from '../helpers/backend.ts'
+
+// The tests that read or change rows with SQL through server.sqlite run on SQLite only.
+const sqliteOnly = sqliteTest('reads rows with SQL through server.sqlite')
 
 let server: TestServer
 beforeEach(async () => {
@@ -74,7 +78,7 @@ describe('discovery', () => {
     expect(response.headers.get('tus-checksum-algorithm')!.split(',')).toContain('sha256')
   })
 
-  test('a request without Tus-Resumable 1.0.0 is refused with 412 and the supported version', async () => {
+  sqliteOnly('a request without Tus-Resumable 1.0.0 is refused with 412 and the supported version', async () => {
     for (const headers of [{}, { 'tus-resumable': '0.2.2' }] as Record<string, string>[]) {
       const response = await server.fetch('/tus/', { method: 'POST', headers: { ...headers, 'upload-length': '1' } })
       expect(response.status).toBe(412)
@@ -85,7 +89,7 @@ describe('discovery', () => {
 })
 
 describe('creation and the core protocol', () => {
-  test('an upload created, sent in two PATCHes and finished becomes a file', async () => {
+  sqliteOnly('an upload created, sent in two PATCHes and finished becomes a file', async () => {
     const data = randomData(300_000)
     const response = await create({ 'upload-length': String(data.length), 'upload-metadata': metadata({ filename: 'clip.mov', filetype: 'video/quicktime' }) })
     expect(response.status).toBe(201)
@@ -115,7 +119,7 @@ describe('creation and the core protocol', () => {
     expect((await head(location)).headers.get('upload-offset')).toBe('300000')
   })
 
-  test('the finished file lands in the folder named by the metadata, deduplicated and named like any upload', async () => {
+  sqliteOnly('the finished file lands in the folder named by the metadata, deduplicated and named like any upload', async () => {
     db().query("insert into folders (id, parent_id, name, created_at) values (2, 1, 'Inbox', 0)").run()
     const data = randomData(1000)
     const names = []
@@ -132,7 +136,7 @@ describe('creation and the core protocol', () => {
     expect(db().query('select ref_count from blobs').all()).toEqual([{ ref_count: 2 }])
   })
 
-  test('creation-with-upload: the first bytes come with the POST', async () => {
+  sqliteOnly('creation-with-upload: the first bytes come with the POST', async () => {
     const data = randomData(5000)
     const response = await create(
       { 'upload-length': '5000', 'upload-metadata': metadata({ filename: 'a.bin' }), 'content-type': 'application/offset+octet-stream' },
@@ -145,12 +149,12 @@ describe('creation and the core protocol', () => {
     expect(await download((await storedFile(location))!.id)).toEqual(data)
   })
 
-  test('an empty file is complete as soon as it is created', async () => {
+  sqliteOnly('an empty file is complete as soon as it is created', async () => {
     const location = await createUpload(0, 'empty.txt')
     expect((await storedFile(location))!.sha256).toBe(sha256(new Uint8Array(0)))
   })
 
-  test.each([
+  sqliteOnly.each([
     [{ 'upload-metadata': metadata({ filename: 'x' }) }, 400, /Upload-Length or Upload-Defer-Length/],
     [{ 'upload-length': '10', 'upload-defer-length': '1', 'upload-metadata': metadata({ filename: 'x' }) }, 400, /either/],
     [{ 'upload-length': '-1', 'upload-metadata': metadata({ filename: 'x' }) }, 400, /Upload-Length must be a whole number/],
@@ -170,14 +174,14 @@ describe('creation and the core protocol', () => {
     expect(db().query('select count(*) as n from uploads').get()).toEqual({ n: 0 })
   })
 
-  test('a PATCH without the offset content type is refused with 415', async () => {
+  sqliteOnly('a PATCH without the offset content type is refused with 415', async () => {
     const location = await createUpload(10)
     const response = await patch(location, 0, randomData(10), { 'content-type': 'application/octet-stream' })
     expect(response.status).toBe(415)
     expect((await head(location)).headers.get('upload-offset')).toBe('0')
   })
 
-  test('a PATCH at the wrong offset is refused with 409 and writes nothing', async () => {
+  sqliteOnly('a PATCH at the wrong offset is refused with 409 and writes nothing', async () => {
     const data = randomData(100)
     const location = await createUpload(100)
     expect((await patch(location, 0, data.subarray(0, 40))).status).toBe(204)
@@ -189,7 +193,7 @@ describe('creation and the core protocol', () => {
     expect(await download((await storedFile(location))!.id)).toEqual(data)
   })
 
-  test('a PATCH without Upload-Offset is refused with 400', async () => {
+  sqliteOnly('a PATCH without Upload-Offset is refused with 400', async () => {
     const location = await createUpload(10)
     const response = await server.fetch(location, {
       method: 'PATCH',
@@ -199,20 +203,20 @@ describe('creation and the core protocol', () => {
     expect(response.status).toBe(400)
   })
 
-  test('a PATCH with more bytes than the upload has left is refused with 413', async () => {
+  sqliteOnly('a PATCH with more bytes than the upload has left is refused with 413', async () => {
     const location = await createUpload(10)
     expect((await patch(location, 0, randomData(11))).status).toBe(413)
     expect((await head(location)).headers.get('upload-offset')).toBe('0')
   })
 
-  test('unknown uploads are 404', async () => {
+  sqliteOnly('unknown uploads are 404', async () => {
     for (const path of ['/tus/0123456789abcdef0123456789abcdef', '/tus/nope', '/tus/..%2f..%2fetc']) {
       expect((await head(path)).status).toBe(404)
       expect((await patch(path, 0, 'x')).status).toBe(404)
     }
   })
 
-  test('X-HTTP-Method-Override lets POST act as PATCH, HEAD or DELETE', async () => {
+  sqliteOnly('X-HTTP-Method-Override lets POST act as PATCH, HEAD or DELETE', async () => {
     const data = randomData(20)
     const location = await createUpload(20)
     const patched = await server.fetch(location, {
@@ -228,14 +232,14 @@ describe('creation and the core protocol', () => {
     expect((await head(location)).status).toBe(410)
   })
 
-  test('tus needs the admin session', async () => {
+  sqliteOnly('tus needs the admin session', async () => {
     const response = await fetch(`${server.url}/tus/`, { method: 'POST', headers: { ...TUS, 'upload-length': '1', 'upload-metadata': metadata({ filename: 'x' }) } })
     expect(response.status).toBe(401)
   })
 })
 
 describe('deferred length', () => {
-  test('the length can be given with a later PATCH', async () => {
+  sqliteOnly('the length can be given with a later PATCH', async () => {
     const data = randomData(3000)
     const location = await createUpload(null)
     const first = await head(location)
@@ -246,7 +250,7 @@ describe('deferred length', () => {
     expect(await download((await storedFile(location))!.id)).toEqual(data)
   })
 
-  test('a length smaller than what was received, or a second different length, is refused', async () => {
+  sqliteOnly('a length smaller than what was received, or a second different length, is refused', async () => {
     const location = await createUpload(null)
     expect((await patch(location, 0, randomData(100))).status).toBe(204)
     expect((await patch(location, 100, randomData(1), { 'upload-length': '50' })).status).toBe(400)
@@ -259,7 +263,7 @@ describe('deferred length', () => {
 describe('checksums', () => {
   const digest = (algorithm: string, bytes: Uint8Array) => createHash(algorithm).update(bytes).digest('base64')
 
-  test.each(['sha1', 'sha256', 'md5', 'sha512'])('a PATCH with a correct %s checksum is accepted', async (algorithm) => {
+  sqliteOnly.each(['sha1', 'sha256', 'md5', 'sha512'])('a PATCH with a correct %s checksum is accepted', async (algorithm) => {
     const data = randomData(5000)
     const location = await createUpload(5000)
     const response = await patch(location, 0, data, { 'upload-checksum': `${algorithm} ${digest(algorithm, data)}` })
@@ -267,7 +271,7 @@ describe('checksums', () => {
     expect(await download((await storedFile(location))!.id)).toEqual(data)
   })
 
-  test('a checksum mismatch is refused with 460 and the bytes are discarded', async () => {
+  sqliteOnly('a checksum mismatch is refused with 460 and the bytes are discarded', async () => {
     const data = randomData(5000)
     const location = await createUpload(5000)
     expect((await patch(location, 0, data.subarray(0, 1000))).status).toBe(204)
@@ -280,7 +284,7 @@ describe('checksums', () => {
     expect(await download((await storedFile(location))!.id)).toEqual(data)
   })
 
-  test('an unsupported checksum algorithm is refused with 400', async () => {
+  sqliteOnly('an unsupported checksum algorithm is refused with 400', async () => {
     const location = await createUpload(10)
     expect((await patch(location, 0, randomData(10), { 'upload-checksum': 'crc32 AAAA' })).status).toBe(400)
     expect((await head(location)).headers.get('upload-offset')).toBe('0')
@@ -288,7 +292,7 @@ describe('checksums', () => {
 })
 
 describe('termination and expiry', () => {
-  test('DELETE terminates an upload and frees its bytes at once', async () => {
+  sqliteOnly('DELETE terminates an upload and frees its bytes at once', async () => {
     const location = await createUpload(1000)
     expect((await patch(location, 0, randomData(500))).status).toBe(204)
     expect(stagingFiles()).toHaveLength(1)
@@ -299,7 +303,7 @@ describe('termination and expiry', () => {
     expect((await patch(location, 500, randomData(500))).status).toBe(410)
   })
 
-  test('an expired upload answers 410', async () => {
+  sqliteOnly('an expired upload answers 410', async () => {
     await server.stop()
     server = await startTestServer({ UPLOAD_TTL_HOURS: '1' })
     const location = await createUpload(1000)
@@ -314,7 +318,7 @@ describe('termination and expiry', () => {
 })
 
 describe('concatenation', () => {
-  test('partial uploads are assembled, in order, into the final file', async () => {
+  sqliteOnly('partial uploads are assembled, in order, into the final file', async () => {
     const data = randomData(250_000)
     const pieces = [data.subarray(0, 100_000), data.subarray(100_000, 100_001), data.subarray(100_001)]
     const partials: string[] = []
@@ -345,7 +349,7 @@ describe('concatenation', () => {
     expect((await patch(location, 250_000, new Uint8Array(1))).status).toBe(403)
   })
 
-  test('a final upload of unfinished or foreign partials is refused', async () => {
+  sqliteOnly('a final upload of unfinished or foreign partials is refused', async () => {
     const partial = (await create({ 'upload-length': '10', 'upload-concat': 'partial' })).headers.get('location')!
     const unfinished = await create({ 'upload-concat': `final;${partial}`, 'upload-metadata': metadata({ filename: 'x' }) })
     expect(unfinished.status).toBe(400)
@@ -361,7 +365,7 @@ describe('concatenation', () => {
 })
 
 describe('concurrency and interruption', () => {
-  test('a second PATCH while one is writing is refused with 423, never interleaved', async () => {
+  sqliteOnly('a second PATCH while one is writing is refused with 423, never interleaved', async () => {
     const data = randomData(200_000)
     const location = await createUpload(data.length)
     const { promise: firstBytesSent, resolve: sentFirstBytes } = Promise.withResolvers<void>()
@@ -393,7 +397,7 @@ describe('concurrency and interruption', () => {
     expect(await download((await storedFile(location))!.id)).toEqual(data)
   })
 
-  test('an interrupted PATCH keeps every byte that reached the disk, and the client continues from there', async () => {
+  sqliteOnly('an interrupted PATCH keeps every byte that reached the disk, and the client continues from there', async () => {
     const data = randomData(2_000_000)
     const location = await createUpload(data.length)
     const { hostname, port } = new URL(server.url)
@@ -429,14 +433,14 @@ describe('concurrency and interruption', () => {
 })
 
 describe('CORS', () => {
-  test('is off by default', async () => {
+  sqliteOnly('is off by default', async () => {
     const response = await fetch(`${server.url}/tus/`, { method: 'OPTIONS', headers: { origin: 'https://app.example', 'access-control-request-method': 'POST' } })
     expect(response.headers.get('access-control-allow-origin')).toBeNull()
     const post = await create({ origin: 'https://app.example', 'upload-length': '1', 'upload-metadata': metadata({ filename: 'x' }) })
     expect(post.status).toBe(403)
   })
 
-  test('allowed origins get preflight answers and can read the tus headers', async () => {
+  sqliteOnly('allowed origins get preflight answers and can read the tus headers', async () => {
     await server.stop()
     server = await startTestServer({ TUS_CORS_ORIGINS: 'https://app.example' })
     const preflight = await fetch(`${server.url}/tus/`, {

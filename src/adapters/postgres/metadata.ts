@@ -113,7 +113,8 @@ function activityLog(q: Q): ActivityLog {
         .orderBy(desc(activity.id))
         .limit(query.limit)
     },
-    actions: async () => (await q.selectDistinct({ action: activity.action }).from(activity).orderBy(bytewise(activity.action))).map((r) => r.action),
+    // Grouped, not DISTINCT: PostgreSQL orders a DISTINCT only by what it selects, and the byte order is an expression.
+    actions: async () => (await q.select({ action: activity.action }).from(activity).groupBy(activity.action).orderBy(bytewise(activity.action))).map((r) => r.action),
   }
 }
 
