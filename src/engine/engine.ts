@@ -252,10 +252,12 @@ export class UploadEngine extends EngineParts {
   }
 
   /** A retry of bytes we already hold: acknowledged without touching them again. */
-  private async acknowledgeHeld(current: Upload, body: AsyncIterable<Uint8Array>): Promise<Upload> {
+  private async acknowledgeHeld(read: Upload, body: AsyncIterable<Uint8Array>): Promise<Upload> {
     await drain(body)
+    // Read again: the request that recorded these bytes may have claimed the finalisation since.
+    const current = await this.current(read.id)
     const done = current.state === 'finalizing' || current.state === 'complete'
-    if (current.state === 'finalizing') await this.finalization.resumeFinalization(current.id)
+    if (current.state === 'finalizing') await this.finalization.awaitFinalization(current.id)
     // Recorded by another request, maybe not yet on disk.
     if (done) await this.store.durable()
     else await this.acknowledgeable(current.id)

@@ -36,9 +36,23 @@ export class Finalization {
   /** Runs the one finalisation of an upload whose chunks are all here; others wait for it. */
   async finalize(uploadId: string, claimed = false): Promise<Upload> {
     if (claimed || (await this.parts.store.uploads.claimFinalization(uploadId, this.parts.deps.clock(), this.parts.lease()))) return this.startFinalization(uploadId)
-    const row = await this.resumeFinalization(uploadId)
+    const row = await this.awaitFinalization(uploadId)
     await this.parts.store.durable()
     return row
+  }
+
+  /**
+   * The upload once its finalisation has ended, wherever it runs: joins the one running here,
+   * takes over one whose lease lapsed, or watches the row while another instance holds the lease
+   * (a chunk sent twice is answered with the file, not with 'finalizing'). Bounded by the lease:
+   * an instance that stops lets its lease lapse, and this one then takes the finalisation over.
+   */
+  async awaitFinalization(uploadId: string): Promise<Upload> {
+    for (let waitMs = 5; ; waitMs = Math.min(waitMs * 2, 250)) {
+      const upload = await this.resumeFinalization(uploadId)
+      if (upload.state !== 'finalizing') return upload
+      await Bun.sleep(waitMs)
+    }
   }
 
 

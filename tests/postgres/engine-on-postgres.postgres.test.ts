@@ -119,4 +119,26 @@ describePostgres('the engine on PostgreSQL, two instances', () => {
     const done = await a.engine.write(upload, 0, (async function* () { yield data.subarray(0, chunkBytes) })())
     expect({ state: done.state, sha256: done.sha256 }).toEqual({ state: 'complete', sha256: sha256(data) })
   })
+  test("an upload's last chunk sent to both instances at once: both answers name the finished file", async () => {
+    const [a, b] = await Promise.all([instance('a'), instance('b')])
+    const chunkBytes = 64 * 1024
+    for (let round = 0; round < 20; round++) {
+      const data = randomData(chunkBytes * 3 + 500)
+      const spec = { protocol: 'dropzone' as const, owner: 'admin', clientKey: `last-${round}`, folderId: 1, fileName: `last-${round}.bin`, totalBytes: data.length, chunkBytes, chunkCount: 4, clientAddress: null }
+      const send = async ({ engine }: Instance, index: number) => {
+        const started = await engine.begin(spec)
+        const bytes = data.subarray(index * chunkBytes, (index + 1) * chunkBytes)
+        return engine.status((await engine.write(started, index * chunkBytes, (async function* () { yield bytes })())).id)
+      }
+      for (const index of [0, 1, 2]) await send(a, index)
+      // Each is answered with the file, wherever it is made, or refused 423 while the other
+      // writes the chunk (the client retries): never 'finalizing', which a client reads as done.
+      const settled = await Promise.allSettled([send(a, 3), send(b, 3)])
+      const answers = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []))
+      const refusals = settled.flatMap((s) => (s.status === 'rejected' ? [(s.reason as { kind?: string }).kind] : []))
+      expect(answers.map((answer) => answer.state)).toEqual(answers.map(() => 'complete'))
+      expect(refusals).toEqual(refusals.map(() => 'busy'))
+      await expectOneFile(answers, data, `last-${round}.bin`, a)
+    }
+  })
 })
