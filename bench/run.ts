@@ -9,6 +9,7 @@ import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from 'nod
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
+import { clusterReport, measureClusterRows, selectedClusterRows, stopClusterRows, type ClusterResult } from './cluster.ts'
 import { CLK_TCK, cpuTicks } from './process-cpu.ts'
 
 const ROOT = resolve(import.meta.dir, '..')
@@ -105,6 +106,7 @@ async function startServer(key: Key, cmd: string[], dir: string, ready: RegExp, 
 
 async function stopAll() {
   for (const client of clients) client.kill('SIGKILL')
+  await stopClusterRows()
   await Promise.all(
     [...servers.values()].map(async ({ proc }) => {
       if (proc.exitCode !== null || proc.signalCode !== null) return
@@ -390,36 +392,46 @@ async function freeBytes(path: string): Promise<number> {
   return Number(lines.at(-1)!.trim().split(/\s+/)[3]) * 1024
 }
 
-/** The memory row: makes the big random file (only if the disk has room), uploads it once per server, deletes it. */
-async function measureBig(group: Group, cookie: string) {
+/**
+ * Writes a fresh random file of BENCH_BIG_SIZE bytes for a memory row, only if the disk has room
+ * for it and two copies (Dropfold's stored one and a reference's); null, with the reason among
+ * the notes under the table, when not.
+ */
+async function makeBigFile(label: string): Promise<{ file: string; sha: string; remove(): Promise<void> } | null> {
   const free = await freeBytes(tmpRoot)
-  // At most three copies at once: the file itself, Dropfold's stored copy and the naive server's
-  // copy (deleted after its check); plus headroom, as Dropfold refuses uploads that would leave
-  // less than MIN_FREE_SPACE (256 MiB) free.
+  // Plus headroom, as Dropfold refuses uploads that would leave less than MIN_FREE_SPACE (256 MiB) free.
   const needed = 3 * BIG_SIZE + 512 * MiB
   if (free < needed) {
-    const why = `${group.label} skipped: ${fmt(free / GiB)} GiB free in ${tmpRoot}, it needs ${fmt(needed / GiB)} GiB (3 × ${sizeText(BIG_SIZE)} + 512 MiB); set BENCH_BIG_SIZE lower or free some space.`
+    const why = `${label} skipped: ${fmt(free / GiB)} GiB free in ${tmpRoot}, it needs ${fmt(needed / GiB)} GiB (3 × ${sizeText(BIG_SIZE)} + 512 MiB); set BENCH_BIG_SIZE lower or free some space.`
     skipped.push(why)
     process.stderr.write(`  ${why}\n`)
-    return
+    return null
   }
   const file = join(tmpRoot, 'big.bin')
+  const remove = () => rm(file, { force: true })
+  process.stderr.write(`  writing ${sizeText(BIG_SIZE)} of random bytes for "${label}" (${fmt(free / GiB)} GiB free)... `)
+  const started = performance.now()
   try {
-    process.stderr.write(`  ${group.id.padEnd(11)} writing ${sizeText(BIG_SIZE)} of random bytes (${fmt(free / GiB)} GiB free)... `)
-    const started = performance.now()
-    let sha: string
-    try {
-      sha = await createTestFile(file, BIG_SIZE)
-    } catch (error) {
-      const why = `${group.label} skipped: writing its file failed: ${String((error as Error).message ?? error).slice(0, 160)}`
-      skipped.push(why)
-      process.stderr.write(`failed\n  ${why}\n`)
-      return
-    }
+    const sha = await createTestFile(file, BIG_SIZE)
     process.stderr.write(`${fmt((performance.now() - started) / 1000)} s\n`)
-    await measureGroup(group, cookie, { file, size: BIG_SIZE, sha })
+    return { file, sha, remove }
+  } catch (error) {
+    await remove()
+    const why = `${label} skipped: writing its file failed: ${String((error as Error).message ?? error).slice(0, 160)}`
+    skipped.push(why)
+    process.stderr.write(`failed\n  ${why}\n`)
+    return null
+  }
+}
+
+/** The memory row: makes the big random file (only if the disk has room), uploads it once per server, deletes it. */
+async function measureBig(group: Group, cookie: string) {
+  const big = await makeBigFile(group.label)
+  if (!big) return
+  try {
+    await measureGroup(group, cookie, { file: big.file, size: BIG_SIZE, sha: big.sha })
   } finally {
-    await rm(file, { force: true })
+    await big.remove()
   }
 }
 
@@ -594,6 +606,12 @@ async function main() {
     else await measureGroup(group, cookie, { file: testFile, size: SIZE, sha: fileSha })
   }
 
+  // Issue 15's rows (opt-in): PostgreSQL, one and three instances, nginx; a SQLite instance beside them.
+  const clusterResults: ClusterResult[] = await measureClusterRows(
+    { runClient, tmpRoot, testFile, size: SIZE, sha: fileSha, runs: RUNS, bigSize: BIG_SIZE, makeBigFile, notes: skipped },
+    selectedClusterRows(ONLY),
+  )
+
   // Outside all measurements: download one tus-stored file through Dropfold and check it end to end.
   let downloadCheck = 'not run'
   {
@@ -715,6 +733,8 @@ async function main() {
       (over.length ? `; over: ${over.map((x) => `${x.id} ${fmt(x.peak / MB, 0)} MB`).join(', ')}` : '') +
       ` | ${mark(peaks.length ? maxPeak < 200 * MB : null)} |`,
   )
+  p()
+  lines.push(...clusterReport(clusterResults))
   console.log(lines.join('\n'))
 }
 

@@ -94,6 +94,8 @@ export interface Cluster {
   logged(which: (entry: AccessLogEntry) => boolean, count: number, timeoutMs?: number): Promise<AccessLogEntry[]>
   /** nginx's error log so far. */
   errorLog(): string
+  /** nginx's master process (its worker is a child of it), for the benchmark's CPU figures. */
+  nginxPid: number
   stop(): Promise<void>
 }
 
@@ -178,6 +180,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
         }
       },
       errorLog: () => readFileSync(join(prefix, 'error.log'), 'utf8'),
+      nginxPid: nginx.pid,
       stop,
     }
   } catch (error) {
@@ -297,6 +300,7 @@ async function startNginx(prefix: string, upstreams: string[], accessLogPath: st
     if (ready) {
       return {
         url,
+        pid: proc.pid,
         async stop() {
           process.off('exit', stopOnExit)
           // SIGTERM, not SIGKILL: the master then stops its workers too.
