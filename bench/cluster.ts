@@ -81,6 +81,8 @@ interface Totals {
   statementWal: number
   wal: number
   rchar: number
+  /** The same per instance, in the order of the setup's pids. */
+  rcharEach: number[]
   peak: number
   /** Calls per statement text (PostgreSQL, one instance reached directly): where the round trips go. */
   byQuery: Map<string, number>
@@ -299,7 +301,7 @@ export async function measureClusterRows(ctx: ClusterContext, selected: Set<stri
       const runs = row.big ? 1 : ctx.runs
       const totals = new Map<SetupId, Totals>()
       for (const id of row.setups) {
-        totals.set(id, { rates: [], ok: 0, corrupt: 0, bytes: 0, uploads: 0, chunks: 0, instanceTicks: 0, nginxTicks: 0, pgTicks: 0, statements: 0, rows: 0, statementWal: 0, wal: 0, rchar: 0, peak: 0, byQuery: new Map() })
+        totals.set(id, { rates: [], ok: 0, corrupt: 0, bytes: 0, uploads: 0, chunks: 0, instanceTicks: 0, nginxTicks: 0, pgTicks: 0, statements: 0, rows: 0, statementWal: 0, wal: 0, rchar: 0, rcharEach: [], peak: 0, byQuery: new Map() })
         resetPeaks(setups.get(id)!.pids)
       }
       for (let run = 0; run < runs; run++) {
@@ -311,7 +313,7 @@ export async function measureClusterRows(ctx: ClusterContext, selected: Set<stri
           const database = 'pg' in setup.database ? setup.database.pg : null
           const first = row.mode === 'dz-small' ? smallWindow(database ?? 'sqlite', input.size) : undefined
           const before = {
-            instance: ticksOf(setup.pids), nginx: treeTicks(setup.nginxPid), pg: treeTicks(pg.postmaster), rchar: rcharOf(setup.pids),
+            instance: ticksOf(setup.pids), nginx: treeTicks(setup.nginxPid), pg: treeTicks(pg.postmaster), rchar: setup.pids.map((pid) => rcharOf([pid])),
             counters: database ? await pgCounters(pg, database) : null,
             calls: id === 'pg-1' ? await callsByQuery(pg, 'bench_one') : null,
           }
@@ -323,7 +325,11 @@ export async function measureClusterRows(ctx: ClusterContext, selected: Set<stri
             t.instanceTicks += ticksOf(setup.pids) - before.instance
             t.nginxTicks += treeTicks(setup.nginxPid) - before.nginx
             t.pgTicks += treeTicks(pg.postmaster) - before.pg
-            t.rchar += rcharOf(setup.pids) - before.rchar
+            setup.pids.forEach((pid, i) => {
+              const read = rcharOf([pid]) - before.rchar[i]!
+              t.rchar += read
+              t.rcharEach[i] = (t.rcharEach[i] ?? 0) + read
+            })
             if (database && before.counters) {
               const after = await pgCounters(pg, database)
               t.statements += after.statements - before.counters.statements
@@ -405,7 +411,7 @@ export function clusterReport(results: ClusterResult[]): string[] {
       `${perGiB(t.instanceTicks)} | ${r.setup.endsWith('nginx') ? perGiB(t.nginxTicks) : ''} | ${pgSetup ? perGiB(t.pgTicks) : ''} | ` +
       `${small ? `${perUpload(t.instanceTicks)} / ${r.setup.endsWith('nginx') ? perUpload(t.nginxTicks) : '–'} / ${pgSetup ? perUpload(t.pgTicks) : '–'}` : ''} | ` +
       `${pgSetup ? fmt(t.statements / t.chunks, 2) : ''} | ${pgSetup ? fmt(t.rows / t.chunks, 2) : ''} | ` +
-      `${pgSetup ? `${fmt(t.statementWal / t.uploads / 1024)} / ${fmt(t.wal / t.uploads / 1024)}` : ''} | ${fmt(t.rchar / t.uploads / MB, 2)} MB | ${fmt(t.peak / MB, 0)} | ${check} |`)
+      `${pgSetup ? `${fmt(t.statementWal / t.uploads / 1024)} / ${fmt(t.wal / t.uploads / 1024)}` : ''} | ${fmt(t.rchar / t.uploads / MB, 2)} MB${t.rcharEach.length > 1 ? ` (${t.rcharEach.map((x) => fmt(x / t.uploads / MB, 0)).join(' + ')})` : ''} | ${fmt(t.peak / MB, 0)} | ${check} |`)
   }
   p()
   for (const r of results.filter((x) => x.setup === 'pg-1' && x.totals.byQuery.size > 0)) {
