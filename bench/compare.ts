@@ -1,7 +1,8 @@
 // `bun bench/compare.ts old-1.md old-2.md -- new-1.md new-2.md`: compares Dropfold's rows of
 // `npm run bench` tables from two revisions run alternately in one session (bench/README.md,
 // "Comparing two revisions"). Per row: the median over each side's files of the server's
-// CPU s/GiB (ms/request for the listing) and of the throughput, and new ÷ old for both. CPU is
+// CPU s/GiB (ms/request for the listing) and of the throughput, and new ÷ old for both (the
+// median of the pairs' ratios when the files pair up, old i with new i). CPU is
 // the steady figure on a shared machine; a row whose CPU is more than 10% above the old one's
 // is marked.
 
@@ -47,7 +48,10 @@ const read = async (paths: string[]) => Promise.all(paths.map(async (path) => pa
 const olds = await read(args.slice(0, split))
 const news = await read(args.slice(split + 1))
 
-console.log(`| row | old CPU | new CPU | new ÷ old CPU | old throughput | new throughput | new ÷ old throughput | within ${MARGIN * 100}% |`)
+// With as many old tables as new ones, old i and new i are a pair (run back to back): the ratio
+// is the median of the pairs' ratios, each pair's shown; otherwise the ratio of the medians.
+const paired = olds.length === news.length
+console.log(`| row | old CPU | new CPU | new ÷ old CPU${paired ? ' (per pair)' : ''} | old throughput | new throughput | new ÷ old throughput${paired ? ' (per pair)' : ''} | within ${MARGIN * 100}% |`)
 console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |')
 for (const label of new Set([...olds, ...news].flatMap((m) => [...m.keys()]))) {
   const side = (maps: Map<string, Cells>[]) => maps.map((m) => m.get(label)).filter((c): c is Cells => c !== undefined)
@@ -55,10 +59,15 @@ for (const label of new Set([...olds, ...news].flatMap((m) => [...m.keys()]))) {
   if (o.length === 0 || n.length === 0) continue
   const cpu = [median(o.map((c) => c.cpu)), median(n.map((c) => c.cpu))] as const
   const tp = [median(o.map((c) => c.throughput)), median(n.map((c) => c.throughput))] as const
-  const cpuRatio = cpu[1] / cpu[0]
   // Throughput as "how much better": for ms rows old ÷ new, so > 1 is better on every row.
-  const tpRatio = o[0]!.lowerIsBetter ? tp[0] / tp[1] : tp[1] / tp[0]
+  const better = (oldTp: number, newTp: number) => (o[0]!.lowerIsBetter ? oldTp / newTp : newTp / oldTp)
+  const pairs = paired && o.length === olds.length && n.length === news.length ? o.map((old, i) => ({ cpu: n[i]!.cpu / old.cpu, tp: better(old.throughput, n[i]!.throughput) })) : null
+  const cpuRatio = pairs ? median(pairs.map((x) => x.cpu)) : cpu[1] / cpu[0]
+  const tpRatio = pairs ? median(pairs.map((x) => x.tp)) : better(tp[0], tp[1])
+  const each = (xs: number[]) => (pairs ? ` (${xs.map((x) => fmt(x)).join(', ')})` : '')
   const verdict = !Number.isFinite(cpuRatio) ? '—' : cpuRatio <= 1 + MARGIN ? 'yes' : `**no** (CPU +${fmt((cpuRatio - 1) * 100, 0)}%)`
-  console.log(`| ${label} | ${fmt(cpu[0])} | ${fmt(cpu[1])} | ${fmt(cpuRatio)}× | ${fmt(tp[0], 1)} | ${fmt(tp[1], 1)} | ${fmt(tpRatio)}× | ${verdict} |`)
+  console.log(
+    `| ${label} | ${fmt(cpu[0])} | ${fmt(cpu[1])} | ${fmt(cpuRatio)}×${each(pairs?.map((x) => x.cpu) ?? [])} | ${fmt(tp[0], 1)} | ${fmt(tp[1], 1)} | ${fmt(tpRatio)}×${each(pairs?.map((x) => x.tp) ?? [])} | ${verdict} |`,
+  )
 }
-console.log(`\n${olds.length} old and ${news.length} new tables; medians per side. CPU: server CPU s/GiB (ms per request for the listing), lower is better; throughput ratio > 1 is better (for the listing, old ms ÷ new ms).`)
+console.log(`\n${olds.length} old and ${news.length} new tables; CPU and throughput columns: medians per side; ratios: ${paired ? 'median of the pairs (old i, new i)' : 'of the medians'}. CPU: server CPU s/GiB (ms per request for the listing), lower is better; throughput ratio > 1 is better (for the listing, old ms ÷ new ms).`)
