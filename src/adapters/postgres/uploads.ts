@@ -112,12 +112,6 @@ export function uploadRecords(q: Q, alone: boolean): UploadRecords {
           .returning({ id: uploads.id }),
       )
     },
-    async setWholeSize(uploadId, sizeBytes) {
-      await q
-        .update(uploads)
-        .set({ totalBytes: sizeBytes, chunkBytes: Math.max(sizeBytes, 1), lengthDeferred: false })
-        .where(byId(uploadId))
-    },
     async markPartialComplete(uploadId, now) {
       return changed(
         await q

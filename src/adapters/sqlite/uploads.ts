@@ -280,13 +280,6 @@ export function markPartialComplete(db: Db, uploadId: string, now: number): bool
   return changes(statement.run({ uploadId, now })) === 1
 }
 
-export function setPlainUploadSize(db: Db, uploadId: string, sizeBytes: number) {
-  db.update(uploads)
-    .set({ totalBytes: sizeBytes, chunkBytes: Math.max(sizeBytes, 1), lengthDeferred: false })
-    .where(eq(uploads.id, uploadId))
-    .run()
-}
-
 export function uploadsInState(db: Db, state: UploadState): UploadRow[] {
   return db.select().from(uploads).where(eq(uploads.state, state)).all()
 }
