@@ -6,7 +6,7 @@ import type { TestServer } from './server.ts'
  * network does.
  */
 export async function sendCutShort(
-  server: TestServer,
+  server: Pick<TestServer, 'url' | 'cookie'>,
   { body, contentType, path = '/upload' }: { body: Uint8Array; contentType: string; path?: string },
   sent: number,
   dropWhen: () => Promise<unknown> = () => Bun.sleep(200),
