@@ -111,6 +111,16 @@ describe('several files in one plain multipart request', () => {
     expect(fileCount()).toBe(3)
   })
 
+  test('an empty file among files streamed to disk is stored with them', async () => {
+    server = await startTestServer()
+    const big = randomData(2.5 * 1024 * 1024)
+    const response = await server.fetch('/upload', { method: 'POST', body: form([['big.bin', big], ['empty.txt', new Uint8Array(0)]]) })
+    expect(response.status).toBe(200)
+    const { files } = await response.json()
+    expect(files.map((f: { name: string; sizeBytes: number }) => [f.name, f.sizeBytes])).toEqual([['big.bin', big.length], ['empty.txt', 0]])
+    expect(readdirSync(join(server.dataDir, 'staging'))).toEqual([])
+  })
+
   test('requests racing for a link’s last places each store both their files or neither', async () => {
     server = await startTestServer()
     const link = await createLink(server, { maxFiles: '5' })
