@@ -1,4 +1,4 @@
-import { CreateBucketCommand } from '@aws-sdk/client-s3'
+import { CreateBucketCommand, ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3'
 import { randomBytes } from 'node:crypto'
 import { s3Client, type S3Settings } from '../../src/adapters/s3/index.ts'
 import { describeNeeding, type Service } from '../helpers/services.ts'
@@ -28,3 +28,16 @@ export async function freshBucket(): Promise<S3Settings> {
   client.destroy()
   return settings
 }
+
+/** Every object and multipart upload in the bucket: what the owner pays for. */
+export async function billable(settings: S3Settings): Promise<string[]> {
+  const client = s3Client(settings)
+  try {
+    const objects = await client.send(new ListObjectsV2Command({ Bucket: settings.bucket }))
+    const uploads = await client.send(new ListMultipartUploadsCommand({ Bucket: settings.bucket }))
+    return [...(objects.Contents ?? []).map((object) => object.Key!), ...(uploads.Uploads ?? []).map((upload) => `${upload.Key} (multipart upload)`)]
+  } finally {
+    client.destroy()
+  }
+}
+
