@@ -4,6 +4,8 @@
 #   eval "$(.ci/services/ceph.sh start)"     starts one; exports TEST_S3_ENDPOINT, TEST_S3_ACCESS_KEY_ID,
 #                                            TEST_S3_SECRET_ACCESS_KEY, TEST_S3_REGION and CEPH_TEST_DIR
 #   .ci/services/ceph.sh stop "$CEPH_TEST_DIR" stops it and removes its directory
+#   .ci/services/ceph.sh gateway-stop|gateway-start "$CEPH_TEST_DIR"
+#                                            kills just radosgw (as a crash would) / starts it again
 # One monitor, one manager, one OSD keeping its objects in memory (memstore), radosgw (beast) on
 # 127.0.0.1; authentication off inside the cluster (S3 requests are still signed and checked),
 # every pool one replica. Installs the Debian packages when they are missing. Each start gets
@@ -13,6 +15,7 @@ set -Eeuo pipefail
 # What the OSD may hold in memory at most (memstore): objects of the tests, deleted as they go.
 CEPH_MEMSTORE_BYTES=${CEPH_MEMSTORE_BYTES:-$((8 * 1024 * 1024 * 1024))}
 BOOT_SECONDS=${CEPH_BOOT_SECONDS:-120}
+MAKING=() # the pool-making jobs running in the background
 
 install_packages() {
   command -v radosgw >/dev/null && command -v ceph-mon >/dev/null && command -v ceph-osd >/dev/null &&
@@ -61,6 +64,7 @@ start() {
 
 on_failure() {
   local dir=$1
+  [ ${#MAKING[@]} -gt 0 ] && kill "${MAKING[@]}" 2>/dev/null
   echo "ceph.sh: start failed; the last lines of the logs in $dir:" >&2
   tail -n 15 "$dir"/log/*.log >&2 2>/dev/null || true
   stop "$dir"
@@ -128,14 +132,14 @@ EOF
   # radosgw makes its bucket pools on first use, each taking seconds to become usable: made
   # now, side by side, they come up while radosgw boots, and a suite's first bucket, put and
   # multipart upload need not wait for them.
-  local pool making=()
+  local pool
   for pool in default.rgw.buckets.index default.rgw.buckets.data default.rgw.buckets.non-ec; do
-    { ceph osd pool create "$pool" && ceph osd pool application enable "$pool" rgw; } >/dev/null 2>&1 &
-    making+=($!)
+    ceph --connect-timeout 30 osd pool create "$pool" >/dev/null 2>&1 &
+    MAKING+=($!)
   done
   daemon radosgw -n client.rgw.a
   await "radosgw on 127.0.0.1:$rgw_port" curl -sf -o /dev/null "http://127.0.0.1:$rgw_port/"
-  for pid in "${making[@]}"; do wait "$pid"; done
+  for pid in "${MAKING[@]}"; do wait "$pid"; done
 
   access_key=DROPFOLD$(random_hex 6 | tr a-f A-F)
   secret_key=$(random_hex 20)
@@ -174,6 +178,24 @@ stop() {
   rm -rf "$dir"
 }
 
+# For tests of a store that goes away: stops just radosgw (at once, as a crash would) ...
+gateway_stop() {
+  local dir=${1:?the cluster directory (CEPH_TEST_DIR)} pid
+  pid=$(cat "$dir/run/client.rgw.a.pid" 2>/dev/null) || return 0
+  kill -9 "$pid" 2>/dev/null || true
+  local deadline=$((SECONDS + 10))
+  while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+}
+
+# ... and starts it again on the same port, returning once it answers.
+gateway_start() {
+  local dir=${1:?the cluster directory (CEPH_TEST_DIR)} port
+  export CEPH_CONF=$dir/ceph.conf CEPH_TEST_DIR_LOG=$dir/log/daemons.out
+  port=$(sed -n 's/^rgw frontends = beast endpoint=127.0.0.1:\([0-9]*\).*/\1/p' "$CEPH_CONF")
+  daemon radosgw -n client.rgw.a
+  await "radosgw on 127.0.0.1:$port" curl -sf -o /dev/null "http://127.0.0.1:$port/"
+}
+
 run() {
   local exports
   exports=$(start) # on its own line, so that a failed start stops here (set -e) rather than running CMD without a cluster
@@ -186,5 +208,7 @@ case "${1:-}" in
   start) start ;;
   run) shift; run "$@" ;;
   stop) stop "${2:-}" ;;
-  *) echo "usage: $0 run CMD... | start | stop DIR" >&2; exit 2 ;;
+  gateway-stop) gateway_stop "${2:-}" ;;
+  gateway-start) gateway_start "${2:-}" ;;
+  *) echo "usage: $0 run CMD... | start | stop DIR | gateway-stop DIR | gateway-start DIR" >&2; exit 2 ;;
 esac
