@@ -131,15 +131,13 @@ function parseS3(get: (name: string) => string | undefined): S3Settings {
     if (value === undefined) throw new ConfigError(`STORAGE=s3 needs ${name}`)
     return value
   }
-  const endpoint = get('S3_ENDPOINT') ?? null
-  if (endpoint !== null) {
-    let url: URL | null = null
-    try {
-      url = new URL(endpoint)
-    } catch {}
-    if (!url || !/^https?:$/.test(url.protocol) || url.username || url.password || url.search || url.hash) {
-      throw new ConfigError(`S3_ENDPOINT must be a URL such as https://s3.example.com or http://127.0.0.1:7480, got "${endpoint}"`)
-    }
+  const endpoint = required('S3_ENDPOINT')
+  let url: URL | null = null
+  try {
+    url = new URL(endpoint)
+  } catch {}
+  if (!url || !/^https?:$/.test(url.protocol) || url.username || url.password || url.search || url.hash) {
+    throw new ConfigError(`S3_ENDPOINT must be a URL such as https://s3.eu-west-1.amazonaws.com or http://127.0.0.1:7480, got "${endpoint}"`)
   }
   const bucket = required('S3_BUCKET')
   if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket) || bucket.includes('..')) {
@@ -156,8 +154,8 @@ function parseS3(get: (name: string) => string | undefined): S3Settings {
     region: get('S3_REGION') ?? 'us-east-1',
     accessKeyId: required('S3_ACCESS_KEY_ID'),
     secretAccessKey: required('S3_SECRET_ACCESS_KEY'),
-    // Path style is what self-hosted stores answer without DNS set up for every bucket; Amazon S3 prefers host names.
-    forcePathStyle: parseBoolean(get('S3_FORCE_PATH_STYLE') ?? String(endpoint !== null), 'S3_FORCE_PATH_STYLE'),
+    // Path style is what self-hosted stores answer without DNS set up for every bucket (Amazon S3 takes both).
+    forcePathStyle: parseBoolean(get('S3_FORCE_PATH_STYLE') ?? 'true', 'S3_FORCE_PATH_STYLE'),
     prefix: prefix === '' ? '' : `${prefix}/`,
   }
 }

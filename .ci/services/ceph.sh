@@ -115,6 +115,10 @@ mgr initial modules =
 [client.rgw.a]
 rgw data = $dir/rgw/\$name
 rgw frontends = beast endpoint=127.0.0.1:$rgw_port tcp_nodelay=1
+# Deleted objects' data is freed by garbage collection, by default hours later: in memory, the
+# tests' deleted files would pile up. Half a minute still lets a read under way finish.
+rgw gc obj min wait = 30
+rgw gc processor period = 15
 EOF
   ceph-authtool --create-keyring "$dir/keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null
   monmaptool --create --fsid "$fsid" --addv a "[v2:127.0.0.1:$mon_port]" "$dir/monmap" >/dev/null

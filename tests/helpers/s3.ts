@@ -54,7 +54,7 @@ export function testS3Settings(bucket: string, overrides: Partial<S3Settings> = 
 export function s3Env(settings: S3Settings): Record<string, string> {
   return {
     STORAGE: 's3',
-    ...(settings.endpoint ? { S3_ENDPOINT: settings.endpoint } : {}),
+    S3_ENDPOINT: settings.endpoint,
     S3_BUCKET: settings.bucket,
     S3_REGION: settings.region,
     S3_ACCESS_KEY_ID: settings.accessKeyId,

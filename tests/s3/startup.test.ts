@@ -65,6 +65,7 @@ const S3_OK_SHAPE = {
 describe('STORAGE=s3: settings refused before anything is asked of the store', () => {
   const cases: [string, Record<string, string>, string][] = [
     ['an unknown STORAGE', { STORAGE: 'nfs' }, 'STORAGE must be local or s3, got "nfs"'],
+    ['no endpoint', { ...S3_OK_SHAPE, S3_ENDPOINT: '' }, 'STORAGE=s3 needs S3_ENDPOINT'],
     ['no bucket', { ...S3_OK_SHAPE, S3_BUCKET: '' }, 'STORAGE=s3 needs S3_BUCKET'],
     ['no access key', { ...S3_OK_SHAPE, S3_ACCESS_KEY_ID: '' }, 'STORAGE=s3 needs S3_ACCESS_KEY_ID'],
     ['no secret key', { ...S3_OK_SHAPE, S3_SECRET_ACCESS_KEY: '' }, 'STORAGE=s3 needs S3_SECRET_ACCESS_KEY'],

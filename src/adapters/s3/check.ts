@@ -78,7 +78,7 @@ function explain(error: unknown, doing: string, settings: S3Settings): string {
   }
   if (status === undefined) {
     const why = code ?? name ?? 'no answer'
-    return `cannot reach the endpoint${settings.endpoint ? ` ${settings.endpoint}` : ''} (${why}); check S3_ENDPOINT and that the store is running`
+    return `cannot reach the endpoint ${settings.endpoint} (${why}); check S3_ENDPOINT and that the store is running`
   }
   if (status === 404) return `the bucket "${settings.bucket}" does not exist (S3_BUCKET), or S3_ENDPOINT is not an S3 service`
   if (status === 403) return `the store refused to ${doing} an object (HTTP 403${name ? ` ${name}` : ''}); check S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY`

@@ -2,8 +2,8 @@ import { S3Client } from '@aws-sdk/client-s3'
 
 /** Where and how Dropfold keeps its bytes in an S3-compatible bucket (STORAGE=s3). */
 export interface S3Settings {
-  /** The service's URL (Ceph RGW, MinIO, R2, …); null: Amazon S3 itself, chosen by `region`. */
-  endpoint: string | null
+  /** The service's URL: Ceph RGW, MinIO, R2, … or Amazon S3's (https://s3.<region>.amazonaws.com). */
+  endpoint: string
   bucket: string
   region: string
   accessKeyId: string
@@ -28,7 +28,7 @@ export const S3_MAX_ATTEMPTS = 4
  */
 export function makeS3Client(settings: S3Settings, options: { maxAttempts?: number } = {}): S3Client {
   return new S3Client({
-    ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
+    endpoint: settings.endpoint,
     region: settings.region,
     forcePathStyle: settings.forcePathStyle,
     credentials: { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey },
@@ -47,5 +47,5 @@ export function redactSecret(text: string, settings: Pick<S3Settings, 'secretAcc
 
 /** "s3://bucket/prefix" on "endpoint": where the files are, for messages (no credentials). */
 export function s3Location(settings: S3Settings): string {
-  return `s3://${settings.bucket}/${settings.prefix}${settings.endpoint ? ` at ${settings.endpoint}` : ` (Amazon S3, ${settings.region})`}`
+  return `s3://${settings.bucket}/${settings.prefix} at ${settings.endpoint}`
 }
