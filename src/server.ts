@@ -26,7 +26,7 @@ import { StartupError } from './startup-error.ts'
 import type { BlobStore } from './ports/blobs.ts'
 import type { SpaceGauge, Staging } from './ports/staging.ts'
 import { checkS3 } from './adapters/s3/check.ts'
-import type { S3Settings } from './adapters/s3/settings.ts'
+import { openS3Storage } from './adapters/s3/index.ts'
 
 export type Log = (message: string, context?: Record<string, unknown>) => void
 
@@ -100,13 +100,9 @@ interface Storage {
   close(): Promise<void>
 }
 
-type OpenS3Storage = (settings: S3Settings, log: Log) => Promise<Storage>
-
 async function openStorage(config: Config, log: Log, fileSystem?: FileSystem): Promise<Storage> {
   if (config.s3) {
-    // TODO(integrator): a static import once src/adapters/s3/index.ts (branch s3adapter) is merged.
-    const adapter = (await import('./adapters/s3/index.ts' as string)) as { openS3Storage: OpenS3Storage }
-    return adapter.openS3Storage(config.s3, log)
+    return openS3Storage(config.s3, log)
   }
   const staging = new LocalStaging(join(config.dataDir, 'staging'), fileSystem)
   const blobs = new LocalBlobStore(join(config.dataDir, 'blobs'), staging, log, fileSystem)

@@ -107,9 +107,7 @@ describeS3('STORAGE=s3 against a real store: the start-up check', () => {
     return printed
   }
 
-  // TODO(s3infra): unconditional once branch s3adapter (src/adapters/s3/index.ts) is merged.
-  const withAdapter = existsSync(new URL('../../src/adapters/s3/index.ts', import.meta.url)) ? test : test.skip
-  withAdapter('starts with good settings, leaves no probe object behind, and prints no secret', async () => {
+  test('starts with good settings, leaves no probe object behind, and prints no secret', async () => {
     const target = await bucket()
     const child = spawned({ DATA_DIR: tempDir(), ...s3Env({ ...target.settings, prefix: 'team/dropfold/' }) })
     const url = await child.started
