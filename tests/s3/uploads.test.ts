@@ -1,24 +1,24 @@
 import { afterEach, beforeEach, expect, test } from 'bun:test'
-import type { S3Settings } from '../../src/adapters/s3/index.ts'
 import { inParallel, randomData, sha256, shuffled } from '../helpers/data.ts'
 import { chunkFields, chunkOf, sendChunk } from '../helpers/dropzone-client.ts'
-import type { TestServer } from '../helpers/server.ts'
-import { billable, describeS3, freshBucket } from './ceph.ts'
-import { startS3Server } from './server.ts'
+import { describeS3, freshBucket, s3Env, type TestBucket } from '../helpers/s3.ts'
+import { startTestServer, type TestServer } from '../helpers/server.ts'
+import { billable } from './billable.ts'
 
 const MiB = 1024 * 1024
 const TUS = { 'tus-resumable': '1.0.0' }
 
-let settings: S3Settings
+let bucket: TestBucket
 let server: TestServer
 
 describeS3('uploads through HTTP with files in S3', () => {
   beforeEach(async () => {
-    settings = await freshBucket()
-    server = await startS3Server(settings)
+    bucket = await freshBucket()
+    server = await startTestServer(s3Env(bucket.settings))
   })
   afterEach(async () => {
     await server.stop()
+    await bucket.drop()
   })
 
   /** Sends every chunk, several at once and in shuffled order; returns the file id the last answer names. */
@@ -43,7 +43,7 @@ describeS3('uploads through HTTP with files in S3', () => {
   }
 
   /** What the bucket holds besides blobs and their objects: staging, pieces, open multipart uploads. */
-  const leftOver = async () => (await billable(settings)).filter((name) => !/^(blobs\/[0-9a-f]{64}|objects\/[a-z0-9]+)$/.test(name))
+  const leftOver = async () => (await billable(bucket)).filter((name) => !/^(blobs\/[0-9a-f]{64}|objects\/[a-z0-9]+)$/.test(name))
 
   test('Dropzone chunks smaller than a part, sent at once and out of order, become the file, served whole and in ranges', async () => {
     const data = randomData(11 * MiB + 4321)
@@ -61,11 +61,11 @@ describeS3('uploads through HTTP with files in S3', () => {
     const data = randomData(2 * 8 * MiB + 99)
     const first = await dropzone('big-chunks', data, 8 * MiB)
     expect(sha256((await download(first)).bytes)).toBe(sha256(data))
-    const objects = await billable(settings)
+    const objects = await billable(bucket)
     expect(objects).toHaveLength(2) // the blob's pointer and its object
     const second = await dropzone('same-again', data, 8 * MiB)
     expect(second).not.toBe(first)
-    expect(await billable(settings)).toEqual(objects)
+    expect(await billable(bucket)).toEqual(objects)
     expect(sha256((await download(second)).bytes)).toBe(sha256(data))
   })
 
