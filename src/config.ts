@@ -1,5 +1,6 @@
 import { resolve } from 'node:path'
 import { BlockList, isIPv4, isIPv6 } from 'node:net'
+import type { S3Settings } from './adapters/s3/settings.ts'
 
 /**
  * Which X-Forwarded-For entries to believe: none (`false`), the n-th from the right (n proxies
@@ -46,6 +47,10 @@ export interface Config {
   trashRetentionDays: number
   /** Origins whose pages may call the tus endpoint (CORS); empty: same origin only. */
   tusCorsOrigins: string[]
+  /** Where uploads in progress and finished files live: DATA_DIR (`local`) or an S3-compatible bucket. */
+  storage: 'local' | 's3'
+  /** The bucket's settings when `storage` is `s3`, else null. Holds the secret key: never log it. */
+  s3: S3Settings | null
 }
 
 export class ConfigError extends Error {}
@@ -119,6 +124,47 @@ function parseOrigins(text: string): string[] {
   return origins
 }
 
+/** The S3_* settings, checked for what can be checked without asking the store (check.ts does the rest at start-up). */
+function parseS3(get: (name: string) => string | undefined): S3Settings {
+  const required = (name: string) => {
+    const value = get(name)
+    if (value === undefined) throw new ConfigError(`STORAGE=s3 needs ${name}`)
+    return value
+  }
+  const endpoint = required('S3_ENDPOINT')
+  let url: URL | null = null
+  try {
+    url = new URL(endpoint)
+  } catch {}
+  if (!url || !/^https?:$/.test(url.protocol) || url.username || url.password || url.search || url.hash) {
+    throw new ConfigError(`S3_ENDPOINT must be a URL such as https://s3.eu-west-1.amazonaws.com or http://127.0.0.1:7480, got "${endpoint}"`)
+  }
+  const bucket = required('S3_BUCKET')
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket) || bucket.includes('..')) {
+    throw new ConfigError(`S3_BUCKET must be a bucket name (3 to 63 lower-case letters, digits, dots and hyphens), got "${bucket}"`)
+  }
+  const prefix = (get('S3_PREFIX') ?? '').replace(/^\/+|\/+$/g, '')
+  const badPart = (part: string) => part === '' || part === '.' || part === '..' || /[\x00-\x1f\x7f\\]/.test(part)
+  if (prefix !== '' && prefix.split('/').some(badPart)) {
+    throw new ConfigError(`S3_PREFIX must be a path such as dropfold or teams/dropfold, got "${get('S3_PREFIX')}"`)
+  }
+  return {
+    endpoint,
+    bucket,
+    region: get('S3_REGION') ?? 'us-east-1',
+    accessKeyId: required('S3_ACCESS_KEY_ID'),
+    secretAccessKey: required('S3_SECRET_ACCESS_KEY'),
+    // Path style is what self-hosted stores answer without DNS set up for every bucket (Amazon S3 takes both).
+    forcePathStyle: parseBoolean(get('S3_FORCE_PATH_STYLE') ?? 'true', 'S3_FORCE_PATH_STYLE'),
+    prefix: prefix === '' ? '' : `${prefix}/`,
+  }
+}
+
+function parseStorage(text: string): Config['storage'] {
+  if (text === 'local' || text === 's3') return text
+  throw new ConfigError(`STORAGE must be local or s3, got "${text}"`)
+}
+
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const get = (name: string) => {
     const value = env[name]?.trim()
@@ -144,7 +190,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     secureCookies: parseBoolean(get('SECURE_COOKIES') ?? 'false', 'SECURE_COOKIES'),
     tusCorsOrigins: parseOrigins(get('TUS_CORS_ORIGINS') ?? ''),
     trashRetentionDays: parseInteger(get('TRASH_RETENTION_DAYS') ?? '30', 'TRASH_RETENTION_DAYS', 0, 36_500),
+    storage: parseStorage(get('STORAGE') ?? 'local'),
+    s3: null,
   }
+  if (config.storage === 's3') config.s3 = parseS3(get)
   if (config.adminPassword !== null && config.adminPassword.length < 8) {
     throw new ConfigError('ADMIN_PASSWORD must be at least 8 characters')
   }

@@ -23,6 +23,10 @@ import type { FileSystem } from './adapters/local-disk/file-system.ts'
 import { LocalBlobStore, LocalStaging } from './adapters/local-disk/local-disk.ts'
 import { SpaceReserve } from './storage/reserve.ts'
 import { StartupError } from './startup-error.ts'
+import type { BlobStore } from './ports/blobs.ts'
+import type { SpaceGauge, Staging } from './ports/staging.ts'
+import { checkS3 } from './adapters/s3/check.ts'
+import { openS3Storage } from './adapters/s3/index.ts'
 
 export type Log = (message: string, context?: Record<string, unknown>) => void
 
@@ -58,18 +62,52 @@ export class PortInUse extends StartupError {
  * Without DATABASE_URL: SQLite in DATA_DIR, and this server alone on it (StartupError when
  * another holds the data directory). With it: PostgreSQL, shared with any number of instances on
  * the same DATA_DIR. A taken port, or a database that cannot be reached, is a StartupError.
+ * With STORAGE=s3, uploads and files live in the bucket (checked first: S3Unusable when it
+ * cannot be used), and DATA_DIR holds only the SQLite database, if that.
  */
 export async function startServer(config: Config, options: StartOptions = {}) {
-  mkdirSync(config.dataDir, { recursive: true })
   const log = options.log ?? consoleLog
   const clock = options.clock ?? Date.now
+  // Before anything else: a bucket that cannot be used stops the start with nothing to undo.
+  if (config.s3) await checkS3(config.s3)
+  if (usesDataDir(config)) mkdirSync(config.dataDir, { recursive: true })
   const backend = config.databaseUrl === null ? openSqlite(config, clock, options) : await openPostgresBackend(config.databaseUrl, clock, log)
+  let storage: Storage
   try {
-    return await serve(config, backend, log, clock, options.testHooks?.fileSystem)
+    storage = await openStorage(config, log, options.testHooks?.fileSystem)
   } catch (error) {
     await backend.close()
     throw error
   }
+  try {
+    return await serve(config, backend, storage, log, clock)
+  } catch (error) {
+    await storage.close()
+    await backend.close()
+    throw error
+  }
+}
+
+/** DATA_DIR holds the SQLite database, the local storage, or both; on PostgreSQL and S3 nothing. */
+const usesDataDir = (config: Config) => config.databaseUrl === null || config.storage === 'local'
+
+/** Where uploads in progress (staging) and finished files (blobs) are kept. */
+interface Storage {
+  staging: Staging
+  blobs: BlobStore
+  /** How much room there is for uploads; none on an object store, which does not fill up. */
+  space?: SpaceGauge
+  close(): Promise<void>
+}
+
+async function openStorage(config: Config, log: Log, fileSystem?: FileSystem): Promise<Storage> {
+  if (config.s3) {
+    return openS3Storage(config.s3, log)
+  }
+  const staging = new LocalStaging(join(config.dataDir, 'staging'), fileSystem)
+  const blobs = new LocalBlobStore(join(config.dataDir, 'blobs'), staging, log, fileSystem)
+  await Promise.all([staging.init(), blobs.init()])
+  return { staging, blobs, space: staging, close: async () => {} }
 }
 
 /** What the server remembers, and how its instances agree, on one kind of database. */
@@ -141,27 +179,25 @@ async function openPostgresBackend(url: string, clock: () => number, log: Log): 
   }
 }
 
-async function serve(config: Config, backend: Backend, log: Log, clock: () => number, fileSystem?: FileSystem) {
+async function serve(config: Config, backend: Backend, storage: Storage, log: Log, clock: () => number) {
   const { store, locker } = backend
-  const staging = new LocalStaging(join(config.dataDir, 'staging'), fileSystem)
-  const blobs = new LocalBlobStore(join(config.dataDir, 'blobs'), staging, log, fileSystem)
-  await Promise.all([staging.init(), blobs.init()])
-  const engine = new UploadEngine({ store, config, staging, blobs, space: staging, locker, clock, log })
+  const { staging, blobs, space } = storage
+  const engine = new UploadEngine({ store, config, staging, blobs, space, locker, clock, log })
   // Alone on the data (SQLite's lock), every lease is stale; sharing it, only lapsed ones are.
   await engine.recover({ sole: backend.sole })
-  const reserve = new SpaceReserve(config.dataDir, log)
+  const reserve = usesDataDir(config) ? new SpaceReserve(config.dataDir, log) : null
   const housekeeping = async () => {
     await engine.resumeFinalizations()
     await engine.expireStale()
     await engine.purgeTrash(clock() - config.trashRetentionDays * 86_400_000)
-    await reserve.refill()
+    await reserve?.refill()
   }
   await housekeeping()
   const password = await settleAdminPassword(store, config)
   const passwordChecks = new PasswordChecks(backend.attempts)
-  const app = createApp({ config, store, engine, blobs, space: staging, clock, log, passwordChecks })
+  const app = createApp({ config, store, engine, blobs, space, clock, log, passwordChecks })
   app.onRequest(({ request }) => {
-    if (request.method !== 'GET' && request.method !== 'HEAD') reserve.releaseIfFull()
+    if (request.method !== 'GET' && request.method !== 'HEAD') reserve?.releaseIfFull()
   })
   listen(app, config)
   // Elected through the database: with several instances on it, one of them runs it each interval.
@@ -181,6 +217,8 @@ async function serve(config: Config, backend: Backend, log: Log, clock: () => nu
     },
     /** Which database the server runs on. */
     backend: backend.sqlite ? ('sqlite' as const) : ('postgres' as const),
+    /** Where it keeps uploads and files. */
+    storage: config.storage,
     engine,
     generatedPassword: password.generated,
     /**
@@ -192,7 +230,11 @@ async function serve(config: Config, backend: Backend, log: Log, clock: () => nu
       await app.stop(true)
       await housekeepingStopped
       await engine.settle()
-      await backend.close()
+      try {
+        await storage.close()
+      } finally {
+        await backend.close()
+      }
     },
   }
 }

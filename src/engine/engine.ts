@@ -209,7 +209,7 @@ export class UploadEngine extends EngineParts {
       // The upload's staging must be durable before any record of bytes in it is committed
       // (another request's WAL sync may make that record durable at any moment): begun while the
       // bytes are written.
-      const named = whole ? undefined : this.deps.staging.begin(upload.id)
+      const named = whole ? undefined : this.deps.staging.begin(upload.id, { totalBytes: upload.totalBytes, maxBytes: upload.totalBytes, chunkBytes: upload.chunkBytes })
       // A chunk is all or nothing: bytes of an interrupted chunk are simply not recorded.
       const writing = this.track(upload.id, this.deps.staging.write(upload.id, offset, tap.body, expected, { whole })).catch((error) => {
         throw diskError(unwrap(error))
@@ -337,7 +337,7 @@ export class UploadEngine extends EngineParts {
     }, admit)
     // A whole file's one write begins its staging: nothing about it is acknowledged before it is stored.
     if (isWholeBody(upload)) return upload
-    await this.deps.staging.begin(upload.id)
+    await this.deps.staging.begin(upload.id, { totalBytes: spec.totalBytes, maxBytes: spec.totalBytes ?? this.deps.config.maxFileBytes })
     if (spec.totalBytes === 0) await this.completeStream(upload.id)
     // The client may send its bytes much later: the new staging file must outlive a crash.
     return this.acknowledgeStream(upload.id)
@@ -449,6 +449,7 @@ export class UploadEngine extends EngineParts {
           throw new DomainError('gone', `Partial upload ${part.id} was already used by another final upload`)
         }
         const row = (await this.store.uploads.find(upload.id))!
+        await this.deps.staging.seal(part.id, part.totalBytes)
         await this.appendAt(row, offset, this.deps.staging.read(part.id, 0, part.totalBytes))
         offset += part.totalBytes
       }

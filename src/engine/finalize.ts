@@ -131,6 +131,7 @@ export class Finalization {
         if (stagedSize !== upload.totalBytes) {
           throw new DomainError('failed', `Staged file has ${stagedSize} bytes; expected ${upload.totalBytes}`)
         }
+        await staging.seal(uploadId, upload.totalBytes)
         sha256 = digest ??= await this.parts.hashes.digest(uploadId, upload.totalBytes)
       }
       const hash = sha256

@@ -17,7 +17,9 @@ interface State {
  * that finalising a large file does not have to read it all again. It reads back from the
  * staging file (recently written, so usually from the page cache) only bytes that are recorded,
  * and recorded bytes never change. After a restart the state is gone and `digest` simply
- * hashes the whole file.
+ * hashes the whole file. A staging that cannot be read before it is sealed (an object store's
+ * multipart upload) is not read on the way: `digest`, after the seal, reads once what the hash
+ * did not see go by.
  */
 export class RunningHashes {
   private readonly states = new Map<string, State>()
@@ -47,6 +49,7 @@ export class RunningHashes {
 
   /** Hashes, in the background, whatever of [0, prefix) is not hashed yet. */
   advance(uploadId: string, prefix: number) {
+    if (!this.staging.readsUnsealed) return
     const state = this.state(uploadId)
     state.queued++
     state.chain = state.chain.then(() => this.hashUpTo(uploadId, state, prefix)).finally(() => state.queued--)
@@ -109,7 +112,7 @@ export class RunningHashes {
     }
   }
 
-  /** The hash of all `totalBytes` bytes: finishes from wherever the running hash got to. */
+  /** The hash of all `totalBytes` bytes, once sealed: finishes from wherever the running hash got to. */
   async digest(uploadId: string, totalBytes: number): Promise<string> {
     const state = this.state(uploadId)
     state.chain = state.chain.then(() => this.hashUpTo(uploadId, state, totalBytes))

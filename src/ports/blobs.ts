@@ -20,7 +20,10 @@ export interface BlobStore {
    * at most a copy no row refers to.
    */
   write(sha256: string, bytes: Uint8Array, vouched: boolean): Promise<void>
-  /** The bytes [start, end) of a blob, ready to be a response body. */
-  body(sha256: string, start: number, end: number): Blob
+  /**
+   * The bytes [start, end) of a blob, ready to be a response body: streamed from the store as the
+   * client reads them (an object store answers with a ranged GET), never held whole in memory.
+   */
+  body(sha256: string, start: number, end: number): Promise<Blob | ReadableStream<Uint8Array>>
   remove(sha256: string): Promise<void>
 }

@@ -7,9 +7,11 @@ export interface Staging {
   /**
    * Begins an upload's staging, empty, or leaves it as it is when begun already. Durable once it
    * resolves: after a crash the upload's staging is still there (with what was written to it
-   * durably). Cheap when called again for the same upload.
+   * durably). Cheap when called again for the same upload. `layout` (taken from the first begin)
+   * lets an object store choose its part size; without it, a default fits files of any size the
+   * adapter accepts.
    */
-  begin(uploadId: string): Promise<void>
+  begin(uploadId: string, layout?: StagingLayout): Promise<void>
   /**
    * Streams `body` into the upload's staging from byte `offset` and makes it durable before
    * resolving to the number of bytes written. A body longer than `maxBytes` is an error. When the
@@ -21,7 +23,20 @@ export interface Staging {
    */
   write(uploadId: string, offset: number, body: AsyncIterable<Uint8Array>, maxBytes: number, options?: { whole?: boolean }): Promise<number>
   /**
-   * The staged bytes [start, end), in order; rejects if the staging ends before `end`. With
+   * Completes the staging of an upload whose `totalBytes` bytes are all written: afterwards
+   * `read` works everywhere and nothing more is written. Again on a sealed upload: nothing.
+   * Rejects with a DomainError 'failed' when it finds bytes missing (the local disk does nothing
+   * here, and cannot tell a hole from zeros).
+   */
+  seal(uploadId: string, totalBytes: number): Promise<void>
+  /**
+   * Whether `read` works before `seal` (the local disk). An object store cannot read an
+   * unfinished multipart upload: its running hash is then finished from the sealed bytes.
+   */
+  readonly readsUnsealed: boolean
+  /**
+   * The staged bytes [start, end), in order (of a sealed upload, unless `readsUnsealed`); rejects
+   * if the staging ends before `end`. With
    * `borrowed`, a piece is valid only until the next one is asked for (its memory is reused):
    * cheaper for a consumer that is done with each piece at once, such as a hash.
    */
@@ -32,6 +47,16 @@ export interface Staging {
   list(): Promise<string[]>
   /** Drops an upload's staging (nothing if there is none). */
   remove(uploadId: string): Promise<void>
+}
+
+/** What an upload's staging will hold, as far as known when it begins. */
+export interface StagingLayout {
+  /** The upload's exact size, when known. */
+  totalBytes: number | null
+  /** What it may grow to at most when its size is not known yet. */
+  maxBytes: number
+  /** The protocol's chunk size, when chunks are written at multiples of it (Dropzone). */
+  chunkBytes?: number
 }
 
 /**

@@ -21,7 +21,7 @@ export function previewKind(mimeType: string): 'image' | 'video' | 'audio' | 'pd
  * A stored file as an HTTP response: attachment (download) or inline (preview), with ETag,
  * conditional requests and single byte ranges.
  */
-export function fileResponse(blobs: BlobStore, file: FileRow, request: Request, disposition: 'attachment' | 'inline'): Response {
+export async function fileResponse(blobs: BlobStore, file: FileRow, request: Request, disposition: 'attachment' | 'inline'): Promise<Response> {
   // Text is previewed as escaped source on our page; inline serving is for media the browser renders.
   if (disposition === 'inline' && !['image', 'video', 'audio', 'pdf'].includes(previewKind(file.mimeType) ?? '')) {
     throw new HttpError(404, 'This file has no preview')
@@ -51,7 +51,7 @@ export function fileResponse(blobs: BlobStore, file: FileRow, request: Request, 
   const { start, end } = range ?? { start: 0, end: file.sizeBytes }
   if (range) headers['content-range'] = `bytes ${start}-${end - 1}/${file.sizeBytes}`
   headers['content-length'] = String(end - start)
-  const body = request.method === 'HEAD' ? null : blobs.body(file.sha256, start, end)
+  const body = request.method === 'HEAD' ? null : await blobs.body(file.sha256, start, end)
   return new Response(body, { status: range ? 206 : 200, headers })
 }
 

@@ -30,7 +30,7 @@ export function fileRoutes(deps: AppDeps) {
     let preview: FileDetail['preview'] = null
     if (kind === 'text') {
       const end = Math.min(file.sizeBytes, TEXT_PREVIEW_BYTES)
-      preview = { kind, text: await deps.blobs.body(file.sha256, 0, end).text(), truncated: end < file.sizeBytes }
+      preview = { kind, text: await new Response(await deps.blobs.body(file.sha256, 0, end)).text(), truncated: end < file.sizeBytes }
     } else if (kind) preview = { kind }
     const upload = file.uploadId ? ((await store.uploads.find(file.uploadId)) ?? null) : null
     const linkId = upload?.owner.startsWith('link:') ? Number(upload.owner.slice('link:'.length)) : null

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { nodeFileSystem, type FileSystem } from '../../src/adapters/local-disk/file-system.ts'
@@ -23,6 +23,7 @@ function localDiskWith(flaw: (store: { staging: Staging; blobs: BlobStore }) => 
     return {
       ...flaw(await localDisk(dir)),
       reopen: async () => flaw(await localDisk(dir)),
+      stored: async () => (readdirSync(dir, { recursive: true, withFileTypes: true }) as { isFile(): boolean; name: string }[]).filter((entry) => entry.isFile() && entry.name !== 'LAYOUT').map((entry) => entry.name),
       close: () => rmSync(dir, { recursive: true, force: true }),
     }
   }

@@ -11,6 +11,8 @@ export interface StorageUnderTest {
   staging: Staging
   blobs: BlobStore
   reopen(): Promise<{ staging: Staging; blobs: BlobStore }>
+  /** The names of everything the store keeps (files; objects and multipart uploads): what costs space or money. */
+  stored(): Promise<string[]>
   close?(): void | Promise<void>
 }
 
@@ -38,14 +40,15 @@ async function readAll(staging: Staging, uploadId: string, start: number, end: n
 }
 
 async function blobBytes(blobs: BlobStore, sha: string, start: number, end: number) {
-  return new Uint8Array(await blobs.body(sha, start, end).arrayBuffer())
+  return new Uint8Array(await new Response(await blobs.body(sha, start, end)).arrayBuffer())
 }
 
-/** Stages `data` as a new upload, whole, and returns its id. */
+/** Stages `data` as a new upload, whole, seals it, and returns its id. */
 async function staged(staging: Staging, data: Uint8Array) {
   const id = newUploadId()
   await staging.begin(id)
   expect(await staging.write(id, 0, pieces(data), data.length)).toBe(data.length)
+  await staging.seal(id, data.length)
   return id
 }
 
@@ -73,6 +76,7 @@ export const STORAGE_CHECKS: Record<string, (make: MakeStorage) => Promise<void>
       await staging.write(id, 0, pieces(bytesOf('kept')), 4)
       await staging.begin(id)
       expect(await staging.size(id)).toBe(4)
+      await staging.seal(id, 4)
       expect((await readAll(staging, id, 0, 4)).toString()).toBe('kept')
     }),
 
@@ -85,6 +89,7 @@ export const STORAGE_CHECKS: Record<string, (make: MakeStorage) => Promise<void>
       await staging.write(id, 3000, pieces(data.subarray(3000)), 1000)
       expect(await staging.size(id)).toBe(data.length)
       await Promise.all([0, 1, 2].map((i) => staging.write(id, i * 1000, pieces(data.subarray(i * 1000, i * 1000 + 600), data.subarray(i * 1000 + 600, (i + 1) * 1000)), 1000)))
+      await staging.seal(id, data.length)
       expect(await readAll(staging, id, 0, data.length)).toEqual(data)
       expect(await readAll(staging, id, 999, 2001)).toEqual(data.subarray(999, 2001))
       expect(await readAll(staging, id, 5, 5)).toEqual(Buffer.alloc(0))
@@ -125,6 +130,7 @@ export const STORAGE_CHECKS: Record<string, (make: MakeStorage) => Promise<void>
       expect(failure).toBeInstanceOf(InterruptedWrite)
       const durable = (failure as InterruptedWrite).durableBytes
       expect(durable).toBeLessThanOrEqual(data.length)
+      await staging.seal(id, durable)
       expect(await readAll(staging, id, 0, durable)).toEqual(data.subarray(0, durable))
     }),
 
@@ -132,6 +138,7 @@ export const STORAGE_CHECKS: Record<string, (make: MakeStorage) => Promise<void>
     using(make, async ({ staging }) => {
       const id = newUploadId()
       expect(await staging.write(id, 0, pieces(bytesOf('all of it')), 9, { whole: true })).toBe(9)
+      await staging.seal(id, 9)
       expect((await readAll(staging, id, 0, 9)).toString()).toBe('all of it')
       const other = newUploadId()
       await expect(staging.write(other, 0, pieces(bytesOf('x')), 1)).rejects.toThrow()
@@ -211,13 +218,124 @@ export const STORAGE_CHECKS: Record<string, (make: MakeStorage) => Promise<void>
       const { staging, blobs } = await under.reopen()
       expect(await staging.list()).toContain(id)
       expect(await staging.size(id)).toBe(5000)
-      expect(await readAll(staging, id, 1000, 5000)).toEqual(data.subarray(1000))
       await staging.begin(id)
       await staging.write(id, 0, pieces(data.subarray(0, 1000)), 1000)
+      await staging.seal(id, 5000)
       expect(await readAll(staging, id, 0, 5000)).toEqual(data)
       expect(await blobs.has(sha256(blob))).toBe(true)
     }),
 }
+
+const MiB = 1024 * 1024
+
+/** Writes `data` as chunks of `chunkBytes` (the last one shorter), all at once and last first. */
+async function writeChunks(staging: Staging, id: string, data: Uint8Array, chunkBytes: number) {
+  await staging.begin(id, { totalBytes: data.length, maxBytes: data.length, chunkBytes })
+  const offsets = Array.from({ length: Math.ceil(data.length / chunkBytes) }, (_, i) => i * chunkBytes).reverse()
+  const written = await Promise.all(offsets.map((offset) => staging.write(id, offset, pieces(data.subarray(offset, offset + chunkBytes)), chunkBytes)))
+  expect(written.reduce((sum, bytes) => sum + bytes, 0)).toBe(data.length)
+}
+
+async function sealedHash(staging: Staging, id: string, totalBytes: number) {
+  await staging.seal(id, totalBytes)
+  return sha256(await readAll(staging, id, 0, totalBytes))
+}
+
+/** The rules an object store adds (parts of at least 5 MiB, a multipart upload to complete): large enough to need several parts. */
+Object.assign(STORAGE_CHECKS, {
+  'writes of odd sizes one after another (tus PATCHes) make the whole file once sealed': (make: MakeStorage) =>
+    using(make, async ({ staging }) => {
+      const data = randomBytes(13 * MiB + 12_345)
+      const id = newUploadId()
+      await staging.begin(id, { totalBytes: null, maxBytes: 100 * MiB })
+      const cuts = [0, 1_000, 3 * MiB + 7, 3 * MiB + 8, 8 * MiB, 8 * MiB + 1, 12 * MiB + 99, data.length]
+      for (let i = 1; i < cuts.length; i++) {
+        const [from, to] = [cuts[i - 1]!, cuts[i]!]
+        // Each body in a few pieces of odd sizes, as a network delivers it.
+        const body = data.subarray(from, to)
+        expect(await staging.write(id, from, pieces(body.subarray(0, 777), body.subarray(777)), to - from)).toBe(to - from)
+        expect(await staging.size(id)).toBe(to)
+      }
+      expect(await sealedHash(staging, id, data.length)).toBe(sha256(data))
+    }),
+
+  'chunks smaller than a part, sent at once and out of order, make the whole file once sealed': (make: MakeStorage) =>
+    using(make, async ({ staging }) => {
+      const data = randomBytes(11 * MiB + 333)
+      const id = newUploadId()
+      await writeChunks(staging, id, data, MiB)
+      expect(await staging.size(id)).toBe(data.length)
+      expect(await sealedHash(staging, id, data.length)).toBe(sha256(data))
+    }),
+
+  'chunks of 8 MiB, sent at once and out of order, make the whole file once sealed': (make: MakeStorage) =>
+    using(make, async ({ staging }) => {
+      const data = randomBytes(2 * 8 * MiB + 5)
+      const id = newUploadId()
+      await writeChunks(staging, id, data, 8 * MiB)
+      expect(await sealedHash(staging, id, data.length)).toBe(sha256(data))
+    }),
+
+  'sealing again changes nothing; sealing with bytes missing fails and keeps what is there': (make: MakeStorage) =>
+    using(make, async ({ staging }) => {
+      const id = await staged(staging, bytesOf('sealed'))
+      await staging.seal(id, 6)
+      expect((await readAll(staging, id, 0, 6)).toString()).toBe('sealed')
+      const gap = newUploadId()
+      await staging.begin(gap, { totalBytes: 10, maxBytes: 10, chunkBytes: 5 })
+      await staging.write(gap, 5, pieces(bytesOf('later')), 5)
+      // A file on disk cannot tell a hole from zeros; a store that must assemble parts can.
+      if (!staging.readsUnsealed) await expect(staging.seal(gap, 10)).rejects.toThrow()
+      await staging.write(gap, 0, pieces(bytesOf('first')), 5)
+      await staging.seal(gap, 10)
+      expect((await readAll(staging, gap, 0, 10)).toString()).toBe('firstlater')
+    }),
+
+  'the same content uploaded twice is kept once, and served after both stagings are gone': (make: MakeStorage) =>
+    using(make, async ({ staging, blobs, stored }) => {
+      const data = randomBytes(6 * MiB + 1)
+      const sha = sha256(data)
+      const first = newUploadId()
+      await writeChunks(staging, first, data, 2 * MiB)
+      await staging.seal(first, data.length)
+      await blobs.adopt(first, sha, 'replace')
+      await staging.remove(first)
+      const once = (await stored()).length
+      const second = newUploadId()
+      await writeChunks(staging, second, data, 2 * MiB)
+      await staging.seal(second, data.length)
+      // Proves the second copy is there before it goes.
+      expect((await stored()).length).toBeGreaterThan(once)
+      await blobs.adopt(second, sha, 'trusted')
+      await staging.remove(second)
+      expect((await stored()).length).toBe(once)
+      expect(sha256(await blobBytes(blobs, sha, 0, data.length))).toBe(sha)
+    }),
+
+  'nothing is left once stagings are removed (begun, half written, sealed) and blobs purged': (make: MakeStorage) =>
+    using(make, async ({ staging, blobs, stored }) => {
+      const data = randomBytes(9 * MiB + 3)
+      const half = newUploadId()
+      await staging.begin(half, { totalBytes: data.length, maxBytes: data.length, chunkBytes: MiB })
+      await staging.write(half, 0, pieces(data.subarray(0, 6 * MiB)), 6 * MiB)
+      await staging.write(half, 7 * MiB, pieces(data.subarray(7 * MiB, 8 * MiB)), MiB)
+      const begun = newUploadId()
+      await staging.begin(begun)
+      const sealed = newUploadId()
+      await writeChunks(staging, sealed, data, 8 * MiB)
+      await staging.seal(sealed, data.length)
+      const kept = await staged(staging, bytesOf('a small file'))
+      await blobs.adopt(kept, sha256(bytesOf('a small file')), 'replace')
+      await blobs.write(sha256(bytesOf('from memory')), bytesOf('from memory'), false)
+      // Proves there was something to clean up.
+      expect((await stored()).length).toBeGreaterThan(0)
+      for (const id of [half, begun, sealed, kept]) await staging.remove(id)
+      expect(await staging.list()).toEqual([])
+      await blobs.remove(sha256(bytesOf('a small file')))
+      await blobs.remove(sha256(bytesOf('from memory')))
+      expect(await stored()).toEqual([])
+    }),
+})
 
 /** Runs every check against one adapter. */
 export function storageContract(name: string, make: MakeStorage) {

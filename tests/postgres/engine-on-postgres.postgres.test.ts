@@ -70,7 +70,7 @@ describePostgres('the engine on PostgreSQL, two instances', () => {
     expect(fileIds.size).toBe(1)
     const file = (await store.library.file([...fileIds][0]!))!
     expect({ name: file.name, size: file.sizeBytes, sha256: file.sha256 }).toEqual({ name, size: data.length, sha256: sha256(data) })
-    const stored = new Uint8Array(await blobs.body(file.sha256, 0, data.length).arrayBuffer())
+    const stored = new Uint8Array(await new Response(await blobs.body(file.sha256, 0, data.length)).arrayBuffer())
     expect(sha256(stored)).toBe(sha256(data))
   }
 
