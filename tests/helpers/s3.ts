@@ -123,6 +123,20 @@ export async function freshBucket(overrides: Partial<S3Settings> = {}): Promise<
   return bucket
 }
 
+/**
+ * Where servers started by startTestServer keep uploads and files: `TEST_STORAGE=s3` (with
+ * TEST_S3_*, as `.ci/run` sets for its run of the HTTP suites on S3) puts each on a fresh
+ * bucket of its own, dropped when it stops; anything else, DATA_DIR.
+ */
+export const TEST_STORAGE: 'local' | 's3' = process.env.TEST_STORAGE === 's3' ? 's3' : 'local'
+
+if (TEST_STORAGE === 's3' && !TEST_S3.endpoint) {
+  throw new Error('TEST_STORAGE=s3 needs TEST_S3_ENDPOINT and its keys: eval "$(.ci/services/ceph.sh start)"')
+}
+
+/** A fresh bucket for a test server when TEST_STORAGE=s3, else null (local disk). */
+export const testStorageBucket = async (): Promise<TestBucket | null> => (TEST_STORAGE === 's3' ? freshBucket() : null)
+
 /** One fresh bucket for the suite this is called in: created before its first test, emptied and deleted after its last. */
 export function suiteBucket(): { readonly settings: S3Settings; readonly bucket: TestBucket } {
   let bucket: TestBucket | undefined
