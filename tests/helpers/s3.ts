@@ -7,7 +7,7 @@ import {
   ListObjectsV2Command,
   type S3Client,
 } from '@aws-sdk/client-s3'
-import { afterAll, beforeAll } from 'bun:test'
+import { afterAll, beforeAll, test } from 'bun:test'
 import { makeS3Client, type S3Settings } from '../../src/adapters/s3/settings.ts'
 import { describeNeeding, type Service } from './services.ts'
 
@@ -156,4 +156,26 @@ export function suiteBucket(): { readonly settings: S3Settings; readonly bucket:
       return current()
     },
   }
+}
+
+/**
+ * The `test` of a test file that looks into DATA_DIR itself (staging files, blob files) rather
+ * than through HTTP or the storage ports (`server.server.staging`, `.blobs`):
+ * `const test = localDiskTest(why)`. On the TEST_STORAGE=s3 run its tests are skipped and
+ * listed with `why` (skippedOffLocalDisk).
+ */
+export function localDiskTest(why: string): typeof test {
+  if (TEST_STORAGE === 'local') return test
+  const skipped = test.skip as unknown as (name: string, ...rest: unknown[]) => void
+  const skip = (name: string, ...rest: unknown[]) => {
+    skippedOffLocalDisk().push(`${name} (${why})`)
+    skipped(`${name} [local disk only: ${why}]`, ...rest)
+  }
+  return Object.assign(skip, { each: test.skip.each.bind(test.skip), skip: test.skip, only: test.skip, if: () => test.skip, todo: test.todo }) as unknown as typeof test
+}
+
+/** The tests skipped on S3 in this run, shared by every test file (bun runs them in one process). */
+export function skippedOffLocalDisk(): string[] {
+  const shared = globalThis as { dropfoldLocalDiskOnly?: string[] }
+  return (shared.dropfoldLocalDiskOnly ??= [])
 }
