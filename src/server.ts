@@ -219,6 +219,9 @@ async function serve(config: Config, backend: Backend, storage: Storage, log: Lo
     backend: backend.sqlite ? ('sqlite' as const) : ('postgres' as const),
     /** Where it keeps uploads and files. */
     storage: config.storage,
+    /** Its staging and blob store, for tests that look at what is stored whichever the storage (rather than at DATA_DIR). */
+    staging,
+    blobs,
     engine,
     generatedPassword: password.generated,
     /**

@@ -7,7 +7,7 @@ import {
   ListObjectsV2Command,
   type S3Client,
 } from '@aws-sdk/client-s3'
-import { afterAll, beforeAll } from 'bun:test'
+import { afterAll, beforeAll, test } from 'bun:test'
 import { makeS3Client, type S3Settings } from '../../src/adapters/s3/settings.ts'
 import { describeNeeding, type Service } from './services.ts'
 
@@ -123,6 +123,20 @@ export async function freshBucket(overrides: Partial<S3Settings> = {}): Promise<
   return bucket
 }
 
+/**
+ * Where servers started by startTestServer keep uploads and files: `TEST_STORAGE=s3` (with
+ * TEST_S3_*, as `.ci/run` sets for its run of the HTTP suites on S3) puts each on a fresh
+ * bucket of its own, dropped when it stops; anything else, DATA_DIR.
+ */
+export const TEST_STORAGE: 'local' | 's3' = process.env.TEST_STORAGE === 's3' ? 's3' : 'local'
+
+if (TEST_STORAGE === 's3' && !TEST_S3.endpoint) {
+  throw new Error('TEST_STORAGE=s3 needs TEST_S3_ENDPOINT and its keys: eval "$(.ci/services/ceph.sh start)"')
+}
+
+/** A fresh bucket for a test server when TEST_STORAGE=s3, else null (local disk). */
+export const testStorageBucket = async (): Promise<TestBucket | null> => (TEST_STORAGE === 's3' ? freshBucket() : null)
+
 /** One fresh bucket for the suite this is called in: created before its first test, emptied and deleted after its last. */
 export function suiteBucket(): { readonly settings: S3Settings; readonly bucket: TestBucket } {
   let bucket: TestBucket | undefined
@@ -142,4 +156,26 @@ export function suiteBucket(): { readonly settings: S3Settings; readonly bucket:
       return current()
     },
   }
+}
+
+/**
+ * The `test` of a test file that looks into DATA_DIR itself (staging files, blob files) rather
+ * than through HTTP or the storage ports (`server.server.staging`, `.blobs`):
+ * `const test = localDiskTest(why)`. On the TEST_STORAGE=s3 run its tests are skipped and
+ * listed with `why` (skippedOffLocalDisk).
+ */
+export function localDiskTest(why: string): typeof test {
+  if (TEST_STORAGE === 'local') return test
+  const skipped = test.skip as unknown as (name: string, ...rest: unknown[]) => void
+  const skip = (name: string, ...rest: unknown[]) => {
+    skippedOffLocalDisk().push(`${name} (${why})`)
+    skipped(`${name} [local disk only: ${why}]`, ...rest)
+  }
+  return Object.assign(skip, { each: test.skip.each.bind(test.skip), skip: test.skip, only: test.skip, if: () => test.skip, todo: test.todo }) as unknown as typeof test
+}
+
+/** The tests skipped on S3 in this run, shared by every test file (bun runs them in one process). */
+export function skippedOffLocalDisk(): string[] {
+  const shared = globalThis as { dropfoldLocalDiskOnly?: string[] }
+  return (shared.dropfoldLocalDiskOnly ??= [])
 }

@@ -6,6 +6,7 @@ import { loadConfig } from '../../src/config.ts'
 import { startServer, type RunningServer, type StartOptions } from '../../src/server.ts'
 import { TEST_BACKEND } from './backend.ts'
 import { freshDatabase, type TestDatabase } from './postgres.ts'
+import { s3Env, testStorageBucket } from './s3.ts'
 
 export const TEST_PASSWORD = 'correct horse battery'
 
@@ -35,12 +36,15 @@ export async function startTestServer(env: Record<string, string> = {}, options:
   const log = (message: string, context?: Record<string, unknown>) => logs.push(`${message} ${JSON.stringify(context ?? {})}`)
   const database: TestDatabase | null = TEST_BACKEND === 'postgres' && env.DATABASE_URL === undefined ? await freshDatabase() : null
   const databaseEnv: Record<string, string> = database ? { DATABASE_URL: database.url } : {}
-  const configFor = (port: string) => loadConfig({ PORT: port, HOST: '127.0.0.1', DATA_DIR: dataDir, ADMIN_PASSWORD: TEST_PASSWORD, ...databaseEnv, ...env })
+  const bucket = env.STORAGE === undefined ? await testStorageBucket() : null
+  const storageEnv = bucket ? s3Env(bucket.settings) : {}
+  const configFor = (port: string) => loadConfig({ PORT: port, HOST: '127.0.0.1', DATA_DIR: dataDir, ADMIN_PASSWORD: TEST_PASSWORD, ...databaseEnv, ...storageEnv, ...env })
   let server: RunningServer
   try {
     server = await startServer(configFor('0'), { log, clock: options.clock, testHooks: options.testHooks })
   } catch (error) {
     await database?.drop()
+    await bucket?.drop()
     throw error
   }
   const t: TestServer = {
@@ -67,6 +71,7 @@ export async function startTestServer(env: Record<string, string> = {}, options:
         await server.stop()
       } finally {
         await database?.drop()
+        await bucket?.drop()
         rmSync(dataDir, { recursive: true, force: true })
       }
     },

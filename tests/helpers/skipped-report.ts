@@ -3,6 +3,7 @@
 import { afterAll } from 'bun:test'
 import { skippedReport } from './services.ts'
 import { skippedOnPostgres } from './backend.ts'
+import { skippedOffLocalDisk } from './s3.ts'
 
 afterAll(() => {
   for (const { service, suites } of skippedReport()) {
@@ -10,4 +11,6 @@ afterAll(() => {
   }
   const sqliteOnly = skippedOnPostgres()
   if (sqliteOnly.length) process.stderr.write(`\nSkipped ${sqliteOnly.length} test(s) on PostgreSQL that look into SQLite itself: ${sqliteOnly.join('; ')}.\n`)
+  const localOnly = skippedOffLocalDisk()
+  if (localOnly.length) process.stderr.write(`\nSkipped ${localOnly.length} test(s) on S3 that look into DATA_DIR itself: ${localOnly.join('; ')}.\n`)
 })
