@@ -2,11 +2,11 @@ import { DomainError } from '../core/errors.ts'
 import { linkIdOf, type Admission, type Upload } from '../core/records.ts'
 import { withLock, type Lock } from '../ports/locker.ts'
 import { InterruptedWrite } from '../ports/staging.ts'
-import { diskError, drain, once, unwrap } from './bodies.ts'
+import { diskError, drain, limitBytes, unwrap } from './bodies.ts'
 import { cleanFileName, mimeTypeOf } from './file-names.ts'
 import { Finalization } from './finalize.ts'
 import { blobKey, chunkKey, EngineParts, FINALIZATION_LEASE_MS, newUploadId, releaseAll, tryLockAll, uploadKey } from './parts.ts'
-import type { ChunkedUploadSpec, EngineDeps, StreamUploadSpec, UploadSpec, UploadStatus } from './types.ts'
+import type { ChunkedUploadSpec, EngineDeps, StreamUploadSpec, UploadSpec } from './types.ts'
 import { WholeFiles } from './whole-files.ts'
 
 /**
@@ -18,15 +18,22 @@ const MAX_DISCARD_LOCKS = 1024
 export { FINALIZATION_LEASE_MS }
 
 /**
+ * A whole file in one request body (a plain multipart file part): written in one go, nothing
+ * to resume, and finalised by `complete` with the other files of its request.
+ */
+const isWholeBody = (upload: Upload) => upload.protocol === 'plain' && upload.chunkCount === 0
+
+/**
  * The upload engine: protocol-neutral. Adapters (protocols/dropzone.ts, protocols/tus/) turn
  * requests into calls here; bytes go to the staging area and, once complete, into the blob store.
  *
  * The API: `begin` (find-or-create by client key; chunked with a layout, or streamed with its
- * length now or later), `write` (bytes at an offset: a chunk, or a tus PATCH), `declareLength`,
- * `storeWhole` (whole files in memory, all or none; streamed ones: `receiveWhole` with `hold`,
- * then `finishHeld` or `abandonHeld`), `concatenate` (tus partials into a final upload: here, as it
- * reads the parts' staged bytes and holds their locks), `cancel`, `find`/`status`. Protocol rules
- * stay in the adapters (Dropzone's chunk arithmetic, tus's checksums); errors are DomainErrors.
+ * length now or later, or a whole file in one body), `write` (bytes at an offset: a chunk, a tus
+ * PATCH, or a whole file's body), `declareLength`, `complete` (a whole file streamed in one body
+ * becomes a file), `storeWhole` (whole files in memory, in one step: all or none),
+ * `concatenate` (tus partials into a final upload: here, as it reads the parts' staged bytes and
+ * holds their locks), `cancel`, `find`/`status`. Protocol rules stay in the adapters (Dropzone's
+ * chunk arithmetic, tus's checksums); errors are DomainErrors.
  *
  * Invariants:
  * - a chunk is recorded only after its bytes are durable, and counted once;
@@ -42,7 +49,7 @@ export class UploadEngine extends EngineParts {
   constructor(deps: EngineDeps) {
     super(deps)
     this.finalization = new Finalization(this)
-    this.wholeFiles = new WholeFiles(this, this.finalization)
+    this.wholeFiles = new WholeFiles(this)
   }
 
   /**
@@ -73,17 +80,14 @@ export class UploadEngine extends EngineParts {
     return this.wholeFiles.storeWhole(...args)
   }
 
-  /** A whole file streamed to staging (see WholeFiles). */
-  receiveWhole(...args: Parameters<WholeFiles['receiveWhole']>) {
-    return this.wholeFiles.receiveWhole(...args)
-  }
-
-  finishHeld(held: UploadStatus[]) {
-    return this.wholeFiles.finishHeld(held)
-  }
-
-  abandonHeld(held: UploadStatus[]) {
-    return this.wholeFiles.abandonHeld(held)
+  /**
+   * Finalises a whole file streamed in one body (see `write`): it waited for this, so that the
+   * files of one request are stored all or none (the request cancels the others if one is refused).
+   */
+  async complete(upload: Upload): Promise<Upload> {
+    const current = await this.current(upload.id)
+    if (!isWholeBody(current) || current.state !== 'receiving' || current.lengthDeferred) throw this.notReceiving(current)
+    return this.finalize(upload.id)
   }
 
   /** Runs the one finalisation of an upload whose chunks are all here; others wait for it. */
@@ -145,20 +149,19 @@ export class UploadEngine extends EngineParts {
   }
 
   /**
-   * Refuses, before its bytes are read, a chunk that would start an upload its own fields or
-   * `admit` (a drop link's limits) forbid. The checks that count run again when it is recorded.
+   * Refuses, before its bytes are read, an upload (a chunk that would start one, or a whole file)
+   * that its own fields or `admit` (a drop link's limits) forbid; one without a length, for what
+   * it is whatever its size. The checks that count run again when it is recorded.
    */
-  async precheck(spec: ChunkedUploadSpec, admit?: Admission) {
-    this.checkLayout(spec)
-    if (await this.store.uploads.findByClientKey(spec.owner, spec.clientKey)) return
+  async precheck(spec: UploadSpec, admit?: Admission) {
+    const chunked = 'chunkBytes' in spec
+    if (chunked) {
+      this.checkLayout(spec)
+      if (await this.store.uploads.findByClientKey(spec.owner, spec.clientKey)) return
+    }
     await this.requireFolder(spec.folderId)
-    await this.admits(admit, { fileName: cleanFileName(spec.fileName), totalBytes: spec.totalBytes })
-  }
-
-  /** Refuses, before its bytes are read, a whole file its folder or limits cannot take whatever its size. */
-  async precheckWhole(folderId: number, fileName: string, admit?: Admission) {
-    await this.requireFolder(folderId)
-    await this.admits(admit, { fileName: cleanFileName(fileName), totalBytes: 0 })
+    const totalBytes = chunked ? spec.totalBytes : (spec.totalBytes ?? spec.atMostBytes ?? 0)
+    await this.admits(admit, { fileName: cleanFileName(spec.fileName), totalBytes })
   }
 
   private async checkSameUpload(upload: Upload, spec: ChunkedUploadSpec, fileName: string) {
@@ -299,7 +302,10 @@ export class UploadEngine extends EngineParts {
     }
   }
 
-  /** Starts a streamed upload (bytes arrive in order, from offset 0); its length may come later. */
+  /**
+   * Starts a streamed upload (bytes arrive in order, from offset 0); its length may come later.
+   * Without a length, its row's `totalBytes` holds the most it may come to (0: the server's limit).
+   */
   private async createStream(spec: StreamUploadSpec, admit?: Admission): Promise<Upload> {
     const { config } = this.deps
     if (spec.totalBytes !== null && spec.totalBytes > config.maxFileBytes) {
@@ -307,7 +313,8 @@ export class UploadEngine extends EngineParts {
     }
     const fileName = spec.concat === 'partial' && spec.fileName === '' ? 'partial' : cleanFileName(spec.fileName)
     await this.requireFolder(spec.folderId)
-    if (spec.totalBytes !== null) admit = await this.roomFor(spec.totalBytes, spec.owner, admit)
+    const bound = spec.totalBytes ?? (spec.atMostBytes === undefined ? null : Math.min(spec.atMostBytes, config.maxFileBytes))
+    if (bound !== null) admit = await this.roomFor(bound, spec.owner, admit)
     const now = this.deps.clock()
     const { upload } = await this.store.uploads.create({
       id: newUploadId(),
@@ -316,7 +323,7 @@ export class UploadEngine extends EngineParts {
       folderId: spec.folderId,
       fileName,
       mimeType: mimeTypeOf(fileName),
-      totalBytes: spec.totalBytes ?? 0,
+      totalBytes: bound ?? 0,
       lengthDeferred: spec.totalBytes === null,
       chunkBytes: 0,
       chunkCount: 0,
@@ -328,6 +335,8 @@ export class UploadEngine extends EngineParts {
       createdAt: now,
       updatedAt: now,
     }, admit)
+    // A whole file's one write begins its staging: nothing about it is acknowledged before it is stored.
+    if (isWholeBody(upload)) return upload
     await this.deps.staging.begin(upload.id)
     if (spec.totalBytes === 0) await this.completeStream(upload.id)
     // The client may send its bytes much later: the new staging file must outlive a crash.
@@ -353,7 +362,8 @@ export class UploadEngine extends EngineParts {
   /**
    * Appends `body` to a streamed upload at `offset`, which must be where it stands. Every byte
    * that reaches the disk counts, even when the body breaks off; unless `verify` rejects the
-   * bytes, in which case none of this body counts.
+   * bytes, in which case none of this body counts. A whole file's body (see isWholeBody) is all
+   * of it: the upload is as long as the body, waits for `complete`, and fails if the body does.
    */
   private async appendAt(
     upload: Upload,
@@ -371,14 +381,23 @@ export class UploadEngine extends EngineParts {
       await drain(body)
       return this.finalization.resumeFinalization(upload.id)
     }
-    const limit = (current.lengthDeferred ? this.deps.config.maxFileBytes : current.totalBytes) - offset
+    const whole = isWholeBody(current)
+    const limit = (current.lengthDeferred ? current.totalBytes || this.deps.config.maxFileBytes : current.totalBytes) - offset
     await this.space.forChunk(0)
-    const tap = this.hashes.tap(upload.id, offset, this.whileLinkOpen(upload.owner, body))
+    const open = this.whileLinkOpen(upload.owner, body)
+    const tap = this.hashes.tap(upload.id, offset, whole ? limitBytes(open, limit) : open)
     let written: number
     try {
-      written = await this.track(upload.id, this.deps.staging.write(upload.id, offset, tap.body, limit))
+      written = await this.track(upload.id, this.deps.staging.write(upload.id, offset, tap.body, limit, { whole }))
       verify?.(written)
     } catch (error) {
+      if (whole) {
+        tap.settle(offset)
+        // Nothing can resume it: its bytes are of no use to anyone.
+        const cause = unwrap(error)
+        await this.fail(upload.id, cause instanceof DomainError ? cause.message : 'The upload was interrupted')
+        throw diskError(cause)
+      }
       const kept = error instanceof InterruptedWrite && !verify && !(error.cause instanceof DomainError) ? error.durableBytes : 0
       const recorded = kept > 0 && (await this.store.uploads.recordBytes(upload.id, offset, kept, this.deps.clock()))
       tap.settle(recorded ? offset + kept : offset)
@@ -394,6 +413,10 @@ export class UploadEngine extends EngineParts {
     tap.settle(end)
     this.hashes.advance(upload.id, end)
     this.progress.note(upload.id, written)
+    if (whole) {
+      await this.store.uploads.declareLength(upload.id, end, this.deps.clock())
+      return this.current(upload.id)
+    }
     if (this.holdsEveryByte((await this.store.uploads.find(upload.id))!)) await this.completeStream(upload.id)
     return this.acknowledgeStream(upload.id)
   }
@@ -440,9 +463,9 @@ export class UploadEngine extends EngineParts {
     }
   }
 
-  /** A streamed upload, still receiving, whose every byte is recorded. */
+  /** A streamed upload, still receiving, whose every byte is recorded (a whole file's waits for `complete`). */
   private holdsEveryByte(upload: Upload): boolean {
-    return upload.state === 'receiving' && upload.chunkCount === 0 && !upload.lengthDeferred && upload.receivedBytes === upload.totalBytes
+    return upload.state === 'receiving' && upload.chunkCount === 0 && !upload.lengthDeferred && upload.receivedBytes === upload.totalBytes && !isWholeBody(upload)
   }
 
   /** All bytes of a streamed upload are here: a partial waits for its final, anything else becomes a file. */
@@ -534,6 +557,8 @@ export class UploadEngine extends EngineParts {
     // finalisation: its client sees every byte taken and sends nothing more.
     for (const upload of await this.store.uploads.inState('receiving')) {
       if (this.holdsEveryByte(upload)) await this.completeStream(upload.id).catch(() => {})
+      // Its request is gone, unanswered, and nothing can resume it.
+      else if (options.sole && isWholeBody(upload)) await this.fail(upload.id, 'The upload was interrupted')
     }
   }
 

@@ -41,14 +41,22 @@ export interface ChunkedUploadSpec {
 /** What a client declares when it begins an upload: chunked (with a layout) or streamed. */
 export type UploadSpec = ChunkedUploadSpec | StreamUploadSpec
 
-/** What a client declares when it starts a streamed upload (tus). */
+/**
+ * What a client declares when it starts a streamed upload: a tus upload, or a whole file in one
+ * request body (`plain`: a multipart file part, whose length is that of the body).
+ */
 export interface StreamUploadSpec {
-  protocol: 'tus'
+  protocol: 'tus' | 'plain'
   owner: string
   folderId: number
   fileName: string
-  /** Null when the client will say later (tus creation-defer-length). */
+  /** Null when the client will say later (tus creation-defer-length), or the body's end will (plain). */
   totalBytes: number | null
+  /**
+   * Without a length: the most it may come to (a plain file is no larger than its request). It is
+   * reserved and admitted as if it were the length, and the upload may not grow past it.
+   */
+  atMostBytes?: number
   clientAddress: string | null
   concat?: 'partial' | 'final'
   /** For a final upload: its partial uploads' ids, in order (JSON array). */

@@ -1,16 +1,11 @@
 import { DomainError } from '../core/errors.ts'
 import type { Admission, FileRecord } from '../core/records.ts'
 import { withLocks } from '../ports/locker.ts'
-import { diskError, limitBytes, unwrap } from './bodies.ts'
+import { diskError, unwrap } from './bodies.ts'
 import { cleanFileName, mimeTypeOf } from './file-names.ts'
-import type { Finalization } from './finalize.ts'
 import { blobKey, newUploadId, type EngineParts } from './parts.ts'
 import type { UploadStatus } from './types.ts'
 
-/**
- * Whole files, all in one request: in memory (stored in one step, all or none) or streamed to
- * staging (received with `hold`, then finalised together or abandoned together).
- */
 /** Who stores whole files where; a client key (Dropzone's) makes a retry find the upload it made. */
 export interface WholeFilesSpec {
   protocol: 'dropzone' | 'plain'
@@ -22,11 +17,12 @@ export interface WholeFilesSpec {
   chunkBytes?: number
 }
 
+/**
+ * Whole files in memory, all in one request, stored in one step (all or none) without staging.
+ * A whole file too large to hold is streamed like any upload (UploadEngine: begin, write, complete).
+ */
 export class WholeFiles {
-  constructor(
-    private readonly parts: EngineParts,
-    private readonly finalization: Finalization,
-  ) {}
+  constructor(private readonly parts: EngineParts) {}
 
   /**
    * Whole files already in memory (a plain multipart request's, or a Dropzone file in one chunk):
@@ -121,73 +117,4 @@ export class WholeFiles {
     await this.parts.store.durable()
     return Promise.all(items.map((item) => this.parts.status(item.id)))
   }
-
-
-  /**
-   * Receives a whole file in one stream (a plain multipart upload). The size is learnt from the
-   * stream; `declaredBytes` (e.g. from Content-Length) is used only to check space up front.
-   */
-  async receiveWhole(
-    args: { owner: string; folderId: number; fileName: string; clientAddress: string | null; declaredBytes: number },
-    body: AsyncIterable<Uint8Array>,
-    admit?: Admission,
-    /** Received but not finalised yet (see finishHeld and abandonHeld): one of several files that are stored all or none. */
-    hold = false,
-  ): Promise<UploadStatus> {
-    const fileName = cleanFileName(args.fileName)
-    await this.parts.requireFolder(args.folderId)
-    admit = await this.parts.roomFor(Math.min(args.declaredBytes, this.parts.deps.config.maxFileBytes), args.owner, admit)
-    // Limits are checked against the declared size, and the upload may not exceed it.
-    const limit = admit ? Math.min(args.declaredBytes, this.parts.deps.config.maxFileBytes) : this.parts.deps.config.maxFileBytes
-    const now = this.parts.deps.clock()
-    const { upload } = await this.parts.store.uploads.create({
-      id: newUploadId(),
-      protocol: 'plain',
-      owner: args.owner,
-      folderId: args.folderId,
-      fileName,
-      mimeType: mimeTypeOf(fileName),
-      totalBytes: limit,
-      chunkBytes: 1,
-      chunkCount: 1,
-      lengthDeferred: true,
-      state: 'receiving',
-      clientAddress: args.clientAddress,
-      createdAt: now,
-      updatedAt: now,
-    }, admit)
-    let claimed = false
-    try {
-      const limited = limitBytes(this.parts.whileLinkOpen(args.owner, body), limit)
-      const written = await this.parts.track(upload.id, this.parts.deps.staging.write(upload.id, 0, limited, Number.MAX_SAFE_INTEGER, { whole: true }))
-      await this.parts.store.uploads.setWholeSize(upload.id, written)
-      claimed = (await this.parts.store.uploads.recordChunk(upload.id, 0, written, this.parts.deps.clock(), this.parts.lease())).claimed
-    } catch (error) {
-      // A plain upload cannot be resumed, so its partial bytes are of no use to anyone.
-      const cause = unwrap(error)
-      await this.parts.fail(upload.id, cause instanceof DomainError ? cause.message : 'The upload was interrupted')
-      throw diskError(cause)
-    }
-    if (!hold) await this.finalization.finalize(upload.id, claimed)
-    return this.parts.status(upload.id)
-  }
-
-
-  /** Finalises whole files received with `hold` (their finalisation was claimed when their bytes were all there). */
-  async finishHeld(held: UploadStatus[]): Promise<UploadStatus[]> {
-    for (const upload of held) await this.finalization.finalize(upload.id, upload.state === 'finalizing')
-    return Promise.all(held.map((upload) => this.parts.status(upload.id)))
-  }
-
-
-  /** Forgets whole files received with `hold` whose request was refused: no row, no staged bytes. */
-  async abandonHeld(held: UploadStatus[]) {
-    for (const upload of held) {
-      if (await this.parts.store.uploads.transition(upload.id, ['receiving', 'finalizing'], 'failed', this.parts.deps.clock())) await this.parts.store.uploads.remove(upload.id)
-      this.parts.hashes.forget(upload.id)
-    }
-    await this.parts.store.durable()
-    for (const upload of held) await this.parts.removeStaged(upload.id)
-  }
-
 }

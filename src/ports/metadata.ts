@@ -60,8 +60,6 @@ export interface UploadRecords {
   /** A streamed upload's offset moves from `fromOffset` by `bytes`, if it is still there and receiving. */
   recordBytes(uploadId: string, fromOffset: number, bytes: number, now: number): Promise<boolean>
   declareLength(uploadId: string, totalBytes: number, now: number): Promise<boolean>
-  /** A plain upload's size, learnt once its stream ended. */
-  setWholeSize(uploadId: string, sizeBytes: number): Promise<void>
   markPartialComplete(uploadId: string, now: number): Promise<boolean>
   /** Moves an upload between states; true only for the one caller that made the change. */
   transition(uploadId: string, from: UploadState[], to: UploadState, now: number, error?: string): Promise<boolean>

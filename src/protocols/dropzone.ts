@@ -2,6 +2,7 @@ import { Elysia } from 'elysia'
 import type { Config } from '../config.ts'
 import { ROOT_FOLDER_ID } from '../core/records.ts'
 import type { UploadEngine } from '../engine/engine.ts'
+import type { Upload } from '../core/records.ts'
 import type { FileInfo, UploadStatus } from '../engine/types.ts'
 import { collect, once } from '../engine/bodies.ts'
 import { HttpError } from '../errors.ts'
@@ -108,8 +109,8 @@ export function dropzoneRoutes(options: DropzoneOptions) {
     const finished: FileInfo[] = []
     /** Whole files of a request read into memory: stored together at the end, all or none. */
     const held: { fileName: string; bytes: Uint8Array }[] = []
-    /** Whole files of a request streamed to disk: finalised together at the end, or all abandoned. */
-    const streamed: UploadStatus[] = []
+    /** Whole files of a request streamed to disk: completed together at the end, or all cancelled. */
+    const streamed: Upload[] = []
     let chunk: UploadStatus | null = null
     try {
       for await (const part of readMultipart(reader, boundaryOf(request.headers.get('content-type')))) {
@@ -124,16 +125,25 @@ export function dropzoneRoutes(options: DropzoneOptions) {
           chunk = await receiveChunk(principal, fields, part.filename, part.body(), holding, query, declared, address)
         } else {
           if (principal.sizeUpFront && !(declared > 0)) throw new HttpError(411, 'Send a Content-Length with the upload')
+          const spec = {
+            protocol: 'plain' as const,
+            owner: principal.owner,
+            folderId: folderOf(principal, fields, query),
+            fileName: part.filename,
+            totalBytes: null,
+            clientAddress: address,
+          }
           // Files of a small request are held in memory (within the budget) and stored together
           // at the end. A link's type and count limits are checked before a file's bytes are read.
           if (holding !== 'none') {
-            if (holding === 'part') await engine.precheckWhole(folderOf(principal, fields, query), part.filename, principal.admit)
+            if (holding === 'part') await engine.precheck(spec, principal.admit)
             held.push({ fileName: part.filename, bytes: await collect(part.body()) })
             continue
           }
-          const whole = { owner: principal.owner, folderId: folderOf(principal, fields, query), fileName: part.filename, clientAddress: address }
           try {
-            streamed.push(await engine.receiveWhole({ ...whole, declaredBytes: declared || 0 }, part.body(), principal.admit, true))
+            // A file is no larger than its request: that bounds what it reserves and may grow to.
+            const upload = await engine.begin({ ...spec, atMostBytes: declared > 0 ? declared : undefined }, principal.admit)
+            streamed.push(await engine.write(upload, 0, part.body()))
           } catch (error) {
             // Files before it in this request are not stored either: say which file was refused.
             const refusal = refusalOf(error)
@@ -143,10 +153,14 @@ export function dropzoneRoutes(options: DropzoneOptions) {
         }
       }
     } catch (error) {
-      await engine.abandonHeld(streamed)
+      for (const upload of streamed) if (await engine.cancel(upload.id)) await engine.dismiss(upload.id)
       throw error
     }
-    for (const status of await engine.finishHeld(streamed)) finished.push(storedFile(principal, status))
+    // Every file of the request is here: each becomes a file (a failure is answered once all have tried).
+    for (const completed of await Promise.allSettled(streamed.map((upload) => engine.complete(upload)))) {
+      if (completed.status === 'rejected') throw completed.reason
+      finished.push(storedFile(principal, await engine.status(completed.value.id)))
+    }
     if (held.length > 0) {
       const whole = { owner: principal.owner, folderId: folderOf(principal, fields, query), clientAddress: address }
       for (const status of (await engine.storeWhole({ ...whole, protocol: 'plain', clientKey: null }, held, principal.admit))!) finished.push(storedFile(principal, status))

@@ -1,4 +1,4 @@
-import { describe, expect, test } from 'bun:test'
+import { expect, test } from 'bun:test'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -7,6 +7,7 @@ import { SqliteAttemptStore } from '../../src/adapters/sqlite/attempts.ts'
 import { SqliteMetadataStore } from '../../src/adapters/sqlite/metadata.ts'
 import { forgettable, refunded, reservationOf, type AttemptRecord, type AttemptStore } from '../../src/ports/attempts.ts'
 import { ATTEMPT_STORE_CHECKS, attemptStoreContract } from './attempts.ts'
+import { contractRejects } from './broken.ts'
 
 attemptStoreContract('sqlite', () => {
   const dir = mkdtempSync(join(tmpdir(), 'dropfold-attempts-'))
@@ -114,15 +115,8 @@ const broken: Record<string, { flaws: Flaws; fails: string }> = {
   },
 }
 
-describe('the AttemptStore contract rejects broken stores', () => {
-  for (const [name, { flaws, fails }] of Object.entries(broken)) {
-    test(`${name} fails “${fails}”`, async () => {
-      const check = ATTEMPT_STORE_CHECKS[fails]!
-      const outcome = await check(() => flawedStore(flaws)).then(
-        () => 'passed',
-        () => 'failed',
-      )
-      expect(outcome).toBe('failed')
-    })
-  }
-})
+contractRejects(
+  'the AttemptStore contract rejects broken stores',
+  ATTEMPT_STORE_CHECKS,
+  Object.fromEntries(Object.entries(broken).map(([name, { flaws, fails }]) => [name, { make: () => flawedStore(flaws), fails }])),
+)

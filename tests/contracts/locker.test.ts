@@ -1,6 +1,6 @@
-import { describe, expect, test } from 'bun:test'
 import { MemoryLocker } from '../../src/adapters/memory/locker.ts'
 import type { Lock, Locker } from '../../src/ports/locker.ts'
+import { contractRejects } from './broken.ts'
 import { LOCKER_CHECKS, lockerContract } from './locker.ts'
 
 lockerContract('memory', () => {
@@ -89,15 +89,8 @@ const broken: Record<string, { flaws: Flaws; fails: string }> = {
   },
 }
 
-describe('the Locker contract rejects broken lockers', () => {
-  for (const [name, { flaws, fails }] of Object.entries(broken)) {
-    test(`${name} fails “${fails}”`, async () => {
-      const check = LOCKER_CHECKS[fails]!
-      const outcome = await check(() => flawedLocker(flaws)).then(
-        () => 'passed',
-        () => 'failed',
-      )
-      expect(outcome).toBe('failed')
-    })
-  }
-})
+contractRejects(
+  'the Locker contract rejects broken lockers',
+  LOCKER_CHECKS,
+  Object.fromEntries(Object.entries(broken).map(([name, { flaws, fails }]) => [name, { make: () => flawedLocker(flaws), fails }])),
+)

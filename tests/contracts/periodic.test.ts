@@ -1,4 +1,3 @@
-import { describe, expect, test } from 'bun:test'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -6,6 +5,7 @@ import { ElectedPeriodicWork, type Ballots } from '../../src/adapters/elected-pe
 import { MemoryBallots, MemoryPeriodicWork } from '../../src/adapters/memory/periodic.ts'
 import { SqlitePeriodicWork } from '../../src/adapters/sqlite/periodic.ts'
 import { SqliteMetadataStore } from '../../src/adapters/sqlite/metadata.ts'
+import { contractRejects, type BrokenAdapter } from './broken.ts'
 import { PERIODIC_CHECKS, periodicContract, type MakePeriodic } from './periodic.ts'
 
 periodicContract('memory (two instances sharing one ballot box)', (setup) => {
@@ -65,7 +65,7 @@ const withBallots =
     return { a: new ElectedPeriodicWork(shared, { ...setup, timer: false }), b: new ElectedPeriodicWork(shared, { ...setup, timer: false }) }
   }
 
-const broken: Record<string, { make: MakePeriodic; fails: string }> = {
+const broken: Record<string, BrokenAdapter<MakePeriodic>> = {
   'ballots without compare-and-swap': {
     make: withBallots(() => new UnguardedBallots()),
     fails: 'a task registered on both instances runs once per interval across them',
@@ -80,14 +80,4 @@ const broken: Record<string, { make: MakePeriodic; fails: string }> = {
   },
 }
 
-describe('the PeriodicWork contract rejects broken adapters', () => {
-  for (const [name, { make, fails }] of Object.entries(broken)) {
-    test(`${name} fail “${fails}”`, async () => {
-      const outcome = await PERIODIC_CHECKS[fails]!(make).then(
-        () => 'passed',
-        () => 'failed',
-      )
-      expect(outcome).toBe('failed')
-    })
-  }
-})
+contractRejects('the PeriodicWork contract rejects broken adapters', PERIODIC_CHECKS, broken)

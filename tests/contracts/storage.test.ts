@@ -6,6 +6,7 @@ import { nodeFileSystem, type FileSystem } from '../../src/adapters/local-disk/f
 import { LocalBlobStore, LocalStaging } from '../../src/adapters/local-disk/local-disk.ts'
 import type { BlobStore } from '../../src/ports/blobs.ts'
 import type { Staging } from '../../src/ports/staging.ts'
+import { contractRejects } from './broken.ts'
 import { STORAGE_CHECKS, storageContract, type MakeStorage } from './storage.ts'
 
 async function localDisk(dir: string) {
@@ -49,17 +50,11 @@ const broken: Record<string, { flaw: Parameters<typeof localDiskWith>[0]; fails:
   },
 }
 
-describe('the storage contract rejects broken adapters', () => {
-  for (const [name, { flaw, fails }] of Object.entries(broken)) {
-    test(`${name} fails “${fails}”`, async () => {
-      const outcome = await STORAGE_CHECKS[fails]!(localDiskWith(flaw)).then(
-        () => 'passed',
-        () => 'failed',
-      )
-      expect(outcome).toBe('failed')
-    })
-  }
-})
+contractRejects(
+  'the storage contract rejects broken adapters',
+  STORAGE_CHECKS,
+  Object.fromEntries(Object.entries(broken).map(([name, { flaw, fails }]) => [name, { make: localDiskWith(flaw), fails }])),
+)
 
 describe('local disk: blob directories', () => {
   test('a blob is stored only once the name of its new directory is durable, also when another write made that directory a moment before', async () => {

@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, test } from 'bun:test'
 import { linkSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { chunkFields, chunkOf, sendChunk } from '../helpers/dropzone-client.ts'
+import { eventually, sendCutShort } from '../helpers/cut-short.ts'
 import { inParallel, randomData, sha256, shuffled } from '../helpers/data.ts'
 import { blobPath, startTestServer, type TestServer } from '../helpers/server.ts'
 import { nodeFileSystem, type FileSystem } from '../../src/adapters/local-disk/file-system.ts'
@@ -77,36 +78,6 @@ function multipart(fields: Record<string, string | number>, file: Uint8Array) {
     text(`\r\n--${boundary}--\r\n`),
   ])
   return { body, contentType: `multipart/form-data; boundary=${boundary}` }
-}
-
-/** Sends a request whose body stops after `sent` bytes and then closes the connection, as a dropped network does. */
-async function sendCutShort(server: TestServer, { body, contentType }: ReturnType<typeof multipart>, sent: number) {
-  const { hostname, port } = new URL(server.url)
-  let drained = () => {}
-  const socket = await Bun.connect({ hostname, port: Number(port), socket: { data() {}, drain: () => drained() } })
-  const write = async (bytes: Uint8Array) => {
-    while (bytes.length > 0) {
-      bytes = bytes.subarray(socket.write(bytes))
-      if (bytes.length > 0) await new Promise<void>((resolve) => (drained = resolve))
-    }
-  }
-  const head = ['POST /upload HTTP/1.1', `Host: ${new URL(server.url).host}`, `Cookie: ${server.cookie}`, `Content-Type: ${contentType}`, `Content-Length: ${body.length}`]
-  await write(new TextEncoder().encode(head.join('\r\n') + '\r\n\r\n'))
-  await write(body.subarray(0, sent))
-  await Bun.sleep(200)
-  socket.end()
-}
-
-/** Waits until `check` passes (the server handles a dropped request in its own time). */
-async function eventually(check: () => void) {
-  for (let tries = 0; ; tries++) {
-    try {
-      return check()
-    } catch (error) {
-      if (tries >= 50) throw error
-      await Bun.sleep(100)
-    }
-  }
 }
 
 async function download(url: string) {

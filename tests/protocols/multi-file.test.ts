@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { randomData } from '../helpers/data.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
 import { createLink } from '../links/helpers.ts'
+import { eventually, sendCutShort } from '../helpers/cut-short.ts'
 
 
 /** A plain multipart request with several files stores all of them or none. */
@@ -83,6 +84,38 @@ describe('several files in one plain multipart request', () => {
     expect(readdirSync(join(server.dataDir, 'staging'))).toEqual([])
     expect((await server.fetch('/upload', { method: 'POST', body: form(files.slice(0, 2)) })).status).toBe(200)
     expect(fileCount()).toBe(2)
+  })
+
+  test('files streamed to disk, the connection dropped during the third: none is stored, and no staged bytes are left', async () => {
+    server = await startTestServer()
+    const MiB = 1024 * 1024
+    const files: [string, Uint8Array][] = [['a.bin', randomData(1.2 * MiB)], ['b.bin', randomData(1.2 * MiB)], ['c.bin', randomData(1.2 * MiB)]]
+    const request = new Response(form(files))
+    const contentType = request.headers.get('content-type')!
+    const body = new Uint8Array(await request.arrayBuffer())
+    const names = () => server.sql.all('select file_name as name, state from uploads order by created_at')
+    // Dropped once the server is writing the third file: the first two were received whole.
+    const writingThird = async () => {
+      for (let tries = 0; tries < 600 && !names().some((row) => (row as { name: string }).name === 'c.bin'); tries++) await Bun.sleep(50)
+    }
+    await sendCutShort(server, { body, contentType }, body.length - 0.6 * MiB, writingThird)
+    await eventually(() => expect(names()).toEqual([{ name: 'c.bin', state: 'failed' }]))
+    expect([fileCount(), blobFiles().length]).toEqual([0, 0])
+    expect(readdirSync(join(server.dataDir, 'staging'))).toEqual([])
+    // Sent whole, the same request stores all three.
+    const whole = await server.fetch('/upload', { method: 'POST', body: form(files) })
+    expect(whole.status).toBe(200)
+    expect(fileCount()).toBe(3)
+  })
+
+  test('an empty file among files streamed to disk is stored with them', async () => {
+    server = await startTestServer()
+    const big = randomData(2.5 * 1024 * 1024)
+    const response = await server.fetch('/upload', { method: 'POST', body: form([['big.bin', big], ['empty.txt', new Uint8Array(0)]]) })
+    expect(response.status).toBe(200)
+    const { files } = await response.json()
+    expect(files.map((f: { name: string; sizeBytes: number }) => [f.name, f.sizeBytes])).toEqual([['big.bin', big.length], ['empty.txt', 0]])
+    expect(readdirSync(join(server.dataDir, 'staging'))).toEqual([])
   })
 
   test('requests racing for a link’s last places each store both their files or neither', async () => {

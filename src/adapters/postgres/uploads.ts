@@ -1,6 +1,7 @@
 import { and, asc, desc, eq, inArray, isNull, like, lt, lte, or, sql } from 'drizzle-orm'
 import { linkIdOf, linkOwner, type Admission, type AdmissionFigures, type Completion, type FileRecord, type LinkUsage, type NewUpload, type Upload } from '../../core/records.ts'
 import type { UploadRecords } from '../../ports/metadata.ts'
+import { staleUpload, waitingPartial } from '../upload-filters.ts'
 import { completeUploadAtOnce } from './files.ts'
 import { recordColumns, rows, xactLock, type Q } from './queries.ts'
 import { uploadChunks, uploads } from './schema.ts'
@@ -112,12 +113,6 @@ export function uploadRecords(q: Q, alone: boolean): UploadRecords {
           .returning({ id: uploads.id }),
       )
     },
-    async setWholeSize(uploadId, sizeBytes) {
-      await q
-        .update(uploads)
-        .set({ totalBytes: sizeBytes, chunkBytes: Math.max(sizeBytes, 1), lengthDeferred: false })
-        .where(byId(uploadId))
-    },
     async markPartialComplete(uploadId, now) {
       return changed(
         await q
@@ -203,20 +198,12 @@ export function uploadRecords(q: Q, alone: boolean): UploadRecords {
 
     inState: async (state) => (await q.select().from(uploads).where(eq(uploads.state, state))) as Upload[],
     stale: async (olderThan, linksOlderThan) =>
-      (await q
-        .select()
-        .from(uploads)
-        .where(
-          and(
-            or(eq(uploads.state, 'receiving'), waitingPartial()),
-            or(lt(uploads.updatedAt, olderThan), and(like(uploads.owner, 'link:%'), lt(uploads.updatedAt, linksOlderThan))),
-          ),
-        )) as Upload[],
+      (await q.select().from(uploads).where(staleUpload(uploads, olderThan, linksOlderThan))) as Upload[],
     unfinished: async (limit) =>
       (await q
         .select()
         .from(uploads)
-        .where(or(inArray(uploads.state, ['receiving', 'finalizing', 'failed', 'expired', 'cancelled']), waitingPartial()))
+        .where(or(inArray(uploads.state, ['receiving', 'finalizing', 'failed', 'expired', 'cancelled']), waitingPartial(uploads)))
         .orderBy(desc(uploads.updatedAt))
         .limit(limit)) as Upload[],
     ofLink: async (linkId, limit = 200) =>
@@ -225,16 +212,13 @@ export function uploadRecords(q: Q, alone: boolean): UploadRecords {
       const [row] = await q
         .select({ bytes: sql<number>`coalesce(sum(${uploads.receivedBytes}), 0)::float8` })
         .from(uploads)
-        .where(or(inArray(uploads.state, ['receiving', 'finalizing']), waitingPartial()))
+        .where(or(inArray(uploads.state, ['receiving', 'finalizing']), waitingPartial(uploads)))
       return row?.bytes ?? 0
     },
   }
 }
 
 const unleased = (now: number) => or(isNull(uploads.leaseExpiresAt), lt(uploads.leaseExpiresAt, now))
-
-/** A finished tus partial upload whose bytes wait for a final upload to use them. */
-const waitingPartial = () => and(eq(uploads.concat, 'partial'), eq(uploads.state, 'complete'))
 
 class Unrecorded extends Error {}
 

@@ -132,91 +132,78 @@ function fileNameTaken(db: Db, folderId: number, name: string, except?: number) 
 
 export function createFolder(db: Db, parentId: number, name: string, now: number): FolderRow {
   return atomically(db, () => {
-    const tx = db
-    const t = tx as unknown as Db
-    liveFolder(t, parentId)
-    const depth = folderPath(t, parentId).length
+    liveFolder(db, parentId)
+    const depth = folderPath(db, parentId).length
     if (depth > MAX_FOLDER_DEPTH) throw new DomainError('invalid', `Folders can be at most ${MAX_FOLDER_DEPTH} levels deep; "${name}" would be at level ${depth}`)
-    if (folderNameTaken(t, parentId, name)) throw new DomainError('conflict', `A folder named "${name}" already exists here`)
-    return tx.insert(folders).values({ parentId, name, createdAt: now }).returning().get()
+    if (folderNameTaken(db, parentId, name)) throw new DomainError('conflict', `A folder named "${name}" already exists here`)
+    return db.insert(folders).values({ parentId, name, createdAt: now }).returning().get()
   })
 }
 
 export function renameFolder(db: Db, id: number, name: string): FolderRow {
   return atomically(db, () => {
-    const tx = db
-    const t = tx as unknown as Db
     if (id === ROOT_FOLDER_ID) throw new DomainError('invalid', 'The home folder cannot be renamed')
-    const folder = liveFolder(t, id)
-    if (folderNameTaken(t, folder.parentId!, name, id)) throw new DomainError('conflict', `A folder named "${name}" already exists here`)
-    return tx.update(folders).set({ name }).where(eq(folders.id, id)).returning().get()
+    const folder = liveFolder(db, id)
+    if (folderNameTaken(db, folder.parentId!, name, id)) throw new DomainError('conflict', `A folder named "${name}" already exists here`)
+    return db.update(folders).set({ name }).where(eq(folders.id, id)).returning().get()
   })
 }
 
 export function moveFolder(db: Db, id: number, targetId: number): FolderRow {
   return atomically(db, () => {
-    const tx = db
-    const t = tx as unknown as Db
     if (id === ROOT_FOLDER_ID) throw new DomainError('invalid', 'The home folder cannot be moved')
-    const folder = liveFolder(t, id)
-    liveFolder(t, targetId)
-    if (folderPath(t, targetId).some((f) => f.id === id)) {
+    const folder = liveFolder(db, id)
+    liveFolder(db, targetId)
+    if (folderPath(db, targetId).some((f) => f.id === id)) {
       throw new DomainError('invalid', `"${folder.name}" cannot be moved into itself or one of its subfolders`)
     }
     // Counting what is inside it in the trash too, which may come back where it was.
-    const deepest = folderPath(t, targetId).length + heightOf(subtreeDepths(t, id))
+    const deepest = folderPath(db, targetId).length + heightOf(subtreeDepths(db, id))
     if (deepest > MAX_FOLDER_DEPTH) {
       throw new DomainError('invalid', `Folders can be at most ${MAX_FOLDER_DEPTH} levels deep; moving "${folder.name}" there would put folders at level ${deepest}`)
     }
-    if (folderNameTaken(t, targetId, folder.name, id)) throw new DomainError('conflict', `A folder named "${folder.name}" already exists there`)
-    return tx.update(folders).set({ parentId: targetId }).where(eq(folders.id, id)).returning().get()
+    if (folderNameTaken(db, targetId, folder.name, id)) throw new DomainError('conflict', `A folder named "${folder.name}" already exists there`)
+    return db.update(folders).set({ parentId: targetId }).where(eq(folders.id, id)).returning().get()
   })
 }
 
 export function trashFolder(db: Db, id: number, now: number): FolderRow {
   return atomically(db, () => {
-    const tx = db
     if (id === ROOT_FOLDER_ID) throw new DomainError('invalid', 'The home folder cannot be deleted')
-    liveFolder(tx as unknown as Db, id)
-    return tx.update(folders).set({ deletedAt: now }).where(eq(folders.id, id)).returning().get()
+    liveFolder(db, id)
+    return db.update(folders).set({ deletedAt: now }).where(eq(folders.id, id)).returning().get()
   })
 }
 
 export function renameFile(db: Db, id: number, name: string): FileRow {
   return atomically(db, () => {
-    const tx = db
-    const t = tx as unknown as Db
-    const file = liveFileRow(t, id)
-    if (fileNameTaken(t, file.folderId, name, id)) throw new DomainError('conflict', `A file named "${name}" already exists here`)
-    return tx.update(files).set({ name }).where(eq(files.id, id)).returning().get()
+    const file = liveFileRow(db, id)
+    if (fileNameTaken(db, file.folderId, name, id)) throw new DomainError('conflict', `A file named "${name}" already exists here`)
+    return db.update(files).set({ name }).where(eq(files.id, id)).returning().get()
   })
 }
 
 /** Moves files, all or none; a name conflict in the target refuses the whole move. */
 export function moveFiles(db: Db, ids: number[], targetId: number): FileRow[] {
   return atomically(db, () => {
-    const tx = db
-    const t = tx as unknown as Db
-    liveFolder(t, targetId)
-    const moving = ids.map((id) => liveFileRow(t, id))
+    liveFolder(db, targetId)
+    const moving = ids.map((id) => liveFileRow(db, id))
     const names = new Set<string>()
     for (const file of moving) {
       if (file.folderId === targetId) continue
-      if (names.has(file.name) || fileNameTaken(t, targetId, file.name)) {
+      if (names.has(file.name) || fileNameTaken(db, targetId, file.name)) {
         throw new DomainError('conflict', `A file named "${file.name}" already exists there`)
       }
       names.add(file.name)
     }
-    return moving.map((file) => tx.update(files).set({ folderId: targetId }).where(eq(files.id, file.id)).returning().get())
+    return moving.map((file) => db.update(files).set({ folderId: targetId }).where(eq(files.id, file.id)).returning().get())
   })
 }
 
 export function trashFiles(db: Db, ids: number[], now: number): FileRow[] {
   return atomically(db, () => {
-    const tx = db
-    const t = tx as unknown as Db
-    const rows = ids.map((id) => liveFileRow(t, id))
-    return rows.map((file) => tx.update(files).set({ deletedAt: now }).where(eq(files.id, file.id)).returning().get())
+    const rows = ids.map((id) => liveFileRow(db, id))
+    return rows.map((file) => db.update(files).set({ deletedAt: now }).where(eq(files.id, file.id)).returning().get())
   })
 }
 
@@ -239,27 +226,23 @@ export function trashEntries(db: Db): TrashEntry[] {
  */
 export function restoreFile(db: Db, id: number): FileRow {
   return atomically(db, () => {
-    const tx = db
-    const t = tx as unknown as Db
-    const file = tx.select().from(files).where(and(eq(files.id, id), isNotNull(files.deletedAt))).get()
+    const file = db.select().from(files).where(and(eq(files.id, id), isNotNull(files.deletedAt))).get()
     if (!file) throw new DomainError('not-found', `File ${id} is not in the trash`)
-    const folderId = isInTrash(t, file.folderId) ? ROOT_FOLDER_ID : file.folderId
+    const folderId = isInTrash(db, file.folderId) ? ROOT_FOLDER_ID : file.folderId
     let name = file.name
-    for (let n = 1; fileNameTaken(t, folderId, name); n++) name = numberedName(file.name, n)
-    return tx.update(files).set({ deletedAt: null, folderId, name }).where(eq(files.id, id)).returning().get()
+    for (let n = 1; fileNameTaken(db, folderId, name); n++) name = numberedName(file.name, n)
+    return db.update(files).set({ deletedAt: null, folderId, name }).where(eq(files.id, id)).returning().get()
   })
 }
 
 export function restoreFolder(db: Db, id: number): FolderRow {
   return atomically(db, () => {
-    const tx = db
-    const t = tx as unknown as Db
-    const folder = tx.select().from(folders).where(and(eq(folders.id, id), isNotNull(folders.deletedAt))).get()
+    const folder = db.select().from(folders).where(and(eq(folders.id, id), isNotNull(folders.deletedAt))).get()
     if (!folder) throw new DomainError('not-found', `Folder ${id} is not in the trash`)
-    const parentId = isInTrash(t, folder.parentId!) ? ROOT_FOLDER_ID : folder.parentId!
+    const parentId = isInTrash(db, folder.parentId!) ? ROOT_FOLDER_ID : folder.parentId!
     let name = folder.name
-    for (let n = 1; folderNameTaken(t, parentId, name); n++) name = `${folder.name} (${n})`
-    return tx.update(folders).set({ deletedAt: null, parentId, name }).where(eq(folders.id, id)).returning().get()
+    for (let n = 1; folderNameTaken(db, parentId, name); n++) name = `${folder.name} (${n})`
+    return db.update(folders).set({ deletedAt: null, parentId, name }).where(eq(folders.id, id)).returning().get()
   })
 }
 
@@ -286,36 +269,34 @@ export function purgeTrash(
   olderThan = Number.POSITIVE_INFINITY,
 ): { files: number; folders: number; unusedBlobs: string[]; rehomedUploads: { id: string; owner: string }[] } {
   return atomically(db, () => {
-    const tx = db
-    const t = tx as unknown as Db
     const cutoff = Number.isFinite(olderThan) ? olderThan : Number.MAX_SAFE_INTEGER
-    const trashedFolders = tx.select({ id: folders.id }).from(folders).where(lt(folders.deletedAt, cutoff)).all()
-    const folderIds = [...new Set(trashedFolders.flatMap((f) => subtree(t, f.id)))]
-    const doomed = tx
+    const trashedFolders = db.select({ id: folders.id }).from(folders).where(lt(folders.deletedAt, cutoff)).all()
+    const folderIds = [...new Set(trashedFolders.flatMap((f) => subtree(db, f.id)))]
+    const doomed = db
       .select({ id: files.id, sha256: files.sha256 })
       .from(files)
       .where(or(lt(files.deletedAt, cutoff), folderIds.length ? inArray(files.folderId, folderIds) : sql`0`))
       .all()
     const touched = new Set<string>()
     const doomedIds = doomed.map((f) => f.id)
-    if (doomedIds.length) tx.update(uploads).set({ fileId: null }).where(inArray(uploads.fileId, doomedIds)).run()
+    if (doomedIds.length) db.update(uploads).set({ fileId: null }).where(inArray(uploads.fileId, doomedIds)).run()
     for (const file of doomed) {
-      tx.delete(files).where(eq(files.id, file.id)).run()
-      tx.update(blobs).set({ refCount: sql`${blobs.refCount} - 1` }).where(eq(blobs.sha256, file.sha256)).run()
+      db.delete(files).where(eq(files.id, file.id)).run()
+      db.update(blobs).set({ refCount: sql`${blobs.refCount} - 1` }).where(eq(blobs.sha256, file.sha256)).run()
       touched.add(file.sha256)
     }
-    const unusedBlobs = [...touched].filter((sha) => (tx.select({ n: blobs.refCount }).from(blobs).where(eq(blobs.sha256, sha)).get()?.n ?? 0) <= 0)
-    if (unusedBlobs.length) tx.delete(blobs).where(inArray(blobs.sha256, unusedBlobs)).run()
+    const unusedBlobs = [...touched].filter((sha) => (db.select({ n: blobs.refCount }).from(blobs).where(eq(blobs.sha256, sha)).get()?.n ?? 0) <= 0)
+    if (unusedBlobs.length) db.delete(blobs).where(inArray(blobs.sha256, unusedBlobs)).run()
     // Uploads still aimed at a purged folder land in the home folder instead.
     const rehomedUploads = folderIds.length
-      ? tx.select({ id: uploads.id, owner: uploads.owner }).from(uploads).where(inArray(uploads.folderId, folderIds)).all()
+      ? db.select({ id: uploads.id, owner: uploads.owner }).from(uploads).where(inArray(uploads.folderId, folderIds)).all()
       : []
     if (folderIds.length) {
-      tx.update(uploads).set({ folderId: ROOT_FOLDER_ID }).where(inArray(uploads.folderId, folderIds)).run()
+      db.update(uploads).set({ folderId: ROOT_FOLDER_ID }).where(inArray(uploads.folderId, folderIds)).run()
       // Links into purged folders have nothing left to share.
-      tx.delete(links).where(inArray(links.folderId, folderIds)).run()
+      db.delete(links).where(inArray(links.folderId, folderIds)).run()
       // Children first, so no folder is deleted while another still points at it.
-      for (const id of [...folderIds].reverse()) tx.delete(folders).where(eq(folders.id, id)).run()
+      for (const id of [...folderIds].reverse()) db.delete(folders).where(eq(folders.id, id)).run()
     }
     return { files: doomed.length, folders: folderIds.length, unusedBlobs, rehomedUploads }
   })

@@ -147,7 +147,6 @@ function repositories(db: Db, run: Run, commit: Commit): Repositories {
       recordChunk: (uploadId, index, sizeBytes, now, lease) => commit(() => uploads.recordChunk(db, uploadId, index, sizeBytes, now, lease)),
       recordBytes: r(uploads.recordBytes),
       declareLength: r(uploads.declareLength),
-      setWholeSize: r(uploads.setPlainUploadSize),
       markPartialComplete: r(uploads.markPartialComplete),
       transition: r(uploads.transition),
       remove: r(uploads.deleteUploadRecord),

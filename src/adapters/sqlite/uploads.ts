@@ -3,6 +3,7 @@ import type { Db } from './types.ts'
 import { atomically, prepared } from './prepared.ts'
 import { uploadChunks, uploads, type UploadState } from './schema.ts'
 import { linkUsage } from './links.ts'
+import { staleUpload, waitingPartial } from '../upload-filters.ts'
 import { linkIdOf, type Admission, type AdmissionFigures } from '../../core/records.ts'
 
 export type { Admission }
@@ -280,35 +281,13 @@ export function markPartialComplete(db: Db, uploadId: string, now: number): bool
   return changes(statement.run({ uploadId, now })) === 1
 }
 
-export function setPlainUploadSize(db: Db, uploadId: string, sizeBytes: number) {
-  db.update(uploads)
-    .set({ totalBytes: sizeBytes, chunkBytes: Math.max(sizeBytes, 1), lengthDeferred: false })
-    .where(eq(uploads.id, uploadId))
-    .run()
-}
-
 export function uploadsInState(db: Db, state: UploadState): UploadRow[] {
   return db.select().from(uploads).where(eq(uploads.state, state)).all()
 }
 
-/** A finished tus partial upload whose bytes wait for a final upload to use them. */
-const waitingPartial = () => and(eq(uploads.concat, 'partial'), eq(uploads.state, 'complete'))
-
-/**
- * Uploads in progress, and finished partials no final upload has used, idle since before
- * `olderThan` (since `linksOlderThan` for drop links' uploads).
- */
+/** See staleUpload. */
 export function staleUploads(db: Db, olderThan: number, linksOlderThan = olderThan): UploadRow[] {
-  return db
-    .select()
-    .from(uploads)
-    .where(
-      and(
-        or(eq(uploads.state, 'receiving'), waitingPartial()),
-        or(lt(uploads.updatedAt, olderThan), and(like(uploads.owner, 'link:%'), lt(uploads.updatedAt, linksOlderThan))),
-      ),
-    )
-    .all()
+  return db.select().from(uploads).where(staleUpload(uploads, olderThan, linksOlderThan)).all()
 }
 
 export interface Outstanding {
@@ -345,7 +324,7 @@ export function unfinishedUploads(db: Db, limit: number): UploadRow[] {
   return db
     .select()
     .from(uploads)
-    .where(or(inArray(uploads.state, ['receiving', 'finalizing', 'failed', 'expired', 'cancelled']), waitingPartial()))
+    .where(or(inArray(uploads.state, ['receiving', 'finalizing', 'failed', 'expired', 'cancelled']), waitingPartial(uploads)))
     .orderBy(desc(uploads.updatedAt))
     .limit(limit)
     .all()
