@@ -1,10 +1,7 @@
 import { afterEach, beforeEach, describe, expect, test } from 'bun:test'
 import { serverPerTest, type TestServer } from '../helpers/server.ts'
 import { adminPost, createLink, makeFolder, one, startLinkServer, TUS, tusMetadata, visit, type CreatedLink } from '../links/helpers.ts'
-import { sqliteTest } from '../helpers/backend.ts'
 
-// The tests that read or change rows with SQL through server.sqlite run on SQLite only.
-const sqliteOnly = sqliteTest('reads rows with SQL through server.sqlite')
 
 /**
  * Switching a drop link off (or its expiry, deletion, or its folder going to the trash) stops
@@ -81,7 +78,7 @@ const linkUpload = (s: TestServer, link: CreatedLink) =>
   one<{ state: string; received_bytes: number; received_chunks: number }>(s, 'select state, received_bytes, received_chunks from uploads where owner = ?', `link:${link.id}`)
 
 describe('a drop link switched off while an upload streams in', () => {
-  sqliteOnly('a tus PATCH under way ends with 410 within a second or two, and nothing of it is kept', async () => {
+  test('a tus PATCH under way ends with 410 within a second or two, and nothing of it is kept', async () => {
     const s = await setUp()
     const link = await createLink(s)
     const { streaming } = await tusPatchUnderway(s, link)
@@ -93,7 +90,7 @@ describe('a drop link switched off while an upload streams in', () => {
     expect(stored(s)).toBe(0)
   }, 60_000)
 
-  sqliteOnly('a Dropzone chunk under way ends with 410 too, and is not recorded', async () => {
+  test('a Dropzone chunk under way ends with 410 too, and is not recorded', async () => {
     const s = await setUp()
     const link = await createLink(s)
     const boundary = 'dropfold-test-boundary'
@@ -117,7 +114,7 @@ describe('a drop link switched off while an upload streams in', () => {
     expect(stored(s)).toBe(0)
   }, 60_000)
 
-  sqliteOnly('deleting the link, or trashing its folder, stops a PATCH under way the same way', async () => {
+  test('deleting the link, or trashing its folder, stops a PATCH under way the same way', async () => {
     const s = await setUp()
     const deleted = await createLink(s)
     const { streaming: first } = await tusPatchUnderway(s, deleted)
