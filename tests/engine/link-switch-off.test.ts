@@ -50,13 +50,18 @@ async function within(response: Promise<Response>, ms: number): Promise<number |
   }
 }
 
-/** Asks again until `probe` answers 423 (the upload is being written by the streaming request). */
-async function untilBusy(probe: () => Promise<Response>) {
+/**
+ * Asks again until `probe` answers 423 (the upload is being written by the streaming request):
+ * true then; false if the streaming request ended first (a probe held the upload when it came, so
+ * it was the one refused; a slower locker, such as PostgreSQL's, makes that likelier).
+ */
+async function untilBusy(probe: () => Promise<Response>, streamingEnded: () => boolean) {
   const deadline = Date.now() + 20_000
   while (Date.now() < deadline) {
     const response = await probe()
     await response.arrayBuffer()
-    if (response.status === 423) return
+    if (response.status === 423) return true
+    if (streamingEnded()) return false
   }
   throw new Error('the streaming request never reached the upload')
 }
@@ -67,10 +72,14 @@ async function tusPatchUnderway(s: TestServer, link: CreatedLink) {
   const location = created.headers.get('location')!
   const patch = (body: BodyInit) =>
     visit(s, location, { method: 'PATCH', headers: { ...TUS, 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' }, body })
-  const streaming = patch(trickle())
-  await untilBusy(() => patch(new Uint8Array()))
-  // Wrapped: an async function returning the promise itself would wait for the response.
-  return { streaming }
+  for (let attempt = 0; attempt < 5; attempt++) {
+    let ended = false
+    const streaming = patch(trickle())
+    void streaming.finally(() => (ended = true)).catch(() => {})
+    // Wrapped: an async function returning the promise itself would wait for the response.
+    if (await untilBusy(() => patch(new Uint8Array()), () => ended)) return { streaming }
+  }
+  throw new Error('the streaming request was refused every time')
 }
 
 const stored = (s: TestServer) => one<{ n: number }>(s, 'select count(*) as n from files')!.n
