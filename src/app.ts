@@ -5,7 +5,7 @@ import type { AppDeps } from './http/deps.ts'
 import { errorResponse } from './http/errors.ts'
 import { guard } from './http/guard.ts'
 import { dropzoneRoutes } from './protocols/dropzone.ts'
-import { isCorsOrigin, multipartPreflight, withEndpointHeaders } from './protocols/cors.ts'
+import { endpointHeaders, isCorsOrigin, multipartPreflight, withEndpointHeaders } from './protocols/cors.ts'
 import { tusRoutes } from './protocols/tus/routes.ts'
 import { assetRoutes } from './routes/assets.ts'
 import { authRoutes } from './routes/auth.ts'
@@ -43,9 +43,11 @@ export function createApp(deps: AppDeps) {
   })
     // Answers under the upload endpoints carry their protocol's and the CORS headers, errors included.
     .onError(({ code, error, request }) => withEndpointHeaders(config, request, errorResponse(asHttpError(code, error), request, deps.log)))
-    .mapResponse({ as: 'global' }, ({ request, responseValue }) =>
-      responseValue instanceof Response ? withEndpointHeaders(config, request, responseValue) : undefined,
-    )
+    .mapResponse({ as: 'global' }, ({ request, responseValue, set }) => {
+      if (responseValue instanceof Response) return withEndpointHeaders(config, request, responseValue)
+      // Anything else (a protocol's JSON) becomes a response later, with these headers.
+      Object.assign(set.headers, endpointHeaders(config, request))
+    })
     // Before any route: every route after it is admin-only unless it declares otherwise.
     .use(guard(deps))
     // A change the page confirms survives a power cut (the upload engine does the same for its own steps).

@@ -46,10 +46,8 @@ export function preflightHeaders(config: Config, request: Request, methods: stri
  * the protocol's and the CORS headers: a page on another origin can read why it was refused.
  */
 export function withEndpointHeaders(config: Config, request: Request, response: Response): Response {
-  const path = URL.canParse(request.url) ? new URL(request.url).pathname : ''
-  if (!CROSS_ORIGIN_PATH.test(path)) return response
-  const headers: Record<string, string> = { ...corsHeaders(config, request) }
-  if (TUS_PATH.test(path)) headers['tus-resumable'] = '1.0.0'
+  const headers = endpointHeaders(config, request)
+  if (!headers) return response
   // A copy: a response's own headers may be immutable (a redirect's are).
   const answer = new Response(response.body, response)
   for (const [name, value] of Object.entries(headers)) {
@@ -57,6 +55,15 @@ export function withEndpointHeaders(config: Config, request: Request, response: 
     else answer.headers.set(name, value)
   }
   return answer
+}
+
+/** The headers every answer under an upload endpoint carries; null elsewhere. */
+export function endpointHeaders(config: Config, request: Request): Record<string, string> | null {
+  const path = URL.canParse(request.url) ? new URL(request.url).pathname : ''
+  if (!CROSS_ORIGIN_PATH.test(path)) return null
+  const headers: Record<string, string> = { ...corsHeaders(config, request) }
+  if (TUS_PATH.test(path)) headers['tus-resumable'] = '1.0.0'
+  return headers
 }
 
 function appendVary(headers: Headers, value: string) {

@@ -31,6 +31,7 @@ const streamed = (data: Uint8Array) =>
     },
   })
 
+const VISITOR = { cookie: '' }
 const named = (name: string) => ({ 'upload-metadata': tusMetadata({ filename: name }) })
 
 describe('a finished tus upload', () => {
@@ -201,6 +202,31 @@ describe('every answer under the tus endpoints carries Tus-Resumable and the COR
     const response = await s.fetch('/tus/', { method: 'OPTIONS', headers: { origin: 'http://any.example', 'access-control-request-method': 'POST' } })
     expect(response.headers.get('access-control-allow-origin')).toBe('http://any.example')
     expect(response.headers.get('access-control-allow-credentials')).toBe('true')
+  })
+})
+
+describe('plain multipart uploads take the same CORS as tus', () => {
+  test("a configured origin's preflight is answered and its credentialed POST to a drop link is stored and readable", async () => {
+    const s = await start()
+    const link = await createLink(s)
+    for (const path of ['/upload', `${link.path}/upload`]) {
+      const preflight = await s.fetch(path, {
+        method: 'OPTIONS',
+        headers: { ...VISITOR, origin: OTHER_ORIGIN, 'access-control-request-method': 'POST', 'access-control-request-headers': 'x-requested-with' },
+      })
+      expect({ path, status: preflight.status, origin: preflight.headers.get('access-control-allow-origin') }).toEqual({ path, status: 204, origin: OTHER_ORIGIN })
+      expect(preflight.headers.get('access-control-allow-methods')).toContain('POST')
+    }
+    const form = new FormData()
+    form.append('file', new File(['hello'], 'hello.txt'))
+    const posted = await s.fetch(`${link.path}/upload`, { method: 'POST', headers: { ...VISITOR, origin: OTHER_ORIGIN }, body: form })
+    expect(posted.status).toBe(200)
+    expect(posted.headers.get('access-control-allow-origin')).toBe(OTHER_ORIGIN)
+    expect(posted.headers.get('access-control-allow-credentials')).toBe('true')
+    // Which another origin is refused.
+    const elsewhere = await s.fetch(`${link.path}/upload`, { method: 'POST', headers: { ...VISITOR, origin: 'http://elsewhere.example' }, body: form })
+    expect(elsewhere.status).toBe(403)
+    expect(elsewhere.headers.get('access-control-allow-origin')).toBeNull()
   })
 })
 
