@@ -2,12 +2,12 @@ import { describe, expect, test } from 'bun:test'
 import { randomData, sha256 } from '../helpers/data.ts'
 import { serverPerTest, startTestServer, type TestServer } from '../helpers/server.ts'
 import { createLink, TUS, tusMetadata } from '../links/helpers.ts'
+import { tusCreate, tusPatch } from './tus-requests.ts'
 
 const OTHER_ORIGIN = 'http://uploader.example'
 const start = serverPerTest((env) => startTestServer({ MAX_FILE_SIZE: '16M', TUS_CORS_ORIGINS: OTHER_ORIGIN, ...env }))
 
-const create = (s: TestServer, endpoint: string, headers: Record<string, string>, body?: BodyInit) =>
-  s.fetch(endpoint, { method: 'POST', headers: { ...TUS, ...headers }, body })
+const create = tusCreate
 
 async function createUpload(s: TestServer, endpoint: string, headers: Record<string, string>): Promise<string> {
   const response = await create(s, endpoint, headers)
@@ -15,12 +15,7 @@ async function createUpload(s: TestServer, endpoint: string, headers: Record<str
   return response.headers.get('location')!
 }
 
-const patch = (s: TestServer, location: string, offset: number, body: BodyInit, headers: Record<string, string> = {}) =>
-  s.fetch(location, {
-    method: 'PATCH',
-    headers: { ...TUS, 'content-type': 'application/offset+octet-stream', 'upload-offset': String(offset), ...headers },
-    body,
-  })
+const patch = tusPatch
 
 /** A body of unknown length (sent chunked): the server cannot refuse it from its Content-Length. */
 const streamed = (data: Uint8Array) =>

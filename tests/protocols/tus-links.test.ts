@@ -1,14 +1,14 @@
 import { describe, expect, test } from 'bun:test'
 import { serverPerTest, startTestServer, type TestServer } from '../helpers/server.ts'
 import { createLink, rows, stagingEntries, TUS, tusMetadata, type CreatedLink } from '../links/helpers.ts'
+import { tusCreate, tusPatch } from './tus-requests.ts'
 
 const start = serverPerTest((env) => startTestServer({ MAX_FILE_SIZE: '16M', ...env }))
 
 /** A visitor: no admin session. */
 const VISITOR = { cookie: '' }
 
-const create = (s: TestServer, link: CreatedLink, headers: Record<string, string>) =>
-  s.fetch(`${link.path}/tus/`, { method: 'POST', headers: { ...TUS, ...VISITOR, ...headers } })
+const create = (s: TestServer, link: CreatedLink, headers: Record<string, string>) => tusCreate(s, `${link.path}/tus/`, { ...VISITOR, ...headers })
 
 async function created(s: TestServer, link: CreatedLink, headers: Record<string, string>): Promise<string> {
   const response = await create(s, link, headers)
@@ -17,11 +17,7 @@ async function created(s: TestServer, link: CreatedLink, headers: Record<string,
 }
 
 const patch = (s: TestServer, location: string, offset: number, body: BodyInit, headers: Record<string, string> = {}) =>
-  s.fetch(location, {
-    method: 'PATCH',
-    headers: { ...TUS, ...VISITOR, 'content-type': 'application/offset+octet-stream', 'upload-offset': String(offset), ...headers },
-    body,
-  })
+  tusPatch(s, location, offset, body, { ...VISITOR, ...headers })
 
 const named = (name: string) => ({ 'upload-metadata': tusMetadata({ filename: name }) })
 const partial = (length: number) => ({ 'upload-concat': 'partial', 'upload-length': String(length) })
