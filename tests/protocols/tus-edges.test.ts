@@ -166,20 +166,24 @@ describe('every answer under the tus endpoints carries Tus-Resumable and the COR
     const link = await createLink(s, { maxFileSize: '10' })
     const other = { origin: OTHER_ORIGIN }
     const location = await createUpload(s, '/tus/', { 'upload-length': '3', ...named('a.txt') })
-    const cases: [string, Promise<Response>, number][] = [
-      ['unknown path', s.fetch('/tus/a/b/c', { headers: { ...TUS, ...other } }), 404],
-      ['unknown upload', s.fetch(`/tus/${'a'.repeat(32)}`, { method: 'HEAD', headers: { ...TUS, ...other } }), 404],
-      ['unknown link', s.fetch('/d/aaaaaaaaaaaaaaaaaaaaaaaa/tus/', { method: 'POST', headers: { ...TUS, ...other, 'upload-length': '1', ...named('a') } }), 404],
-      ['too large for the link', s.fetch(`${link.path}/tus/`, { method: 'POST', headers: { ...TUS, ...other, 'upload-length': '11', ...named('a') } }), 413],
-      ['wrong content type', s.fetch(location, { method: 'PATCH', headers: { ...TUS, ...other, 'content-type': 'text/plain', 'upload-offset': '0' }, body: 'a' }), 415],
-      ['past the length', patch(s, location, 0, 'abcd', other), 413],
-      ['checksum mismatch', patch(s, location, 0, 'abc', { ...other, 'upload-checksum': `sha1 ${Buffer.alloc(20).toString('base64')}` }), 460],
-      ['no Tus-Resumable', s.fetch(location, { method: 'HEAD', headers: other }), 412],
+    // One at a time: several at once on one upload would be refused as busy (423).
+    const cases: [string, () => Promise<Response>, number][] = [
+      ['unknown path', () => s.fetch('/tus/a/b/c', { headers: { ...TUS, ...other } }), 404],
+      ['unknown upload', () => s.fetch(`/tus/${'a'.repeat(32)}`, { method: 'HEAD', headers: { ...TUS, ...other } }), 404],
+      ['unknown link', () => s.fetch('/d/aaaaaaaaaaaaaaaaaaaaaaaa/tus/', { method: 'POST', headers: { ...TUS, ...other, 'upload-length': '1', ...named('a') } }), 404],
+      ['too large for the link', () => s.fetch(`${link.path}/tus/`, { method: 'POST', headers: { ...TUS, ...other, 'upload-length': '11', ...named('a') } }), 413],
+      ['wrong content type', () => s.fetch(location, { method: 'PATCH', headers: { ...TUS, ...other, 'content-type': 'text/plain', 'upload-offset': '0' }, body: 'a' }), 415],
+      ['past the length', () => patch(s, location, 0, 'abcd', other), 413],
+      ['checksum mismatch', () => patch(s, location, 0, 'abc', { ...other, 'upload-checksum': `sha1 ${Buffer.alloc(20).toString('base64')}` }), 460],
+      ['no Tus-Resumable', () => s.fetch(location, { method: 'HEAD', headers: other }), 412],
     ]
-    for (const [what, answer, status] of cases) expect({ what, ...cors(await answer) }).toEqual({ what, ...expected(status) })
+    for (const [what, answer, status] of cases) expect({ what, ...cors(await answer()) }).toEqual({ what, ...expected(status) })
     expect((await patch(s, location, 0, 'abc')).status).toBe(204)
     const finished = await s.fetch(location, { method: 'DELETE', headers: { ...TUS, ...other } })
     expect(cors(finished)).toEqual(expected(403))
+    const terminated = await createUpload(s, '/tus/', { 'upload-length': '3', ...named('b.txt') })
+    expect((await s.fetch(terminated, { method: 'DELETE', headers: TUS })).status).toBe(204)
+    expect(cors(await s.fetch(terminated, { method: 'HEAD', headers: { ...TUS, ...other } }))).toEqual(expected(410))
   })
 
   test('an origin not configured gets no CORS headers, and the answer varies by origin', async () => {
