@@ -5,11 +5,12 @@ import type { AppDeps } from './http/deps.ts'
 import { errorResponse } from './http/errors.ts'
 import { guard } from './http/guard.ts'
 import { dropzoneRoutes } from './protocols/dropzone.ts'
-import { isCorsOrigin, tusRoutes } from './protocols/tus/routes.ts'
+import { endpointHeaders, isCorsOrigin, multipartPreflight, withEndpointHeaders } from './protocols/cors.ts'
+import { tusRoutes } from './protocols/tus/routes.ts'
 import { assetRoutes } from './routes/assets.ts'
 import { authRoutes } from './routes/auth.ts'
 import { accountRoutes } from './routes/account.ts'
-import { downloadRoutes } from './routes/downloads.ts'
+import { downloadRoutes, libraryFileResponse } from './routes/downloads.ts'
 import { fileRoutes } from './routes/files.ts'
 import { folderRoutes } from './routes/folders.ts'
 import { trashRoutes } from './routes/trash.ts'
@@ -26,6 +27,11 @@ function asHttpError(code: unknown, error: unknown): unknown {
 }
 
 export function createApp(deps: AppDeps) {
+  const { config } = deps
+  if (config.tusCorsOrigins.includes('*')) {
+    deps.log('warning: TUS_CORS_ORIGINS=* lets a page on any site upload with the cookies its visitor has here (the admin session and drop-link unlocks are SameSite=Lax, so a browser sends them cross-site only on top-level navigations)')
+  }
+  const crossOrigin = (origin: string) => isCorsOrigin(config, origin)
   return new Elysia({
     // Bun applies this cap to streamed bodies too; each route enforces its own, smaller limit.
     // Never Bun's development error page: it shows paths and source to the client.
@@ -35,7 +41,13 @@ export function createApp(deps: AppDeps) {
     // `/assets/files/1/download` as `/files/1/download`). The guard serves only such URLs.
     handler: { standardHostname: false },
   })
-    .onError(({ code, error, request }) => errorResponse(asHttpError(code, error), request, deps.log))
+    // Answers under the upload endpoints carry their protocol's and the CORS headers, errors included.
+    .onError(({ code, error, request }) => withEndpointHeaders(config, request, errorResponse(asHttpError(code, error), request, deps.log)))
+    .mapResponse({ as: 'global' }, ({ request, responseValue, set }) => {
+      if (responseValue instanceof Response) return withEndpointHeaders(config, request, responseValue)
+      // Anything else (a protocol's JSON) becomes a response later, with these headers.
+      Object.assign(set.headers, endpointHeaders(config, request))
+    })
     // Before any route: every route after it is admin-only unless it declares otherwise.
     .use(guard(deps))
     // A change the page confirms survives a power cut (the upload engine does the same for its own steps).
@@ -54,11 +66,18 @@ export function createApp(deps: AppDeps) {
     .use(dropRoutes(deps))
     .use(linkRoutes(deps))
     // The guard has already required the admin session for these.
-    .guard({ streamsBody: true }, (uploads) =>
+    .use(multipartPreflight(config, '/upload'))
+    .guard({ streamsBody: true, crossOrigin }, (uploads) =>
       uploads
-        .use(dropzoneRoutes({ path: '/upload', engine: deps.engine, config: deps.config, authorize: () => ({ owner: 'admin' }) }))
-        .guard({ crossOrigin: (origin: string) => isCorsOrigin(deps.config, origin) }, (tus) =>
-          tus.use(tusRoutes({ prefix: '/tus', engine: deps.engine, config: deps.config, authorize: () => ({ owner: 'admin' }) })),
+        .use(dropzoneRoutes({ path: '/upload', engine: deps.engine, config, authorize: () => ({ owner: 'admin' }) }))
+        .use(
+          tusRoutes({
+            prefix: '/tus',
+            engine: deps.engine,
+            config,
+            authorize: () => ({ owner: 'admin' }),
+            serveFile: (request, _params, fileId) => libraryFileResponse(deps, fileId, request, 'attachment'),
+          }),
         ),
     )
     .use(downloadRoutes(deps))

@@ -137,7 +137,17 @@ export interface AdmissionFigures {
  */
 export interface Admission {
   owner: string
-  check(figures: AdmissionFigures, upload: { fileName: string; totalBytes: number }): void
+  check(figures: AdmissionFigures, upload: AdmittedUpload): void
+}
+
+/** What an admission rule is asked about. */
+export interface AdmittedUpload {
+  fileName: string
+  totalBytes: number
+  /** tus concatenation: a partial counts as bytes only; a final's bytes are its partials', counted already. */
+  concat?: 'partial' | 'final' | null
+  /** Already among the figures (a deferred length declared later): only its bytes and size are checked. */
+  counted?: boolean
 }
 
 /** Both rules, in order. */

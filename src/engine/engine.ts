@@ -428,7 +428,7 @@ export class UploadEngine extends EngineParts {
    * Assembles finished partial uploads, in order, into one new upload and finalises it. The parts
    * are released afterwards.
    */
-  async concatenate(spec: Omit<StreamUploadSpec, 'totalBytes' | 'concat' | 'partIds'>, partIds: string[]): Promise<Upload> {
+  async concatenate(spec: Omit<StreamUploadSpec, 'totalBytes' | 'concat' | 'partIds'>, partIds: string[], admit?: Admission): Promise<Upload> {
     if (partIds.length === 0) throw new DomainError('invalid', 'A final upload needs at least one partial upload')
     const parts: Upload[] = []
     for (const id of partIds) {
@@ -443,7 +443,7 @@ export class UploadEngine extends EngineParts {
     if (!locks) throw new DomainError('busy', 'A partial upload is being used by another request; try again shortly')
     try {
       const totalBytes = parts.reduce((sum, part) => sum + part.totalBytes, 0)
-      const upload = await this.createStream({ ...spec, totalBytes: null, concat: 'final', partIds: JSON.stringify(partIds) })
+      const upload = await this.createStream({ ...spec, totalBytes: null, concat: 'final', partIds: JSON.stringify(partIds) }, admit)
       await this.declareLength(upload, totalBytes)
       let offset = 0
       for (const part of parts) {

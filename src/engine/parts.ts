@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { DomainError } from '../core/errors.ts'
-import { bothAdmissions, linkIdOf, type Admission, type Lease, type Upload } from '../core/records.ts'
+import { bothAdmissions, linkIdOf, type Admission, type AdmittedUpload, type Lease, type Upload } from '../core/records.ts'
 import { requireLinkStillOpen } from '../links/access.ts'
 import type { Lock, Locker } from '../ports/locker.ts'
 import { MemoryBudget, watched } from './bodies.ts'
@@ -82,7 +82,7 @@ export class EngineParts {
 
 
   /** Checks `admit` against the figures as they are now (the check that counts runs again when the upload is recorded). */
-  async admits(admit: Admission | undefined, upload: { fileName: string; totalBytes: number }) {
+  async admits(admit: Admission | undefined, upload: AdmittedUpload) {
     if (admit) admit.check(await this.store.uploads.admissionFigures(admit.owner), upload)
   }
 

@@ -111,18 +111,20 @@ export function typeFilter(allowed: string | null): ((fileName: string) => boole
 export function linkAdmission(link: LinkRow): Admission {
   const typeAllowed = typeFilter(link.allowedTypes)
   const check: Admission['check'] = (figures, upload) => {
-    if (typeAllowed && !typeAllowed(upload.fileName)) {
+    const isPartial = upload.concat === 'partial'
+    // A partial's name is optional: the final upload's is checked.
+    if (typeAllowed && !isPartial && !typeAllowed(upload.fileName)) {
       throw new DomainError('unsupported-type', `This link accepts only these kinds of files: ${link.allowedTypes}`)
     }
     if (link.maxFileBytes !== null && upload.totalBytes > link.maxFileBytes) {
       throw new DomainError('too-large', `The file is ${upload.totalBytes} bytes; this link accepts files up to ${link.maxFileBytes} bytes`)
     }
     const usage = figures.link ?? { files: 0, fileBytes: 0, inProgress: 0, inProgressBytes: 0 }
-    if (link.maxFiles !== null && usage.files + usage.inProgress >= link.maxFiles) {
+    if (link.maxFiles !== null && !isPartial && !upload.counted && usage.files + usage.inProgress >= link.maxFiles) {
       throw new DomainError('limit-reached', `This link accepts at most ${link.maxFiles} files, and has them`)
     }
     const used = usage.fileBytes + usage.inProgressBytes
-    if (link.maxTotalBytes !== null && used + upload.totalBytes > link.maxTotalBytes) {
+    if (link.maxTotalBytes !== null && upload.concat !== 'final' && used + upload.totalBytes > link.maxTotalBytes) {
       const left = Math.max(0, link.maxTotalBytes - used)
       throw new DomainError('too-large', `This link accepts ${link.maxTotalBytes} bytes in total and has ${left} bytes left; the file is ${upload.totalBytes} bytes`)
     }

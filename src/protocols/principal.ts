@@ -11,7 +11,7 @@ export interface UploadPrincipal {
   folderId?: number
   /** Checked atomically with the creation of every new upload. */
   admit?: Admission
-  /** Drop links need the size up front (tus deferred length and concatenation are refused). */
+  /** Drop links need the size of a multipart upload up front (a Content-Length), and of each PATCH of a deferred tus upload. */
   sizeUpFront?: boolean
   /**
    * Keeps clients' own upload ids (Dropzone's dzuuid) apart: visitors of one drop link must not

@@ -55,14 +55,17 @@ export async function fileResponse(blobs: BlobStore, file: FileRow, request: Req
   return new Response(body, { status: range ? 206 : 200, headers })
 }
 
+/** A live file of the library as the admin fetches it (the caller has checked the session). */
+export async function libraryFileResponse(deps: Pick<AppDeps, 'store' | 'blobs'>, fileId: number, request: Request, disposition: 'attachment' | 'inline') {
+  const file = await deps.store.library.file(fileId)
+  // A file in the trash is reached only from the Trash page, which offers restoring, not downloading.
+  if (!file || file.deletedAt !== null || (await deps.store.library.isInTrash(file.folderId))) throw new HttpError(404, 'No such file (it may be in the trash)')
+  return fileResponse(deps.blobs, file, request, disposition)
+}
+
 export function downloadRoutes(deps: AppDeps) {
-  const { store } = deps
-  const serve = async ({ params, request }: { params: { id: string }; request: Request }, disposition: 'attachment' | 'inline') => {
-    const file = await store.library.file(pathId(params.id, 'file'))
-    // A file in the trash is reached only from the Trash page, which offers restoring, not downloading.
-    if (!file || file.deletedAt !== null || (await store.library.isInTrash(file.folderId))) throw new HttpError(404, 'No such file (it may be in the trash)')
-    return fileResponse(deps.blobs, file, request, disposition)
-  }
+  const serve = ({ params, request }: { params: { id: string }; request: Request }, disposition: 'attachment' | 'inline') =>
+    libraryFileResponse(deps, pathId(params.id, 'file'), request, disposition)
   const download = (ctx: { params: { id: string }; request: Request }) => serve(ctx, 'attachment')
   const preview = (ctx: { params: { id: string }; request: Request }) => serve(ctx, 'inline')
   return new Elysia({ name: 'downloads' })

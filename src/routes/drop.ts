@@ -2,7 +2,8 @@ import { Elysia } from 'elysia'
 import type { AppDeps } from '../http/deps.ts'
 import { routePolicy } from '../http/guard.ts'
 import { dropzoneRoutes } from '../protocols/dropzone.ts'
-import { isCorsOrigin, tusRoutes } from '../protocols/tus/routes.ts'
+import { isCorsOrigin, multipartPreflight } from '../protocols/cors.ts'
+import { tusRoutes } from '../protocols/tus/routes.ts'
 import { dropLinkAccess } from './drop/access.ts'
 import { downloadFromDropLink, dropLinkFiles } from './drop/files.ts'
 import { dropLinkPage } from './drop/page.ts'
@@ -28,11 +29,18 @@ export function dropRoutes(deps: AppDeps) {
     .post('/d/:token/unlock', ({ request, params, server }) => unlockDropLink(access, request, params.token, server), { parse: 'none' })
     .get('/d/:token/files', ({ request, params }) => dropLinkFiles(access, request, params.token))
     .get('/d/:token/files/:id/download', ({ request, params }) => downloadFromDropLink(access, request, params.token, params.id))
-    .guard({ streamsBody: true }, (uploads) =>
+    .use(multipartPreflight(config, '/d/:token/upload'))
+    .guard({ streamsBody: true, crossOrigin: (origin: string) => isCorsOrigin(config, origin) }, (uploads) =>
       uploads
         .use(dropzoneRoutes({ path: '/d/:token/upload', engine: deps.engine, config, authorize: principal }))
-        .guard({ crossOrigin: (origin: string) => isCorsOrigin(config, origin) }, (tus) =>
-          tus.use(tusRoutes({ prefix: '/d/:token/tus', engine: deps.engine, config, authorize: principal })),
+        .use(
+          tusRoutes({
+            prefix: '/d/:token/tus',
+            engine: deps.engine,
+            config,
+            authorize: principal,
+            serveFile: (request, params, fileId) => downloadFromDropLink(access, request, params.token ?? '', String(fileId)),
+          }),
         ),
     )
 }

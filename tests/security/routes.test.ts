@@ -25,6 +25,8 @@ const PUBLIC_ROUTES = [
   'OPTIONS /tus',
   'OPTIONS /tus/',
   'OPTIONS /tus/:id',
+  'OPTIONS /upload',
+  'OPTIONS /upload/:key',
 ]
 const isDropLinkRoute = (route: Route) => route.path === '/d/:token' || route.path.startsWith('/d/:token/')
 const key = (route: Route) => `${route.method} ${route.path}`

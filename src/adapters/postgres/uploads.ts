@@ -245,7 +245,7 @@ async function createUpload(q: Q, upload: NewUpload, admit?: Admission): Promise
       if (existing) return { upload: existing, created: false }
     }
     await xactLock(tx, ADMISSION_LOCK)
-    admit.check(await admissionFigures(tx, admit.owner), { fileName: upload.fileName, totalBytes: upload.totalBytes })
+    admit.check(await admissionFigures(tx, admit.owner), { fileName: upload.fileName, totalBytes: upload.totalBytes, concat: upload.concat ?? null })
     return insertOnce(tx)
   })
 }
@@ -272,9 +272,9 @@ async function usageAndOutstanding(q: Q, owner: string) {
   const [row] = await rows<LinkUsage & { links: number; others: number; own: number }>(
     q,
     sql`select
-          count(*) filter (where ${mine} and state = 'complete')::int as "files",
+          count(*) filter (where ${mine} and concat is distinct from 'partial' and state = 'complete')::int as "files",
           coalesce(sum(total_bytes) filter (where ${mine} and state = 'complete'), 0)::float8 as "fileBytes",
-          count(*) filter (where ${mine} and state in ('receiving', 'finalizing'))::int as "inProgress",
+          count(*) filter (where ${mine} and concat is distinct from 'partial' and state in ('receiving', 'finalizing'))::int as "inProgress",
           coalesce(sum(total_bytes) filter (where ${mine} and state in ('receiving', 'finalizing')), 0)::float8 as "inProgressBytes",
           coalesce(sum(${missing}) filter (where ${receiving} and owner like 'link:%'), 0)::float8 as "links",
           coalesce(sum(${missing}) filter (where ${receiving} and owner not like 'link:%'), 0)::float8 as "others",

@@ -33,10 +33,10 @@ export function deleteLink(db: Db, id: number): LinkRow | undefined {
   return db.delete(links).where(eq(links.id, id)).returning().get()
 }
 
-/** What a link has taken in so far; uploads in progress count with their full size. */
+/** What a link has taken in so far; uploads in progress count with their full size (tus partials as bytes only, not as files). */
 export function linkUsage(db: Db, linkId: number): LinkUsage {
   const rows = db
-    .select({ state: uploads.state, n: sql<number>`count(*)`, bytes: sql<number>`coalesce(sum(${uploads.totalBytes}), 0)` })
+    .select({ state: uploads.state, n: sql<number>`coalesce(sum(case when ${uploads.concat} = 'partial' then 0 else 1 end), 0)`, bytes: sql<number>`coalesce(sum(${uploads.totalBytes}), 0)` })
     .from(uploads)
     .where(and(eq(uploads.owner, linkOwner(linkId)), inArray(uploads.state, ['receiving', 'finalizing', 'complete'])))
     .groupBy(uploads.state)

@@ -66,7 +66,7 @@ export function insertUploadOnce(db: Db, row: NewUpload, admit?: Admission): { u
       const existing = findUploadByClientKey(db, row.owner, row.clientKey)
       if (existing) return { upload: existing, created: false }
     }
-    admit?.check(admissionFigures(db, admit.owner), { fileName: row.fileName, totalBytes: row.totalBytes })
+    admit?.check(admissionFigures(db, admit.owner), { fileName: row.fileName, totalBytes: row.totalBytes, concat: row.concat ?? null })
     const upload = insertUpload(db).get({
       ...row,
       clientKey: row.clientKey ?? null,

@@ -3,11 +3,13 @@ import { ROOT_FOLDER_ID } from '../../core/records.ts'
 import { cleanFileName } from '../../engine/file-names.ts'
 import { HttpError } from '../../errors.ts'
 import { clientAddress } from '../../http/client-address.ts'
+import { admitFinal } from './limits.ts'
 import {
   checksummed,
   endpointOf,
   expires,
-  OFFSET_STREAM,
+  fileLocation,
+  isOffsetStream,
   ownUpload,
   respond,
   UPLOAD_ID,
@@ -39,8 +41,6 @@ export async function create({ request, server, params }: CreateContext, options
   const metadata = parseMetadata(request.headers.get('upload-metadata'))
   const concat = request.headers.get('upload-concat')
   if (concat !== null && concat.length > MAX_CONCAT_BYTES) throw new HttpError(431, `Upload-Concat is longer than ${MAX_CONCAT_BYTES} bytes`)
-  if (principal.sizeUpFront && concat !== null) throw new HttpError(400, 'Concatenated (parallel) tus uploads are not available here')
-  if (principal.sizeUpFront && request.headers.has('upload-defer-length')) throw new HttpError(400, 'Upload-Length is required here')
   const folderId = principal.folderId ?? folderFrom(metadata.get('folder'))
   const fileName = metadata.get('filename') ?? metadata.get('name') ?? ''
   if (!fileName && concat === null) throw new HttpError(400, 'Upload-Metadata needs a filename')
@@ -50,9 +50,12 @@ export async function create({ request, server, params }: CreateContext, options
   if (concat?.startsWith('final;')) {
     if (request.headers.has('upload-length')) throw new HttpError(400, 'A final upload must not carry Upload-Length')
     const partIds = concatenatedIds(concat, request.url)
-    for (const id of partIds) await ownUpload(engine, principal, id)
-    const upload = await engine.concatenate(base, partIds)
-    return respond(201, { location: `${endpoint}/${upload.id}`, ...expires(engine, upload) })
+    const parts = []
+    for (const id of partIds) parts.push(await ownUpload(engine, principal, id))
+    if (!fileName) throw new HttpError(400, 'Upload-Metadata of a final upload needs a filename')
+    await admitFinal(engine, principal, fileName, parts)
+    const upload = await engine.concatenate(base, partIds, principal.admit)
+    return respond(201, { location: `${endpoint}/${upload.id}`, ...expires(engine, upload), ...fileLocation(principal, upload) })
   }
   if (concat !== null && concat !== 'partial') throw new HttpError(400, 'Upload-Concat must be "partial" or "final;<urls>"')
   const length = wholeNumberHeader(request, 'Upload-Length')
@@ -60,7 +63,7 @@ export async function create({ request, server, params }: CreateContext, options
   if (deferred !== null && deferred !== '1') throw new HttpError(400, 'Upload-Defer-Length must be 1')
   if ((length === null) === (deferred === null)) throw new HttpError(400, 'Send either Upload-Length or Upload-Defer-Length: 1')
   let upload = await engine.begin({ ...base, totalBytes: length, concat: concat === 'partial' ? 'partial' : undefined }, principal.admit)
-  if (request.body && request.headers.get('content-type') === OFFSET_STREAM) {
+  if (request.body && isOffsetStream(request)) {
     // creation-with-upload: the first bytes ride along with the creation request.
     const created = upload
     upload = await engine.appendingAlone(created.id, () => {
@@ -73,7 +76,7 @@ export async function create({ request, server, params }: CreateContext, options
     })
   }
   // Always sent: tus-js-client expects it whenever it asked for creation-with-upload.
-  return respond(201, { location: `${endpoint}/${upload.id}`, 'upload-offset': String(upload.receivedBytes), ...expires(engine, upload) })
+  return respond(201, { location: `${endpoint}/${upload.id}`, 'upload-offset': String(upload.receivedBytes), ...expires(engine, upload), ...fileLocation(principal, upload) })
 }
 
 /** Upload-Metadata: comma-separated "key base64value" pairs (value optional). */

@@ -7,9 +7,10 @@ import { head } from './head.ts'
 import { discover } from './options.ts'
 import { patch } from './patch.ts'
 import { create, type CreateContext } from './post.ts'
-import { corsHeaders, ownUpload, TUS_VERSION, tusError, type TusOptions } from './shared.ts'
+import { download } from './get.ts'
+import { ownUpload, TUS_VERSION, tusError, type TusOptions } from './shared.ts'
 
-export { isCorsOrigin } from './shared.ts'
+export { isCorsOrigin } from '../cors.ts'
 export type { TusOptions } from './shared.ts'
 
 /**
@@ -19,13 +20,17 @@ export type { TusOptions } from './shared.ts'
  * One handler per method, each in its own file; this plugin wires them to the routes.
  */
 export function tusRoutes(options: TusOptions) {
-  const { prefix, engine, config } = options
+  const { prefix, engine } = options
 
-  /** Every tus answer, errors included, carries Tus-Resumable and (when configured) CORS headers. */
+  /** X-HTTP-Method-Override lets clients behind proxies that only pass GET and POST speak tus. */
+  const method = (request: Request) => request.headers.get('x-http-method-override')?.toUpperCase() ?? request.method
+
+  /** Refusals answered in tus's format (the app adds Tus-Resumable and CORS to every answer here). */
   async function handle(request: Request, work: () => Promise<Response> | Response): Promise<Response> {
     let response: Response
     try {
-      if (request.method !== 'OPTIONS' && request.headers.get('tus-resumable') !== TUS_VERSION) {
+      // GET is no tus request: a finished upload's URL serves its file to anyone allowed to see it.
+      if (!['OPTIONS', 'GET'].includes(method(request)) && request.headers.get('tus-resumable') !== TUS_VERSION) {
         throw new HttpError(412, `Tus-Resumable ${TUS_VERSION} is required`, { 'tus-version': TUS_VERSION })
       }
       response = await work()
@@ -35,26 +40,24 @@ export function tusRoutes(options: TusOptions) {
       response = tusError(refusal)
       await request.body?.cancel().catch(() => {})
     }
-    for (const [name, value] of Object.entries(corsHeaders(config, request))) response.headers.set(name, value)
     return response
   }
-
-  /** X-HTTP-Method-Override lets clients behind proxies that only pass GET and POST speak tus. */
-  const method = (request: Request) => request.headers.get('x-http-method-override')?.toUpperCase() ?? request.method
 
   const onUpload = async ({ request, params }: { request: Request; params: Record<string, string> }) =>
     handle(request, async () => {
       const principal = await options.authorize(request, params)
       const upload = await ownUpload(engine, principal, params.id!)
       switch (method(request)) {
+        case 'GET':
+          return download({ request, upload, principal, params }, options)
         case 'HEAD':
-          return head({ request, upload }, options)
+          return head({ request, upload, principal, params }, options)
         case 'PATCH':
-          return patch({ request, upload }, options)
+          return patch({ request, upload, principal, params }, options)
         case 'DELETE':
-          return terminate({ request, upload }, options)
+          return terminate({ request, upload, principal, params }, options)
         default:
-          throw new HttpError(405, 'Use HEAD, PATCH or DELETE on an upload', { allow: 'HEAD, PATCH, DELETE, OPTIONS' })
+          throw new HttpError(405, 'Use GET, HEAD, PATCH or DELETE on an upload', { allow: 'GET, HEAD, PATCH, DELETE, OPTIONS' })
       }
     })
 
@@ -72,6 +75,7 @@ export function tusRoutes(options: TusOptions) {
     .options(`${prefix}/:id`, onDiscovery, discoveryIsPublic)
     .post(prefix, onCreate, streamed)
     .post(`${prefix}/`, onCreate, streamed)
+    .get(`${prefix}/:id`, onUpload, { errorFormat: tusError })
     .head(`${prefix}/:id`, onUpload, { errorFormat: tusError })
     .patch(`${prefix}/:id`, onUpload, streamed)
     .delete(`${prefix}/:id`, onUpload, streamed)

@@ -17,11 +17,9 @@ export const EXTENSIONS = 'creation,creation-with-upload,creation-defer-length,t
 export const CHECKSUMS: Record<string, number> = { sha1: 20, sha256: 32, sha512: 64, md5: 16 }
 export const UPLOAD_ID = /^[a-z0-9]{32}$/
 export const OFFSET_STREAM = 'application/offset+octet-stream'
-/** Headers a browser page on another origin may send and read (when CORS is configured). */
+/** Headers a browser page on another origin may send (when CORS is configured). */
 export const REQUEST_HEADERS =
   'Authorization, Origin, X-Requested-With, X-Request-ID, X-HTTP-Method-Override, Content-Type, Upload-Length, Upload-Offset, Tus-Resumable, Upload-Metadata, Upload-Defer-Length, Upload-Concat, Upload-Checksum'
-const EXPOSED_HEADERS =
-  'Upload-Offset, Location, Upload-Length, Tus-Version, Tus-Resumable, Tus-Max-Size, Tus-Extension, Tus-Checksum-Algorithm, Upload-Metadata, Upload-Defer-Length, Upload-Concat, Upload-Expires'
 
 export interface TusOptions {
   /** Route prefix of the endpoint; may hold params (a drop link's token). */
@@ -29,12 +27,28 @@ export interface TusOptions {
   engine: UploadEngine
   config: Config
   authorize: (request: Request, params: Record<string, string>) => UploadPrincipal | Promise<UploadPrincipal>
+  /** A stored file as `/files/<id>/download` (or the drop link's download) answers it, with the same authorisation. */
+  serveFile: (request: Request, params: Record<string, string>, fileId: number) => Promise<Response>
 }
 
-/** What the handlers of an existing upload (HEAD, PATCH, DELETE) are given. */
+/** What the handlers of an existing upload (GET, HEAD, PATCH, DELETE) are given. */
 export interface UploadContext {
   request: Request
   upload: Upload
+  principal: UploadPrincipal
+  params: Record<string, string>
+}
+
+/** Where a finished upload's file is, for this client (none when it may not download it). */
+export function fileLocation(principal: UploadPrincipal, upload: Upload): Record<string, string> {
+  if (upload.state !== 'complete' || upload.fileId === null || upload.concat === 'partial') return {}
+  const url = principal.fileUrl ? principal.fileUrl(upload.fileId) : `/files/${upload.fileId}/download`
+  return url === null ? {} : { 'dropfold-file-url': url, link: `<${url}>; rel="item"` }
+}
+
+/** Whether a request's Content-Type is tus's body type, whatever its parameters (`; charset=binary`). */
+export function isOffsetStream(request: Request): boolean {
+  return (request.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase() === OFFSET_STREAM
 }
 
 /** Every tus answer carries Tus-Resumable, refusals included. */
@@ -97,19 +111,4 @@ export function checksummed(request: Request, body: AsyncIterable<Uint8Array>) {
     if (!hasher.digest().equals(expected)) throw new DomainError('checksum-mismatch', 'Checksum mismatch: the bytes were discarded')
   }
   return { body: tapped(), verify }
-}
-
-export function corsHeaders(config: Config, request: Request): Record<string, string> {
-  const origin = request.headers.get('origin')
-  if (!origin || !isCorsOrigin(config, origin)) return {}
-  const any = config.tusCorsOrigins.includes('*')
-  return {
-    'access-control-allow-origin': any ? '*' : origin,
-    ...(any ? {} : { 'access-control-allow-credentials': 'true', vary: 'Origin' }),
-    'access-control-expose-headers': EXPOSED_HEADERS,
-  }
-}
-
-export function isCorsOrigin(config: Config, origin: string): boolean {
-  return config.tusCorsOrigins.includes('*') || config.tusCorsOrigins.includes(origin)
 }
