@@ -49,6 +49,10 @@ interface Totals extends RunTotals {
   serverTicks: number
   rgwTicks: number
   osdTicks: number
+  /** radosgw's counters over the row (`perf dump`): requests, bytes it sent (GET) and took (PUT, parts). */
+  requests: number
+  getBytes: number
+  putBytes: number
   peak: number
 }
 
@@ -76,6 +80,18 @@ function cephPid(name: string): number | undefined {
   const dir = process.env.CEPH_TEST_DIR
   const file = dir ? join(dir, 'run', `${name}.pid`) : ''
   return file && existsSync(file) ? Number(readFileSync(file, 'utf8').trim()) : undefined
+}
+/** radosgw's request and byte counters so far, from its admin socket (zeros when not reachable). */
+function rgwOps(): { req: number; getBytes: number; putBytes: number } {
+  const socket = process.env.CEPH_TEST_DIR ? join(process.env.CEPH_TEST_DIR, 'run', 'client.rgw.a.asok') : ''
+  if (!socket || !existsSync(socket)) return { req: 0, getBytes: 0, putBytes: 0 }
+  const out = Bun.spawnSync(['ceph', '--admin-daemon', socket, 'perf', 'dump', 'rgw'], { stderr: 'pipe' })
+  try {
+    const rgw = (JSON.parse(out.stdout.toString()) as { rgw: { req: number; get_b: number; put_b: number } }).rgw
+    return { req: rgw.req, getBytes: rgw.get_b, putBytes: rgw.put_b }
+  } catch {
+    return { req: 0, getBytes: 0, putBytes: 0 }
+  }
 }
 const ticksOrZero = (pid: number | undefined) => (pid === undefined ? 0 : ticksOf([pid]))
 
@@ -174,7 +190,7 @@ interface Outcome {
   good: boolean
 }
 
-async function runOnce(ctx: ClusterContext, s: Setups, row: Row, setup: SetupId, input: { file: string; size: number; sha: string }, run: number, first: number | undefined): Promise<Outcome> {
+async function runOnce(ctx: ClusterContext, s: Setups, row: Row, setup: SetupId, input: { file: string; size: number; sha: string }, run: number, first: number | undefined, done: () => void): Promise<Outcome> {
   const tag = `${row.id}-${setup}-r${run}-${Math.random().toString(36).slice(2, 8)}`
   if (setup === 'direct') {
     const small = row.direct!.mode === 'small'
@@ -185,6 +201,7 @@ async function runOnce(ctx: ClusterContext, s: Setups, row: Row, setup: SetupId,
       })],
       input.size,
     )
+    done()
     let good = true
     for (const [i, key] of out.keys.entries()) {
       const expected = small ? new Bun.CryptoHasher('sha256').update(await Bun.file(input.file).slice(first! + i * SMALL_EACH, first! + (i + 1) * SMALL_EACH).arrayBuffer()).digest('hex') : input.sha
@@ -199,6 +216,7 @@ async function runOnce(ctx: ClusterContext, s: Setups, row: Row, setup: SetupId,
     path: dropfold ? (row.mode === 'dz' ? '/upload' : '/tus/') : '/files', file: input.file, size: input.size,
     cookie: dropfold ? s.dropfold.cookie : undefined, tag, first, ...row.opts,
   })
+  done()
   let good = true
   for (const upload of out.uploads) {
     const expected = upload.expected ?? input.sha
@@ -238,7 +256,7 @@ export async function measureS3Rows(ctx: ClusterContext, selected: Set<string>):
       const runs = row.big ? 1 : ctx.runs
       const totals = new Map<SetupId, Totals>()
       for (const id of setups) {
-        totals.set(id, { rates: [], ok: 0, corrupt: 0, bytes: 0, files: 0, serverTicks: 0, rgwTicks: 0, osdTicks: 0, peak: 0 })
+        totals.set(id, { rates: [], ok: 0, corrupt: 0, bytes: 0, files: 0, serverTicks: 0, rgwTicks: 0, osdTicks: 0, requests: 0, getBytes: 0, putBytes: 0, peak: 0 })
         resetPeaks(pids[id])
       }
       for (let run = 0; run < runs; run++) {
@@ -249,12 +267,18 @@ export async function measureS3Rows(ctx: ClusterContext, selected: Set<string>):
         for (const id of setups.map((_, i) => setups[(i + run) % setups.length]!)) {
           const t = totals.get(id)!
           if (t.error) continue
-          const before = { server: ticksOf(pids[id]), rgw: ticksOrZero(rgw), osd: ticksOrZero(osd) }
+          // Counted up to the end of the upload: the references' hashing back and deleting comes after.
+          const counters = () => ({ server: ticksOf(pids[id]), rgw: ticksOrZero(rgw), osd: ticksOrZero(osd), ops: rgwOps() })
+          const before = counters()
+          let after = before
           try {
-            const out = await runOnce(ctx, s, row, id, input, run, first)
-            t.serverTicks += out.ownCpuMs !== undefined ? (out.ownCpuMs / 1000) * CLK_TCK : ticksOf(pids[id]) - before.server
-            t.rgwTicks += ticksOrZero(rgw) - before.rgw
-            t.osdTicks += ticksOrZero(osd) - before.osd
+            const out = await runOnce(ctx, s, row, id, input, run, first, () => (after = counters()))
+            t.serverTicks += out.ownCpuMs !== undefined ? (out.ownCpuMs / 1000) * CLK_TCK : after.server - before.server
+            t.rgwTicks += after.rgw - before.rgw
+            t.osdTicks += after.osd - before.osd
+            t.requests += after.ops.req - before.ops.req
+            t.getBytes += after.ops.getBytes - before.ops.getBytes
+            t.putBytes += after.ops.putBytes - before.ops.putBytes
             if (out.ownPeak !== undefined) t.peak = Math.max(t.peak, out.ownPeak)
             t.bytes += out.bytes
             t.files += out.files
@@ -294,16 +318,19 @@ export function s3Report(results: S3Result[]): string[] {
   p()
   p('One bucket for all three: Dropfold under `dropfold/`, the references beside it (their objects are hashed back and deleted after each run). ' +
     `Direct S3: the same bytes by \`@aws-sdk/client-s3\` alone, configured as Dropfold's client, ${PART / MiB} MiB parts (Dropfold's part size), as many in flight as the row's client sends; small files: one PutObject each. ` +
-    'CPU s/GiB: the server process (for the direct ceiling: the client process itself), radosgw and the OSD (`/proc/<pid>/stat`, utime + stime), per GiB uploaded.')
+    'CPU s/GiB: the server process (for the direct ceiling: the client process itself), radosgw and the OSD (`/proc/<pid>/stat`, utime + stime), per GiB uploaded. ' +
+    'Requests and MB per file: radosgw\'s own counters (`perf dump`: `req`, `put_b`, `get_b`) per uploaded file. All counted from the first request to the last response, not the checks after.')
   p()
-  p('| row | setup | throughput | × direct S3 | × @tus/s3-store | server CPU s/GiB | radosgw CPU s/GiB | OSD CPU s/GiB | peak RSS MB | check |')
-  p('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |')
+  p('| row | setup | throughput | × direct S3 | × @tus/s3-store | server CPU s/GiB | radosgw CPU s/GiB | OSD CPU s/GiB | S3 requests per file | MB sent to / read from S3 per file | peak RSS MB | check |')
+  p('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |')
   for (const r of results) {
     const t = r.totals
     const perGiB = (ticks: number) => (t.bytes > 0 && ticks > 0 ? fmt(ticks / CLK_TCK / (t.bytes / GiB), 2) : '—')
+    const small = r.row.mode === 'tus-small'
     const check = t.error ? `FAILED: ${t.error}` : t.corrupt ? `**corrupt** (${t.corrupt}/${t.corrupt + t.ok} runs)` : `ok ${t.ok}/${t.ok}`
     p(`| ${r.row.label} | ${SETUP_LABEL[r.setup]} | ${fmt(rate(r))} ${r.row.mode === 'tus-small' ? 'files/s' : 'MB/s'} | ${versus(r, find(r.row, 'direct'))} | ${versus(r, find(r.row, 'tus-s3'))} | ` +
-      `${perGiB(t.serverTicks)} | ${perGiB(t.rgwTicks)} | ${perGiB(t.osdTicks)} | ${fmt(t.peak / MB, 0)} | ${check} |`)
+      `${perGiB(t.serverTicks)} | ${perGiB(t.rgwTicks)} | ${perGiB(t.osdTicks)} | ${t.requests ? fmt(t.requests / t.files, 1) : '—'} | ` +
+      `${t.requests ? `${fmt(t.putBytes / t.files / MB, small ? 2 : 0)} / ${fmt(t.getBytes / t.files / MB, small ? 2 : 0)}` : '—'} | ${fmt(t.peak / MB, 0)} | ${check} |`)
   }
   p()
   const mark = (ok: boolean | null) => (ok === null ? 'N/A' : ok ? 'PASS' : 'FAIL')
