@@ -3,6 +3,8 @@
 // flight, and prints one JSON line: { ms, bytes, files, uploads: [{ key, expected?, reported? }] }.
 // Timing covers the first request to the last response (for Dropfold that includes finalisation).
 
+import { pool } from './client-pool.ts'
+
 interface Args {
   mode: 'ingest' | 'dz' | 'tus-single' | 'tus-chunks' | 'tus-concat' | 'dz-small' | 'tus-small'
   kind: 'dropfold' | 'naive' | 'flask' | 'tus-official' | 'ingest'
@@ -37,24 +39,6 @@ const smallAt = (i: number) => (args.first ?? 0) + i * args.each!
 async function ok(res: Response, what: string): Promise<Response> {
   if (!res.ok) throw new Error(`${what}: HTTP ${res.status} ${(await res.text()).slice(0, 300)}`)
   return res
-}
-
-/** Runs `count` jobs with at most `inflight` at once, in index order. */
-async function pool(count: number, inflight: number, job: (i: number) => Promise<void>) {
-  let next = 0
-  let failed: unknown = null
-  const worker = async () => {
-    while (next < count && !failed) {
-      const i = next++
-      try {
-        await job(i)
-      } catch (error) {
-        failed ??= error
-      }
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(inflight, count) }, worker))
-  if (failed) throw failed
 }
 
 function sha256Of(bytes: ArrayBuffer): string {

@@ -65,12 +65,16 @@ interface Row {
   big?: boolean
 }
 
-interface Totals {
+/** What every row of a setup adds up over its runs (these rows' and the S3 rows' Totals extend it). */
+export interface RunTotals {
   rates: number[]
   ok: number
   corrupt: number
   error?: string
   bytes: number
+}
+
+interface Totals extends RunTotals {
   uploads: number
   chunks: number
   instanceTicks: number
@@ -115,13 +119,13 @@ function treeTicks(pid: number | undefined): number {
   return sum
 }
 
-const ticksOf = (pids: number[]) => pids.reduce((sum, pid) => sum + cpuTicks(pid).user + cpuTicks(pid).kernel, 0)
+export const ticksOf = (pids: number[]) => pids.reduce((sum, pid) => sum + cpuTicks(pid).user + cpuTicks(pid).kernel, 0)
 
 /** Bytes the process passed through read()/pread() (files, pipes; not sockets, which Bun reads with recv). */
 const rcharOf = (pids: number[]) => pids.reduce((sum, pid) => sum + Number(/rchar:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))?.[1] ?? 0), 0)
 
-const peakOf = (pids: number[]) => Math.max(...pids.map((pid) => Number(/VmHWM:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024))
-const resetPeaks = (pids: number[]) => pids.forEach((pid) => writeFileSync(`/proc/${pid}/clear_refs`, '5'))
+export const peakOf = (pids: number[]) => Math.max(...pids.map((pid) => Number(/VmHWM:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024))
+export const resetPeaks = (pids: number[]) => pids.forEach((pid) => writeFileSync(`/proc/${pid}/clear_refs`, '5'))
 
 interface Postgres {
   url: string
@@ -188,11 +192,14 @@ function rowsFor(ctx: ClusterContext): Row[] {
   ]
 }
 
-/** Which of these rows were asked for: BENCH_PG=1 all of them, else those BENCH_ROWS names. */
-export function selectedClusterRows(only: Set<string> | null): Set<string> {
-  if (/^(1|true|yes)$/i.test(process.env.BENCH_PG ?? '')) return new Set(CLUSTER_ROW_IDS)
-  return new Set(CLUSTER_ROW_IDS.filter((id) => only?.has(id)))
+/** Which opt-in rows of `ids` were asked for: all of them when the variable `all` is 1, else those BENCH_ROWS names. */
+export function selectedOptIn(all: string, ids: readonly string[], only: Set<string> | null): Set<string> {
+  if (/^(1|true|yes)$/i.test(process.env[all] ?? '')) return new Set(ids)
+  return new Set(ids.filter((id) => only?.has(id)))
 }
+
+/** Which of these rows were asked for: BENCH_PG=1 all of them, else those BENCH_ROWS names. */
+export const selectedClusterRows = (only: Set<string> | null) => selectedOptIn('BENCH_PG', CLUSTER_ROW_IDS, only)
 
 const cleanups: (() => Promise<unknown>)[] = []
 /** Stops everything these rows started (run.ts calls it on every exit). */
@@ -227,19 +234,24 @@ async function startSetups(ctx: ClusterContext, pg: Postgres): Promise<Map<Setup
   return setups
 }
 
+const RECORDED_SHA_SQL = 'SELECT u.state AS state, f.sha256 AS sha256 FROM uploads u LEFT JOIN files f ON f.id = u.file_id WHERE u.id = '
+
+/** The SHA-256 a Dropfold on SQLite recorded for a tus upload (its URL), once complete. */
+export function sqliteRecordedSha(file: string, key: string): string | undefined {
+  const db = new Database(file, { readonly: true })
+  try {
+    const row = db.query(`${RECORDED_SHA_SQL}?`).get(key.split('/').pop()!) as { state: string; sha256: string | null } | null
+    return row?.state === 'complete' ? (row.sha256 ?? undefined) : undefined
+  } finally {
+    db.close()
+  }
+}
+
 /** The SHA-256 Dropfold recorded for a tus upload (the client only learns it for Dropzone). */
 async function recordedSha(setup: Setup, pg: Postgres, key: string): Promise<string | undefined> {
   const id = key.split('/').pop()!
-  const sql = 'SELECT u.state AS state, f.sha256 AS sha256 FROM uploads u LEFT JOIN files f ON f.id = u.file_id WHERE u.id = '
-  if ('sqlite' in setup.database) {
-    const db = new Database(setup.database.sqlite, { readonly: true })
-    try {
-      const row = db.query(`${sql}?`).get(id) as { state: string; sha256: string | null } | null
-      return row?.state === 'complete' ? (row.sha256 ?? undefined) : undefined
-    } finally {
-      db.close()
-    }
-  }
+  const sql = RECORDED_SHA_SQL
+  if ('sqlite' in setup.database) return sqliteRecordedSha(setup.database.sqlite, key)
   const url = new URL(pg.url)
   url.pathname = `/${setup.database.pg}`
   const db = new SQL(url.toString(), { max: 1 })
@@ -257,6 +269,21 @@ export interface ClusterResult {
   row: Row
   setup: SetupId
   totals: Totals
+}
+
+/**
+ * The file a row uploads: the test file, or for a memory row (`big`) a file of BENCH_BIG_SIZE
+ * written now (remove it after the row). Null, with the reason in ctx.notes, when the row cannot
+ * run: no room for the big file, or a small-file row on a test file too small to cut its files from.
+ */
+export async function rowInput(ctx: ClusterContext, row: { label: string; big?: boolean }, small: boolean, rows: string) {
+  if (small && ctx.size < SMALL_COUNT * SMALL_EACH) {
+    ctx.notes.push(`${row.label} (${rows}) skipped: BENCH_SIZE is under the ${(SMALL_COUNT * SMALL_EACH) / MB} MB its files are cut from.`)
+    return null
+  }
+  if (!row.big) return { input: { file: ctx.testFile, size: ctx.size, sha: ctx.sha }, big: null }
+  const big = await ctx.makeBigFile(row.label)
+  return big ? { input: { file: big.file, size: ctx.bigSize, sha: big.sha }, big } : null
 }
 
 /** Runs the selected rows; returns their results (empty when skipped, with the reason in ctx.notes). */
@@ -286,17 +313,9 @@ export async function measureClusterRows(ctx: ClusterContext, selected: Set<stri
     return (used % windows) * SMALL_COUNT * SMALL_EACH
   }
   for (const row of rowsFor(ctx).filter((r) => selected.has(r.id))) {
-    if (row.mode === 'dz-small' && ctx.size < SMALL_COUNT * SMALL_EACH) {
-      ctx.notes.push(`${row.label} (PostgreSQL rows) skipped: BENCH_SIZE is under the ${(SMALL_COUNT * SMALL_EACH) / MB} MB its files are cut from.`)
-      continue
-    }
-    let input = { file: ctx.testFile, size: ctx.size, sha: ctx.sha }
-    let big: Awaited<ReturnType<ClusterContext['makeBigFile']>> = null
-    if (row.big) {
-      big = await ctx.makeBigFile(row.label)
-      if (!big) continue
-      input = { file: big.file, size: ctx.bigSize, sha: big.sha }
-    }
+    const chosen = await rowInput(ctx, row, row.mode === 'dz-small', 'PostgreSQL rows')
+    if (!chosen) continue
+    const { input, big } = chosen
     try {
       const runs = row.big ? 1 : ctx.runs
       const totals = new Map<SetupId, Totals>()
@@ -375,12 +394,12 @@ export async function measureClusterRows(ctx: ClusterContext, selected: Set<stri
 
 // ---------------------------------------------------------------- report
 
-const median = (xs: number[]) => {
+export const median = (xs: number[]) => {
   if (xs.length === 0) return Number.NaN
   const s = [...xs].sort((a, b) => a - b)
   return s.length % 2 ? s[s.length >> 1]! : (s[(s.length >> 1) - 1]! + s[s.length >> 1]!) / 2
 }
-const fmt = (x: number, digits = 1) => (Number.isFinite(x) ? x.toFixed(digits) : '—')
+export const fmt = (x: number, digits = 1) => (Number.isFinite(x) ? x.toFixed(digits) : '—')
 
 /** The rows' table and their targets, as markdown lines. */
 export function clusterReport(results: ClusterResult[]): string[] {

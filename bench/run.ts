@@ -10,6 +10,7 @@ import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { clusterReport, measureClusterRows, selectedClusterRows, stopClusterRows, type ClusterResult } from './cluster.ts'
+import { measureS3Rows, s3Report, selectedS3Rows, stopS3Rows } from './s3.ts'
 import { CLK_TCK, cpuTicks } from './process-cpu.ts'
 
 const ROOT = resolve(import.meta.dir, '..')
@@ -107,6 +108,7 @@ async function startServer(key: Key, cmd: string[], dir: string, ready: RegExp, 
 async function stopAll() {
   for (const client of clients) client.kill('SIGKILL')
   await stopClusterRows()
+  await stopS3Rows()
   await Promise.all(
     [...servers.values()].map(async ({ proc }) => {
       if (proc.exitCode !== null || proc.signalCode !== null) return
@@ -607,10 +609,10 @@ async function main() {
   }
 
   // Issue 15's rows (opt-in): PostgreSQL, one and three instances, nginx; a SQLite instance beside them.
-  const clusterResults: ClusterResult[] = await measureClusterRows(
-    { runClient, tmpRoot, testFile, size: SIZE, sha: fileSha, runs: RUNS, bigSize: BIG_SIZE, makeBigFile, notes: skipped },
-    selectedClusterRows(ONLY),
-  )
+  const rowContext = { runClient, tmpRoot, testFile, size: SIZE, sha: fileSha, runs: RUNS, bigSize: BIG_SIZE, makeBigFile, notes: skipped }
+  const clusterResults: ClusterResult[] = await measureClusterRows(rowContext, selectedClusterRows(ONLY))
+  // Issue 16's rows (opt-in): Dropfold on S3 (Ceph RGW) beside a direct upload and @tus/s3-store.
+  const s3Results = await measureS3Rows(rowContext, selectedS3Rows(ONLY))
 
   // Outside all measurements: download one tus-stored file through Dropfold and check it end to end.
   let downloadCheck = 'not run'
@@ -735,6 +737,7 @@ async function main() {
   )
   p()
   lines.push(...clusterReport(clusterResults))
+  lines.push(...s3Report(s3Results))
   console.log(lines.join('\n'))
 }
 
