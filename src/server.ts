@@ -182,7 +182,7 @@ async function openPostgresBackend(url: string, clock: () => number, log: Log): 
 async function serve(config: Config, backend: Backend, storage: Storage, log: Log, clock: () => number) {
   const { store, locker } = backend
   const { staging, blobs, space } = storage
-  const engine = new UploadEngine({ store, config, staging, blobs, space, locker, clock, log })
+  const engine = new UploadEngine({ store, config, staging, blobs, space, locker, clock, log, shared: !backend.sole })
   // Alone on the data (SQLite's lock), every lease is stale; sharing it, only lapsed ones are.
   await engine.recover({ sole: backend.sole })
   const reserve = usesDataDir(config) ? new SpaceReserve(config.dataDir, log) : null

@@ -248,8 +248,11 @@ export class UploadEngine extends EngineParts {
     if (recorded.claimed || recorded.upload?.state === 'finalizing') await this.finalize(upload.id, recorded.claimed)
     else {
       await this.acknowledgeable(upload.id)
-      // The last chunk may have landed meanwhile: answer with what its finalisation made.
-      await this.finalization.finalizing.get(upload.id)
+      // The last chunk may have landed meanwhile, and its request claimed the finalisation (here
+      // or at another instance) without having started it yet: answer with what it made.
+      const now = await this.current(upload.id)
+      if (now.state !== 'finalizing') return now
+      await this.finalization.awaitFinalization(upload.id)
     }
     return this.current(upload.id)
   }

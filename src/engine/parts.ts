@@ -51,7 +51,7 @@ export class EngineParts {
   constructor(readonly deps: EngineDeps) {
     this.instanceId = deps.instanceId ?? `instance:${randomBytes(8).toString('hex')}`
     this.memory = new MemoryBudget(deps.config.uploadMemoryBytes)
-    this.hashes = new RunningHashes(deps.staging)
+    this.hashes = new RunningHashes(deps.staging, { readAhead: !deps.shared })
     this.space = new FreeSpace(deps)
     this.progress = new Progress(deps.clock)
   }

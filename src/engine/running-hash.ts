@@ -24,7 +24,15 @@ interface State {
 export class RunningHashes {
   private readonly states = new Map<string, State>()
 
-  constructor(private readonly staging: Staging) {}
+  /**
+   * `readAhead`: read recorded bytes back as soon as everything before them is recorded, so that
+   * finalising has little left to hash. Off when other instances share the uploads: only the
+   * instance that finalises needs the hash, and it reads back, once, what it did not see.
+   */
+  constructor(
+    private readonly staging: Staging,
+    private readonly options: { readAhead: boolean } = { readAhead: true },
+  ) {}
 
   private state(uploadId: string): State {
     let state = this.states.get(uploadId)
@@ -49,7 +57,7 @@ export class RunningHashes {
 
   /** Hashes, in the background, whatever of [0, prefix) is not hashed yet. */
   advance(uploadId: string, prefix: number) {
-    if (!this.staging.readsUnsealed) return
+    if (!this.staging.readsUnsealed || !this.options.readAhead) return
     const state = this.state(uploadId)
     state.queued++
     state.chain = state.chain.then(() => this.hashUpTo(uploadId, state, prefix)).finally(() => state.queued--)

@@ -18,6 +18,13 @@ export interface EngineDeps {
   log: (message: string, context?: Record<string, unknown>) => void
   /** Owner of this instance's finalisation leases; random per start when omitted. */
   instanceId?: string
+  /**
+   * Other instances may receive this instance's uploads' chunks (several instances on one
+   * database). Then recorded bytes this instance did not see go by in order are not read back as
+   * they are recorded (every instance would read nearly the whole file), only once, by the
+   * instance that finalises.
+   */
+  shared?: boolean
 }
 
 /** What a client declares when it starts (or continues) a chunked upload. */

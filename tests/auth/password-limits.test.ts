@@ -1,9 +1,6 @@
-import { afterEach, describe, expect } from 'bun:test'
+import { afterEach, describe, expect, test } from 'bun:test'
 import { startTestServer, TEST_PASSWORD, type TestServer } from '../helpers/server.ts'
-import { sqliteTest } from '../helpers/backend.ts'
 
-// Some of these tests read or change rows with SQL through server.sqlite: they run on SQLite only.
-const test = sqliteTest('reads rows with SQL through server.sqlite')
 
 /** Sign-in attempts under load and across restarts: reserved before they are checked, and kept in the database. */
 
@@ -57,7 +54,7 @@ describe('a burst of wrong passwords', () => {
     expect(statuses.filter((x) => x === 401)).toHaveLength(5)
     expect(statuses.filter((x) => x === 429)).toHaveLength(995)
     expect(answers.filter((a) => a.status === 429).every((a) => Number(a.retryAfter) >= 1)).toBe(true)
-    const failures = s.server.sqlite.$client.query("select count(*) as n from activity where action = 'login.failure'").get() as { n: number }
+    const failures = s.sql.get("select count(*) as n from activity where action = 'login.failure'") as { n: number }
     expect(failures.n).toBe(5)
     const p99 = percentile(healthz, 0.99)
     console.log(`healthz during 1,000 wrong sign-ins: ${healthz.length} samples, p50 ${percentile(healthz, 0.5).toFixed(1)} ms, p99 ${p99.toFixed(1)} ms; RSS ${Math.round(rssBefore / 2 ** 20)} → peak ${Math.round(peakRss / 2 ** 20)} MiB`)
@@ -110,7 +107,7 @@ describe('attempt counters', () => {
     let now = Date.now()
     const s = (server = await startTestServer({}, { clock: () => now }))
     expect((await attempt(s, 'wrong password')).status).toBe(401)
-    const count = () => (s.server.sqlite.$client.query('select count(*) as n from attempts').get() as { n: number }).n
+    const count = () => (s.sql.get('select count(*) as n from attempts') as { n: number }).n
     expect(count()).toBe(1)
     now += 25 * 3_600_000
     expect((await attempt(s, 'another wrong one', { 'x-forwarded-for': '10.9.9.9' })).status).toBe(401)

@@ -1,14 +1,11 @@
-import { describe, expect } from 'bun:test'
+import { describe, expect, test } from 'bun:test'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Page } from 'playwright-core'
 import { type ChunkPost, devTools, signIn, throttleUploads, trackChunkPosts, unexpectedErrors, unexpectedLogs, watchPage, browserSuite, describeWithBrowser } from '../helpers/browser.ts'
 import { randomData, sha256 } from '../helpers/data.ts'
 import { type TestServer } from '../helpers/server.ts'
-import { sqliteTest } from '../helpers/backend.ts'
 
-// Some of these tests read or change rows with SQL through server.sqlite: they run on SQLite only.
-const test = sqliteTest('reads rows with SQL through server.sqlite')
 
 /**
  * Interrupted uploads in a real browser: the server goes away mid-upload, the tab is closed, the
@@ -78,7 +75,7 @@ async function downloadHash(server: TestServer, href: string) {
 }
 
 function countRows(server: TestServer, sql: string, ...params: (string | number)[]): number {
-  return (server.server.sqlite.$client.query(sql).get(...params) as { n: number }).n
+  return server.sql.get<{ n: number }>(sql, ...params)!.n
 }
 
 /**
@@ -87,12 +84,11 @@ function countRows(server: TestServer, sql: string, ...params: (string | number)
  * for a new upload and refuses it with 507.
  */
 function reserveAllSpace(server: TestServer) {
-  server.server.sqlite.$client
-    .query(
+  server.sql.run(
       `INSERT INTO uploads (id, protocol, owner, client_key, folder_id, file_name, mime_type, total_bytes, chunk_bytes, chunk_count, state, created_at, updated_at)
        VALUES ('abandoned0000000000000000', 'dropzone', 'admin', 'abandoned', 1, 'huge.iso', 'application/octet-stream', ?, ?, ?, 'receiving', 0, 0)`,
-    )
-    .run(2 ** 50, 64 * MiB, 2 ** 50 / (64 * MiB))
+    2 ** 50, 64 * MiB, 2 ** 50 / (64 * MiB),
+  )
 }
 
 /**
@@ -346,7 +342,7 @@ describeWithBrowser('resuming and retrying uploads in a real browser', () => {
 
     // Meanwhile the server expires the upload (as its sweep does after UPLOAD_TTL_HOURS without
     // activity): its next chunk is refused with 410 and the page offers Retry.
-    server.server.sqlite.$client.query(`UPDATE uploads SET state = 'expired' WHERE client_key = ?`).run(key)
+    server.sql.run(`UPDATE uploads SET state = 'expired' WHERE client_key = ?`, key)
     const message = page.locator('.dz-preview.dz-error .dz-error-message')
     await message.waitFor()
     expect(await message.textContent()).toContain('expired')

@@ -35,16 +35,31 @@ function setUp() {
   return new MemoryLocker()
 }
 
-async function instance(name: string, locker: Locker, wrapStaging: (staging: Staging) => Staging = (staging) => staging) {
+async function instance(name: string, locker: Locker, wrapStaging: (staging: Staging) => Staging = (staging) => staging, shared = false) {
   const config = loadConfig({ DATA_DIR: dataDir, ADMIN_PASSWORD: 'correct horse battery' })
   const store = SqliteMetadataStore.open(join(dataDir, 'dropfold.sqlite'), Date.now())
   opened.push(store)
   const staging = new LocalStaging(join(dataDir, 'staging'))
   const blobs = new LocalBlobStore(join(dataDir, 'blobs'), staging, () => {})
   await Promise.all([staging.init(), blobs.init()])
-  const engine = new UploadEngine({ store, config, staging: wrapStaging(staging), blobs, locker, clock: Date.now, log: () => {}, instanceId: `instance:${name}` })
+  const engine = new UploadEngine({ store, config, staging: wrapStaging(staging), blobs, locker, clock: Date.now, log: () => {}, instanceId: `instance:${name}`, shared })
   engines.push(engine)
   return { engine, store }
+}
+
+/** The staging, counting the bytes each instance reads back from it. */
+function countingReads(counts: Map<string, number>, name: string) {
+  return (staging: Staging): Staging => {
+    counts.set(name, 0)
+    return Object.assign(Object.create(staging), {
+      async *read(uploadId: string, start: number, end: number, options?: { borrowed?: boolean }) {
+        for await (const piece of staging.read(uploadId, start, end, options)) {
+          counts.set(name, counts.get(name)! + piece.length)
+          yield piece
+        }
+      },
+    }) as Staging
+  }
 }
 
 /** A promise with its resolver, for a test to say when something may go on. */
@@ -125,4 +140,29 @@ test('a tus partial one instance is assembling cannot be cancelled, or used, by 
   const idle = await b.engine.begin({ ...base, totalBytes: data.length, concat: 'partial' })
   await b.engine.write(idle, 0, once(data))
   expect(await a.engine.cancel(idle.id)).toBe(true)
+})
+
+test('chunks spread over shared instances are read back once, by the instance that finalises, not by every instance', async () => {
+  const locker = setUp()
+  const reads = new Map<string, number>()
+  const names = ['a', 'b', 'c']
+  const instances = []
+  for (const name of names) instances.push(await instance(name, locker, countingReads(reads, name), true))
+  const chunkBytes = 64 * 1024
+  const chunkCount = 9
+  const data = randomData(chunkBytes * chunkCount)
+  const spec = { protocol: 'dropzone' as const, owner: 'admin', clientKey: 'dz-spread', folderId: 1, fileName: 'spread.bin', totalBytes: data.length, chunkBytes, chunkCount, clientAddress: null }
+
+  // The chunks arrive in order, each at the next instance (a round-robin balancer).
+  let last
+  for (let index = 0; index < chunkCount; index++) {
+    const { engine } = instances[index % names.length]!
+    const upload = await engine.begin(spec)
+    last = await engine.write(upload, index * chunkBytes, once(data.subarray(index * chunkBytes, (index + 1) * chunkBytes)))
+    await engine.settle()
+  }
+  expect({ state: last!.state, sha256: last!.sha256 }).toEqual({ state: 'complete', sha256: sha256(data) })
+  const total = [...reads.values()].reduce((sum, bytes) => sum + bytes, 0)
+  // Instance c finalises; it saw no chunk go by right where its hash stood, so it reads the file once.
+  expect({ total, a: reads.get('a'), b: reads.get('b') }).toEqual({ total: data.length, a: 0, b: 0 })
 })

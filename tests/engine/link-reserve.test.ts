@@ -3,10 +3,7 @@ import { statfsSync } from 'node:fs'
 import { serverPerTest, type TestServer } from '../helpers/server.ts'
 import { createLink, one, sendLinkChunk, startClockedServer, stagingEntries, TUS, tusMetadata, visit, type CreatedLink } from '../links/helpers.ts'
 import { randomData } from '../helpers/data.ts'
-import { sqliteTest } from '../helpers/backend.ts'
 
-// The tests that read or change rows with SQL through server.sqlite run on SQLite only.
-const sqliteOnly = sqliteTest('reads rows with SQL through server.sqlite')
 
 /**
  * What uploads through a drop link may reserve of the disk before sending their bytes, and how
@@ -33,7 +30,7 @@ const linkUploads = (s: TestServer, link: CreatedLink) =>
   one<{ n: number }>(s, "select count(*) as n from uploads where owner = ? and state = 'receiving'", `link:${link.id}`)!.n
 
 describe('what a drop link may reserve', () => {
-  sqliteOnly('a visitor declaring a file as large as the free space is refused (507); the admin can still upload beside a link upload that takes 40%', async () => {
+  test('a visitor declaring a file as large as the free space is refused (507); the admin can still upload beside a link upload that takes 40%', async () => {
     const s = await setUp({ MAX_FILE_SIZE: '1000T' })
     const link = await createLink(s)
 
@@ -54,7 +51,7 @@ describe('what a drop link may reserve', () => {
     expect(admin.status).toBe(201)
   }, 30_000)
 
-  sqliteOnly('LINK_RESERVE_MAX as a size bounds the link whatever the free space; uploads that finish give their share back', async () => {
+  test('LINK_RESERVE_MAX as a size bounds the link whatever the free space; uploads that finish give their share back', async () => {
     const s = await setUp({ LINK_RESERVE_MAX: '200K' })
     const link = await createLink(s)
     const first = randomData(150 * 1024)

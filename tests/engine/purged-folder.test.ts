@@ -1,12 +1,9 @@
-import { describe, expect } from 'bun:test'
+import { describe, expect, test } from 'bun:test'
 import { chunkFields, chunkOf, sendChunk } from '../helpers/dropzone-client.ts'
 import { randomData, sha256 } from '../helpers/data.ts'
 import { serverPerTest } from '../helpers/server.ts'
 import { adminPost, CHUNK, createLink, makeFolder, one, sendLinkChunk, stagingEntries, startLinkServer } from '../links/helpers.ts'
-import { sqliteTest } from '../helpers/backend.ts'
 
-// Some of these tests read or change rows with SQL through server.sqlite: they run on SQLite only.
-const test = sqliteTest('reads rows with SQL through server.sqlite')
 
 /** Uploads whose target folder is deleted for good (trash emptied) while they are under way. */
 

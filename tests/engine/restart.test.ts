@@ -1,20 +1,16 @@
-import { afterEach, expect } from 'bun:test'
+import { afterEach, expect, test } from 'bun:test'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { chunkFields, chunkOf, sendChunk } from '../helpers/dropzone-client.ts'
 import { randomData, sha256 } from '../helpers/data.ts'
 import { blobPath, startTestServer, type TestServer } from '../helpers/server.ts'
-import { sqliteTest } from '../helpers/backend.ts'
 
-// Some of these tests read or change rows with SQL through server.sqlite: they run on SQLite only.
-const test = sqliteTest('reads rows with SQL through server.sqlite')
 
 let server: TestServer
 afterEach(async () => {
   await server.stop()
 })
 
-const db = () => server.server.sqlite.$client
 
 test('restarting the server between two chunks of one upload loses nothing', async () => {
   server = await startTestServer()
@@ -37,12 +33,12 @@ test('an upload the server stopped in the middle of finalising is finished at th
   const data = randomData(300_000)
   for (const i of [0, 1]) await sendChunk(server, chunkFields('half-final', data.length, 100_000, i), chunkOf(data, 100_000, i))
   // The state a crash leaves after the last chunk was recorded and finalisation had begun.
-  const id = (db().query("select id from uploads where client_key = 'half-final'").get() as { id: string }).id
+  const id = (server.sql.get("select id from uploads where client_key = 'half-final'") as { id: string }).id
   await sendChunk(server, chunkFields('half-final', data.length, 100_000, 2), chunkOf(data, 100_000, 2))
   const blob = blobPath(server, sha256(data))
   expect(existsSync(blob)).toBe(true)
   // Rewind to "finalizing, bytes still in staging": take the finished file back out.
-  db().exec(`update uploads set state = 'finalizing', file_id = null, sha256 = null where id = '${id}'; delete from files; delete from blobs`)
+  server.sql.exec(`update uploads set state = 'finalizing', file_id = null, sha256 = null where id = '${id}'; delete from files; delete from blobs`)
   await Bun.write(join(server.dataDir, 'staging', id), Bun.file(blob))
   await Bun.file(blob).delete()
 
@@ -52,15 +48,15 @@ test('an upload the server stopped in the middle of finalising is finished at th
   expect(status.upload.state).toBe('complete')
   expect(status.file.sha256).toBe(sha256(data))
   expect(existsSync(join(server.dataDir, 'staging', id))).toBe(false)
-  expect(db().query('select ref_count from blobs').all()).toEqual([{ ref_count: 1 }])
+  expect(server.sql.all('select ref_count from blobs')).toEqual([{ ref_count: 1 }])
 })
 
 test('a finalisation interrupted after the bytes moved into the store completes without them in staging', async () => {
   server = await startTestServer()
   const data = randomData(1000)
   const result = await (await sendChunk(server, chunkFields('moved', 1000, 1000, 0), data)).json()
-  const id = (db().query("select id from uploads where client_key = 'moved'").get() as { id: string }).id
-  db().exec(`update uploads set state = 'finalizing', file_id = null where id = '${id}'; delete from files; delete from blobs`)
+  const id = (server.sql.get("select id from uploads where client_key = 'moved'") as { id: string }).id
+  server.sql.exec(`update uploads set state = 'finalizing', file_id = null where id = '${id}'; delete from files; delete from blobs`)
 
   await server.restart()
 
@@ -73,9 +69,9 @@ test('a finalisation interrupted after the bytes moved into the store completes 
 test('uploads idle for longer than UPLOAD_TTL_HOURS expire at start-up and free their bytes', async () => {
   server = await startTestServer({ UPLOAD_TTL_HOURS: '1' })
   await sendChunk(server, chunkFields('stale', 2000, 1000, 0), randomData(1000))
-  const id = (db().query("select id from uploads where client_key = 'stale'").get() as { id: string }).id
+  const id = (server.sql.get("select id from uploads where client_key = 'stale'") as { id: string }).id
   expect(existsSync(join(server.dataDir, 'staging', id))).toBe(true)
-  db().exec(`update uploads set updated_at = updated_at - 2 * 3600 * 1000 where id = '${id}'`)
+  server.sql.exec(`update uploads set updated_at = updated_at - 2 * 3600 * 1000 where id = '${id}'`)
 
   await server.restart()
 
@@ -89,9 +85,9 @@ test('staging files nothing needs (a finalisation cut short before its unlink, s
   server = await startTestServer()
   const data = randomData(1000)
   const done = await (await sendChunk(server, chunkFields('finished', 1000, 1000, 0), data)).json()
-  const finished = (db().query("select id from uploads where client_key = 'finished'").get() as { id: string }).id
+  const finished = (server.sql.get("select id from uploads where client_key = 'finished'") as { id: string }).id
   await sendChunk(server, chunkFields('unfinished', 2000, 1000, 0), randomData(1000))
-  const unfinished = (db().query("select id from uploads where client_key = 'unfinished'").get() as { id: string }).id
+  const unfinished = (server.sql.get("select id from uploads where client_key = 'unfinished'") as { id: string }).id
   const staging = (name: string) => join(server.dataDir, 'staging', name)
   expect(existsSync(staging(finished))).toBe(false)
   // What a crash after the finished upload's commit but before its unlink leaves behind.

@@ -24,7 +24,12 @@ export function sqliteTest(why: string): typeof test {
     skippedOnPostgres().push(`${name} (${why})`)
     skipped(`${name} [SQLite only: ${why}]`, ...rest)
   }
-  return Object.assign(skip, { each: test.skip.each.bind(test.skip), skip: test.skip, only: test.skip, if: () => test.skip, todo: test.todo }) as unknown as typeof test
+  // Each row of a table is one test: it is named (once, with the name's pattern) like the others.
+  const each = (table: unknown[]) => (name: string, ...rest: unknown[]) => {
+    skippedOnPostgres().push(`${name} (${why}, ${table.length} cases)`)
+    ;(test.skip.each as unknown as (t: unknown[]) => (n: string, ...r: unknown[]) => void)(table)(`${name} [SQLite only: ${why}]`, ...rest)
+  }
+  return Object.assign(skip, { each, skip: test.skip, only: test.skip, if: () => test.skip, todo: test.todo }) as unknown as typeof test
 }
 
 /** The tests skipped on PostgreSQL in this run, shared by every test file (bun runs them in one process). */

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { loadConfig } from '../../src/config.ts'
 import { startServer, type RunningServer, type StartOptions } from '../../src/server.ts'
 import { TEST_BACKEND } from './backend.ts'
+import { postgresSql, sqliteSql, type TestSql } from './database.ts'
 import { freshDatabase, type TestDatabase } from './postgres.ts'
 import { s3Env, testStorageBucket } from './s3.ts'
 
@@ -16,6 +17,8 @@ export interface TestServer {
   server: RunningServer
   /** Session cookie header value of a signed-in admin. */
   cookie: string
+  /** SQL on this server's database, SQLite or PostgreSQL (tests/helpers/database.ts). */
+  sql: TestSql
   /** Logs collected from the server (unexpected errors end up here). */
   logs: string[]
   /** Authenticated fetch relative to the server. */
@@ -47,10 +50,19 @@ export async function startTestServer(env: Record<string, string> = {}, options:
     await bucket?.drop()
     throw error
   }
+  const databaseUrl = databaseEnv.DATABASE_URL ?? env.DATABASE_URL
+  // On SQLite through the connection of the server running now (a restart opens a new one).
+  const onDatabase = (): TestSql => (databaseUrl ? postgresSql(databaseUrl) : sqliteSql(t.server.sqlite.$client))
   const t: TestServer = {
     url: server.url,
     dataDir,
     server,
+    sql: {
+      all: (query, ...params) => onDatabase().all(query, ...params),
+      get: (query, ...params) => onDatabase().get(query, ...params),
+      run: (query, ...params) => onDatabase().run(query, ...params),
+      exec: (statements) => onDatabase().exec(statements),
+    },
     cookie: '',
     logs,
     fetch: (path, init = {}) => {
@@ -105,3 +117,12 @@ export function serverPerTest<S extends TestServer>(launch: (env: Record<string,
 
 /** Where the blob store keeps the bytes of `sha256`. */
 export const blobPath = (server: Pick<TestServer, 'dataDir'>, sha256: string) => join(server.dataDir, 'blobs', sha256.slice(0, 2), sha256)
+
+/**
+ * A clock that stands still at the time it was made: for tests of waits that must not run out
+ * while a slow machine works (a sign-in blocked for a second stays blocked until the test moves on).
+ */
+export function standingClock(): () => number {
+  const at = Date.now()
+  return () => at
+}

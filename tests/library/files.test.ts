@@ -5,7 +5,6 @@ import {
   activityRows,
   anonymousPost,
   CROSS_SITE,
-  db,
   expectHtmxError,
   expectPageError,
   fileRowCount,
@@ -19,10 +18,7 @@ import {
   snapshot,
   uploadFile,
 } from './helpers.ts'
-import { sqliteTest } from '../helpers/backend.ts'
 
-// The tests that read or change rows with SQL through server.sqlite run on SQLite only.
-const sqliteOnly = sqliteTest('reads rows with SQL through server.sqlite')
 
 let server: TestServer
 beforeEach(async () => {
@@ -42,7 +38,7 @@ async function download(id: number) {
 }
 
 describe('renaming a file', () => {
-  sqliteOnly('plain form: redirect to its page, new name, same bytes; activity records old and new name', async () => {
+  test('plain form: redirect to its page, new name, same bytes; activity records old and new name', async () => {
     const data = randomData(5000)
     const file = await uploadFile(server, 'draft.bin', data)
     const response = await post(server, `/files/${file.id}/rename`, { name: 'final.bin' })
@@ -61,7 +57,7 @@ describe('renaming a file', () => {
     expect(next.body).toContain('Renamed to “final.bin”.')
   })
 
-  sqliteOnly('htmx: HX-Redirect to its page', async () => {
+  test('htmx: HX-Redirect to its page', async () => {
     const file = await uploadFile(server, 'a.txt', 'a')
     const response = await post(server, `/files/${file.id}/rename`, { name: 'b.txt' }, { htmx: true })
     expect(response.status).toBe(200)
@@ -69,7 +65,7 @@ describe('renaming a file', () => {
     expect(fileRow(file.id)!.name).toBe('b.txt')
   })
 
-  sqliteOnly('a name taken in the same folder is refused with 409; the same name in another folder is fine', async () => {
+  test('a name taken in the same folder is refused with 409; the same name in another folder is fine', async () => {
     const a = await uploadFile(server, 'a.txt', 'a')
     await uploadFile(server, 'b.txt', 'b')
     const before = snapshot(server)
@@ -100,7 +96,7 @@ describe('renaming a file', () => {
     ['a\r.txt', 'The file name contains control characters'],
     ['y'.repeat(252) + '.txt', 'The file name is longer than 255 bytes'],
   ] as const) {
-    sqliteOnly(`the name ${JSON.stringify(name).slice(0, 30)} is refused (400)`, async () => {
+    test(`the name ${JSON.stringify(name).slice(0, 30)} is refused (400)`, async () => {
       const a = await uploadFile(server, 'a.txt', 'a')
       const before = snapshot(server)
       await expectHtmxError(await post(server, `/files/${a.id}/rename`, { name }, { htmx: true }), 400, message)
@@ -109,7 +105,7 @@ describe('renaming a file', () => {
     })
   }
 
-  sqliteOnly('unknown, trashed, inside-a-trashed-folder and non-numeric files are 404', async () => {
+  test('unknown, trashed, inside-a-trashed-folder and non-numeric files are 404', async () => {
     const trashed = await uploadFile(server, 't.txt', 't')
     await post(server, `/files/${trashed.id}/delete`)
     const folder = await makeFolder(server, 1, 'F')
@@ -131,7 +127,7 @@ describe('renaming a file', () => {
 })
 
 describe('moving a file', () => {
-  sqliteOnly('plain form: into a folder, same bytes, activity records from and to', async () => {
+  test('plain form: into a folder, same bytes, activity records from and to', async () => {
     const data = randomData(70_000)
     const target = await makeFolder(server, 1, 'Target')
     const file = await uploadFile(server, 'big.bin', data)
@@ -148,7 +144,7 @@ describe('moving a file', () => {
     expect(JSON.parse(entry!.details!)).toEqual({ from: '/', to: '/Target' })
   })
 
-  sqliteOnly('htmx: HX-Redirect to its page', async () => {
+  test('htmx: HX-Redirect to its page', async () => {
     const target = await makeFolder(server, 1, 'Target')
     const file = await uploadFile(server, 'a.txt', 'a')
     const response = await post(server, `/files/${file.id}/move`, { target }, { htmx: true })
@@ -156,7 +152,7 @@ describe('moving a file', () => {
     expect(response.headers.get('hx-redirect')).toBe(`/files/${file.id}`)
   })
 
-  sqliteOnly('a name taken in the target is 409; unknown or trashed targets 404; bad target 400; nothing changes', async () => {
+  test('a name taken in the target is 409; unknown or trashed targets 404; bad target 400; nothing changes', async () => {
     const target = await makeFolder(server, 1, 'Target')
     const gone = await makeFolder(server, 1, 'Gone')
     await post(server, `/folders/${gone}/delete`)
@@ -173,7 +169,7 @@ describe('moving a file', () => {
     expect(snapshot(server)).toEqual(before)
   })
 
-  sqliteOnly('moving to the folder it is already in is a harmless no-op', async () => {
+  test('moving to the folder it is already in is a harmless no-op', async () => {
     const file = await uploadFile(server, 'a.txt', 'a')
     expect((await post(server, `/files/${file.id}/move`, { target: 1 })).status).toBe(303)
     expect(fileRow(file.id)!.folder_id).toBe(1)
@@ -181,7 +177,7 @@ describe('moving a file', () => {
 })
 
 describe('deleting a file', () => {
-  sqliteOnly('plain form: into the trash, back to its folder; gone from the listing and its page', async () => {
+  test('plain form: into the trash, back to its folder; gone from the listing and its page', async () => {
     const folder = await makeFolder(server, 1, 'F')
     const file = await uploadFile(server, 'a.txt', 'a', folder)
     const keep = await uploadFile(server, 'keep.txt', 'k', folder)
@@ -198,14 +194,14 @@ describe('deleting a file', () => {
     expect(JSON.parse(entry!.details!)).toEqual({ folder: '/F' })
   })
 
-  sqliteOnly('htmx: HX-Redirect to its folder', async () => {
+  test('htmx: HX-Redirect to its folder', async () => {
     const file = await uploadFile(server, 'a.txt', 'a')
     const response = await post(server, `/files/${file.id}/delete`, {}, { htmx: true })
     expect(response.status).toBe(200)
     expect(response.headers.get('hx-redirect')).toBe('/folders/1')
   })
 
-  sqliteOnly('deleting twice, an unknown or a non-numeric file is 404', async () => {
+  test('deleting twice, an unknown or a non-numeric file is 404', async () => {
     const file = await uploadFile(server, 'a.txt', 'a')
     await post(server, `/files/${file.id}/delete`)
     const before = snapshot(server)
@@ -215,7 +211,7 @@ describe('deleting a file', () => {
     expect(snapshot(server)).toEqual(before)
   })
 
-  sqliteOnly('a file inside a folder in the trash cannot be acted on (404), like its page', async () => {
+  test('a file inside a folder in the trash cannot be acted on (404), like its page', async () => {
     const folder = await makeFolder(server, 1, 'F')
     const file = await uploadFile(server, 'a.txt', 'a', folder)
     await post(server, `/folders/${folder}/delete`)
@@ -233,7 +229,7 @@ describe('bulk actions', () => {
     return [await uploadFile(server, 'a.txt', 'a', folder), await uploadFile(server, 'b.txt', 'bb', folder), await uploadFile(server, 'c.txt', 'ccc', folder)]
   }
 
-  sqliteOnly('htmx move: all selected files move; the file area comes back without them, with the message', async () => {
+  test('htmx move: all selected files move; the file area comes back without them, with the message', async () => {
     const target = await makeFolder(server, 1, 'Target')
     const [a, b, c] = await threeFiles()
     const response = await post(server, '/files/bulk', { folder: 1, return: 'sort=name&dir=asc', ids: [a!.id, c!.id], action: 'move', target }, { htmx: true })
@@ -249,7 +245,7 @@ describe('bulk actions', () => {
     for (const m of moves) expect(JSON.parse(m.details!)).toEqual({ from: '/', to: '/Target' })
   })
 
-  sqliteOnly('plain move: redirect back to the listing as it was (sort, filter, page)', async () => {
+  test('plain move: redirect back to the listing as it was (sort, filter, page)', async () => {
     const target = await makeFolder(server, 1, 'Target')
     const [a] = await threeFiles()
     const response = await post(server, '/files/bulk', { folder: 1, return: 'sort=size&dir=asc&q=a', ids: [a!.id], action: 'move', target })
@@ -261,7 +257,7 @@ describe('bulk actions', () => {
     expect(next.body).toContain('Moved 1 file to /Target.')
   })
 
-  sqliteOnly('move is all or nothing: one name conflict refuses the whole move (409)', async () => {
+  test('move is all or nothing: one name conflict refuses the whole move (409)', async () => {
     const target = await makeFolder(server, 1, 'Target')
     await uploadFile(server, 'b.txt', 'theirs', target)
     const [a, b, c] = await threeFiles()
@@ -272,7 +268,7 @@ describe('bulk actions', () => {
     expect(snapshot(server)).toEqual(before)
   })
 
-  sqliteOnly('two selected files with the same name cannot land in one folder (409, none moved)', async () => {
+  test('two selected files with the same name cannot land in one folder (409, none moved)', async () => {
     const one = await makeFolder(server, 1, 'One')
     const two = await makeFolder(server, 1, 'Two')
     const target = await makeFolder(server, 1, 'Target')
@@ -283,7 +279,7 @@ describe('bulk actions', () => {
     expect(snapshot(server)).toEqual(before)
   })
 
-  sqliteOnly('an unknown or trashed id among the selection refuses the whole move (404)', async () => {
+  test('an unknown or trashed id among the selection refuses the whole move (404)', async () => {
     const target = await makeFolder(server, 1, 'Target')
     const [a, b] = await threeFiles()
     await post(server, `/files/${b!.id}/delete`)
@@ -295,7 +291,7 @@ describe('bulk actions', () => {
     expect(snapshot(server)).toEqual(before)
   })
 
-  sqliteOnly('htmx delete: all selected go to the trash; each is logged', async () => {
+  test('htmx delete: all selected go to the trash; each is logged', async () => {
     const folder = await makeFolder(server, 1, 'F')
     const [a, b, c] = await threeFiles(folder)
     const response = await post(server, '/files/bulk', { folder, return: '', ids: [a!.id, b!.id], action: 'delete' }, { htmx: true })
@@ -311,7 +307,7 @@ describe('bulk actions', () => {
     for (const d of deletes) expect(JSON.parse(d.details!)).toEqual({ folder: '/F' })
   })
 
-  sqliteOnly('plain delete of one file: redirect back with the message', async () => {
+  test('plain delete of one file: redirect back with the message', async () => {
     const [a] = await threeFiles()
     const response = await post(server, '/files/bulk', { folder: 1, return: 'sort=name&dir=desc', ids: [a!.id], action: 'delete' })
     expect(response.status).toBe(303)
@@ -319,14 +315,14 @@ describe('bulk actions', () => {
     expect(flashFromCookie(response)).toEqual({ kind: 'notice', text: '1 file is in the trash.' })
   })
 
-  sqliteOnly('delete is all or nothing: an unknown id refuses the whole delete', async () => {
+  test('delete is all or nothing: an unknown id refuses the whole delete', async () => {
     const [a, b] = await threeFiles()
     const before = snapshot(server)
     await expectHtmxError(await post(server, '/files/bulk', { folder: 1, ids: [a!.id, b!.id, 424242], action: 'delete' }, { htmx: true }), 404, 'File 424242 does not exist')
     expect(snapshot(server)).toEqual(before)
   })
 
-  sqliteOnly('no ids, bad ids, a bad or missing action are 400 and change nothing', async () => {
+  test('no ids, bad ids, a bad or missing action are 400 and change nothing', async () => {
     const [a] = await threeFiles()
     const before = snapshot(server)
     for (const action of ['move', 'delete']) {
@@ -343,7 +339,7 @@ describe('bulk actions', () => {
     expect(snapshot(server)).toEqual(before)
   })
 
-  sqliteOnly('a listing folder that does not exist refuses the action before anything changes', async () => {
+  test('a listing folder that does not exist refuses the action before anything changes', async () => {
     const [a] = await threeFiles()
     const before = snapshot(server)
     const response = await post(server, '/files/bulk', { folder: 999, ids: [a!.id], action: 'delete' }, { htmx: true })
@@ -351,7 +347,7 @@ describe('bulk actions', () => {
     expect(snapshot(server)).toEqual(before)
   })
 
-  sqliteOnly('without a session 401, cross-site 403; nothing changes', async () => {
+  test('without a session 401, cross-site 403; nothing changes', async () => {
     const target = await makeFolder(server, 1, 'Target')
     const [a] = await threeFiles()
     const before = snapshot(server)
@@ -379,12 +375,12 @@ describe('listing', () => {
     for (const [name, size] of Object.entries(sizes)) {
       ids[name] = (await uploadFile(server, name, randomData(size))).id
       // Distinct upload times, in the order above.
-      db(server).query('update files set created_at = ? where id = ?').run((t += 60_000), ids[name]!)
+      server.sql.run('update files set created_at = ? where id = ?', (t += 60_000), ids[name]!)
     }
     return ids
   }
 
-  sqliteOnly('sorts by name, size and date in both directions (date, newest first, by default)', async () => {
+  test('sorts by name, size and date in both directions (date, newest first, by default)', async () => {
     await seed()
     const names = async (query: string) => listedNames(await (await server.fetch(`/folders/1/view?${query}`)).text())
     expect(await names('')).toEqual(['100%_done.txt', 'bravo.txt', 'charlie.txt', 'alpha.txt', 'delta.txt'])
@@ -397,7 +393,7 @@ describe('listing', () => {
     expect(await names('sort=evil&dir=sideways&page=-3')).toEqual(await names(''))
   })
 
-  sqliteOnly('the filter is a case-insensitive substring; % and _ are literal; it is echoed escaped', async () => {
+  test('the filter is a case-insensitive substring; % and _ are literal; it is echoed escaped', async () => {
     await seed()
     const view = async (q: string) => (await server.fetch(`/folders/1/view?sort=name&q=${encodeURIComponent(q)}`)).text()
     expect(listedNames(await view('ALPHA'))).toEqual(['alpha.txt'])
@@ -413,7 +409,7 @@ describe('listing', () => {
     expect(page).toContain('value="&quot;&gt;&lt;script&gt;"')
   })
 
-  sqliteOnly('the full page shows size, type and a download link per file', async () => {
+  test('the full page shows size, type and a download link per file', async () => {
     const file = await uploadFile(server, 'report.pdf', randomData(1500))
     const page = await (await server.fetch('/folders/1')).text()
     expect(page).toContain(`<a href="/files/${file.id}">report.pdf</a>`)

@@ -17,10 +17,7 @@ import {
   snapshot,
   uploadFile,
 } from './helpers.ts'
-import { sqliteTest } from '../helpers/backend.ts'
 
-// The tests that read or change rows with SQL through server.sqlite run on SQLite only.
-const sqliteOnly = sqliteTest('reads rows with SQL through server.sqlite')
 
 let server: TestServer
 beforeEach(async () => {
@@ -49,7 +46,7 @@ const BAD_NAMES: [string, string, string][] = [
 ]
 
 describe('creating folders', () => {
-  sqliteOnly('a plain form post redirects to the parent, and the message shows once on the next page', async () => {
+  test('a plain form post redirects to the parent, and the message shows once on the next page', async () => {
     const response = await post(server, '/folders/1/folders', { name: 'Projects' })
     expect(response.status).toBe(303)
     expect(response.headers.get('location')).toBe('/folders/1')
@@ -68,7 +65,7 @@ describe('creating folders', () => {
     expect(again).toContain('📁 Projects')
   })
 
-  sqliteOnly('an htmx post answers the re-rendered file area and the message out of band', async () => {
+  test('an htmx post answers the re-rendered file area and the message out of band', async () => {
     const response = await post(server, '/folders/1/folders', { name: 'Projects' }, { htmx: true })
     expect(response.status).toBe(200)
     const body = await response.text()
@@ -79,7 +76,7 @@ describe('creating folders', () => {
     expect(response.headers.get('hx-redirect')).toBeNull()
   })
 
-  sqliteOnly('folders nest, and the activity log records the full path', async () => {
+  test('folders nest, and the activity log records the full path', async () => {
     const a = await makeFolder(server, 1, 'A')
     const b = await makeFolder(server, a, 'B')
     expect(folderRow(b)!.parent_id).toBe(a)
@@ -89,7 +86,7 @@ describe('creating folders', () => {
   })
 
   for (const [label, name, message] of BAD_NAMES) {
-    sqliteOnly(`a name that is ${label} is refused (400), as htmx and as a plain form, and nothing changes`, async () => {
+    test(`a name that is ${label} is refused (400), as htmx and as a plain form, and nothing changes`, async () => {
       const before = snapshot(server)
       await expectHtmxError(await post(server, '/folders/1/folders', { name }, { htmx: true }), 400, message)
       await expectPageError(await post(server, '/folders/1/folders', { name }), 400, message, '/folders/1')
@@ -97,7 +94,7 @@ describe('creating folders', () => {
     })
   }
 
-  sqliteOnly('a name of exactly 255 bytes is accepted; surrounding spaces are trimmed', async () => {
+  test('a name of exactly 255 bytes is accepted; surrounding spaces are trimmed', async () => {
     const long = 'é'.repeat(127) + 'x'
     expect(Buffer.byteLength(long)).toBe(255)
     await makeFolder(server, 1, long)
@@ -106,7 +103,7 @@ describe('creating folders', () => {
     expect(row(server, "select id from folders where name = 'padded'")).not.toBeNull()
   })
 
-  sqliteOnly('a missing name field or a body that is not a form is refused (400)', async () => {
+  test('a missing name field or a body that is not a form is refused (400)', async () => {
     const before = snapshot(server)
     await expectHtmxError(await post(server, '/folders/1/folders', {}, { htmx: true }), 400, 'Field name is missing')
     const json = await server.fetch('/folders/1/folders', { method: 'POST', body: '{"name":"x"}', headers: { 'content-type': 'application/json', ...HX } })
@@ -114,7 +111,7 @@ describe('creating folders', () => {
     expect(snapshot(server)).toEqual(before)
   })
 
-  sqliteOnly('a duplicate name in the same folder is refused with 409 and a clear message', async () => {
+  test('a duplicate name in the same folder is refused with 409 and a clear message', async () => {
     await makeFolder(server, 1, 'Docs')
     const before = snapshot(server)
     await expectHtmxError(await post(server, '/folders/1/folders', { name: 'Docs' }, { htmx: true }), 409, 'A folder named &quot;Docs&quot; already exists here')
@@ -126,14 +123,14 @@ describe('creating folders', () => {
     await makeFolder(server, 1, 'docs')
   })
 
-  sqliteOnly('a name freed by putting its folder in the trash can be used again', async () => {
+  test('a name freed by putting its folder in the trash can be used again', async () => {
     const docs = await makeFolder(server, 1, 'Docs')
     expect((await post(server, `/folders/${docs}/delete`)).status).toBe(303)
     const again = await makeFolder(server, 1, 'Docs')
     expect(again).not.toBe(docs)
   })
 
-  sqliteOnly('unicode names are stored as typed (NFC) and shown escaped everywhere', async () => {
+  test('unicode names are stored as typed (NFC) and shown escaped everywhere', async () => {
     // "</b>" has a slash, so the obvious markup example is refused like any other name with "/".
     await expectHtmxError(await post(server, '/folders/1/folders', { name: 'Über 🎉 <b>x</b>' }, { htmx: true }), 400, 'cannot contain &quot;/&quot;')
     const name = 'Über 🎉 <b>x<img src=x onerror=alert(1)> & "q" \'a\''
@@ -158,7 +155,7 @@ describe('creating folders', () => {
     expect(activityRows(server, 'folder.create')[0]!.target).toBe(`/${name}`)
   })
 
-  sqliteOnly('creating in a folder that does not exist, is in the trash, or has a non-numeric id is 404', async () => {
+  test('creating in a folder that does not exist, is in the trash, or has a non-numeric id is 404', async () => {
     const trashed = await makeFolder(server, 1, 'Gone')
     await post(server, `/folders/${trashed}/delete`)
     const before = snapshot(server)
@@ -174,7 +171,7 @@ describe('creating folders', () => {
 })
 
 describe('renaming folders', () => {
-  sqliteOnly('plain form: redirect to the folder, name changed, activity records old path and new name', async () => {
+  test('plain form: redirect to the folder, name changed, activity records old path and new name', async () => {
     const a = await makeFolder(server, 1, 'A')
     const b = await makeFolder(server, a, 'B')
     const response = await post(server, `/folders/${b}/rename`, { name: 'Beta' })
@@ -190,7 +187,7 @@ describe('renaming folders', () => {
     expect(next.body).toContain('Renamed to “Beta”.')
   })
 
-  sqliteOnly('htmx: an empty answer with HX-Redirect, the message in the flash cookie', async () => {
+  test('htmx: an empty answer with HX-Redirect, the message in the flash cookie', async () => {
     const a = await makeFolder(server, 1, 'A')
     const response = await post(server, `/folders/${a}/rename`, { name: 'Alpha' }, { htmx: true })
     expect(response.status).toBe(200)
@@ -200,14 +197,14 @@ describe('renaming folders', () => {
     expect(folderRow(a)!.name).toBe('Alpha')
   })
 
-  sqliteOnly('renaming to its own name (or a changed case) is allowed', async () => {
+  test('renaming to its own name (or a changed case) is allowed', async () => {
     const a = await makeFolder(server, 1, 'A')
     expect((await post(server, `/folders/${a}/rename`, { name: 'A' })).status).toBe(303)
     expect((await post(server, `/folders/${a}/rename`, { name: 'a' })).status).toBe(303)
     expect(folderRow(a)!.name).toBe('a')
   })
 
-  sqliteOnly('a sibling’s name is refused with 409, nothing changes', async () => {
+  test('a sibling’s name is refused with 409, nothing changes', async () => {
     const a = await makeFolder(server, 1, 'A')
     await makeFolder(server, 1, 'B')
     const before = snapshot(server)
@@ -217,7 +214,7 @@ describe('renaming folders', () => {
   })
 
   for (const [label, name, message] of BAD_NAMES) {
-    sqliteOnly(`renaming to a name that is ${label} is refused (400)`, async () => {
+    test(`renaming to a name that is ${label} is refused (400)`, async () => {
       const a = await makeFolder(server, 1, 'A')
       const before = snapshot(server)
       await expectHtmxError(await post(server, `/folders/${a}/rename`, { name }, { htmx: true }), 400, message)
@@ -226,14 +223,14 @@ describe('renaming folders', () => {
     })
   }
 
-  sqliteOnly('the home folder cannot be renamed (400)', async () => {
+  test('the home folder cannot be renamed (400)', async () => {
     const before = snapshot(server)
     await expectHtmxError(await post(server, '/folders/1/rename', { name: 'Root' }, { htmx: true }), 400, 'The home folder cannot be renamed')
     await expectPageError(await post(server, '/folders/1/rename', { name: 'Root' }), 400, 'The home folder cannot be renamed')
     expect(snapshot(server)).toEqual(before)
   })
 
-  sqliteOnly('unknown, trashed, inside-trashed and non-numeric ids are 404', async () => {
+  test('unknown, trashed, inside-trashed and non-numeric ids are 404', async () => {
     const a = await makeFolder(server, 1, 'A')
     const inside = await makeFolder(server, a, 'Inside')
     await post(server, `/folders/${a}/delete`)
@@ -249,7 +246,7 @@ describe('renaming folders', () => {
 })
 
 describe('moving folders', () => {
-  sqliteOnly('into another folder: parent changes, contents follow, activity records from and to', async () => {
+  test('into another folder: parent changes, contents follow, activity records from and to', async () => {
     const a = await makeFolder(server, 1, 'A')
     const b = await makeFolder(server, 1, 'B')
     const c = await makeFolder(server, b, 'C')
@@ -269,7 +266,7 @@ describe('moving folders', () => {
     expect(JSON.parse(entry!.details!)).toEqual({ to: '/A/B' })
   })
 
-  sqliteOnly('htmx: HX-Redirect to the moved folder', async () => {
+  test('htmx: HX-Redirect to the moved folder', async () => {
     const a = await makeFolder(server, 1, 'A')
     const b = await makeFolder(server, 1, 'B')
     const response = await post(server, `/folders/${b}/move`, { target: a }, { htmx: true })
@@ -278,7 +275,7 @@ describe('moving folders', () => {
     expect(folderRow(b)!.parent_id).toBe(a)
   })
 
-  sqliteOnly('back to home, and to where it already is, both work', async () => {
+  test('back to home, and to where it already is, both work', async () => {
     const a = await makeFolder(server, 1, 'A')
     const b = await makeFolder(server, a, 'B')
     expect((await post(server, `/folders/${b}/move`, { target: a })).status).toBe(303)
@@ -287,7 +284,7 @@ describe('moving folders', () => {
     expect(folderRow(b)!.parent_id).toBe(1)
   })
 
-  sqliteOnly('into itself or one of its descendants is refused (400), nothing changes', async () => {
+  test('into itself or one of its descendants is refused (400), nothing changes', async () => {
     const a = await makeFolder(server, 1, 'A')
     const b = await makeFolder(server, a, 'B')
     const c = await makeFolder(server, b, 'C')
@@ -300,7 +297,7 @@ describe('moving folders', () => {
     expect(snapshot(server)).toEqual(before)
   })
 
-  sqliteOnly('the home folder cannot be moved (400)', async () => {
+  test('the home folder cannot be moved (400)', async () => {
     const a = await makeFolder(server, 1, 'A')
     const before = snapshot(server)
     await expectHtmxError(await post(server, '/folders/1/move', { target: a }, { htmx: true }), 400, 'The home folder cannot be moved')
@@ -308,7 +305,7 @@ describe('moving folders', () => {
     expect(snapshot(server)).toEqual(before)
   })
 
-  sqliteOnly('a folder of the same name in the target is refused with 409', async () => {
+  test('a folder of the same name in the target is refused with 409', async () => {
     const a = await makeFolder(server, 1, 'A')
     await makeFolder(server, a, 'Docs')
     const docs = await makeFolder(server, 1, 'Docs')
@@ -318,7 +315,7 @@ describe('moving folders', () => {
     expect(snapshot(server)).toEqual(before)
   })
 
-  sqliteOnly('an unknown or trashed target is 404; a missing or non-numeric target is 400', async () => {
+  test('an unknown or trashed target is 404; a missing or non-numeric target is 400', async () => {
     const a = await makeFolder(server, 1, 'A')
     const gone = await makeFolder(server, 1, 'Gone')
     const goneChild = await makeFolder(server, gone, 'Child')
@@ -339,7 +336,7 @@ describe('moving folders', () => {
 })
 
 describe('deleting folders', () => {
-  sqliteOnly('plain form: into the trash, back to the parent; the folder and what is in it are gone from view', async () => {
+  test('plain form: into the trash, back to the parent; the folder and what is in it are gone from view', async () => {
     const a = await makeFolder(server, 1, 'A')
     const b = await makeFolder(server, a, 'B')
     const file = await uploadFile(server, 'deep.txt', 'deep', b)
@@ -359,7 +356,7 @@ describe('deleting folders', () => {
     expect(entry!.target).toBe('/A')
   })
 
-  sqliteOnly('htmx: HX-Redirect to the parent folder', async () => {
+  test('htmx: HX-Redirect to the parent folder', async () => {
     const a = await makeFolder(server, 1, 'A')
     const b = await makeFolder(server, a, 'B')
     const response = await post(server, `/folders/${b}/delete`, {}, { htmx: true })
@@ -368,7 +365,7 @@ describe('deleting folders', () => {
     expect(activityRows(server, 'folder.delete')[0]!.target).toBe('/A/B')
   })
 
-  sqliteOnly('the home folder cannot be deleted (400); a folder in the trash, an unknown or non-numeric one is 404', async () => {
+  test('the home folder cannot be deleted (400); a folder in the trash, an unknown or non-numeric one is 404', async () => {
     const a = await makeFolder(server, 1, 'A')
     await post(server, `/folders/${a}/delete`)
     const before = snapshot(server)
@@ -389,7 +386,7 @@ describe('who may act', () => {
     [`/folders/${a}/delete`, {}],
   ]
 
-  sqliteOnly('without a session every action is 401 and changes nothing', async () => {
+  test('without a session every action is 401 and changes nothing', async () => {
     const a = await makeFolder(server, 1, 'A')
     const b = await makeFolder(server, 1, 'B')
     const before = snapshot(server)
@@ -408,13 +405,13 @@ describe('who may act', () => {
     expect((await fetch(`${server.url}/folders/1/view`, { redirect: 'manual' })).status).toBe(401)
   })
 
-  sqliteOnly('an expired or unknown session cookie is refused', async () => {
+  test('an expired or unknown session cookie is refused', async () => {
     const response = await server.fetch('/folders/1/folders', { method: 'POST', body: new URLSearchParams({ name: 'x' }), headers: { cookie: 'dropfold_session=forged' } })
     expect(response.status).toBe(401)
     expect(row(server, "select id from folders where name = 'x'")).toBeNull()
   })
 
-  sqliteOnly('a cross-site request is refused (403) even with the admin cookie, and changes nothing', async () => {
+  test('a cross-site request is refused (403) even with the admin cookie, and changes nothing', async () => {
     const a = await makeFolder(server, 1, 'A')
     const b = await makeFolder(server, 1, 'B')
     const before = snapshot(server)
@@ -430,7 +427,7 @@ describe('who may act', () => {
     expect(snapshot(server)).toEqual(before)
   })
 
-  sqliteOnly('a same-origin request from the page is accepted', async () => {
+  test('a same-origin request from the page is accepted', async () => {
     const response = await post(server, '/folders/1/folders', { name: 'Mine' }, { headers: { origin: server.url, 'sec-fetch-site': 'same-origin' } })
     expect(response.status).toBe(303)
     expect(rows(server, "select id from folders where name = 'Mine'")).toHaveLength(1)
@@ -447,7 +444,7 @@ describe('folder pages', () => {
     }
   })
 
-  sqliteOnly('/ redirects to the home folder; the move choices leave out the folder itself and its subtree', async () => {
+  test('/ redirects to the home folder; the move choices leave out the folder itself and its subtree', async () => {
     const root = await server.fetch('/')
     expect(root.status).toBe(303)
     expect(root.headers.get('location')).toBe('/folders/1')

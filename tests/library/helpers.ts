@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { expect } from 'bun:test'
 import { chunkFields, sendChunk } from '../helpers/dropzone-client.ts'
+import type { Param } from '../helpers/database.ts'
 import { blobPath, type TestServer } from '../helpers/server.ts'
 
 /** Helpers shared by the library (folders, files, trash, uploads page, activity) tests. */
@@ -32,14 +33,13 @@ export function anonymousPost(server: TestServer, path: string, fields: Fields =
   return fetch(server.url + path, { method: 'POST', body: form(fields), redirect: 'manual' })
 }
 
-export const db = (server: TestServer) => server.server.sqlite.$client
-
-export function rows<T = Record<string, unknown>>(server: TestServer, query: string, ...params: (string | number | null)[]): T[] {
-  return db(server).query(query).all(...params) as T[]
+/** SQL on the server's database, either backend (tests/helpers/database.ts). */
+export function rows<T = Record<string, unknown>>(server: TestServer, query: string, ...params: Param[]): T[] {
+  return server.sql.all<T>(query, ...params)
 }
 
-export function row<T = Record<string, unknown>>(server: TestServer, query: string, ...params: (string | number | null)[]): T | null {
-  return (db(server).query(query).get(...params) as T | null) ?? null
+export function row<T = Record<string, unknown>>(server: TestServer, query: string, ...params: Param[]): T | null {
+  return server.sql.get<T>(query, ...params)
 }
 
 /** Everything a management action could change; compared before and after a refused action. */

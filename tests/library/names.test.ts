@@ -3,10 +3,7 @@ import { cleanFileName, validLabel, validName } from '../../src/engine/file-name
 import { refusalOf } from '../../src/http/errors.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
 import { dropzoneUpload, expectHtmxError, expectPageError, makeFolder, post, row, snapshot, uploadFile } from './helpers.ts'
-import { sqliteTest } from '../helpers/backend.ts'
 
-// The tests that read or change rows with SQL through server.sqlite run on SQLite only.
-const sqliteOnly = sqliteTest('reads rows with SQL through server.sqlite')
 
 /**
  * Hostile names through every path that sets one. Uploads lose characters that hide or reorder
@@ -98,13 +95,13 @@ const malformed = (message: string) => message === 'contains control characters'
 
 describe('uploads keep the file and clean its name', () => {
   for (const [what, sent, , message] of HOSTILE.filter(([, , , message]) => malformed(message))) {
-    sqliteOnly(`${what}: a malformed name, refused by multipart and tus, nothing stored`, async () => {
+    test(`${what}: a malformed name, refused by multipart and tus, nothing stored`, async () => {
       await expectUploadRefused(sent, await freshFolder())
     })
   }
 
   for (const [what, sent, stored] of HOSTILE.filter(([, , , message]) => !malformed(message))) {
-    sqliteOnly(`${what}: multipart, Dropzone and tus all store ${JSON.stringify(stored)}`, async () => {
+    test(`${what}: multipart, Dropzone and tus all store ${JSON.stringify(stored)}`, async () => {
       const folder = await freshFolder()
       const plain = await uploadFile(server, sent, 'plain', folder)
       const dropzone = await dropzoneUpload(server, sent, 'dropzone', folder)
@@ -125,12 +122,12 @@ describe('uploads keep the file and clean its name', () => {
     expect(file.name.endsWith('.exe')).toBe(true)
   })
 
-  sqliteOnly('a name is stored in NFC', async () => {
+  test('a name is stored in NFC', async () => {
     const file = await uploadFile(server, 'Cafe\u0301.txt', 'x', await freshFolder())
     expect(fileName(file.id)).toBe('Caf\u00e9.txt')
   })
 
-  sqliteOnly('a name of nothing but hidden characters, "..", or over 255 bytes is refused', async () => {
+  test('a name of nothing but hidden characters, "..", or over 255 bytes is refused', async () => {
     const folder = await freshFolder()
     await expectUploadRefused('\u202E\u200B\u2066', folder)
     await expectUploadRefused('..', folder)
@@ -141,7 +138,7 @@ describe('uploads keep the file and clean its name', () => {
 
 describe('names the admin types are refused (400) and nothing changes', () => {
   for (const [what, typed, , message] of HOSTILE) {
-    sqliteOnly(`${what}: new folder, folder rename, file rename`, async () => {
+    test(`${what}: new folder, folder rename, file rename`, async () => {
       const folder = await freshFolder()
       const file = await uploadFile(server, 'ok.txt', 'ok', folder)
       const before = snapshot(server)
@@ -158,7 +155,7 @@ describe('names the admin types are refused (400) and nothing changes', () => {
     await expectHtmxError(await post(server, `/folders/${folder}/folders`, { name: 'a\\b' }, { htmx: true }), 400, 'The folder name cannot contain &quot;\\&quot;')
   })
 
-  sqliteOnly('a name typed in decomposed form is stored in NFC', async () => {
+  test('a name typed in decomposed form is stored in NFC', async () => {
     const folder = await freshFolder()
     const id = await makeFolder(server, folder, 'Cafe\u0301')
     expect(row<{ name: string }>(server, 'select name from folders where id = ?', id)!.name).toBe('Caf\u00e9')
@@ -169,12 +166,12 @@ describe('drop-link labels', () => {
   const create = (label: string) => server.fetch('/links', { method: 'POST', body: new URLSearchParams({ folder: '1', label }) })
 
   for (const [what, typed, , message] of HOSTILE) {
-    sqliteOnly(`${what} in a label is refused on create and edit`, async () => {
+    test(`${what} in a label is refused on create and edit`, async () => {
       const made = await create(`label ${what}`)
       expect(made.status).toBe(303)
       const id = Number(made.headers.get('location')!.split('/').pop())
       const before = snapshot(server)
-      const links = () => server.server.sqlite.$client.query('select * from links order by id').all()
+      const links = () => server.sql.all('select * from links order by id')
       const linksBefore = links()
       await expectPageError(await create(typed), 400, `The label ${message}`)
       await expectPageError(await server.fetch(`/links/${id}`, { method: 'POST', body: new URLSearchParams({ folder: '1', label: typed }) }), 400, `The label ${message}`)
@@ -198,7 +195,7 @@ describe('the rule itself', () => {
     return 'accepted'
   }
 
-  sqliteOnly('a lone surrogate is removed from an upload name and refused in a typed one', () => {
+  test('a lone surrogate is removed from an upload name and refused in a typed one', () => {
     expect(cleanFileName('a\uD800b.txt')).toBe('ab.txt')
     expect(refusal(() => validName('a\uDC00b', 'folder name'))).toBe('400 The folder name contains an invisible character (U+DC00)')
   })

@@ -6,7 +6,6 @@ import {
   anonymousPost,
   blobOnDisk,
   CROSS_SITE,
-  db,
   expectHtmxError,
   expectPageError,
   flashFromCookie,
@@ -19,10 +18,7 @@ import {
   snapshot,
   uploadFile,
 } from './helpers.ts'
-import { sqliteTest } from '../helpers/backend.ts'
 
-// The tests that read or change rows with SQL through server.sqlite run on SQLite only.
-const sqliteOnly = sqliteTest('reads rows with SQL through server.sqlite')
 
 const start = serverPerTest(startTestServer)
 
@@ -69,7 +65,7 @@ describe('the trash page', () => {
 })
 
 describe('restoring', () => {
-  sqliteOnly('a deleted file leaves the listing, shows in the trash, and comes back to its folder', async () => {
+  test('a deleted file leaves the listing, shows in the trash, and comes back to its folder', async () => {
     const s = await start()
     const folder = await makeFolder(s, 1, 'F')
     const data = randomData(3000)
@@ -92,7 +88,7 @@ describe('restoring', () => {
     expect(JSON.parse(entry!.details!)).toEqual({ folder: '/F' })
   })
 
-  sqliteOnly('htmx restore answers HX-Redirect to the trash', async () => {
+  test('htmx restore answers HX-Redirect to the trash', async () => {
     const s = await start()
     const file = await uploadFile(s, 'a.txt', 'a')
     await post(s, `/files/${file.id}/delete`)
@@ -115,7 +111,7 @@ describe('restoring', () => {
     expect(listedNames(await (await s.fetch('/folders/1/view?sort=name')).text())).toEqual(['a (1).txt', 'a (2).txt', 'a.txt'])
   })
 
-  sqliteOnly('a file whose folder is itself in the trash is restored into Home', async () => {
+  test('a file whose folder is itself in the trash is restored into Home', async () => {
     const s = await start()
     const folder = await makeFolder(s, 1, 'F')
     const file = await uploadFile(s, 'f.txt', 'f', folder)
@@ -128,7 +124,7 @@ describe('restoring', () => {
     expect(listedNames(await (await s.fetch('/folders/1/view')).text())).toEqual(['f.txt'])
   })
 
-  sqliteOnly('deleting a folder hides everything in it; restoring it brings all of it back', async () => {
+  test('deleting a folder hides everything in it; restoring it brings all of it back', async () => {
     const s = await start()
     const a = await makeFolder(s, 1, 'A')
     const b = await makeFolder(s, a, 'B')
@@ -149,7 +145,7 @@ describe('restoring', () => {
     expect(activityRows(s, 'folder.restore')[0]!.target).toBe('/A')
   })
 
-  sqliteOnly('a restored folder whose name is taken gets " (1)"; one whose parent is in the trash goes to Home', async () => {
+  test('a restored folder whose name is taken gets " (1)"; one whose parent is in the trash goes to Home', async () => {
     const s = await start()
     const docs = await makeFolder(s, 1, 'Docs')
     await post(s, `/folders/${docs}/delete`)
@@ -167,7 +163,7 @@ describe('restoring', () => {
     expect(row<{ parent_id: number }>(s, 'select parent_id from folders where id = ?', c)!.parent_id).toBe(1)
   })
 
-  sqliteOnly('restoring what is not in the trash, unknown or non-numeric ids: 404, nothing changes', async () => {
+  test('restoring what is not in the trash, unknown or non-numeric ids: 404, nothing changes', async () => {
     const s = await start()
     const live = await uploadFile(s, 'live.txt', 'x')
     const folder = await makeFolder(s, 1, 'Live')
@@ -183,7 +179,7 @@ describe('restoring', () => {
 })
 
 describe('emptying the trash', () => {
-  sqliteOnly('deletes the rows for good and the bytes of blobs no file uses any more', async () => {
+  test('deletes the rows for good and the bytes of blobs no file uses any more', async () => {
     const s = await start()
     const folder = await makeFolder(s, 1, 'F')
     const sub = await makeFolder(s, folder, 'Sub')
@@ -227,7 +223,7 @@ describe('emptying the trash', () => {
     expect(flashFromCookie(response)!.text).toBe('Deleted 1 file and 0 folders for good.')
   })
 
-  sqliteOnly('shared content: purging one of two files keeps the bytes (ref_count 1); purging the other removes them', async () => {
+  test('shared content: purging one of two files keeps the bytes (ref_count 1); purging the other removes them', async () => {
     const s = await start()
     const data = randomData(4096)
     const hash = sha256(data)
@@ -249,7 +245,7 @@ describe('emptying the trash', () => {
     expect(rows(s, 'select id from files')).toEqual([])
   })
 
-  sqliteOnly('both copies in the trash at once: one purge removes the blob', async () => {
+  test('both copies in the trash at once: one purge removes the blob', async () => {
     const s = await start()
     const data = randomData(100)
     const one = await uploadFile(s, 'one.bin', data)
@@ -278,7 +274,7 @@ describe('emptying the trash', () => {
     expect(flashFromCookie(response)!.text).toBe('Deleted 0 files and 0 folders for good.')
   })
 
-  sqliteOnly('without a session 401, cross-site 403: nothing is purged or restored', async () => {
+  test('without a session 401, cross-site 403: nothing is purged or restored', async () => {
     const s = await start()
     const file = await uploadFile(s, 'a.txt', 'a')
     await post(s, `/files/${file.id}/delete`)
@@ -296,7 +292,7 @@ describe('emptying the trash', () => {
 })
 
 describe('automatic purge', () => {
-  sqliteOnly('at start-up, what has been in the trash longer than TRASH_RETENTION_DAYS is deleted for good', async () => {
+  test('at start-up, what has been in the trash longer than TRASH_RETENTION_DAYS is deleted for good', async () => {
     const s = await start({ TRASH_RETENTION_DAYS: '1' })
     const oldData = randomData(1500)
     const newData = randomData(1600)
@@ -313,9 +309,9 @@ describe('automatic purge', () => {
     await post(s, `/folders/${newFolder}/delete`)
     const twoDaysAgo = Date.now() - 2 * 86_400_000
     const twentyHoursAgo = Date.now() - 20 * 3_600_000
-    db(s).query('update files set deleted_at = ? where id = ?').run(twoDaysAgo, oldFile.id)
-    db(s).query('update folders set deleted_at = ? where id = ?').run(twoDaysAgo, oldFolder)
-    db(s).query('update files set deleted_at = ? where id = ?').run(twentyHoursAgo, newFile.id)
+    s.sql.run('update files set deleted_at = ? where id = ?', twoDaysAgo, oldFile.id)
+    s.sql.run('update folders set deleted_at = ? where id = ?', twoDaysAgo, oldFolder)
+    s.sql.run('update files set deleted_at = ? where id = ?', twentyHoursAgo, newFile.id)
 
     await s.restart()
 
@@ -331,22 +327,22 @@ describe('automatic purge', () => {
     expect(trashNames(await trashPage(s)).sort()).toEqual(['new.bin', '📁 NewFolder'].sort())
   })
 
-  sqliteOnly('TRASH_RETENTION_DAYS=0 purges everything in the trash at start-up', async () => {
+  test('TRASH_RETENTION_DAYS=0 purges everything in the trash at start-up', async () => {
     const s = await start({ TRASH_RETENTION_DAYS: '0' })
     const file = await uploadFile(s, 'a.bin', randomData(100))
     await post(s, `/files/${file.id}/delete`)
     // deleted_at must be strictly older than now.
-    db(s).query('update files set deleted_at = deleted_at - 1000').run()
+    s.sql.run('update files set deleted_at = deleted_at - 1000')
     await s.restart()
     expect(rows(s, 'select id from files')).toEqual([])
     expect(blobOnDisk(s, file.sha256)).toBe(false)
   })
 
-  sqliteOnly('with the default retention (30 days), recent trash survives a restart', async () => {
+  test('with the default retention (30 days), recent trash survives a restart', async () => {
     const s = await start()
     const file = await uploadFile(s, 'a.bin', randomData(100))
     await post(s, `/files/${file.id}/delete`)
-    db(s).query('update files set deleted_at = ?').run(Date.now() - 29 * 86_400_000)
+    s.sql.run('update files set deleted_at = ?', Date.now() - 29 * 86_400_000)
     await s.restart()
     expect(rows(s, 'select id from files')).toEqual([{ id: file.id }])
     expect(blobOnDisk(s, file.sha256)).toBe(true)

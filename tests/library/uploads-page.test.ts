@@ -7,7 +7,6 @@ import {
   activityRows,
   anonymousPost,
   CROSS_SITE,
-  db,
   expectHtmxError,
   expectPageError,
   flashFromCookie,
@@ -20,10 +19,7 @@ import {
   stagingPath,
   uploadFile,
 } from './helpers.ts'
-import { sqliteTest } from '../helpers/backend.ts'
 
-// The tests that read or change rows with SQL through server.sqlite run on SQLite only.
-const sqliteOnly = sqliteTest('reads rows with SQL through server.sqlite')
 
 const start = serverPerTest(startTestServer)
 
@@ -39,7 +35,7 @@ const MARKUP_NAME = '<img src=x onerror=alert(1)> "big".iso'
 const MARKUP_ESCAPED = '&lt;img src=x onerror=alert(1)&gt; &quot;big&quot;.iso'
 
 describe('the uploads table', () => {
-  sqliteOnly('a half-finished Dropzone upload shows with its (escaped) name, progress, chunks, state and source', async () => {
+  test('a half-finished Dropzone upload shows with its (escaped) name, progress, chunks, state and source', async () => {
     const s = await start()
     const { id } = await halfUpload(s, MARKUP_NAME)
     const body = await table(s)
@@ -60,7 +56,7 @@ describe('the uploads table', () => {
     expect(page).toContain(`<td class="name">${MARKUP_ESCAPED}</td>`)
   })
 
-  sqliteOnly('finished uploads are not listed; with nothing unfinished the table says so', async () => {
+  test('finished uploads are not listed; with nothing unfinished the table says so', async () => {
     const s = await start()
     await uploadFile(s, 'done.txt', 'done')
     const body = await table(s)
@@ -68,12 +64,12 @@ describe('the uploads table', () => {
     expect(body).not.toContain('done.txt')
   })
 
-  sqliteOnly('an upload without activity for a minute shows as stalled; a failed one with its error and a Remove button', async () => {
+  test('an upload without activity for a minute shows as stalled; a failed one with its error and a Remove button', async () => {
     const s = await start()
     const stalled = await halfUpload(s, 'stalled.bin')
     const failed = await halfUpload(s, 'failed.bin')
-    db(s).query('update uploads set updated_at = ? where id = ?').run(Date.now() - 120_000, stalled.id)
-    db(s).query("update uploads set state = 'failed', error = ? where id = ?").run('Disk <full>', failed.id)
+    s.sql.run('update uploads set updated_at = ? where id = ?', Date.now() - 120_000, stalled.id)
+    s.sql.run("update uploads set state = 'failed', error = ? where id = ?", 'Disk <full>', failed.id)
     const body = await table(s)
     expect(body).toContain('<span class="state stalled" title="">stalled</span>')
     expect(body).toContain('2 min ago')
@@ -83,7 +79,7 @@ describe('the uploads table', () => {
     expect(body).toContain(`action="/uploads/${stalled.id}/cancel"`)
   })
 
-  sqliteOnly('an upload in a folder that went to the trash says so', async () => {
+  test('an upload in a folder that went to the trash says so', async () => {
     const s = await start()
     await post(s, '/folders/1/folders', { name: 'F' })
     const folder = row<{ id: number }>(s, "select id from folders where name = 'F'")!.id
@@ -94,11 +90,11 @@ describe('the uploads table', () => {
     expect(await table(s)).toContain('<td>(in the trash)</td>')
   })
 
-  sqliteOnly('an upload that outlives UPLOAD_TTL_HOURS expires at start-up, frees its bytes and can be removed', async () => {
+  test('an upload that outlives UPLOAD_TTL_HOURS expires at start-up, frees its bytes and can be removed', async () => {
     const s = await start({ UPLOAD_TTL_HOURS: '1' })
     const { id } = await halfUpload(s, 'old.bin')
     expect(existsSync(stagingPath(s, id))).toBe(true)
-    db(s).query('update uploads set updated_at = ? where id = ?').run(Date.now() - 2 * 3_600_000, id)
+    s.sql.run('update uploads set updated_at = ? where id = ?', Date.now() - 2 * 3_600_000, id)
     await s.restart()
     expect(uploadState(s, id)).toBe('expired')
     expect(existsSync(stagingPath(s, id))).toBe(false)
@@ -111,7 +107,7 @@ describe('the uploads table', () => {
 })
 
 describe('cancelling an upload', () => {
-  sqliteOnly('htmx: the staged bytes are deleted at once, the state is cancelled, the table comes back with the message', async () => {
+  test('htmx: the staged bytes are deleted at once, the state is cancelled, the table comes back with the message', async () => {
     const s = await start()
     const { id, uuid, total, chunkSize } = await halfUpload(s, MARKUP_NAME)
     expect(existsSync(stagingPath(s, id))).toBe(true)
@@ -135,7 +131,7 @@ describe('cancelling an upload', () => {
     expect(uploadState(s, id)).toBe('cancelled')
   })
 
-  sqliteOnly('plain form: redirect to /uploads with the message', async () => {
+  test('plain form: redirect to /uploads with the message', async () => {
     const s = await start()
     const { id } = await halfUpload(s, 'plain.bin')
     const response = await post(s, `/uploads/${id}/cancel`)
@@ -147,7 +143,7 @@ describe('cancelling an upload', () => {
     expect(next.body).toContain('Cancelled “plain.bin”; its bytes are deleted.')
   })
 
-  sqliteOnly('cancelling twice is 409; an unknown or malformed id is 404; nothing changes', async () => {
+  test('cancelling twice is 409; an unknown or malformed id is 404; nothing changes', async () => {
     const s = await start()
     const { id } = await halfUpload(s, 'twice.bin')
     await post(s, `/uploads/${id}/cancel`)
@@ -162,7 +158,7 @@ describe('cancelling an upload', () => {
     expect(snapshot(s)).toEqual(before)
   })
 
-  sqliteOnly('a finished upload cannot be cancelled (409) and its file stays', async () => {
+  test('a finished upload cannot be cancelled (409) and its file stays', async () => {
     const s = await start()
     const file = await uploadFile(s, 'done.bin', randomData(100))
     const id = row<{ id: string }>(s, 'select id from uploads where file_id = ?', file.id)!.id
@@ -172,7 +168,7 @@ describe('cancelling an upload', () => {
     expect(snapshot(s)).toEqual(before)
   })
 
-  sqliteOnly('without a session 401, cross-site 403: the upload keeps receiving', async () => {
+  test('without a session 401, cross-site 403: the upload keeps receiving', async () => {
     const s = await start()
     const { id } = await halfUpload(s, 'keep.bin')
     const before = snapshot(s)
@@ -186,7 +182,7 @@ describe('cancelling an upload', () => {
 })
 
 describe('removing an upload from the list', () => {
-  sqliteOnly('a cancelled upload: htmx answer is the table without it', async () => {
+  test('a cancelled upload: htmx answer is the table without it', async () => {
     const s = await start()
     const { id } = await halfUpload(s, 'gone.bin')
     await post(s, `/uploads/${id}/cancel`)
@@ -201,10 +197,10 @@ describe('removing an upload from the list', () => {
     expect(activityRows(s, 'upload.remove')[0]!.target).toBe('gone.bin')
   })
 
-  sqliteOnly('a failed upload can be removed with a plain form', async () => {
+  test('a failed upload can be removed with a plain form', async () => {
     const s = await start()
     const { id } = await halfUpload(s, 'failed.bin')
-    db(s).query("update uploads set state = 'failed', error = 'x' where id = ?").run(id)
+    s.sql.run("update uploads set state = 'failed', error = 'x' where id = ?", id)
     const response = await post(s, `/uploads/${id}/dismiss`)
     expect(response.status).toBe(303)
     expect(response.headers.get('location')).toBe('/uploads')
@@ -213,7 +209,7 @@ describe('removing an upload from the list', () => {
     expect(existsSync(stagingPath(s, id))).toBe(false)
   })
 
-  sqliteOnly('an upload still receiving cannot be removed (409); an unknown one is 404', async () => {
+  test('an upload still receiving cannot be removed (409); an unknown one is 404', async () => {
     const s = await start()
     const { id } = await halfUpload(s, 'busy.bin')
     const before = snapshot(s)
@@ -226,7 +222,7 @@ describe('removing an upload from the list', () => {
 })
 
 describe('storage summary', () => {
-  sqliteOnly('shows bytes stored, saved by deduplication, staged, and the file count', async () => {
+  test('shows bytes stored, saved by deduplication, staged, and the file count', async () => {
     const s = await start()
     const data = randomData(10_000)
     await uploadFile(s, 'one.bin', data)

@@ -1,4 +1,4 @@
-import { describe, expect } from 'bun:test'
+import { describe, expect, test } from 'bun:test'
 import { randomData } from '../helpers/data.ts'
 import { serverPerTest } from '../helpers/server.ts'
 import {
@@ -10,7 +10,6 @@ import {
   makeFolder,
   one,
   sendLinkChunk,
-  sql,
   startLinkServer,
   unlock,
   unlocked,
@@ -18,10 +17,7 @@ import {
   visit,
   type CreatedLink,
 } from './helpers.ts'
-import { sqliteTest } from '../helpers/backend.ts'
 
-// Some of these tests read or change rows with SQL through server.sqlite: they run on SQLite only.
-const test = sqliteTest('reads rows with SQL through server.sqlite')
 
 /**
  * Who gets in through a drop link: tokens, states (expired, switched off, deleted), link and
@@ -64,7 +60,7 @@ describe('link states', () => {
     expect((await sendLinkChunk(s, link, 'exp-1', data, 0)).status).toBe(200)
 
     // A day later (the clock moved by rewriting the expiry).
-    sql(s).query('update links set expires_at = ? where id = ?').run(Date.now() - 1, link.id)
+    s.sql.run('update links set expires_at = ? where id = ?', Date.now() - 1, link.id)
     const page = await visit(s, link.path)
     expect(page.status).toBe(410)
     expect(await page.text()).toContain('expired')
@@ -219,7 +215,7 @@ describe('passwords', () => {
     expect((await unlock(s, link, 'wrong guess 123')).response.status).toBe(401)
     expect((await unlock(s, link, password!)).response.status).toBe(303)
     // Stored only as a hash; the page does not show it again.
-    expect(JSON.stringify(sql(s).query('select * from links').all())).not.toContain(password!)
+    expect(JSON.stringify(s.sql.all('select * from links'))).not.toContain(password!)
     const again = await html(await s.fetch(response.headers.get('location')!))
     expect(again).not.toContain(password!)
     expect(again).not.toContain(link.token)

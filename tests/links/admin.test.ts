@@ -2,10 +2,7 @@ import { afterEach, describe, expect, test } from 'bun:test'
 import { randomData } from '../helpers/data.ts'
 import type { TestServer } from '../helpers/server.ts'
 import { activityOf, adminPost, CHUNK, createLink, editLink, makeFolder, one, sendLinkChunk, startLinkServer, uploadThroughLink, visit } from './helpers.ts'
-import { sqliteTest } from '../helpers/backend.ts'
 
-// The tests that read or change rows with SQL through server.sqlite run on SQLite only.
-const sqliteOnly = sqliteTest('reads rows with SQL through server.sqlite')
 
 /** The admin's side of drop links: the pages, usage, and the activity log. */
 
@@ -22,7 +19,7 @@ const page = async (s: TestServer, path: string) => {
 }
 
 describe('admin pages', () => {
-  sqliteOnly('/links lists each link with its folder, a hint of its address, options, usage and state', async () => {
+  test('/links lists each link with its folder, a hint of its address, options, usage and state', async () => {
     const s = (server = await startLinkServer())
     const folder = await makeFolder(s, 1, 'Footage')
     const empty = await page(s, '/links')
@@ -63,7 +60,7 @@ describe('admin pages', () => {
     expect(inheriting.id).toBeGreaterThan(plain.id)
   }, 30_000)
 
-  sqliteOnly('/links/<id> shows a hint of the address, the settings and the uploads through the link, in progress too', async () => {
+  test('/links/<id> shows a hint of the address, the settings and the uploads through the link, in progress too', async () => {
     const s = (server = await startLinkServer())
     const link = await createLink(s, { label: 'Inbox', allowDownload: 'on', expiresInDays: '2' })
     const done = await uploadThroughLink(s, link, randomData(2000), { fileName: 'finished.txt' })
@@ -92,7 +89,7 @@ describe('admin pages', () => {
     expect((await adminPost(s, '/links/999/disable')).status).toBe(404)
   }, 30_000)
 
-  sqliteOnly('a new link’s full address is shown once, right after creation, in a copy field; only its hash and a hint are stored', async () => {
+  test('a new link’s full address is shown once, right after creation, in a copy field; only its hash and a hint are stored', async () => {
     const s = (server = await startLinkServer())
     const response = await adminPost(s, '/links', { folder: '1', label: 'Once' })
     expect(response.status).toBe(303)
@@ -111,7 +108,7 @@ describe('admin pages', () => {
     const later = await page(s, location)
     expect(later).not.toContain(token)
     expect(later).toContain(`/d/…${token.slice(-4)}`)
-    const stored = JSON.stringify(s.server.sqlite.$client.query('select * from links').all())
+    const stored = JSON.stringify(s.sql.all('select * from links'))
     expect(stored).not.toContain(token)
     expect(one(s, 'select token_hint from links')).toEqual({ token_hint: token.slice(-4) })
     // And the address works.
@@ -122,7 +119,7 @@ describe('admin pages', () => {
     expect(await (await s.fetch(other.headers.get('location')!, { headers: { cookie: `${s.cookie}; ${forged}` } })).text()).not.toContain(token)
   }, 30_000)
 
-  sqliteOnly('create, edit, switch off and on, delete are logged in the activity log', async () => {
+  test('create, edit, switch off and on, delete are logged in the activity log', async () => {
     const s = (server = await startLinkServer())
     const link = await createLink(s, { label: 'Logged', password: 'secret!secret', maxFiles: '3' })
     expect((await editLink(s, link.id, { label: 'Logged again', maxFiles: '4' })).status).toBe(303)
@@ -136,7 +133,7 @@ describe('admin pages', () => {
     const details = JSON.parse(created[0]!.details!)
     expect(details).toMatchObject({ folder: '/', password: true, maxFiles: 3, allowDownload: false, expiresAt: null })
     // The password itself, its hash and the token are never logged.
-    const everything = JSON.stringify(s.server.sqlite.$client.query('select * from activity').all())
+    const everything = JSON.stringify(s.sql.all('select * from activity'))
     expect(everything).not.toContain('secret!secret')
     expect(everything).not.toContain('argon2')
     expect(everything).not.toContain(link.token)
@@ -155,7 +152,7 @@ describe('admin pages', () => {
     expect(html).toContain('link.delete')
   }, 30_000)
 
-  sqliteOnly('link management needs the admin session, and refuses cross-site forms', async () => {
+  test('link management needs the admin session, and refuses cross-site forms', async () => {
     const s = (server = await startLinkServer())
     const link = await createLink(s)
     for (const [path, body] of [
@@ -174,7 +171,7 @@ describe('admin pages', () => {
   }, 30_000)
 })
 
-sqliteOnly('a file that came through a link names the link on its detail page', async () => {
+test('a file that came through a link names the link on its detail page', async () => {
   const s = await startLinkServer()
   try {
     const link = await createLink(s, { label: 'Footage <from> set' })
@@ -201,7 +198,7 @@ test('“Share…” on a folder page opens the new-link form with that folder c
   }
 })
 
-sqliteOnly('an upload in progress when its link is pointed at another folder finishes in the folder it began in; new ones go to the new folder', async () => {
+test('an upload in progress when its link is pointed at another folder finishes in the folder it began in; new ones go to the new folder', async () => {
   const s = await startLinkServer()
   try {
     const before = await makeFolder(s, 1, 'Before')

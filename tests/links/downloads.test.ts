@@ -2,10 +2,7 @@ import { afterEach, describe, expect, test } from 'bun:test'
 import { randomData, sha256 } from '../helpers/data.ts'
 import type { TestServer } from '../helpers/server.ts'
 import { adminPost, createLink, editLink, makeFolder, one, startLinkServer, unlocked, uploadThroughLink, visit } from './helpers.ts'
-import { sqliteTest } from '../helpers/backend.ts'
 
-// The tests that read or change rows with SQL through server.sqlite run on SQLite only.
-const sqliteOnly = sqliteTest('reads rows with SQL through server.sqlite')
 
 /** What a visitor may see of the link's folder: only with allowDownload, and only that folder. */
 
@@ -77,7 +74,7 @@ describe('allowDownload', () => {
     expect(await (await visit(s, `${link.path}/files`, { cookie })).text()).not.toContain('mine.bin')
   }, 30_000)
 
-  sqliteOnly('off: no list, no downloads (403), the page shows no folder, and upload answers carry no URL', async () => {
+  test('off: no list, no downloads (403), the page shows no folder, and upload answers carry no URL', async () => {
     const s = (server = await startLinkServer())
     const link = await createLink(s)
     const fileId = await adminFile(s, 1, 'private.bin', randomData(100))

@@ -3,10 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { randomData } from '../helpers/data.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
 import { activityOf, createLink, median, one, sendLinkChunk, startClockedServer, startLinkServer, unlock, visit, type CreatedLink } from './helpers.ts'
-import { sqliteTest } from '../helpers/backend.ts'
 
-// The tests that read or change rows with SQL through server.sqlite run on SQLite only.
-const sqliteOnly = sqliteTest('reads rows with SQL through server.sqlite')
 
 /** Guessing tokens and passwords: 404s that tell nothing, a slow-down, and equal costs. */
 
@@ -28,7 +25,7 @@ function oneCharOff(token: string, position: number) {
 }
 
 describe('token guessing', () => {
-  sqliteOnly('random well-formed tokens, near misses and malformed tokens all answer 404 everywhere', async () => {
+  test('random well-formed tokens, near misses and malformed tokens all answer 404 everywhere', async () => {
     const s = (server = await startLinkServer())
     const real = await createLink(s, { allowDownload: 'on' })
     const protectedLink = await createLink(s, { password: 'guarded door', label: 'guarded' })
@@ -108,7 +105,7 @@ describe('token guessing', () => {
 })
 
 describe('password guessing', () => {
-  sqliteOnly('five wrong passwords are free, then each further one doubles the wait (429 + Retry-After), even for the right one', async () => {
+  test('five wrong passwords are free, then each further one doubles the wait (429 + Retry-After), even for the right one', async () => {
     const s = await startClockedServer({ TRUST_PROXY: 'true' })
     server = s
     const link = await createLink(s, { password: 'right password', label: 'Guarded' })
@@ -192,7 +189,7 @@ describe('visitors with the right password are not locked out by guessers', () =
     expect((await tryPassword(s, link, 'right password', '198.51.100.2')).status).toBe(303)
   }, 60_000)
 
-  sqliteOnly('distributed guessing on one link is bounded: five per address, then twenty more in all, while fresh visitors still get in', async () => {
+  test('distributed guessing on one link is bounded: five per address, then twenty more in all, while fresh visitors still get in', async () => {
     const s = (server = await startClockedServer({ TRUST_PROXY: 'true' }))
     const link = await createLink(s, { password: 'right password' })
     const addresses = Array.from({ length: 11 }, (_, i) => `192.0.2.${i + 1}`)
@@ -213,7 +210,7 @@ describe('visitors with the right password are not locked out by guessers', () =
     expect((await tryPassword(s, link, 'right password', '198.51.100.1')).status).toBe(303)
   }, 60_000)
 
-  sqliteOnly('250 parallel wrong unlocks from one address: five are checked, the rest refused at once', async () => {
+  test('250 parallel wrong unlocks from one address: five are checked, the rest refused at once', async () => {
     // The clock stands still: on a loaded machine the burst may last longer than the first
     // wait (1 s), after which a sixth check is rightly allowed.
     const frozen = Date.now()

@@ -2,6 +2,7 @@ import { expect } from 'bun:test'
 import { existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { chunkFields, chunkOf } from '../helpers/dropzone-client.ts'
+import type { Param } from '../helpers/database.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
 
 /**
@@ -14,14 +15,13 @@ export const CHUNK = 64 * 1024
 
 export const startLinkServer = (env: Record<string, string> = {}) => startTestServer({ CHUNK_SIZE: '64K', ...env })
 
-export const sql = (server: TestServer) => server.server.sqlite.$client
-
-export function rows<T = Record<string, unknown>>(server: TestServer, query: string, ...params: (string | number | null)[]): T[] {
-  return sql(server).query(query).all(...params) as T[]
+/** SQL on the server's database, either backend (tests/helpers/database.ts). */
+export function rows<T = Record<string, unknown>>(server: TestServer, query: string, ...params: Param[]): T[] {
+  return server.sql.all<T>(query, ...params)
 }
 
-export function one<T = Record<string, unknown>>(server: TestServer, query: string, ...params: (string | number | null)[]): T | null {
-  return (sql(server).query(query).get(...params) as T | null) ?? null
+export function one<T = Record<string, unknown>>(server: TestServer, query: string, ...params: Param[]): T | null {
+  return server.sql.get<T>(query, ...params)
 }
 
 /** POSTs a form as the admin. */

@@ -20,10 +20,7 @@ import {
   visit,
   type CreatedLink,
 } from './helpers.ts'
-import { sqliteTest } from '../helpers/backend.ts'
 
-// The tests that read or change rows with SQL through server.sqlite run on SQLite only.
-const sqliteOnly = sqliteTest('reads rows with SQL through server.sqlite')
 
 /**
  * A link's limits, enforced when an upload is created (first chunk or tus creation) and counting
@@ -47,7 +44,7 @@ function tusCreate(s: TestServer, link: CreatedLink, length: number, fileName: s
 }
 
 describe('largest file', () => {
-  sqliteOnly('a file over the limit is refused with 413 before a byte is stored; one at the limit is taken', async () => {
+  test('a file over the limit is refused with 413 before a byte is stored; one at the limit is taken', async () => {
     const s = await setUp()
     const link = await createLink(s, { maxFileSize: '1M' })
     expect(one(s, 'select max_file_bytes from links where id = ?', link.id)).toEqual({ max_file_bytes: 1024 * 1024 })
@@ -71,7 +68,7 @@ describe('largest file', () => {
     expect(one(s, 'select size_bytes, sha256 from files where id = ?', done.file!.id)).toEqual({ size_bytes: exact.length, sha256: sha256(exact) })
   }, 30_000)
 
-  sqliteOnly('a plain multipart upload is held to the limit too, by its declared size', async () => {
+  test('a plain multipart upload is held to the limit too, by its declared size', async () => {
     const s = await setUp()
     const link = await createLink(s, { maxFileSize: '100K' })
     const send = (bytes: number, name: string) => {
@@ -87,7 +84,7 @@ describe('largest file', () => {
 })
 
 describe('total size', () => {
-  sqliteOnly('of three parallel uploads of 40% of the total each, exactly two are admitted; nothing is written for the third', async () => {
+  test('of three parallel uploads of 40% of the total each, exactly two are admitted; nothing is written for the third', async () => {
     const s = await setUp()
     const total = 1_000_000
     const link = await createLink(s, { maxTotalSize: String(total) })
@@ -125,20 +122,20 @@ describe('total size', () => {
     expect(one(s, 'select count(*) as n, sum(size_bytes) as bytes from files')).toEqual({ n: 3, bytes: total })
   }, 30_000)
 
-  sqliteOnly('failed or abandoned uploads give their share back', async () => {
+  test('failed or abandoned uploads give their share back', async () => {
     const s = await setUp()
     const link = await createLink(s, { maxTotalSize: String(3 * CHUNK) })
     const data = randomData(3 * CHUNK)
     expect((await sendLinkChunk(s, link, 'first', data, 0)).status).toBe(200)
     expect((await sendLinkChunk(s, link, 'second', randomData(CHUNK), 0)).status).toBe(413)
     // The upload expires (as housekeeping would mark it).
-    s.server.sqlite.$client.query("update uploads set state = 'expired' where client_key = 'no-cookie:first'").run()
+    s.sql.run("update uploads set state = 'expired' where client_key = 'no-cookie:first'")
     expect((await sendLinkChunk(s, link, 'second', randomData(CHUNK), 0)).status).toBe(200)
   }, 30_000)
 })
 
 describe('number of files', () => {
-  sqliteOnly('uploads started in parallel count: with room for 2, exactly 2 of 4 are admitted (403 for the others)', async () => {
+  test('uploads started in parallel count: with room for 2, exactly 2 of 4 are admitted (403 for the others)', async () => {
     const s = await setUp()
     const link = await createLink(s, { maxFiles: '2' })
     const files = [0, 1, 2, 3].map((i) => ({ uuid: `n-${i}`, data: randomData(2 * CHUNK), name: `file-${i}.bin` }))
@@ -166,7 +163,7 @@ describe('number of files', () => {
     expect((await sendLinkChunk(s, link, 'fourth', randomData(5), 0)).status).toBe(403)
   }, 30_000)
 
-  sqliteOnly('small files sent whole and at once: with room for 2, exactly 2 of 5 are stored, and the others leave no bytes behind', async () => {
+  test('small files sent whole and at once: with room for 2, exactly 2 of 5 are stored, and the others leave no bytes behind', async () => {
     const s = await setUp()
     const link = await createLink(s, { maxFiles: '2' })
     // Each file in one request and one chunk: checked before its bytes are written, and again
@@ -184,7 +181,7 @@ describe('number of files', () => {
 })
 
 describe('allowed types', () => {
-  sqliteOnly('extensions and media-type patterns; anything else is 415, for Dropzone and tus alike', async () => {
+  test('extensions and media-type patterns; anything else is 415, for Dropzone and tus alike', async () => {
     const s = await setUp()
     const link = await createLink(s, { allowedTypes: 'image/*, .pdf, video/mp4' })
     expect(one(s, 'select allowed_types from links where id = ?', link.id)).toEqual({ allowed_types: 'image/*, .pdf, video/mp4' })
@@ -206,7 +203,7 @@ describe('allowed types', () => {
     expect(one(s, 'select count(*) as n from uploads')).toEqual({ n: accepted.length + 1 })
   }, 30_000)
 
-  sqliteOnly('patterns that are neither extensions nor media types are refused when the link is made', async () => {
+  test('patterns that are neither extensions nor media types are refused when the link is made', async () => {
     const s = await setUp()
     for (const allowedTypes of ['jpg', 'image/', '*', '.', 'image/*; rm -rf']) {
       const response = await adminPost(s, '/links', { folder: '1', label: 'x', allowedTypes })
@@ -221,7 +218,7 @@ describe('allowed types', () => {
 })
 
 describe('switching a link off mid-upload', () => {
-  sqliteOnly('the next chunk gets 410; switched on again, the upload continues where it was', async () => {
+  test('the next chunk gets 410; switched on again, the upload continues where it was', async () => {
     const s = await setUp()
     const link = await createLink(s)
     const data = randomData(3 * CHUNK + 100)
@@ -246,7 +243,7 @@ describe('switching a link off mid-upload', () => {
 })
 
 describe('where uploads land', () => {
-  sqliteOnly('always in the link’s folder, whatever folder the client names; owned by link:<id>', async () => {
+  test('always in the link’s folder, whatever folder the client names; owned by link:<id>', async () => {
     const s = await setUp()
     const inbox = await makeFolder(s, 1, 'Inbox')
     const elsewhere = await makeFolder(s, 1, 'Elsewhere')

@@ -1,12 +1,9 @@
-import { afterEach, describe, expect } from 'bun:test'
+import { afterEach, describe, expect, test } from 'bun:test'
 import { Upload } from 'tus-js-client'
 import { randomData, sha256 } from '../helpers/data.ts'
 import type { TestServer } from '../helpers/server.ts'
 import { adminPost, createLink, makeFolder, one, rows, stagingEntries, startLinkServer, TUS, tusMetadata, unlocked, visit, type CreatedLink } from './helpers.ts'
-import { sqliteTest } from '../helpers/backend.ts'
 
-// Some of these tests read or change rows with SQL through server.sqlite: they run on SQLite only.
-const test = sqliteTest('reads rows with SQL through server.sqlite')
 
 /** tus through a drop link: Upload-Length required, no concatenation, the link's folder and owner. */
 

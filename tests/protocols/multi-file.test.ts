@@ -1,14 +1,11 @@
-import { afterEach, describe, expect } from 'bun:test'
+import { afterEach, describe, expect, test } from 'bun:test'
 import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { randomData } from '../helpers/data.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
 import { createLink } from '../links/helpers.ts'
 import { eventually, sendCutShort } from '../helpers/cut-short.ts'
-import { sqliteTest } from '../helpers/backend.ts'
 
-// Some of these tests read or change rows with SQL through server.sqlite: they run on SQLite only.
-const test = sqliteTest('reads rows with SQL through server.sqlite')
 
 /** A plain multipart request with several files stores all of them or none. */
 
@@ -17,8 +14,8 @@ afterEach(async () => {
   await server.stop()
 })
 
-const fileCount = () => (server.server.sqlite.$client.query('select count(*) as n from files').get() as { n: number }).n
-const uploadCount = () => (server.server.sqlite.$client.query('select count(*) as n from uploads').get() as { n: number }).n
+const fileCount = () => (server.sql.get('select count(*) as n from files') as { n: number }).n
+const uploadCount = () => (server.sql.get('select count(*) as n from uploads') as { n: number }).n
 const blobFiles = () => readdirSync(join(server.dataDir, 'blobs'), { recursive: true }).filter((p) => String(p).length > 60)
 
 function form(files: [name: string, bytes: Uint8Array][]) {
@@ -96,7 +93,7 @@ describe('several files in one plain multipart request', () => {
     const request = new Response(form(files))
     const contentType = request.headers.get('content-type')!
     const body = new Uint8Array(await request.arrayBuffer())
-    const names = () => server.server.sqlite.$client.query('select file_name as name, state from uploads order by created_at').all()
+    const names = () => server.sql.all('select file_name as name, state from uploads order by created_at')
     // Dropped once the server is writing the third file: the first two were received whole.
     const writingThird = async () => {
       for (let tries = 0; tries < 600 && !names().some((row) => (row as { name: string }).name === 'c.bin'); tries++) await Bun.sleep(50)
@@ -132,7 +129,7 @@ describe('several files in one plain multipart request', () => {
     expect(responses.filter((r) => r.status === 403)).toHaveLength(10)
     // Never one file of a pair: the fifth place stays free.
     expect(fileCount()).toBe(4)
-    const names = (server.server.sqlite.$client.query('select name from files').all() as { name: string }[]).map((f) => f.name.slice(1))
+    const names = (server.sql.all('select name from files') as { name: string }[]).map((f) => f.name.slice(1))
     expect(names.sort()).toEqual([...new Set(names)].flatMap((n) => [n, n]).sort())
   })
 

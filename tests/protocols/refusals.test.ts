@@ -5,10 +5,7 @@ import { chunkFields, chunkOf, sendChunk } from '../helpers/dropzone-client.ts'
 import { randomData } from '../helpers/data.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
 import { createLink } from '../links/helpers.ts'
-import { sqliteTest } from '../helpers/backend.ts'
 
-// The tests that read or change rows with SQL through server.sqlite run on SQLite only.
-const sqliteOnly = sqliteTest('reads rows with SQL through server.sqlite')
 
 /** A refused request leaves nothing behind: no upload row, no staging file, nothing on the Uploads page. */
 
@@ -18,7 +15,7 @@ afterEach(async () => {
 })
 const start = async () => (server = await startTestServer({ MAX_FILE_SIZE: '64M', MAX_CHUNK_SIZE: '4M', CHUNK_SIZE: '1M' }))
 
-const uploadRows = () => (server.server.sqlite.$client.query('select count(*) as n from uploads').get() as { n: number }).n
+const uploadRows = () => (server.sql.get('select count(*) as n from uploads') as { n: number }).n
 const stagingFiles = () => readdirSync(join(server.dataDir, 'staging'))
 const TUS = { 'tus-resumable': '1.0.0' }
 const b64 = (text: string) => Buffer.from(text).toString('base64')
@@ -34,7 +31,7 @@ async function expectNothingLeft() {
 describe('a refused first chunk leaves nothing', () => {
   const data = randomData(2500)
 
-  sqliteOnly.each([
+  test.each([
     ['a non-last first chunk shorter than the chunk size', 0, data.subarray(0, 999), /has 999 bytes; expected 1000/],
     ['a non-last first chunk longer than the chunk size', 0, data.subarray(0, 1001), /longer than the 1000 bytes expected/],
     ['a last chunk (sent first) longer than the remainder', 2, data.subarray(0, 1000), /longer than the 500 bytes expected/],
@@ -52,7 +49,7 @@ describe('a refused first chunk leaves nothing', () => {
     expect(await (await server.fetch('/uploads/table')).text()).toContain('data.bin')
   })
 
-  sqliteOnly('a first chunk streamed (larger than what is read whole) and cut short of its size leaves nothing', async () => {
+  test('a first chunk streamed (larger than what is read whole) and cut short of its size leaves nothing', async () => {
     await start()
     const big = randomData(3 * 1024 * 1024)
     const response = await sendChunk(server, chunkFields('streamed', 6 * 1024 * 1024, 4 * 1024 * 1024, 0), big)
@@ -69,7 +66,7 @@ describe('a refused first chunk leaves nothing', () => {
     expect(stagingFiles()).toHaveLength(1)
   })
 
-  sqliteOnly('through a drop link too', async () => {
+  test('through a drop link too', async () => {
     await start()
     const link = await createLink(server)
     const form = new FormData()
@@ -91,7 +88,7 @@ describe('a refused tus creation-with-upload leaves nothing', () => {
     })
   }
 
-  sqliteOnly('whose bytes fail their checksum', async () => {
+  test('whose bytes fail their checksum', async () => {
     await start()
     const data = randomData(1000)
     const right = new Bun.CryptoHasher('sha256').update(data).digest('base64')
@@ -104,7 +101,7 @@ describe('a refused tus creation-with-upload leaves nothing', () => {
     expect(uploadRows()).toBe(1)
   })
 
-  sqliteOnly('whose bytes are more than its length', async () => {
+  test('whose bytes are more than its length', async () => {
     await start()
     const response = await createWithUpload({ 'upload-length': '500' }, randomData(1000))
     expect(response.status).toBe(400)

@@ -2,7 +2,7 @@
  * Dropfold's tus endpoint driven by the real tus-js-client (its Node build: node:http requests,
  * Buffer and Readable inputs), so what we test is what third-party tus clients actually send.
  */
-import { afterEach, beforeEach, describe, expect } from 'bun:test'
+import { afterEach, beforeEach, describe, expect, test } from 'bun:test'
 import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
@@ -10,10 +10,7 @@ import { Upload } from 'tus-js-client'
 import { randomData, sha256 } from '../helpers/data.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
 import { baseOptions, cuttingProxy, memoryUrlStorage, recordExchanges, run, settledOffset, tusHead, uploadIdOf, type TusExchange } from '../helpers/tus.ts'
-import { sqliteTest } from '../helpers/backend.ts'
 
-// Some of these tests read or change rows with SQL through server.sqlite: they run on SQLite only.
-const test = sqliteTest('reads rows with SQL through server.sqlite')
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -43,10 +40,9 @@ interface FileRecord {
   sha256: string
 }
 
-const db = () => server.server.sqlite.$client
-const uploadRows = () => db().query('select id, state, total_bytes, received_bytes, concat, part_ids, file_id from uploads order by created_at, id').all() as UploadRecord[]
-const fileRows = () => db().query('select id, folder_id, name, size_bytes, sha256 from files').all() as FileRecord[]
-const uploadRow = (id: string) => db().query('select id, state, total_bytes, received_bytes, concat, part_ids, file_id from uploads where id = ?').get(id) as UploadRecord | null
+const uploadRows = () => server.sql.all('select id, state, total_bytes, received_bytes, concat, part_ids, file_id from uploads order by created_at, id') as UploadRecord[]
+const fileRows = () => server.sql.all('select id, folder_id, name, size_bytes, sha256 from files') as FileRecord[]
+const uploadRow = (id: string) => server.sql.get('select id, state, total_bytes, received_bytes, concat, part_ids, file_id from uploads where id = ?', id) as UploadRecord | null
 const stagingFiles = () => readdirSync(join(server.dataDir, 'staging'))
 
 /** The file a finished tus upload became. */
@@ -55,7 +51,7 @@ function fileOf(uploadUrl: string): FileRecord {
   expect(upload).not.toBeNull()
   expect(upload!.state).toBe('complete')
   expect(upload!.file_id).not.toBeNull()
-  return db().query('select id, folder_id, name, size_bytes, sha256 from files where id = ?').get(upload!.file_id) as FileRecord
+  return server.sql.get('select id, folder_id, name, size_bytes, sha256 from files where id = ?', upload!.file_id) as FileRecord
 }
 
 async function download(fileId: number): Promise<Uint8Array> {

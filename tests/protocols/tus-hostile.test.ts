@@ -1,13 +1,10 @@
-import { afterAll, beforeAll, describe, expect } from 'bun:test'
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { chunkFields } from '../helpers/dropzone-client.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
 import { createLink } from '../links/helpers.ts'
-import { sqliteTest } from '../helpers/backend.ts'
 
-// Some of these tests read or change rows with SQL through server.sqlite: they run on SQLite only.
-const test = sqliteTest('reads rows with SQL through server.sqlite')
 
 /**
  * Hostile protocol inputs, each sent to the admin endpoint and to a drop link's: every one is
@@ -27,8 +24,7 @@ afterAll(async () => {
 
 const TUS = { 'tus-resumable': '1.0.0' }
 const b64 = (text: string) => Buffer.from(text).toString('base64')
-const db = () => server.server.sqlite.$client
-const uploadCount = () => (db().query('select count(*) as n from uploads').get() as { n: number }).n
+const uploadCount = () => (server.sql.get('select count(*) as n from uploads') as { n: number }).n
 const stagingCount = () => readdirSync(join(server.dataDir, 'staging')).length
 const unexpectedSince = (from: number) => server.logs.slice(from).filter((line) => line.startsWith('unexpected error'))
 const named = (name: string) => `filename ${b64(name)}`
@@ -36,13 +32,13 @@ const anId = 'a'.repeat(32)
 
 /** Sends a request and checks it is refused with a 4xx, logs no unexpected error and leaves uploads as they were. */
 async function expectRefused(send: () => Promise<Response>, status: number) {
-  const before = { uploads: uploadCount(), staging: stagingCount(), rows: db().query('select * from uploads order by id').all() }
+  const before = { uploads: uploadCount(), staging: stagingCount(), rows: server.sql.all('select * from uploads order by id') }
   const logged = server.logs.length
   const response = await send()
   await response.arrayBuffer()
   expect(response.status).toBe(status)
   expect(unexpectedSince(logged)).toEqual([])
-  expect({ uploads: uploadCount(), staging: stagingCount(), rows: db().query('select * from uploads order by id').all() }).toEqual(before)
+  expect({ uploads: uploadCount(), staging: stagingCount(), rows: server.sql.all('select * from uploads order by id') }).toEqual(before)
 }
 
 type Case = [what: string, headers: Record<string, string>, status: number]

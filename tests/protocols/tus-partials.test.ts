@@ -1,12 +1,9 @@
-import { afterEach, describe, expect } from 'bun:test'
+import { afterEach, describe, expect, test } from 'bun:test'
 import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { randomData } from '../helpers/data.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
-import { sqliteTest } from '../helpers/backend.ts'
 
-// Some of these tests read or change rows with SQL through server.sqlite: they run on SQLite only.
-const test = sqliteTest('reads rows with SQL through server.sqlite')
 
 /** Finished partial uploads (tus concatenation) expire, are listed, can be cancelled, and go once used. */
 
@@ -26,7 +23,7 @@ const b64 = (text: string) => Buffer.from(text).toString('base64')
 const stagingFiles = () => readdirSync(join(server.dataDir, 'staging'))
 const head = (location: string) => server.fetch(location, { method: 'HEAD', headers: TUS })
 const table = async () => (await server.fetch('/uploads/table')).text()
-const partialRows = () => server.server.sqlite.$client.query("select id, state from uploads where concat = 'partial'").all()
+const partialRows = () => server.sql.all("select id, state from uploads where concat = 'partial'")
 
 /** A partial upload of `bytes`, sent in full. */
 async function finishedPartial(bytes: Uint8Array, name = 'piece') {
@@ -103,7 +100,7 @@ describe('finished partial uploads', () => {
     // Nothing left to expire later either.
     now += 3 * HOUR
     expect(await server.server.engine.expireStale()).toBe(0)
-    const file = server.server.sqlite.$client.query("select size_bytes from files where name = 'whole.bin'").get()
+    const file = server.sql.get("select size_bytes from files where name = 'whole.bin'")
     expect(file).toEqual({ size_bytes: 3000 })
   })
 })

@@ -4,10 +4,7 @@ import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { randomData, sha256 } from '../helpers/data.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
-import { sqliteTest } from '../helpers/backend.ts'
 
-// The tests that read or change rows with SQL through server.sqlite run on SQLite only.
-const sqliteOnly = sqliteTest('reads rows with SQL through server.sqlite')
 
 let server: TestServer
 beforeEach(async () => {
@@ -23,7 +20,6 @@ const metadata = (fields: Record<string, string>) =>
   Object.entries(fields)
     .map(([k, v]) => `${k} ${b64(v)}`)
     .join(',')
-const db = () => server.server.sqlite.$client
 const stagingFiles = () => readdirSync(join(server.dataDir, 'staging'))
 
 function create(headers: Record<string, string>, body?: BodyInit) {
@@ -49,7 +45,7 @@ const head = (location: string) => server.fetch(location, { method: 'HEAD', head
 
 async function storedFile(location: string) {
   const id = location.split('/').pop()
-  const row = db().query('select f.id, f.name, f.sha256, f.folder_id from uploads u join files f on f.id = u.file_id where u.id = ?').get(id!) as
+  const row = server.sql.get('select f.id, f.name, f.sha256, f.folder_id from uploads u join files f on f.id = u.file_id where u.id = ?', id!) as
     | { id: number; name: string; sha256: string; folder_id: number }
     | null
   return row
@@ -78,18 +74,18 @@ describe('discovery', () => {
     expect(response.headers.get('tus-checksum-algorithm')!.split(',')).toContain('sha256')
   })
 
-  sqliteOnly('a request without Tus-Resumable 1.0.0 is refused with 412 and the supported version', async () => {
+  test('a request without Tus-Resumable 1.0.0 is refused with 412 and the supported version', async () => {
     for (const headers of [{}, { 'tus-resumable': '0.2.2' }] as Record<string, string>[]) {
       const response = await server.fetch('/tus/', { method: 'POST', headers: { ...headers, 'upload-length': '1' } })
       expect(response.status).toBe(412)
       expect(response.headers.get('tus-version')).toBe('1.0.0')
     }
-    expect(db().query('select count(*) as n from uploads').get()).toEqual({ n: 0 })
+    expect(server.sql.get('select count(*) as n from uploads')).toEqual({ n: 0 })
   })
 })
 
 describe('creation and the core protocol', () => {
-  sqliteOnly('an upload created, sent in two PATCHes and finished becomes a file', async () => {
+  test('an upload created, sent in two PATCHes and finished becomes a file', async () => {
     const data = randomData(300_000)
     const response = await create({ 'upload-length': String(data.length), 'upload-metadata': metadata({ filename: 'clip.mov', filetype: 'video/quicktime' }) })
     expect(response.status).toBe(201)
@@ -119,8 +115,8 @@ describe('creation and the core protocol', () => {
     expect((await head(location)).headers.get('upload-offset')).toBe('300000')
   })
 
-  sqliteOnly('the finished file lands in the folder named by the metadata, deduplicated and named like any upload', async () => {
-    db().query("insert into folders (id, parent_id, name, created_at) values (2, 1, 'Inbox', 0)").run()
+  test('the finished file lands in the folder named by the metadata, deduplicated and named like any upload', async () => {
+    server.sql.run("insert into folders (id, parent_id, name, created_at) values (2, 1, 'Inbox', 0)")
     const data = randomData(1000)
     const names = []
     for (let i = 0; i < 2; i++) {
@@ -133,10 +129,10 @@ describe('creation and the core protocol', () => {
       ['same.bin', 2],
       ['same (1).bin', 2],
     ])
-    expect(db().query('select ref_count from blobs').all()).toEqual([{ ref_count: 2 }])
+    expect(server.sql.all('select ref_count from blobs')).toEqual([{ ref_count: 2 }])
   })
 
-  sqliteOnly('creation-with-upload: the first bytes come with the POST', async () => {
+  test('creation-with-upload: the first bytes come with the POST', async () => {
     const data = randomData(5000)
     const response = await create(
       { 'upload-length': '5000', 'upload-metadata': metadata({ filename: 'a.bin' }), 'content-type': 'application/offset+octet-stream' },
@@ -149,12 +145,12 @@ describe('creation and the core protocol', () => {
     expect(await download((await storedFile(location))!.id)).toEqual(data)
   })
 
-  sqliteOnly('an empty file is complete as soon as it is created', async () => {
+  test('an empty file is complete as soon as it is created', async () => {
     const location = await createUpload(0, 'empty.txt')
     expect((await storedFile(location))!.sha256).toBe(sha256(new Uint8Array(0)))
   })
 
-  sqliteOnly.each([
+  test.each([
     [{ 'upload-metadata': metadata({ filename: 'x' }) }, 400, /Upload-Length or Upload-Defer-Length/],
     [{ 'upload-length': '10', 'upload-defer-length': '1', 'upload-metadata': metadata({ filename: 'x' }) }, 400, /either/],
     [{ 'upload-length': '-1', 'upload-metadata': metadata({ filename: 'x' }) }, 400, /Upload-Length must be a whole number/],
@@ -171,17 +167,17 @@ describe('creation and the core protocol', () => {
     expect(response.status).toBe(status)
     expect(response.headers.get('tus-resumable')).toBe('1.0.0')
     expect(await response.text()).toMatch(message)
-    expect(db().query('select count(*) as n from uploads').get()).toEqual({ n: 0 })
+    expect(server.sql.get('select count(*) as n from uploads')).toEqual({ n: 0 })
   })
 
-  sqliteOnly('a PATCH without the offset content type is refused with 415', async () => {
+  test('a PATCH without the offset content type is refused with 415', async () => {
     const location = await createUpload(10)
     const response = await patch(location, 0, randomData(10), { 'content-type': 'application/octet-stream' })
     expect(response.status).toBe(415)
     expect((await head(location)).headers.get('upload-offset')).toBe('0')
   })
 
-  sqliteOnly('a PATCH at the wrong offset is refused with 409 and writes nothing', async () => {
+  test('a PATCH at the wrong offset is refused with 409 and writes nothing', async () => {
     const data = randomData(100)
     const location = await createUpload(100)
     expect((await patch(location, 0, data.subarray(0, 40))).status).toBe(204)
@@ -193,7 +189,7 @@ describe('creation and the core protocol', () => {
     expect(await download((await storedFile(location))!.id)).toEqual(data)
   })
 
-  sqliteOnly('a PATCH without Upload-Offset is refused with 400', async () => {
+  test('a PATCH without Upload-Offset is refused with 400', async () => {
     const location = await createUpload(10)
     const response = await server.fetch(location, {
       method: 'PATCH',
@@ -203,20 +199,20 @@ describe('creation and the core protocol', () => {
     expect(response.status).toBe(400)
   })
 
-  sqliteOnly('a PATCH with more bytes than the upload has left is refused with 413', async () => {
+  test('a PATCH with more bytes than the upload has left is refused with 413', async () => {
     const location = await createUpload(10)
     expect((await patch(location, 0, randomData(11))).status).toBe(413)
     expect((await head(location)).headers.get('upload-offset')).toBe('0')
   })
 
-  sqliteOnly('unknown uploads are 404', async () => {
+  test('unknown uploads are 404', async () => {
     for (const path of ['/tus/0123456789abcdef0123456789abcdef', '/tus/nope', '/tus/..%2f..%2fetc']) {
       expect((await head(path)).status).toBe(404)
       expect((await patch(path, 0, 'x')).status).toBe(404)
     }
   })
 
-  sqliteOnly('X-HTTP-Method-Override lets POST act as PATCH, HEAD or DELETE', async () => {
+  test('X-HTTP-Method-Override lets POST act as PATCH, HEAD or DELETE', async () => {
     const data = randomData(20)
     const location = await createUpload(20)
     const patched = await server.fetch(location, {
@@ -232,14 +228,14 @@ describe('creation and the core protocol', () => {
     expect((await head(location)).status).toBe(410)
   })
 
-  sqliteOnly('tus needs the admin session', async () => {
+  test('tus needs the admin session', async () => {
     const response = await fetch(`${server.url}/tus/`, { method: 'POST', headers: { ...TUS, 'upload-length': '1', 'upload-metadata': metadata({ filename: 'x' }) } })
     expect(response.status).toBe(401)
   })
 })
 
 describe('deferred length', () => {
-  sqliteOnly('the length can be given with a later PATCH', async () => {
+  test('the length can be given with a later PATCH', async () => {
     const data = randomData(3000)
     const location = await createUpload(null)
     const first = await head(location)
@@ -250,7 +246,7 @@ describe('deferred length', () => {
     expect(await download((await storedFile(location))!.id)).toEqual(data)
   })
 
-  sqliteOnly('a length smaller than what was received, or a second different length, is refused', async () => {
+  test('a length smaller than what was received, or a second different length, is refused', async () => {
     const location = await createUpload(null)
     expect((await patch(location, 0, randomData(100))).status).toBe(204)
     expect((await patch(location, 100, randomData(1), { 'upload-length': '50' })).status).toBe(400)
@@ -263,7 +259,7 @@ describe('deferred length', () => {
 describe('checksums', () => {
   const digest = (algorithm: string, bytes: Uint8Array) => createHash(algorithm).update(bytes).digest('base64')
 
-  sqliteOnly.each(['sha1', 'sha256', 'md5', 'sha512'])('a PATCH with a correct %s checksum is accepted', async (algorithm) => {
+  test.each(['sha1', 'sha256', 'md5', 'sha512'])('a PATCH with a correct %s checksum is accepted', async (algorithm) => {
     const data = randomData(5000)
     const location = await createUpload(5000)
     const response = await patch(location, 0, data, { 'upload-checksum': `${algorithm} ${digest(algorithm, data)}` })
@@ -271,7 +267,7 @@ describe('checksums', () => {
     expect(await download((await storedFile(location))!.id)).toEqual(data)
   })
 
-  sqliteOnly('a checksum mismatch is refused with 460 and the bytes are discarded', async () => {
+  test('a checksum mismatch is refused with 460 and the bytes are discarded', async () => {
     const data = randomData(5000)
     const location = await createUpload(5000)
     expect((await patch(location, 0, data.subarray(0, 1000))).status).toBe(204)
@@ -284,7 +280,7 @@ describe('checksums', () => {
     expect(await download((await storedFile(location))!.id)).toEqual(data)
   })
 
-  sqliteOnly('an unsupported checksum algorithm is refused with 400', async () => {
+  test('an unsupported checksum algorithm is refused with 400', async () => {
     const location = await createUpload(10)
     expect((await patch(location, 0, randomData(10), { 'upload-checksum': 'crc32 AAAA' })).status).toBe(400)
     expect((await head(location)).headers.get('upload-offset')).toBe('0')
@@ -292,7 +288,7 @@ describe('checksums', () => {
 })
 
 describe('termination and expiry', () => {
-  sqliteOnly('DELETE terminates an upload and frees its bytes at once', async () => {
+  test('DELETE terminates an upload and frees its bytes at once', async () => {
     const location = await createUpload(1000)
     expect((await patch(location, 0, randomData(500))).status).toBe(204)
     expect(stagingFiles()).toHaveLength(1)
@@ -303,14 +299,14 @@ describe('termination and expiry', () => {
     expect((await patch(location, 500, randomData(500))).status).toBe(410)
   })
 
-  sqliteOnly('an expired upload answers 410', async () => {
+  test('an expired upload answers 410', async () => {
     await server.stop()
     server = await startTestServer({ UPLOAD_TTL_HOURS: '1' })
     const location = await createUpload(1000)
     const expires = new Date((await head(location)).headers.get('upload-expires')!).getTime()
     expect(expires - Date.now()).toBeGreaterThan(3_500_000)
     expect(expires - Date.now()).toBeLessThanOrEqual(3_600_000)
-    db().exec('update uploads set updated_at = updated_at - 2 * 3600 * 1000')
+    server.sql.run('update uploads set updated_at = updated_at - 2 * 3600 * 1000')
     await server.restart()
     expect((await head(location)).status).toBe(410)
     expect(stagingFiles()).toEqual([])
@@ -318,7 +314,7 @@ describe('termination and expiry', () => {
 })
 
 describe('concatenation', () => {
-  sqliteOnly('partial uploads are assembled, in order, into the final file', async () => {
+  test('partial uploads are assembled, in order, into the final file', async () => {
     const data = randomData(250_000)
     const pieces = [data.subarray(0, 100_000), data.subarray(100_000, 100_001), data.subarray(100_001)]
     const partials: string[] = []
@@ -331,7 +327,7 @@ describe('concatenation', () => {
     }
     // Parts may be sent in any order, in parallel.
     await Promise.all([2, 0, 1].map((i) => patch(partials[i]!, 0, pieces[i]!)))
-    expect(db().query('select count(*) as n from files').get()).toEqual({ n: 0 })
+    expect(server.sql.get('select count(*) as n from files')).toEqual({ n: 0 })
 
     const final = await create({
       'upload-concat': `final;${partials.map((p) => server.url + p).join(' ')}`,
@@ -349,7 +345,7 @@ describe('concatenation', () => {
     expect((await patch(location, 250_000, new Uint8Array(1))).status).toBe(403)
   })
 
-  sqliteOnly('a final upload of unfinished or foreign partials is refused', async () => {
+  test('a final upload of unfinished or foreign partials is refused', async () => {
     const partial = (await create({ 'upload-length': '10', 'upload-concat': 'partial' })).headers.get('location')!
     const unfinished = await create({ 'upload-concat': `final;${partial}`, 'upload-metadata': metadata({ filename: 'x' }) })
     expect(unfinished.status).toBe(400)
@@ -365,7 +361,7 @@ describe('concatenation', () => {
 })
 
 describe('concurrency and interruption', () => {
-  sqliteOnly('a second PATCH while one is writing is refused with 423, never interleaved', async () => {
+  test('a second PATCH while one is writing is refused with 423, never interleaved', async () => {
     const data = randomData(200_000)
     const location = await createUpload(data.length)
     const { promise: firstBytesSent, resolve: sentFirstBytes } = Promise.withResolvers<void>()
@@ -397,7 +393,7 @@ describe('concurrency and interruption', () => {
     expect(await download((await storedFile(location))!.id)).toEqual(data)
   })
 
-  sqliteOnly('an interrupted PATCH keeps every byte that reached the disk, and the client continues from there', async () => {
+  test('an interrupted PATCH keeps every byte that reached the disk, and the client continues from there', async () => {
     const data = randomData(2_000_000)
     const location = await createUpload(data.length)
     const { hostname, port } = new URL(server.url)
@@ -433,14 +429,14 @@ describe('concurrency and interruption', () => {
 })
 
 describe('CORS', () => {
-  sqliteOnly('is off by default', async () => {
+  test('is off by default', async () => {
     const response = await fetch(`${server.url}/tus/`, { method: 'OPTIONS', headers: { origin: 'https://app.example', 'access-control-request-method': 'POST' } })
     expect(response.headers.get('access-control-allow-origin')).toBeNull()
     const post = await create({ origin: 'https://app.example', 'upload-length': '1', 'upload-metadata': metadata({ filename: 'x' }) })
     expect(post.status).toBe(403)
   })
 
-  sqliteOnly('allowed origins get preflight answers and can read the tus headers', async () => {
+  test('allowed origins get preflight answers and can read the tus headers', async () => {
     await server.stop()
     server = await startTestServer({ TUS_CORS_ORIGINS: 'https://app.example' })
     const preflight = await fetch(`${server.url}/tus/`, {

@@ -1,10 +1,7 @@
-import { describe, expect } from 'bun:test'
+import { describe, expect, test } from 'bun:test'
 import { serverPerTest, startTestServer, type TestServer } from '../helpers/server.ts'
 import { row } from '../library/helpers.ts'
-import { sqliteTest } from '../helpers/backend.ts'
 
-// Some of these tests read or change rows with SQL through server.sqlite: they run on SQLite only.
-const test = sqliteTest('reads rows with SQL through server.sqlite')
 
 const start = serverPerTest(startTestServer)
 

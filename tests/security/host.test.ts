@@ -1,10 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
 import { rawRequest, requestText } from './raw-http.ts'
-import { sqliteTest } from '../helpers/backend.ts'
 
-// The tests that read or change rows with SQL through server.sqlite run on SQLite only.
-const sqliteOnly = sqliteTest('reads rows with SQL through server.sqlite')
 
 /** What a development error page or a stack trace would show. */
 const LEAKS = [/\.ts\b/, /node_modules/, /\/work\//, /\bat .*:\d+/, /<html/i, /stack/i, /source/i]
@@ -26,7 +23,7 @@ describe('a request without a usable Host header', () => {
     ['an empty Host in front of an admin path', () => requestText('GET', '/assets/files/1/download', '')],
   ]
   for (const [name, text] of cases) {
-    sqliteOnly(`${name} is answered 400, with nothing of the server's insides`, async () => {
+    test(`${name} is answered 400, with nothing of the server's insides`, async () => {
       const response = await rawRequest(t.url, text())
       expect(response.status).toBe(400)
       for (const leak of LEAKS) expect(response.body).not.toMatch(leak)
@@ -38,9 +35,9 @@ describe('a request without a usable Host header', () => {
     expect((await rawRequest(t.url, requestText('GET', '/healthz', 'a'))).status).toBe(200)
   })
 
-  sqliteOnly('an unexpected error is a bare 500: logged here, never shown there', async () => {
+  test('an unexpected error is a bare 500: logged here, never shown there', async () => {
     // A fault no route expects: a table gone from under it.
-    t.server.sqlite.$client.exec('drop table activity')
+    t.sql.run('drop table activity')
     const response = await t.fetch('/activity')
     expect(response.status).toBe(500)
     const body = await response.text()

@@ -3,10 +3,7 @@ import { inParallel } from '../helpers/data.ts'
 import { login, startTestServer, TEST_PASSWORD, type TestServer } from '../helpers/server.ts'
 import { row, rows, uploadFile } from '../library/helpers.ts'
 import { rawRequest, requestText, type RawResponse } from './raw-http.ts'
-import { sqliteTest } from '../helpers/backend.ts'
 
-// The tests that read or change rows with SQL through server.sqlite run on SQLite only.
-const sqliteOnly = sqliteTest('reads rows with SQL through server.sqlite')
 
 /**
  * Authorisation is decided on the route the router picked. Every route comes from the app itself
@@ -97,7 +94,7 @@ describe('every route without a session', () => {
     expect(failures).toEqual([])
   })
 
-  sqliteOnly('an admin path behind a public one never reaches the admin route', async () => {
+  test('an admin path behind a public one never reaches the admin route', async () => {
     const failures: string[] = []
     const tasks = adminRoutes.flatMap((route) =>
       HOSTS.flatMap((host) =>
