@@ -202,5 +202,7 @@ export async function storedCopies(cluster: Cluster): Promise<{ contents: number
       return []
     }
   }
-  return { contents: files(join(cluster.dataDir, 'blobs')).length, staged: files(join(cluster.dataDir, 'staging')).length }
+  // Blob files are named by their SHA-256 (the blob directory also holds a LAYOUT marker).
+  const blobs = files(join(cluster.dataDir, 'blobs')).filter((path) => /\/[0-9a-f]{64}$/.test(path))
+  return { contents: blobs.length, staged: files(join(cluster.dataDir, 'staging')).length }
 }
