@@ -1,11 +1,9 @@
 import { afterEach, describe, expect, test } from 'bun:test'
-import { readdirSync } from 'node:fs'
-import { join } from 'node:path'
 import { randomData } from '../helpers/data.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
 import { createLink } from '../links/helpers.ts'
 import { eventually, sendCutShort } from '../helpers/cut-short.ts'
-import { storedBlobs } from '../helpers/stored.ts'
+import { stagedUploads, storedBlobs } from '../helpers/stored.ts'
 
 
 /** A plain multipart request with several files stores all of them or none. */
@@ -67,7 +65,7 @@ describe('several files in one plain multipart request', () => {
     expect(error).toContain('“c.bin”')
     expect(error).toContain('None of the files of this request was stored')
     expect([fileCount(), uploadCount(), (await blobFiles()).length]).toEqual([0, 0, 0])
-    expect(readdirSync(join(server.dataDir, 'staging'))).toEqual([])
+    expect(await stagedUploads(server)).toEqual([])
     // Two of them, streamed the same way, are stored.
     const fits = await post(link.path, files.slice(0, 2))
     expect(fits.status).toBe(200)
@@ -82,7 +80,7 @@ describe('several files in one plain multipart request', () => {
     expect(response.status).toBe(400)
     expect((await response.json()).error).toContain('“..”')
     expect([fileCount(), uploadCount(), (await blobFiles()).length]).toEqual([0, 0, 0])
-    expect(readdirSync(join(server.dataDir, 'staging'))).toEqual([])
+    expect(await stagedUploads(server)).toEqual([])
     expect((await server.fetch('/upload', { method: 'POST', body: form(files.slice(0, 2)) })).status).toBe(200)
     expect(fileCount()).toBe(2)
   })
@@ -102,7 +100,7 @@ describe('several files in one plain multipart request', () => {
     await sendCutShort(server, { body, contentType }, body.length - 0.6 * MiB, writingThird)
     await eventually(() => expect(names()).toEqual([{ name: 'c.bin', state: 'failed' }]))
     expect([fileCount(), (await blobFiles()).length]).toEqual([0, 0])
-    expect(readdirSync(join(server.dataDir, 'staging'))).toEqual([])
+    expect(await stagedUploads(server)).toEqual([])
     // Sent whole, the same request stores all three.
     const whole = await server.fetch('/upload', { method: 'POST', body: form(files) })
     expect(whole.status).toBe(200)
@@ -116,7 +114,7 @@ describe('several files in one plain multipart request', () => {
     expect(response.status).toBe(200)
     const { files } = await response.json()
     expect(files.map((f: { name: string; sizeBytes: number }) => [f.name, f.sizeBytes])).toEqual([['big.bin', big.length], ['empty.txt', 0]])
-    expect(readdirSync(join(server.dataDir, 'staging'))).toEqual([])
+    expect(await stagedUploads(server)).toEqual([])
   })
 
   test('requests racing for a link’s last places each store both their files or neither', async () => {
