@@ -15,8 +15,9 @@ export function parseRange(header: string | null, size: number): ByteRange | nul
     return { start: Math.max(0, size - suffix), end: size }
   }
   const start = Number(m[1])
-  const last = m[2] === '' ? size - 1 : Number(m[2])
-  if (last < start) return null
+  // A last position before the first is malformed (served whole); an open range from the end or past it is not.
+  if (m[2] !== '' && Number(m[2]) < start) return null
   if (start >= size) return 'unsatisfiable'
+  const last = m[2] === '' ? size - 1 : Number(m[2])
   return { start, end: Math.min(last, size - 1) + 1 }
 }

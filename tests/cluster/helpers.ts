@@ -1,10 +1,14 @@
 import { afterEach } from 'bun:test'
+import { readdirSync } from 'node:fs'
 import http from 'node:http'
+import { join } from 'node:path'
 import type { BrowserContext } from 'playwright-core'
 import { Upload, type UploadOptions } from 'tus-js-client'
 import { signIn, trackUploads, watchPage } from '../helpers/browser.ts'
 import { startCluster, type Cluster, type ClusterOptions } from '../helpers/cluster.ts'
 import { suiteDatabase } from '../helpers/postgres.ts'
+import { S3 } from '../helpers/s3.ts'
+import type { Service } from '../helpers/services.ts'
 import { recordExchanges, run } from '../helpers/tus.ts'
 
 /** For a test file whose tests each start their own cluster: stopped after the test whatever happened. */
@@ -166,4 +170,39 @@ export async function connectionsOf(pid: number, port: number): Promise<number[]
     .filter((line) => line.includes(`pid=${pid},`))
     .map((line) => Number(/:(\d+)\s+\S+:\d+\s/.exec(line)?.[1]))
     .filter((local) => Number.isInteger(local))
+}
+
+/**
+ * The storages the cluster scenarios run on, each with what it needs beyond the scenario's own
+ * services: one DATA_DIR shared by every instance, or S3 with a DATA_DIR of each instance's own
+ * (nothing shared but PostgreSQL and the bucket). A suite is written once, in a loop over these.
+ */
+export const CLUSTER_STORAGES: { storage: 'local' | 's3'; name: string; needs: Service[] }[] = [
+  { storage: 'local', name: 'one shared DATA_DIR', needs: [] },
+  { storage: 's3', name: 'an S3 bucket and a DATA_DIR each', needs: [S3] },
+]
+
+/**
+ * What the cluster's storage holds: `contents`, the stored copies of file contents (blob files
+ * on the local disk; in the bucket, the objects holding a blob's bytes: adopted uploads' objects
+ * and blobs written whole), and `staged`, what is left of unfinished uploads.
+ */
+export async function storedCopies(cluster: Cluster): Promise<{ contents: number; staged: number }> {
+  if (cluster.bucket) {
+    const objects = await cluster.bucket.objects()
+    return {
+      contents: objects.filter((o) => o.key.startsWith('objects/') || (o.key.startsWith('blobs/') && o.size > 0)).length,
+      staged: objects.filter((o) => o.key.startsWith('staging/')).length + (await cluster.bucket.multipartUploads()).length,
+    }
+  }
+  const files = (dir: string): string[] => {
+    try {
+      return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name))
+    } catch {
+      return []
+    }
+  }
+  // Blob files are named by their SHA-256 (the blob directory also holds a LAYOUT marker).
+  const blobs = files(join(cluster.dataDir, 'blobs')).filter((path) => /\/[0-9a-f]{64}$/.test(path))
+  return { contents: blobs.length, staged: files(join(cluster.dataDir, 'staging')).length }
 }

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { spawnServer, type ServerProcess } from './processes.ts'
 import { login, TEST_PASSWORD } from './server.ts'
+import { freshBucket, s3Env, type TestBucket } from './s3.ts'
 import { describeNeeding, type Service } from './services.ts'
 
 /**
@@ -79,8 +80,10 @@ export interface Cluster {
   /** nginx's URL: what clients use. */
   url: string
   instances: ClusterInstance[]
-  /** The DATA_DIR every instance was given (the first instance's, with `dataDirEach`). */
+  /** The DATA_DIR every instance was given (the first instance's, with `dataDirEach` or on S3). */
   dataDir: string
+  /** With `storage: 's3'`, the cluster's own bucket (dropped when it stops). */
+  bucket?: TestBucket
   /** Session cookie of the admin, signed in through nginx (with `dataDirEach`, valid on one instance only). */
   cookie: string
   /** Authenticated fetch through nginx. */
@@ -119,6 +122,12 @@ export interface ClusterOptions {
    * start-up work (recovery of finalisations cut short) runs at once. Needs a shared database.
    */
   together?: boolean
+  /**
+   * Where uploads and files live: `local` (default), one DATA_DIR shared by every instance; `s3`,
+   * a fresh bucket of the cluster's own (`Cluster.bucket`, needs the S3 service) and a DATA_DIR
+   * of each instance's own, so that nothing is shared but the database and the bucket.
+   */
+  storage?: 'local' | 's3'
 }
 
 /** Starts the instances, then nginx in front of them, and signs in through nginx. */
@@ -135,7 +144,10 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
       return dir
     }
-    const shared = options.env?.DATA_DIR ?? (options.dataDirEach ? undefined : tempDataDir())
+    const onS3 = options.storage === 's3'
+    const bucket = onS3 ? await freshBucket() : undefined
+    if (bucket) cleanups.push(() => bucket.drop())
+    const shared = options.env?.DATA_DIR ?? (options.dataDirEach || onS3 ? undefined : tempDataDir())
     const prefix = mkdtempSync(join(tmpdir(), 'dropfold-nginx-'))
     cleanups.push(() => rmSync(prefix, { recursive: true, force: true }))
     const accessLogPath = join(prefix, 'access.log')
@@ -145,7 +157,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     const dataDirs: string[] = []
     for (let i = 0; i < (options.instances ?? 1); i++) {
       const dataDir = shared ?? tempDataDir()
-      const child = spawnServer({ TRUST_PROXY: '1', ...options.env, DATA_DIR: dataDir })
+      const child = spawnServer({ TRUST_PROXY: '1', ...(bucket ? s3Env(bucket.settings) : {}), ...options.env, DATA_DIR: dataDir })
       processes.push(child)
       dataDirs.push(dataDir)
       cleanups.push(async () => {
@@ -167,6 +179,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       url: nginx.url,
       instances,
       dataDir: dataDirs[0]!,
+      bucket,
       cookie,
       fetch: signedIn(nginx.url, () => cookie),
       accessLog,

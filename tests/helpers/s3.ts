@@ -70,6 +70,8 @@ export interface TestBucket {
   client: S3Client
   /** Every object key in the bucket. */
   keys(): Promise<string[]>
+  /** Every object in the bucket with its size. */
+  objects(): Promise<{ key: string; size: number }[]>
   /** Every multipart upload still open in the bucket (they cost money until aborted). */
   multipartUploads(): Promise<{ key: string; uploadId: string }[]>
   /** Empties the bucket (objects and multipart uploads) and deletes it. */
@@ -85,14 +87,17 @@ export async function freshBucket(overrides: Partial<S3Settings> = {}): Promise<
     settings,
     client,
     async keys() {
-      const keys: string[] = []
+      return (await bucket.objects()).map((o) => o.key)
+    },
+    async objects() {
+      const objects: { key: string; size: number }[] = []
       let token: string | undefined
       do {
         const page = await client.send(new ListObjectsV2Command({ Bucket: settings.bucket, ContinuationToken: token }))
-        keys.push(...(page.Contents ?? []).map((o) => o.Key!))
+        objects.push(...(page.Contents ?? []).map((o) => ({ key: o.Key!, size: o.Size ?? 0 })))
         token = page.IsTruncated ? page.NextContinuationToken : undefined
       } while (token)
-      return keys
+      return objects
     },
     async multipartUploads() {
       const uploads: { key: string; uploadId: string }[] = []

@@ -7,13 +7,15 @@ import { startServer, type RunningServer, type StartOptions } from '../../src/se
 import { TEST_BACKEND } from './backend.ts'
 import { postgresSql, sqliteSql, type TestSql } from './database.ts'
 import { freshDatabase, type TestDatabase } from './postgres.ts'
-import { s3Env, testStorageBucket } from './s3.ts'
+import { s3Env, testStorageBucket, type TestBucket } from './s3.ts'
 
 export const TEST_PASSWORD = 'correct horse battery'
 
 export interface TestServer {
   url: string
   dataDir: string
+  /** With TEST_STORAGE=s3, the server's own bucket (dropped when it stops). */
+  bucket?: TestBucket
   server: RunningServer
   /** Session cookie header value of a signed-in admin. */
   cookie: string
@@ -56,6 +58,7 @@ export async function startTestServer(env: Record<string, string> = {}, options:
   const t: TestServer = {
     url: server.url,
     dataDir,
+    bucket: bucket ?? undefined,
     server,
     sql: {
       all: (query, ...params) => onDatabase().all(query, ...params),

@@ -6,7 +6,8 @@ import { eventually, sendCutShort } from '../helpers/cut-short.ts'
 import { inParallel, randomData, sha256, shuffled } from '../helpers/data.ts'
 import { blobPath, startTestServer, type TestServer } from '../helpers/server.ts'
 import { nodeFileSystem, type FileSystem } from '../../src/adapters/local-disk/file-system.ts'
-
+import { stagedUploads, storedBlobs } from '../helpers/stored.ts'
+import { localDiskTest } from '../helpers/s3.ts'
 
 let server: TestServer
 beforeEach(async () => {
@@ -17,8 +18,13 @@ afterEach(async () => {
 })
 
 const count = (table: string) => (server.sql.get(`select count(*) as n from ${table}`) as { n: number }).n
-const stagingFiles = () => readdirSync(join(server.dataDir, 'staging'))
-const blobFiles = () => readdirSync(join(server.dataDir, 'blobs'), { recursive: true }).filter((p) => String(p).length > 60)
+const stagingFiles = () => stagedUploads(server)
+const blobFiles = () => storedBlobs(server)
+// Tests of the local disk as such: where files go in DATA_DIR, directory syncs, blob files by hand, free space.
+const layoutTest = localDiskTest('the layout of DATA_DIR')
+const syncTest = localDiskTest('syncs of the staging directory')
+const blobFileTest = localDiskTest('looks at or changes a blob file by hand')
+const freeSpaceTest = localDiskTest('free space of the data volume')
 
 /**
  * Runs `body` against a server (in place of this test's) whose syncs of the staging directory go
@@ -117,7 +123,7 @@ describe('chunked uploads', () => {
     expect(status.file.sha256).toBe(sha256(data))
     expect(await download(status.file.url)).toEqual(data)
     expect(count('files')).toBe(1)
-    expect(stagingFiles()).toEqual([])
+    expect(await stagingFiles()).toEqual([])
   })
 
   test('when the last chunks land at the same instant exactly one file is made', async () => {
@@ -169,7 +175,7 @@ describe('chunked uploads', () => {
     await uploadChunks('copy-a', data, 64 * 1024, [0, 1, 2, 3], 2, 'a.bin')
     await uploadChunks('copy-b', data, 64 * 1024, [3, 2, 1, 0], 2, 'b.bin')
     expect(count('files')).toBe(2)
-    expect(blobFiles()).toHaveLength(1)
+    expect(await blobFiles()).toHaveLength(1)
     const blob = server.sql.all('select sha256, ref_count from blobs')
     expect(blob).toEqual([{ sha256: sha256(data), ref_count: 2 }])
   })
@@ -184,7 +190,7 @@ describe('chunked uploads', () => {
     expect(names).toEqual(['photo.tar.gz', 'photo (1).tar.gz', 'photo (2).tar.gz'])
   })
 
-  test('a file name that looks like a path is stored as its last component and never touches the disk layout', async () => {
+  layoutTest('a file name that looks like a path is stored as its last component and never touches the disk layout', async () => {
     const data = randomData(10)
     const result = await (await sendChunk(server, chunkFields('path-name', 10, 1000, 0), data, { fileName: '../../etc/passwd' })).json()
     expect(result.file.name).toBe('passwd')
@@ -193,7 +199,7 @@ describe('chunked uploads', () => {
     expect(readdirSync(server.dataDir).sort()).toEqual(['blobs', 'dropfold.reserve', ...database, 'staging'].sort())
   })
 
-  test("a chunk is not recorded before its staging file's name is durable", async () => {
+  syncTest("a chunk is not recorded before its staging file's name is durable", async () => {
     // A record committed first could be made durable by any other request's WAL sync; after a
     // power cut it would then count bytes in a file the directory had forgotten. The directory
     // sync is held back here (a gate in front of the real one) to see what is committed meanwhile.
@@ -206,7 +212,7 @@ describe('chunked uploads', () => {
       // The chunk's bytes are durable, its name not yet: its record must wait, whatever else runs.
       await Promise.all([reached.promise, written.promise])
       for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve))
-      expect(stagingFiles()).toHaveLength(1)
+      expect(await stagingFiles()).toHaveLength(1)
       expect(count('upload_chunks')).toBe(0)
       gate.resolve()
       expect((await pending).status).toBe(200)
@@ -214,7 +220,7 @@ describe('chunked uploads', () => {
     }, written.resolve)
   })
 
-  test("a chunk whose staging name cannot be synced fails only once its bytes have stopped arriving", async () => {
+  syncTest("a chunk whose staging name cannot be synced fails only once its bytes have stopped arriving", async () => {
     // Until then the chunk is still being written: answering earlier would let a retry write the
     // same range at the same time, and settle the running hash under bytes still flowing into it.
     await withSyncNames(() => Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' })), async () => {
@@ -268,7 +274,7 @@ describe('files that arrive in one request', () => {
   const blobCount = () => count('blobs')
   const refCount = (hash: string) => (server.sql.get('select ref_count from blobs where sha256 = ?', hash) as { ref_count: number } | null)?.ref_count
 
-  test('a one-chunk file whose bytes are stored already becomes a second file on the same blob, its bytes left as they were', async () => {
+  blobFileTest('a one-chunk file whose bytes are stored already becomes a second file on the same blob, its bytes left as they were', async () => {
     const data = randomData(100_000)
     const first = await (await sendChunk(server, chunkFields('one-a', data.length, 1_000_000, 0), data, { fileName: 'a.bin' })).json()
     const blob = statSync(blobPath(server, sha256(data)))
@@ -277,11 +283,11 @@ describe('files that arrive in one request', () => {
     expect(second.file).toMatchObject({ name: 'b.bin', sha256: sha256(data), sizeBytes: data.length })
     expect(second.file.id).not.toBe(first.file.id)
     expect(refCount(sha256(data))).toBe(2)
-    expect(blobFiles()).toHaveLength(1)
+    expect(await blobFiles()).toHaveLength(1)
     const after = statSync(blobPath(server, sha256(data)))
     expect([after.ino, after.mtimeMs]).toEqual([blob.ino, blob.mtimeMs])
     expect(await download(second.file.url)).toEqual(data)
-    expect(stagingFiles()).toEqual([])
+    expect(await stagingFiles()).toEqual([])
     expect(count('upload_chunks')).toBe(0)
   })
 
@@ -293,11 +299,11 @@ describe('files that arrive in one request', () => {
     expect(bodies.map((b) => b.upload.state)).toEqual(['complete', 'complete', 'complete', 'complete'])
     expect(new Set(bodies.map((b) => b.file.id)).size).toBe(1)
     expect([count('files'), count('uploads'), refCount(sha256(data))]).toEqual([1, 1, 1])
-    expect(blobFiles()).toHaveLength(1)
-    expect(stagingFiles()).toEqual([])
+    expect(await blobFiles()).toHaveLength(1)
+    expect(await stagingFiles()).toEqual([])
   })
 
-  test('bytes the database counts but the disk lost are written again by the next upload of them', async () => {
+  blobFileTest('bytes the database counts but the disk lost are written again by the next upload of them', async () => {
     const data = randomData(20_000)
     await sendChunk(server, chunkFields('lost-a', data.length, 1_000_000, 0), data)
     await Bun.file(blobPath(server, sha256(data))).delete()
@@ -307,7 +313,7 @@ describe('files that arrive in one request', () => {
     expect(refCount(sha256(data))).toBe(2)
   })
 
-  test.each([
+  blobFileTest.each([
     ['one-chunk Dropzone upload', (data: Uint8Array) => sendChunk(server, chunkFields('stray', data.length, 1_000_000, 0), data)],
     ['chunked Dropzone upload', async (data: Uint8Array) => {
       await sendChunk(server, chunkFields('stray', data.length, 20_000, 1), chunkOf(data, 20_000, 1))
@@ -325,7 +331,7 @@ describe('files that arrive in one request', () => {
     const body = await (await send(data)).json()
     expect(body.upload.state).toBe('complete')
     expect(await download(body.file.url)).toEqual(data)
-    expect(blobFiles()).toHaveLength(1)
+    expect(await blobFiles()).toHaveLength(1)
     expect(readdirSync(dirname(path))).toEqual([sha256(data)])
     expect(readFileSync(outside, 'utf8')).toBe('not the bytes this name promises')
   })
@@ -338,8 +344,8 @@ describe('files that arrive in one request', () => {
       expect((await response.json()).error).toBe(`Chunk 0 has 1000 bytes; expected ${total}`)
     }
     expect([count('files'), count('uploads'), blobCount()]).toEqual([0, 0, 0])
-    expect(blobFiles()).toEqual([])
-    expect(stagingFiles()).toEqual([])
+    expect(await blobFiles()).toEqual([])
+    expect(await stagingFiles()).toEqual([])
   })
 })
 
@@ -366,7 +372,7 @@ describe('every chunk is checked before anything is written', () => {
   ])('a chunk without %s is refused', async (field, message) => {
     await expectRefused({ ...valid, [field]: undefined, ...(field === 'dzuuid' ? {} : { dzuuid: 'checked' }) }, chunkOf(data, 1000, 1), 400, message)
     expect(count('uploads')).toBe(0)
-    expect(stagingFiles()).toEqual([])
+    expect(await stagingFiles()).toEqual([])
   })
 
   test.each([
@@ -509,14 +515,14 @@ describe('every chunk is checked before anything is written', () => {
 })
 
 describe('disk space', () => {
-  test('an upload that would not fit is refused with 507 before any byte is written', async () => {
+  freeSpaceTest('an upload that would not fit is refused with 507 before any byte is written', async () => {
     await server.stop()
     server = await startTestServer({ MIN_FREE_SPACE: '1000T' })
     const response = await sendChunk(server, chunkFields('nospace', 2000, 1000, 0), randomData(1000))
     expect(response.status).toBe(507)
     expect((await response.json()).error).toMatch(/Not enough free disk space/)
     expect(count('uploads')).toBe(0)
-    expect(stagingFiles()).toEqual([])
+    expect(await stagingFiles()).toEqual([])
   })
 })
 
@@ -545,7 +551,7 @@ describe('plain multipart uploads', () => {
     const response = await server.fetch('/upload', { method: 'POST', body: form }).catch((error) => error)
     if (response instanceof Response) expect(response.status).toBe(413)
     expect(count('files')).toBe(0)
-    expect(stagingFiles()).toEqual([])
+    expect(await stagingFiles()).toEqual([])
   })
 
   test('a large plain file arrives intact, streamed to disk; one whose connection drops leaves no file and no staged bytes', async () => {
@@ -560,7 +566,7 @@ describe('plain multipart uploads', () => {
     await sendCutShort(server, multipart({}, big), 3 * 1024 * 1024)
     await eventually(() => expect(server.sql.all("select state from uploads where protocol = 'plain' order by created_at")).toEqual([{ state: 'complete' }, { state: 'failed' }]))
     expect(count('files')).toBe(1)
-    expect(stagingFiles()).toEqual([])
+    expect(await stagingFiles()).toEqual([])
   })
 
   test('a plain file whose length is not declared is cut off at the size limit', async () => {
@@ -580,7 +586,7 @@ describe('plain multipart uploads', () => {
     expect(response.status).toBe(413)
     expect((await response.json()).error).toMatch(/larger than the 102400-byte limit/)
     expect(count('files')).toBe(0)
-    expect(stagingFiles()).toEqual([])
+    expect(await stagingFiles()).toEqual([])
     expect(server.sql.all('select state from uploads')).toEqual([{ state: 'failed' }])
   })
 })

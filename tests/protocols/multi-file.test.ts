@@ -1,10 +1,9 @@
 import { afterEach, describe, expect, test } from 'bun:test'
-import { readdirSync } from 'node:fs'
-import { join } from 'node:path'
 import { randomData } from '../helpers/data.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
 import { createLink } from '../links/helpers.ts'
 import { eventually, sendCutShort } from '../helpers/cut-short.ts'
+import { stagedUploads, storedBlobs } from '../helpers/stored.ts'
 
 
 /** A plain multipart request with several files stores all of them or none. */
@@ -16,7 +15,7 @@ afterEach(async () => {
 
 const fileCount = () => (server.sql.get('select count(*) as n from files') as { n: number }).n
 const uploadCount = () => (server.sql.get('select count(*) as n from uploads') as { n: number }).n
-const blobFiles = () => readdirSync(join(server.dataDir, 'blobs'), { recursive: true }).filter((p) => String(p).length > 60)
+const blobFiles = () => storedBlobs(server)
 
 function form(files: [name: string, bytes: Uint8Array][]) {
   const body = new FormData()
@@ -36,7 +35,7 @@ describe('several files in one plain multipart request', () => {
     expect(error).toContain('“c.txt”')
     expect(error).toContain('at most 2 files')
     expect(error).toContain('None of the 3 files was stored')
-    expect([fileCount(), uploadCount(), blobFiles().length]).toEqual([0, 0, 0])
+    expect([fileCount(), uploadCount(), (await blobFiles()).length]).toEqual([0, 0, 0])
     // The first two alone fit, and are stored.
     const fits = await post(link.path, [['a.txt', randomData(100)], ['b.txt', randomData(200)]])
     expect(fits.status).toBe(200)
@@ -50,7 +49,7 @@ describe('several files in one plain multipart request', () => {
     const response = await post(link.path, [['a.bin', randomData(400)], ['b.bin', randomData(400)], ['c.bin', randomData(400)]])
     expect(response.status).toBe(413)
     expect((await response.json()).error).toContain('“c.bin”')
-    expect([fileCount(), uploadCount(), blobFiles().length]).toEqual([0, 0, 0])
+    expect([fileCount(), uploadCount(), (await blobFiles()).length]).toEqual([0, 0, 0])
     expect((await post(link.path, [['a.bin', randomData(400)], ['b.bin', randomData(400)]])).status).toBe(200)
     expect(fileCount()).toBe(2)
   })
@@ -65,8 +64,8 @@ describe('several files in one plain multipart request', () => {
     const { error } = await response.json()
     expect(error).toContain('“c.bin”')
     expect(error).toContain('None of the files of this request was stored')
-    expect([fileCount(), uploadCount(), blobFiles().length]).toEqual([0, 0, 0])
-    expect(readdirSync(join(server.dataDir, 'staging'))).toEqual([])
+    expect([fileCount(), uploadCount(), (await blobFiles()).length]).toEqual([0, 0, 0])
+    expect(await stagedUploads(server)).toEqual([])
     // Two of them, streamed the same way, are stored.
     const fits = await post(link.path, files.slice(0, 2))
     expect(fits.status).toBe(200)
@@ -80,8 +79,8 @@ describe('several files in one plain multipart request', () => {
     const response = await server.fetch('/upload', { method: 'POST', body: form(files) })
     expect(response.status).toBe(400)
     expect((await response.json()).error).toContain('“..”')
-    expect([fileCount(), uploadCount(), blobFiles().length]).toEqual([0, 0, 0])
-    expect(readdirSync(join(server.dataDir, 'staging'))).toEqual([])
+    expect([fileCount(), uploadCount(), (await blobFiles()).length]).toEqual([0, 0, 0])
+    expect(await stagedUploads(server)).toEqual([])
     expect((await server.fetch('/upload', { method: 'POST', body: form(files.slice(0, 2)) })).status).toBe(200)
     expect(fileCount()).toBe(2)
   })
@@ -100,8 +99,8 @@ describe('several files in one plain multipart request', () => {
     }
     await sendCutShort(server, { body, contentType }, body.length - 0.6 * MiB, writingThird)
     await eventually(() => expect(names()).toEqual([{ name: 'c.bin', state: 'failed' }]))
-    expect([fileCount(), blobFiles().length]).toEqual([0, 0])
-    expect(readdirSync(join(server.dataDir, 'staging'))).toEqual([])
+    expect([fileCount(), (await blobFiles()).length]).toEqual([0, 0])
+    expect(await stagedUploads(server)).toEqual([])
     // Sent whole, the same request stores all three.
     const whole = await server.fetch('/upload', { method: 'POST', body: form(files) })
     expect(whole.status).toBe(200)
@@ -115,7 +114,7 @@ describe('several files in one plain multipart request', () => {
     expect(response.status).toBe(200)
     const { files } = await response.json()
     expect(files.map((f: { name: string; sizeBytes: number }) => [f.name, f.sizeBytes])).toEqual([['big.bin', big.length], ['empty.txt', 0]])
-    expect(readdirSync(join(server.dataDir, 'staging'))).toEqual([])
+    expect(await stagedUploads(server)).toEqual([])
   })
 
   test('requests racing for a link’s last places each store both their files or neither', async () => {
@@ -141,7 +140,7 @@ describe('several files in one plain multipart request', () => {
     const response = await server.fetch('/upload', { method: 'POST', body })
     expect(response.status).toBe(400)
     expect((await response.json()).error).toContain('“..”')
-    expect([fileCount(), uploadCount(), blobFiles().length]).toEqual([0, 0, 0])
+    expect([fileCount(), uploadCount(), (await blobFiles()).length]).toEqual([0, 0, 0])
   })
 
   test('files with the same content in one request are stored as two files on one blob', async () => {
@@ -150,6 +149,6 @@ describe('several files in one plain multipart request', () => {
     const admin = await server.fetch('/upload', { method: 'POST', body: form([['one.bin', bytes], ['two.bin', bytes]]) })
     expect(admin.status).toBe(200)
     expect(fileCount()).toBe(2)
-    expect(blobFiles().length).toBe(1)
+    expect((await blobFiles()).length).toBe(1)
   })
 })

@@ -1,10 +1,9 @@
 import { afterEach, describe, expect, test } from 'bun:test'
-import { readdirSync } from 'node:fs'
-import { join } from 'node:path'
 import { chunkFields, chunkOf, sendChunk } from '../helpers/dropzone-client.ts'
 import { randomData } from '../helpers/data.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
 import { createLink } from '../links/helpers.ts'
+import { stagedUploads } from '../helpers/stored.ts'
 
 
 /** A refused request leaves nothing behind: no upload row, no staging file, nothing on the Uploads page. */
@@ -16,7 +15,7 @@ afterEach(async () => {
 const start = async () => (server = await startTestServer({ MAX_FILE_SIZE: '64M', MAX_CHUNK_SIZE: '4M', CHUNK_SIZE: '1M' }))
 
 const uploadRows = () => (server.sql.get('select count(*) as n from uploads') as { n: number }).n
-const stagingFiles = () => readdirSync(join(server.dataDir, 'staging'))
+const stagingFiles = () => stagedUploads(server)
 const TUS = { 'tus-resumable': '1.0.0' }
 const b64 = (text: string) => Buffer.from(text).toString('base64')
 
@@ -25,7 +24,7 @@ async function expectNothingLeft() {
   const page = await (await server.fetch('/uploads/table')).text()
   expect(page).toContain('No uploads in progress, failed or stopped.')
   expect(uploadRows()).toBe(0)
-  expect(stagingFiles()).toEqual([])
+  expect(await stagingFiles()).toEqual([])
 }
 
 describe('a refused first chunk leaves nothing', () => {
@@ -63,7 +62,7 @@ describe('a refused first chunk leaves nothing', () => {
     expect((await sendChunk(server, chunkFields('kept', 2500, 1000, 1), data.subarray(0, 10))).status).toBe(400)
     const status = await (await server.fetch('/upload/kept')).json()
     expect(status.chunks).toEqual([0])
-    expect(stagingFiles()).toHaveLength(1)
+    expect(await stagingFiles()).toHaveLength(1)
   })
 
   test('through a drop link too', async () => {

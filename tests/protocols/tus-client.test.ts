@@ -3,13 +3,12 @@
  * Buffer and Readable inputs), so what we test is what third-party tus clients actually send.
  */
 import { afterEach, beforeEach, describe, expect, test } from 'bun:test'
-import { readdirSync } from 'node:fs'
-import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { Upload } from 'tus-js-client'
 import { randomData, sha256 } from '../helpers/data.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
 import { baseOptions, cuttingProxy, memoryUrlStorage, recordExchanges, run, settledOffset, tusHead, uploadIdOf, type TusExchange } from '../helpers/tus.ts'
+import { stagedUploads } from '../helpers/stored.ts'
 
 
 const KiB = 1024
@@ -43,7 +42,7 @@ interface FileRecord {
 const uploadRows = () => server.sql.all('select id, state, total_bytes, received_bytes, concat, part_ids, file_id from uploads order by created_at, id') as UploadRecord[]
 const fileRows = () => server.sql.all('select id, folder_id, name, size_bytes, sha256 from files') as FileRecord[]
 const uploadRow = (id: string) => server.sql.get('select id, state, total_bytes, received_bytes, concat, part_ids, file_id from uploads where id = ?', id) as UploadRecord | null
-const stagingFiles = () => readdirSync(join(server.dataDir, 'staging'))
+const stagingFiles = () => stagedUploads(server)
 
 /** The file a finished tus upload became. */
 function fileOf(uploadUrl: string): FileRecord {
@@ -154,7 +153,7 @@ describe('tus-js-client (Node build) against Dropfold', () => {
     const head = await tusHead(server, upload.url!)
     expect(head.status).toBe(200)
     expect(head.offset).toBe(data.length)
-    expect(stagingFiles()).toEqual([])
+    expect(await stagingFiles()).toEqual([])
     expect(server.logs).toEqual([])
   })
 
@@ -206,7 +205,7 @@ describe('tus-js-client (Node build) against Dropfold', () => {
     expect(file).toMatchObject({ name: 'resumed.bin', size_bytes: data.length, sha256: sha256(data) })
     expectSameBytes(await download(file.id), data)
     expect(urlStorage.entries.size).toBe(0) // removeFingerprintOnSuccess
-    expect(stagingFiles()).toEqual([])
+    expect(await stagingFiles()).toEqual([])
   })
 
   /** Uploads 6 MiB in 2 MiB PATCHes through a proxy that cuts the link ~1 MiB into the second PATCH's body. */
@@ -265,7 +264,7 @@ describe('tus-js-client (Node build) against Dropfold', () => {
     expectSameBytes(await download(file.id), data)
     expect(fileRows()).toHaveLength(1)
     expect(uploadRows()).toHaveLength(1)
-    expect(stagingFiles()).toEqual([])
+    expect(await stagingFiles()).toEqual([])
   })
 
   /** A client that goes away mid-PATCH is an everyday event, not a server fault to log. */
@@ -305,7 +304,7 @@ describe('tus-js-client (Node build) against Dropfold', () => {
     expect(file).toMatchObject({ name: 'streamed.bin', size_bytes: data.length, sha256: sha256(data) })
     expectSameBytes(await download(file.id), data)
     expect(fileRows()).toHaveLength(1)
-    expect(stagingFiles()).toEqual([])
+    expect(await stagingFiles()).toEqual([])
   })
 
   test('tus-js-client with uploadDataDuringCreation sends the first chunk with the POST (creation-with-upload)', async () => {
@@ -333,7 +332,7 @@ describe('tus-js-client (Node build) against Dropfold', () => {
     const file = fileOf(upload.url!)
     expect(file).toMatchObject({ name: 'with-creation.bin', size_bytes: data.length, sha256: sha256(data) })
     expectSameBytes(await download(file.id), data)
-    expect(stagingFiles()).toEqual([])
+    expect(await stagingFiles()).toEqual([])
   })
 
   /**
@@ -391,6 +390,6 @@ describe('tus-js-client (Node build) against Dropfold', () => {
     expect(file).toMatchObject({ name: 'after-restart.bin', size_bytes: data.length, sha256: sha256(data) })
     expectSameBytes(await download(file.id), data)
     expect(fileRows()).toHaveLength(1)
-    expect(stagingFiles()).toEqual([])
+    expect(await stagingFiles()).toEqual([])
   })
 })

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { chunkFields } from '../helpers/dropzone-client.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
 import { createLink } from '../links/helpers.ts'
+import { stagedUploadCount } from '../helpers/stored.ts'
 
 
 /**
@@ -25,20 +25,20 @@ afterAll(async () => {
 const TUS = { 'tus-resumable': '1.0.0' }
 const b64 = (text: string) => Buffer.from(text).toString('base64')
 const uploadCount = () => (server.sql.get('select count(*) as n from uploads') as { n: number }).n
-const stagingCount = () => readdirSync(join(server.dataDir, 'staging')).length
+const stagingCount = () => stagedUploadCount(server)
 const unexpectedSince = (from: number) => server.logs.slice(from).filter((line) => line.startsWith('unexpected error'))
 const named = (name: string) => `filename ${b64(name)}`
 const anId = 'a'.repeat(32)
 
 /** Sends a request and checks it is refused with a 4xx, logs no unexpected error and leaves uploads as they were. */
 async function expectRefused(send: () => Promise<Response>, status: number) {
-  const before = { uploads: uploadCount(), staging: stagingCount(), rows: server.sql.all('select * from uploads order by id') }
+  const before = { uploads: uploadCount(), staging: (await stagingCount()), rows: server.sql.all('select * from uploads order by id') }
   const logged = server.logs.length
   const response = await send()
   await response.arrayBuffer()
   expect(response.status).toBe(status)
   expect(unexpectedSince(logged)).toEqual([])
-  expect({ uploads: uploadCount(), staging: stagingCount(), rows: server.sql.all('select * from uploads order by id') }).toEqual(before)
+  expect({ uploads: uploadCount(), staging: (await stagingCount()), rows: server.sql.all('select * from uploads order by id') }).toEqual(before)
 }
 
 type Case = [what: string, headers: Record<string, string>, status: number]

@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, test } from 'bun:test'
-import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { randomData } from '../helpers/data.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
+import { stagedUploads } from '../helpers/stored.ts'
 
 
 /** Finished partial uploads (tus concatenation) expire, are listed, can be cancelled, and go once used. */
@@ -20,7 +20,7 @@ const start = async () => {
 
 const TUS = { 'tus-resumable': '1.0.0' }
 const b64 = (text: string) => Buffer.from(text).toString('base64')
-const stagingFiles = () => readdirSync(join(server.dataDir, 'staging'))
+const stagingFiles = () => stagedUploads(server)
 const head = (location: string) => server.fetch(location, { method: 'HEAD', headers: TUS })
 const table = async () => (await server.fetch('/uploads/table')).text()
 const partialRows = () => server.sql.all("select id, state from uploads where concat = 'partial'")
@@ -46,14 +46,14 @@ describe('finished partial uploads', () => {
   test('expire like other uploads when no final upload has used them within the time-to-live', async () => {
     await start()
     const location = await finishedPartial(randomData(1000))
-    expect(stagingFiles()).toHaveLength(1)
+    expect(await stagingFiles()).toHaveLength(1)
     now += 2 * HOUR - 1000
     expect(await server.server.engine.expireStale()).toBe(0)
     expect((await head(location)).status).toBe(200)
     now += 2000
     expect(await server.server.engine.expireStale()).toBe(1)
     expect((await head(location)).status).toBe(410)
-    expect(stagingFiles()).toEqual([])
+    expect(await stagingFiles()).toEqual([])
     expect(await table()).toMatch(/class="state expired"/)
   })
 
@@ -69,24 +69,24 @@ describe('finished partial uploads', () => {
     const cancelled = await server.fetch(`/uploads/${id}/cancel`, { method: 'POST' })
     expect(cancelled.status).toBe(303)
     expect((await head(location)).status).toBe(410)
-    expect(stagingFiles()).toEqual([])
+    expect(await stagingFiles()).toEqual([])
     expect(await table()).toMatch(/class="state cancelled"/)
   })
 
   test('can be terminated with tus DELETE, which frees their bytes', async () => {
     await start()
     const location = await finishedPartial(randomData(1000))
-    expect(stagingFiles()).toHaveLength(1)
+    expect(await stagingFiles()).toHaveLength(1)
     expect((await server.fetch(location, { method: 'DELETE', headers: TUS })).status).toBe(204)
     expect((await head(location)).status).toBe(410)
-    expect(stagingFiles()).toEqual([])
+    expect(await stagingFiles()).toEqual([])
   })
 
   test('are gone, rows and bytes, once a final upload has used them', async () => {
     await start()
     const data = randomData(3000)
     const parts = [await finishedPartial(data.subarray(0, 1000)), await finishedPartial(data.subarray(1000))]
-    expect(stagingFiles()).toHaveLength(2)
+    expect(await stagingFiles()).toHaveLength(2)
     expect(partialRows()).toHaveLength(2)
     const final = await server.fetch('/tus/', {
       method: 'POST',
@@ -94,7 +94,7 @@ describe('finished partial uploads', () => {
     })
     expect(final.status).toBe(201)
     expect(partialRows()).toEqual([])
-    expect(stagingFiles()).toEqual([])
+    expect(await stagingFiles()).toEqual([])
     for (const part of parts) expect((await head(part)).status).toBe(404)
     expect(await table()).toContain('No uploads in progress, failed or stopped.')
     // Nothing left to expire later either.

@@ -1,9 +1,9 @@
 import { afterEach, beforeEach, describe, expect, test } from 'bun:test'
 import { createHash } from 'node:crypto'
-import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { randomData, sha256 } from '../helpers/data.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
+import { stagedUploads } from '../helpers/stored.ts'
 
 
 let server: TestServer
@@ -20,7 +20,7 @@ const metadata = (fields: Record<string, string>) =>
   Object.entries(fields)
     .map(([k, v]) => `${k} ${b64(v)}`)
     .join(',')
-const stagingFiles = () => readdirSync(join(server.dataDir, 'staging'))
+const stagingFiles = () => stagedUploads(server)
 
 function create(headers: Record<string, string>, body?: BodyInit) {
   return server.fetch('/tus/', { method: 'POST', headers: { ...TUS, ...headers }, body })
@@ -111,7 +111,7 @@ describe('creation and the core protocol', () => {
     const file = (await storedFile(location))!
     expect(file).toMatchObject({ name: 'clip.mov', sha256: sha256(data), folder_id: 1 })
     expect(await download(file.id)).toEqual(data)
-    expect(stagingFiles()).toEqual([])
+    expect(await stagingFiles()).toEqual([])
     expect((await head(location)).headers.get('upload-offset')).toBe('300000')
   })
 
@@ -291,10 +291,10 @@ describe('termination and expiry', () => {
   test('DELETE terminates an upload and frees its bytes at once', async () => {
     const location = await createUpload(1000)
     expect((await patch(location, 0, randomData(500))).status).toBe(204)
-    expect(stagingFiles()).toHaveLength(1)
+    expect(await stagingFiles()).toHaveLength(1)
     const response = await server.fetch(location, { method: 'DELETE', headers: TUS })
     expect(response.status).toBe(204)
-    expect(stagingFiles()).toEqual([])
+    expect(await stagingFiles()).toEqual([])
     expect((await head(location)).status).toBe(410)
     expect((await patch(location, 500, randomData(500))).status).toBe(410)
   })
@@ -309,7 +309,7 @@ describe('termination and expiry', () => {
     server.sql.run('update uploads set updated_at = updated_at - 2 * 3600 * 1000')
     await server.restart()
     expect((await head(location)).status).toBe(410)
-    expect(stagingFiles()).toEqual([])
+    expect(await stagingFiles()).toEqual([])
   })
 })
 
@@ -341,7 +341,7 @@ describe('concatenation', () => {
     const file = (await storedFile(location))!
     expect(file.name).toBe('joined.bin')
     expect(await download(file.id)).toEqual(data)
-    expect(stagingFiles()).toEqual([])
+    expect(await stagingFiles()).toEqual([])
     expect((await patch(location, 250_000, new Uint8Array(1))).status).toBe(403)
   })
 
