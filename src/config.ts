@@ -1,12 +1,26 @@
 import { resolve } from 'node:path'
 import { BlockList, isIPv4, isIPv6 } from 'node:net'
-import type { S3Settings } from './adapters/s3/settings.ts'
 
 /**
  * Which X-Forwarded-For entries to believe: none (`false`), the n-th from the right (n proxies
  * of ours in front), or the right-most one not inside the proxies' ranges.
  */
 export type TrustProxy = false | { hops: number } | { proxies: BlockList }
+
+/** Where and how Dropfold keeps its bytes in an S3-compatible bucket (STORAGE=s3). */
+export interface S3Settings {
+  /** The service's URL: Ceph RGW, MinIO, R2, … or Amazon S3's (https://s3.<region>.amazonaws.com). */
+  endpoint: string
+  bucket: string
+  region: string
+  accessKeyId: string
+  /** Never log it, never put it in a message: `redactSecret` removes it from text that might. */
+  secretAccessKey: string
+  /** bucket in the path (`endpoint/bucket/key`) rather than in the host name (`bucket.endpoint/key`). */
+  forcePathStyle: boolean
+  /** What every key Dropfold writes starts with: "" or a path ending in "/". */
+  prefix: string
+}
 
 /** Every setting Dropfold reads, parsed and validated once. */
 export interface Config {

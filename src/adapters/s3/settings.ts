@@ -1,19 +1,8 @@
 import { S3Client } from '@aws-sdk/client-s3'
 
-/** Where and how Dropfold keeps its bytes in an S3-compatible bucket (STORAGE=s3). */
-export interface S3Settings {
-  /** The service's URL: Ceph RGW, MinIO, R2, … or Amazon S3's (https://s3.<region>.amazonaws.com). */
-  endpoint: string
-  bucket: string
-  region: string
-  accessKeyId: string
-  /** Never log it, never put it in a message: `redactSecret` removes it from text that might. */
-  secretAccessKey: string
-  /** bucket in the path (`endpoint/bucket/key`) rather than in the host name (`bucket.endpoint/key`). */
-  forcePathStyle: boolean
-  /** What every key Dropfold writes starts with: "" or a path ending in "/". */
-  prefix: string
-}
+import type { S3Settings } from '../../config.ts'
+
+export type { S3Settings }
 
 /** How long to wait for a connection, and for the next byte of a response, before a request fails (and is retried). */
 export const S3_CONNECT_TIMEOUT_MS = 5_000

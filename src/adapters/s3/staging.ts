@@ -14,6 +14,11 @@ interface Meta {
   totalBytes: number | null
   /** Set by the blob store before it points a blob at this upload's object. */
   adoptedAs?: string
+  /**
+   * Its writes are chunks at fixed offsets (Dropzone), not appends at the end of what the
+   * engine has accepted (tus, whose bytes the engine may refuse after they are written).
+   */
+  chunked?: boolean
 }
 
 interface Piece {
@@ -34,6 +39,8 @@ export class S3Staging implements Staging {
   private readonly metas = new Map<string, Meta>()
   private readonly beginning = new Map<string, Promise<Meta>>()
   private readonly sealed = new Set<string>()
+  /** Appended uploads this process left pieces of, not yet folded into parts. */
+  private readonly withPieces = new Set<string>()
 
   constructor(
     private readonly bucket: Bucket,
@@ -56,7 +63,7 @@ export class S3Staging implements Staging {
   private async establish(uploadId: string, layout = this.wholeLayout): Promise<Meta> {
     const found = await this.meta(uploadId)
     if (found) return found
-    const meta: Meta = { partBytes: partBytesFor(layout), multipartId: await this.bucket.createMultipart(objectName(uploadId)), totalBytes: layout.totalBytes }
+    const meta: Meta = { partBytes: partBytesFor(layout), multipartId: await this.bucket.createMultipart(objectName(uploadId)), totalBytes: layout.totalBytes, chunked: Boolean(layout.chunkBytes) }
     // Only the first meta counts: two instances beginning the same upload at once share one multipart upload.
     if (await this.bucket.put(metaName(uploadId), encode(meta), { ifAbsent: true })) {
       this.metas.set(uploadId, meta)
@@ -82,6 +89,7 @@ export class S3Staging implements Staging {
     const meta = options.whole ? this.wholeMeta(uploadId) : await (this.beginning.get(uploadId) ?? this.meta(uploadId))
     if (!meta) throw new Error(`no staging for upload ${uploadId}`)
     const partBytes = meta.partBytes
+    if (!options.whole && !meta.chunked && offset > 0 && (offset % partBytes !== 0 || this.withPieces.has(uploadId))) await this.settleBefore(uploadId, meta, offset)
     const boundaryAfter = (at: number) => (Math.floor(at / partBytes) + 1) * partBytes
     const buffer = Buffer.allocUnsafe(Math.max(1, Math.min(partBytes, maxBytes)))
     let start = offset
@@ -113,7 +121,11 @@ export class S3Staging implements Staging {
       if (filled > 0 && !(error instanceof DomainError && error.kind === 'invalid')) await flush().catch(() => {})
       throw new InterruptedWrite(start - offset, error)
     }
-    for (const part of touched) await this.assembleIfCovered(uploadId, meta, part).catch((error) => this.log('part not assembled yet; sealing does it', { uploadId, part, error: String(error) }))
+    // An append's bytes may still be refused by the engine (a tus checksum): its pieces are
+    // folded into a part only once a later append (or the seal) shows they were accepted.
+    if (meta.chunked || options.whole) {
+      for (const part of touched) await this.assembleIfCovered(uploadId, meta, part).catch((error) => this.log('part not assembled yet; sealing does it', { uploadId, part, error: String(error) }))
+    } else if (touched.size > 0) this.withPieces.add(uploadId)
     return received
   }
 
@@ -160,11 +172,26 @@ export class S3Staging implements Staging {
     return found
   }
 
+  /**
+   * Before an append at `offset` (where the engine's accepted bytes end): pieces at or past it
+   * are what a refused append left, and go; parts that end at or before it, which pieces cover,
+   * are assembled from them (their bytes are accepted now).
+   */
+  private async settleBefore(uploadId: string, meta: Meta, offset: number) {
+    const pieces = await this.pieces(uploadId)
+    const stale = pieces.filter((piece) => piece.start >= offset)
+    await this.dropPieces(stale)
+    const kept = pieces.filter((piece) => piece.start < offset)
+    const parts = new Set(kept.filter((piece) => Math.floor(piece.start / meta.partBytes + 1) * meta.partBytes <= offset).map((piece) => Math.floor(piece.start / meta.partBytes)))
+    for (const part of parts) await this.assembleIfCovered(uploadId, meta, part, kept)
+    if (kept.every((piece) => parts.has(Math.floor(piece.start / meta.partBytes)))) this.withPieces.delete(uploadId)
+  }
+
   /** The bytes of part `part`, from pieces, when they cover all of it and it is not the last. */
-  private async assembleIfCovered(uploadId: string, meta: Meta, part: number) {
+  private async assembleIfCovered(uploadId: string, meta: Meta, part: number, listed?: Piece[]) {
     const start = part * meta.partBytes
     const end = meta.totalBytes === null ? start + meta.partBytes : Math.min(start + meta.partBytes, meta.totalBytes)
-    const pieces = await this.pieces(uploadId)
+    const pieces = listed ?? (await this.pieces(uploadId))
     const bytes = await this.gather(pieces, start, end)
     if (!bytes) return
     await this.uploadPart(uploadId, meta, part, bytes)
@@ -229,13 +256,12 @@ export class S3Staging implements Staging {
       const start = part * meta.partBytes
       const end = Math.min(start + meta.partBytes, totalBytes)
       const have = stored.get(part + 1)
-      if (have?.sizeBytes === end - start) {
-        parts.push(have)
-        continue
-      }
+      // Pieces that cover a part are newer than a stored one: a refused append may have sent
+      // the part whole before the accepted bytes came as pieces.
       const bytes = await this.gather(pieces, start, end)
-      if (!bytes) throw missing()
-      parts.push(await this.uploadPart(uploadId, meta, part, bytes))
+      if (bytes) parts.push(await this.uploadPart(uploadId, meta, part, bytes))
+      else if (have?.sizeBytes === end - start) parts.push(have)
+      else throw missing()
     }
     await this.bucket.completeMultipart(objectName(uploadId), meta.multipartId!, parts)
   }
@@ -311,6 +337,7 @@ export class S3Staging implements Staging {
   private forget(uploadId: string) {
     this.metas.delete(uploadId)
     this.sealed.delete(uploadId)
+    this.withPieces.delete(uploadId)
   }
 }
 
