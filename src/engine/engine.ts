@@ -391,7 +391,7 @@ export class UploadEngine extends EngineParts {
     const tap = this.hashes.tap(upload.id, offset, whole ? limitBytes(open, limit) : open)
     let written: number
     try {
-      written = await this.track(upload.id, this.deps.staging.write(upload.id, offset, tap.body, limit, { whole }))
+      written = await this.track(upload.id, this.deps.staging.write(upload.id, offset, tap.body, limit, { whole, append: !whole }))
       verify?.(written)
     } catch (error) {
       if (whole) {

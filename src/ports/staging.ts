@@ -21,7 +21,7 @@ export interface Staging {
    * the blob store before anything about it is acknowledged, so its staging begins here and need
    * not outlive a crash.
    */
-  write(uploadId: string, offset: number, body: AsyncIterable<Uint8Array>, maxBytes: number, options?: { whole?: boolean }): Promise<number>
+  write(uploadId: string, offset: number, body: AsyncIterable<Uint8Array>, maxBytes: number, options?: WriteOptions): Promise<number>
   /**
    * Completes the staging of an upload whose `totalBytes` bytes are all written: afterwards
    * `read` works everywhere and nothing more is written. Again on a sealed upload: nothing.
@@ -57,6 +57,18 @@ export interface StagingLayout {
   maxBytes: number
   /** The protocol's chunk size, when chunks are written at multiples of it (Dropzone). */
   chunkBytes?: number
+}
+
+export interface WriteOptions {
+  /** See `write`: this one write holds all of a file, and begins its staging. */
+  whole?: boolean
+  /**
+   * The write continues an upload where its accepted bytes end (a streamed upload, such as a tus
+   * PATCH): whatever is staged at or past `offset` was refused and is void, and these bytes may
+   * yet be refused too (a checksum), so they must stay rewritable until a later append or the
+   * seal shows they count.
+   */
+  append?: boolean
 }
 
 /**

@@ -95,6 +95,23 @@ export const STORAGE_CHECKS: Record<string, (make: MakeStorage) => Promise<void>
       expect(await readAll(staging, id, 5, 5)).toEqual(Buffer.alloc(0))
     }),
 
+  'an append written and then refused is void: the retry, with other bytes and another length, is what the sealed staging holds': (make) =>
+    using(make, async ({ staging }) => {
+      const MiB = 1024 * 1024
+      const data = randomBytes(10 * MiB)
+      const id = newUploadId()
+      await staging.begin(id, { totalBytes: data.length, maxBytes: data.length })
+      const append = (start: number, bytes: Uint8Array) => staging.write(id, start, pieces(bytes), bytes.length, { append: true })
+      await append(0, data.subarray(0, 3 * MiB))
+      // Written in full, then refused by the engine (a checksum that did not match): never recorded.
+      await append(3 * MiB, randomBytes(6 * MiB))
+      // The client sends those bytes again, in other sizes.
+      await append(3 * MiB, data.subarray(3 * MiB, 5 * MiB))
+      await append(5 * MiB, data.subarray(5 * MiB))
+      await staging.seal(id, data.length)
+      expect(sha256(await readAll(staging, id, 0, data.length))).toBe(sha256(data))
+    }),
+
   'borrowed and fresh reads give the same bytes, in pieces of at most what was asked': (make) =>
     using(make, async ({ staging }) => {
       const data = randomBytes(3 * 1024 * 1024 + 5)

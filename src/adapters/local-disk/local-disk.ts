@@ -1,7 +1,7 @@
 import { dirname, join } from 'node:path'
 import { DomainError } from '../../core/errors.ts'
 import type { BlobStore } from '../../ports/blobs.ts'
-import { InterruptedWrite, type SpaceGauge, type Staging } from '../../ports/staging.ts'
+import { InterruptedWrite, type SpaceGauge, type Staging, type WriteOptions } from '../../ports/staging.ts'
 import { noteBytesReceived } from '../../platform/collect-garbage.ts'
 import { GroupSync } from '../../platform/group-sync.ts'
 import { BatchedWriter, writeAll } from './batched-writer.ts'
@@ -85,7 +85,7 @@ export class LocalStaging implements Staging, SpaceGauge {
     return creating
   }
 
-  async write(uploadId: string, offset: number, body: AsyncIterable<Uint8Array>, maxBytes: number, options: { whole?: boolean } = {}) {
+  async write(uploadId: string, offset: number, body: AsyncIterable<Uint8Array>, maxBytes: number, options: WriteOptions = {}) {
     const path = this.pathOf(uploadId)
     // Made by a begin() that may still be running.
     await this.creating.get(uploadId)

@@ -1,6 +1,6 @@
 import { DomainError } from '../../core/errors.ts'
 import { noteBytesReceived } from '../../platform/collect-garbage.ts'
-import { InterruptedWrite, type Staging, type StagingLayout } from '../../ports/staging.ts'
+import { InterruptedWrite, type Staging, type StagingLayout, type WriteOptions } from '../../ports/staging.ts'
 import { partBytesFor } from './layout.ts'
 import type { Bucket, Log, StoredPart } from './objects.ts'
 import { isUploadId, metaName, objectName, OBJECTS, pieceName, pieceRange, piecesUnder, STAGING, TARGET, blobName } from './names.ts'
@@ -14,11 +14,6 @@ interface Meta {
   totalBytes: number | null
   /** Set by the blob store before it points a blob at this upload's object. */
   adoptedAs?: string
-  /**
-   * Its writes are chunks at fixed offsets (Dropzone), not appends at the end of what the
-   * engine has accepted (tus, whose bytes the engine may refuse after they are written).
-   */
-  chunked?: boolean
 }
 
 interface Piece {
@@ -63,7 +58,7 @@ export class S3Staging implements Staging {
   private async establish(uploadId: string, layout = this.wholeLayout): Promise<Meta> {
     const found = await this.meta(uploadId)
     if (found) return found
-    const meta: Meta = { partBytes: partBytesFor(layout), multipartId: await this.bucket.createMultipart(objectName(uploadId)), totalBytes: layout.totalBytes, chunked: Boolean(layout.chunkBytes) }
+    const meta: Meta = { partBytes: partBytesFor(layout), multipartId: await this.bucket.createMultipart(objectName(uploadId)), totalBytes: layout.totalBytes }
     // Only the first meta counts: two instances beginning the same upload at once share one multipart upload.
     if (await this.bucket.put(metaName(uploadId), encode(meta), { ifAbsent: true })) {
       this.metas.set(uploadId, meta)
@@ -85,11 +80,11 @@ export class S3Staging implements Staging {
     return meta
   }
 
-  async write(uploadId: string, offset: number, body: AsyncIterable<Uint8Array>, maxBytes: number, options: { whole?: boolean } = {}) {
+  async write(uploadId: string, offset: number, body: AsyncIterable<Uint8Array>, maxBytes: number, options: WriteOptions = {}) {
     const meta = options.whole ? this.wholeMeta(uploadId) : await (this.beginning.get(uploadId) ?? this.meta(uploadId))
     if (!meta) throw new Error(`no staging for upload ${uploadId}`)
     const partBytes = meta.partBytes
-    if (!options.whole && !meta.chunked && offset > 0 && (offset % partBytes !== 0 || this.withPieces.has(uploadId))) await this.settleBefore(uploadId, meta, offset)
+    if (options.append && offset > 0 && (offset % partBytes !== 0 || this.withPieces.has(uploadId))) await this.settleBefore(uploadId, meta, offset)
     const boundaryAfter = (at: number) => (Math.floor(at / partBytes) + 1) * partBytes
     const buffer = Buffer.allocUnsafe(Math.max(1, Math.min(partBytes, maxBytes)))
     let start = offset
@@ -123,7 +118,7 @@ export class S3Staging implements Staging {
     }
     // An append's bytes may still be refused by the engine (a tus checksum): its pieces are
     // folded into a part only once a later append (or the seal) shows they were accepted.
-    if (meta.chunked || options.whole) {
+    if (!options.append) {
       for (const part of touched) await this.assembleIfCovered(uploadId, meta, part).catch((error) => this.log('part not assembled yet; sealing does it', { uploadId, part, error: String(error) }))
     } else if (touched.size > 0) this.withPieces.add(uploadId)
     return received
