@@ -306,3 +306,20 @@ describe('authorisation', () => {
     expect(await uploadCount(s)).toBe(0)
   })
 })
+
+describe('cross-origin', () => {
+  test('pages on TUS_CORS_ORIGINS get preflight answers and can read the answers, refusals included', async () => {
+    const s = await start({ TUS_CORS_ORIGINS: 'https://app.example' })
+    const origin = { origin: 'https://app.example' }
+    const preflight = await fetch(`${s.url}/resumable/`, { method: 'OPTIONS', headers: { ...origin, 'access-control-request-method': 'POST' } })
+    expect(preflight.headers.get('access-control-allow-origin')).toBe('https://app.example')
+    expect(preflight.headers.get('access-control-allow-headers')).toContain('Upload-Complete')
+    const created = await client(s, '/resumable/', origin).create('abc', false, { 'upload-length': '6' })
+    expect(created.status).toBe(201)
+    expect(created.headers.get('access-control-allow-origin')).toBe('https://app.example')
+    expect(created.headers.get('access-control-expose-headers')).toContain('Upload-Complete')
+    const refused = await client(s, '/resumable/', { ...origin, cookie: '' }).create('abc', true)
+    expect(refused.status).toBe(401)
+    expect(refused.headers.get('access-control-allow-origin')).toBe('https://app.example')
+  })
+})
