@@ -7,6 +7,7 @@ import { guard } from './http/guard.ts'
 import { dropzoneRoutes } from './protocols/dropzone.ts'
 import { endpointHeaders, isCorsOrigin, multipartPreflight, withEndpointHeaders } from './protocols/cors.ts'
 import { tusRoutes } from './protocols/tus/routes.ts'
+import { resumableRoutes } from './protocols/resumable/routes.ts'
 import { assetRoutes } from './routes/assets.ts'
 import { authRoutes } from './routes/auth.ts'
 import { accountRoutes } from './routes/account.ts'
@@ -78,7 +79,8 @@ export function createApp(deps: AppDeps) {
             authorize: () => ({ owner: 'admin' }),
             serveFile: (request, _params, fileId) => libraryFileResponse(deps, fileId, request, 'attachment'),
           }),
-        ),
+        )
+        .use(resumableRoutes({ prefix: '/resumable', engine: deps.engine, config, authorize: () => ({ owner: 'admin' }) })),
     )
     .use(downloadRoutes(deps))
 }

@@ -10,10 +10,10 @@ import { routePolicy } from '../http/guard.ts'
 
 /** Headers a browser page on another origin may read from an upload answer. */
 const EXPOSED_HEADERS =
-  'Upload-Offset, Location, Upload-Length, Tus-Version, Tus-Resumable, Tus-Max-Size, Tus-Extension, Tus-Checksum-Algorithm, Upload-Metadata, Upload-Defer-Length, Upload-Concat, Upload-Expires, Dropfold-File-Url, Link, Content-Disposition, Content-Range, ETag'
+  'Upload-Offset, Location, Upload-Length, Tus-Version, Tus-Resumable, Tus-Max-Size, Tus-Extension, Tus-Checksum-Algorithm, Upload-Metadata, Upload-Defer-Length, Upload-Concat, Upload-Expires, Dropfold-File-Url, Link, Content-Disposition, Content-Range, ETag, Upload-Complete, Upload-Limit, Accept-Patch'
 
 /** Paths whose answers carry the CORS headers: the tus endpoints and the multipart upload endpoints. */
-const CROSS_ORIGIN_PATH = /^\/(?:d\/[^/]+\/)?(?:tus|upload)(?:\/|$)/
+const CROSS_ORIGIN_PATH = /^\/(?:d\/[^/]+\/)?(?:tus|upload|resumable)(?:\/|$)/
 /** Paths whose answers carry Tus-Resumable, errors included. */
 const TUS_PATH = /^\/(?:d\/[^/]+\/)?tus(?:\/|$)/
 

@@ -4,6 +4,7 @@ import { routePolicy } from '../http/guard.ts'
 import { dropzoneRoutes } from '../protocols/dropzone.ts'
 import { isCorsOrigin, multipartPreflight } from '../protocols/cors.ts'
 import { tusRoutes } from '../protocols/tus/routes.ts'
+import { resumableRoutes } from '../protocols/resumable/routes.ts'
 import { dropLinkAccess } from './drop/access.ts'
 import { downloadFromDropLink, dropLinkFiles } from './drop/files.ts'
 import { dropLinkPage } from './drop/page.ts'
@@ -41,6 +42,7 @@ export function dropRoutes(deps: AppDeps) {
             authorize: principal,
             serveFile: (request, params, fileId) => downloadFromDropLink(access, request, params.token ?? '', String(fileId)),
           }),
-        ),
+        )
+        .use(resumableRoutes({ prefix: '/d/:token/resumable', engine: deps.engine, config, authorize: principal })),
     )
 }

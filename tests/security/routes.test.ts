@@ -25,6 +25,9 @@ const PUBLIC_ROUTES = [
   'OPTIONS /tus',
   'OPTIONS /tus/',
   'OPTIONS /tus/:id',
+  'OPTIONS /resumable',
+  'OPTIONS /resumable/',
+  'OPTIONS /resumable/:id',
   'OPTIONS /upload',
   'OPTIONS /upload/:key',
 ]

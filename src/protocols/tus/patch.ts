@@ -40,7 +40,7 @@ function lengthRequired(principal: UploadContext['principal']): number {
 }
 
 /** Refuses (413) a body without a Content-Length that runs past the upload's length; none of its bytes count then. */
-async function* atMost(body: AsyncIterable<Uint8Array>, room: number, offset: number): AsyncGenerator<Uint8Array> {
+export async function* atMost(body: AsyncIterable<Uint8Array>, room: number, offset: number): AsyncGenerator<Uint8Array> {
   let seen = 0
   for await (const piece of body) {
     seen += piece.length
