@@ -15,6 +15,9 @@ import { WholeFiles } from './whole-files.ts'
  */
 const MAX_DISCARD_LOCKS = 1024
 
+/** A final tus upload up to this size is answered once it is a file; a larger one at once, assembled in the background. */
+const CONCAT_WAIT_BYTES = 16 * 1024 * 1024
+
 export { FINALIZATION_LEASE_MS }
 
 /**
@@ -45,6 +48,8 @@ const isWholeBody = (upload: Upload) => upload.protocol === 'plain' && upload.ch
 export class UploadEngine extends EngineParts {
   private readonly finalization: Finalization
   private readonly wholeFiles: WholeFiles
+  /** Final uploads whose partials this instance is copying in (see `concatenate`). */
+  private readonly assemblies = new Map<string, Promise<Upload>>()
 
   constructor(deps: EngineDeps) {
     super(deps)
@@ -96,7 +101,8 @@ export class UploadEngine extends EngineParts {
   }
 
   /** Takes over the finalisations nobody holds a live lease on (housekeeping, start-up). */
-  resumeFinalizations(now = this.deps.clock()) {
+  async resumeFinalizations(now = this.deps.clock()) {
+    for (const upload of await this.store.uploads.inState('receiving')) this.resumeAssembly(upload)
     return this.finalization.resumeFinalizations(now)
   }
 
@@ -425,8 +431,10 @@ export class UploadEngine extends EngineParts {
   }
 
   /**
-   * Assembles finished partial uploads, in order, into one new upload and finalises it. The parts
-   * are released afterwards.
+   * Assembles finished partial uploads, in order, into one new upload, which it answers at once
+   * (nothing received yet): the bytes are copied in the background (see `assemble`), its
+   * offset growing as they are recorded, and it is finalised once whole. A final upload of at
+   * most CONCAT_WAIT_BYTES is answered once it is a file, as quickly as a copy would be.
    */
   async concatenate(spec: Omit<StreamUploadSpec, 'totalBytes' | 'concat' | 'partIds'>, partIds: string[], admit?: Admission): Promise<Upload> {
     if (partIds.length === 0) throw new DomainError('invalid', 'A final upload needs at least one partial upload')
@@ -441,30 +449,88 @@ export class UploadEngine extends EngineParts {
     // and a part is neither cancelled nor expired while it is read.
     const locks = await tryLockAll(this.deps.locker, partIds.map(uploadKey))
     if (!locks) throw new DomainError('busy', 'A partial upload is being used by another request; try again shortly')
+    let upload: Upload
     try {
       const totalBytes = parts.reduce((sum, part) => sum + part.totalBytes, 0)
-      const upload = await this.createStream({ ...spec, totalBytes: null, concat: 'final', partIds: JSON.stringify(partIds) }, admit)
-      await this.declareLength(upload, totalBytes)
-      let offset = 0
-      for (const part of parts) {
-        if ((await this.deps.staging.size(part.id)) === null) {
-          await this.fail(upload.id, 'A partial upload was already used')
-          throw new DomainError('gone', `Partial upload ${part.id} was already used by another final upload`)
-        }
-        const row = (await this.store.uploads.find(upload.id))!
-        await this.deps.staging.seal(part.id, part.totalBytes)
-        await this.appendAt(row, offset, this.deps.staging.read(part.id, 0, part.totalBytes))
-        offset += part.totalBytes
-      }
-      // The final upload durably holds their bytes now: the parts are used up, rows and bytes.
-      for (const part of parts) {
-        if (await this.store.uploads.transition(part.id, ['complete'], 'cancelled', this.deps.clock())) await this.store.uploads.remove(part.id)
-        await this.removeStaged(part.id)
-      }
-      return (await this.store.uploads.find(upload.id))!
-    } finally {
+      upload = await this.createStream({ ...spec, totalBytes: null, concat: 'final', partIds: JSON.stringify(partIds) }, admit)
+      upload = await this.declareLength(upload, totalBytes)
+      // The final upload's own lock says its assembly runs (see resumeAssembly); it is brand new, so free.
+      locks.push((await this.deps.locker.tryLock(uploadKey(upload.id)))!)
+    } catch (error) {
       await releaseAll(locks)
+      throw error
     }
+    const assembly = this.startAssembly(upload.id, locks)
+    if (upload.totalBytes <= CONCAT_WAIT_BYTES) return assembly
+    assembly.catch(() => {})
+    return upload
+  }
+
+  /**
+   * A final upload whose assembly stopped (its instance stopped or died, or a passing fault
+   * interrupted it) and that nobody assembles now (its lock is free): this instance carries on
+   * from the upload's recorded offset. Called at start-up, by housekeeping and by look-ups.
+   */
+  private resumeAssembly(upload: Upload) {
+    if (upload.concat !== 'final' || upload.state !== 'receiving' || upload.lengthDeferred || upload.receivedBytes >= upload.totalBytes) return
+    if (this.assemblies.has(upload.id)) return
+    const parts = JSON.parse(upload.partIds ?? '[]') as string[]
+    const resume = async () => {
+      const locks = await tryLockAll(this.deps.locker, [upload.id, ...parts].map(uploadKey))
+      if (!locks) return
+      if (this.assemblies.has(upload.id)) return releaseAll(locks)
+      await this.startAssembly(upload.id, locks)
+    }
+    resume().catch(() => {})
+  }
+
+  private startAssembly(uploadId: string, locks: Lock[]): Promise<Upload> {
+    const run = this.assemble(uploadId)
+      .catch((error) => {
+        this.deps.log('assembly of a final upload stopped', { uploadId, error: String(error) })
+        throw error
+      })
+      .finally(async () => {
+        this.assemblies.delete(uploadId)
+        await releaseAll(locks)
+      })
+    this.assemblies.set(uploadId, run)
+    return run
+  }
+
+  /**
+   * Copies the final upload's partials into its staging, in order, from where it stands (each
+   * byte recorded once durable, hashed on the way), finalises it, then uses the parts up. After a
+   * stop it carries on from the recorded offset: acknowledged parts stay until the final is whole.
+   */
+  private async assemble(uploadId: string): Promise<Upload> {
+    const upload = (await this.store.uploads.find(uploadId))!
+    let start = 0
+    for (const id of JSON.parse(upload.partIds ?? '[]') as string[]) {
+      const part = await this.store.uploads.find(id)
+      const row = (await this.store.uploads.find(uploadId))!
+      if (row.state !== 'receiving') break
+      if (!part || part.state !== 'complete' || (await this.deps.staging.size(id)) === null) {
+        await this.fail(uploadId, 'A partial upload was already used')
+        throw new DomainError('gone', `Partial upload ${id} was already used by another final upload`)
+      }
+      const end = start + part.totalBytes
+      if (row.receivedBytes < end) {
+        await this.deps.staging.seal(id, part.totalBytes)
+        await this.appendAt(row, row.receivedBytes, this.deps.staging.read(id, row.receivedBytes - start, part.totalBytes))
+      }
+      start = end
+    }
+    // Partials holding no byte at all leave nothing to append: the upload is whole already.
+    if (this.holdsEveryByte((await this.store.uploads.find(uploadId))!)) await this.completeStream(uploadId)
+    // The final upload durably holds their bytes now: the parts are used up, rows and bytes.
+    if ((await this.store.uploads.find(uploadId))!.state === 'complete') {
+      for (const id of JSON.parse(upload.partIds ?? '[]') as string[]) {
+        if (await this.store.uploads.transition(id, ['complete'], 'cancelled', this.deps.clock())) await this.store.uploads.remove(id)
+        await this.removeStaged(id)
+      }
+    }
+    return (await this.store.uploads.find(uploadId))!
   }
 
   /** A streamed upload, still receiving, whose every byte is recorded (a whole file's waits for `complete`). */
@@ -489,7 +555,9 @@ export class UploadEngine extends EngineParts {
 
   /** The upload; looking one up also retries its finalisation if a passing fault held it up. */
   async find(uploadId: string) {
-    return this.finalization.retriedInBackground(await this.store.uploads.find(uploadId))
+    const upload = await this.store.uploads.find(uploadId)
+    if (upload) this.resumeAssembly(upload)
+    return this.finalization.retriedInBackground(upload)
   }
 
   receivedChunks(uploadId: string): Promise<number[]> {
@@ -534,8 +602,8 @@ export class UploadEngine extends EngineParts {
 
   /** Resolves once no write or finalisation is running (before the database is closed). */
   async settle() {
-    while (this.writes.size > 0 || this.finalization.finalizing.size > 0) {
-      await Promise.allSettled([...this.finalization.finalizing.values(), ...[...this.writes.values()].flatMap((set) => [...set])])
+    while (this.writes.size > 0 || this.finalization.finalizing.size > 0 || this.assemblies.size > 0) {
+      await Promise.allSettled([...this.assemblies.values(), ...this.finalization.finalizing.values(), ...[...this.writes.values()].flatMap((set) => [...set])])
       // Let the requests that awaited them run on to their end.
       await Bun.sleep(0)
     }
@@ -555,7 +623,8 @@ export class UploadEngine extends EngineParts {
       if (!needed) await this.removeStaged(id)
     }
     // Nothing runs here yet: every finalisation a stop (or a passing fault) cut short whose lease
-    // is stale starts again, under a lease won by one conditional update.
+    // is stale starts again, under a lease won by one conditional update; so does the assembly of
+    // a final upload that stopped.
     await this.resumeFinalizations(options.sole ? Number.MAX_SAFE_INTEGER : this.deps.clock())
     // A streamed upload whose last bytes were recorded by a request stopped before it claimed the
     // finalisation: its client sees every byte taken and sends nothing more.

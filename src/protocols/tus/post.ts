@@ -54,8 +54,9 @@ export async function create({ request, server, params }: CreateContext, options
     for (const id of partIds) parts.push(await ownUpload(engine, principal, id))
     if (!fileName) throw new HttpError(400, 'Upload-Metadata of a final upload needs a filename')
     await admitFinal(engine, principal, fileName, parts)
+    // A large one is answered before its bytes are assembled: HEAD shows its offset growing.
     const upload = await engine.concatenate(base, partIds, principal.admit)
-    return respond(201, { location: `${endpoint}/${upload.id}`, ...expires(engine, upload), ...fileLocation(principal, upload) })
+    return respond(201, { location: `${endpoint}/${upload.id}`, 'upload-offset': String(upload.receivedBytes), ...expires(engine, upload), ...fileLocation(principal, upload) })
   }
   if (concat !== null && concat !== 'partial') throw new HttpError(400, 'Upload-Concat must be "partial" or "final;<urls>"')
   const length = wholeNumberHeader(request, 'Upload-Length')
