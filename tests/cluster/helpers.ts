@@ -107,6 +107,20 @@ export async function fileIdNamed(cluster: Pick<Cluster, 'fetch'>, name: string)
   return new RegExp(`href="/files/(\\d+)"[^>]*>${escaped}<`).exec(listing)?.[1]
 }
 
+/**
+ * The id of the file named `name` once it is stored: a tus final upload over 16 MiB is answered
+ * (and the client done) before its partials are assembled in the background. Bounded.
+ */
+export async function storedFileNamed(cluster: Pick<Cluster, 'fetch'>, name: string, timeoutMs = 60_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const id = await fileIdNamed(cluster, name)
+    if (id) return id
+    if (Date.now() > deadline) throw new Error(`no file named ${name} was stored within ${timeoutMs} ms`)
+    await Bun.sleep(100)
+  }
+}
+
 /** The bytes a file downloads as through `cluster` (nginx), checked to be a 200. */
 export async function download(cluster: Pick<Cluster, 'fetch'>, fileId: number | string): Promise<Uint8Array> {
   const response = await cluster.fetch(`/files/${fileId}/download`)

@@ -12,7 +12,7 @@ import { inParallel, randomData, sha256 } from '../helpers/data.ts'
 import { chunkFields, chunkOf, sendChunk } from '../helpers/dropzone-client.ts'
 import { baseOptions, memoryUrlStorage, run, type TusExchange } from '../helpers/tus.ts'
 import { POSTGRES } from '../helpers/postgres.ts'
-import { CLUSTER_STORAGES, clusterPerTest, connectionsOf, download, fileIdNamed, resumeStored, sharedDatabase, storedCopies, uploadAbortedAt, uploadInBrowser } from './helpers.ts'
+import { CLUSTER_STORAGES, clusterPerTest, connectionsOf, download, fileIdNamed, resumeStored, sharedDatabase, storedCopies, storedFileNamed, uploadAbortedAt, uploadInBrowser } from './helpers.ts'
 
 /**
  * Issue 15's cluster tests: three instances on one PostgreSQL database (a fresh one for the suite)
@@ -109,7 +109,7 @@ for (const { storage, name: where, needs } of CLUSTER_STORAGES) {
       const patches = [...first.exchanges, ...second.exchanges].filter((e) => e.method === 'PATCH')
       const logged = await cluster.logged((e) => e.method === 'PATCH', patches.length)
       expect(new Set(logged.map((e) => e.upstream)).size).toBe(3)
-      expect(await downloadSha(cluster, (await fileIdNamed(cluster, 'three-way.bin'))!)).toBe(sha256(data))
+      expect(await downloadSha(cluster, await storedFileNamed(cluster, 'three-way.bin'))).toBe(sha256(data))
     }, 120_000)
 
     // The bound for what a killed instance held: its advisory locks (chunk ranges, PATCHes, blob
