@@ -43,7 +43,7 @@ export function createApp(deps: AppDeps) {
     handler: { standardHostname: false },
   })
     // Answers under the upload endpoints carry their protocol's and the CORS headers, errors included.
-    .onError(({ code, error, request }) => withEndpointHeaders(config, request, errorResponse(asHttpError(code, error), request, deps.log)))
+    .onError(({ code, error, request }) => withEndpointHeaders(config, request, errorResponse(asHttpError(code, error), request, deps.log, deps.stopping?.() ?? false)))
     .mapResponse({ as: 'global' }, ({ request, responseValue, set }) => {
       if (responseValue instanceof Response) return withEndpointHeaders(config, request, responseValue)
       // Anything else (a protocol's JSON) becomes a response later, with these headers.

@@ -195,7 +195,8 @@ async function serve(config: Config, backend: Backend, storage: Storage, log: Lo
   await housekeeping()
   const password = await settleAdminPassword(store, config)
   const passwordChecks = new PasswordChecks(backend.attempts)
-  const app = createApp({ config, store, engine, blobs, space, clock, log, passwordChecks })
+  let stopping = false
+  const app = createApp({ config, store, engine, blobs, space, clock, log, passwordChecks, stopping: () => stopping })
   app.onRequest(({ request }) => {
     if (request.method !== 'GET' && request.method !== 'HEAD') reserve?.releaseIfFull()
   })
@@ -229,6 +230,7 @@ async function serve(config: Config, backend: Backend, storage: Storage, log: Lo
      * then the writes and finalisations under way finish before the database closes.
      */
     async stop() {
+      stopping = true
       const housekeepingStopped = stopHousekeeping()
       await app.stop(true)
       await housekeepingStopped

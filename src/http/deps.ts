@@ -16,4 +16,6 @@ export interface AppDeps {
   log: (message: string, context?: Record<string, unknown>) => void
   /** Every password check (sign-in, drop-link unlock): rate-limited and bounded. */
   passwordChecks: PasswordChecks
+  /** True once the server has begun to stop: a request failing then is cut short, not broken. */
+  stopping?: () => boolean
 }

@@ -53,8 +53,14 @@ export const errorFormats = new Elysia({ name: 'error-formats' }).macro({
  * anything else is logged with its context and answered with a bare 500: no stack, path or
  * source reaches a client.
  */
-export function errorResponse(error: unknown, request: Request, log: (m: string, c?: Record<string, unknown>) => void): Response {
+export function errorResponse(error: unknown, request: Request, log: (m: string, c?: Record<string, unknown>) => void, stopping = false): Response {
   let refusal = refusalOf(error)
+  if (!refusal && stopping) {
+    // The server is closing its database and storage under a request that was still running:
+    // expected, and the client (whose connection is being closed) retries.
+    log('request cut short by the server stopping', { method: request.method, path: pathOf(request), error: String(error) })
+    refusal = new HttpError(503, 'The server is stopping; retry shortly')
+  }
   if (!refusal) {
     const detail = error instanceof Error ? `${error.name}: ${error.message}\n${error.stack ?? ''}` : String(error)
     log('unexpected error', { method: request.method, path: pathOf(request), error: detail })
