@@ -63,7 +63,7 @@ describePostgres('openPostgres', () => {
         for (const row of rows) (columns[row.table_name] ??= []).push(row.column_name)
         for (const names of Object.values(columns)) names.sort()
         expect(columns).toEqual(sqliteColumns())
-        expect(await db.select().from(folders)).toEqual([{ id: 1, parentId: null, name: '', createdAt: 1234, deletedAt: null, passwordHash: null }])
+        expect(await db.select().from(folders)).toEqual([{ id: 1, parentId: null, name: '', createdAt: 1234, deletedAt: null, passwordHash: null, sortName: null }])
       } finally {
         await db.$client.close()
       }

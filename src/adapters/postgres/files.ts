@@ -1,10 +1,12 @@
 import { numberedName } from '../../core/library.ts'
-import { and, eq, sql } from 'drizzle-orm'
+import { and, eq, getTableColumns, sql } from 'drizzle-orm'
 import type { Completion, FileRecord } from '../../core/records.ts'
 import { isUniqueViolation, recordColumns, rows, type Q } from './queries.ts'
 import { blobs, files, uploadChunks, uploads } from './schema.ts'
 
 const FILE = recordColumns(files)
+/** As many nulls as FILE has columns: the row that says "no file" in a union with FILE. */
+const NO_FILE = sql.raw(Object.keys(getTableColumns(files)).map(() => 'null').join(', '))
 
 /** How many names ("a.bin", "a (1).bin", …) the one-statement completion tries before the slow way. */
 const NAMES_AT_ONCE = 16
@@ -51,7 +53,7 @@ export async function completeUploadAtOnce(db: Q, c: Completion, alone: boolean)
             )
             select ${FILE}, true as mine from file
             union all
-            select null, null, null, null, null, null, null, null, null, exists (select 1 from mine) where not exists (select 1 from file)`,
+            select ${NO_FILE}, exists (select 1 from mine) where not exists (select 1 from file)`,
       )
     try {
       found = alone ? await statement(db) : await db.transaction(statement)

@@ -26,6 +26,8 @@ export const folders = pgTable(
     deletedAt: timestamp('deleted_at'),
     /** argon2id hash; visitors must give the password of the nearest protected folder. */
     passwordHash: text('password_hash'),
+    /** The name as people sort it: case-folded, digit runs padded (file2 before file10); set by the app. */
+    sortName: text('sort_name'),
   },
   (t) => [uniqueIndex('folders_parent_name_live').on(t.parentId, t.name).where(sql`deleted_at is null`)],
 )
@@ -55,12 +57,18 @@ export const files = pgTable(
     createdAt: timestamp('created_at').notNull(),
     /** Set while the file is in the trash. */
     deletedAt: timestamp('deleted_at'),
+    /** The name as people sort it: case-folded, digit runs padded (file2 before file10); set by the app. */
+    sortName: text('sort_name'),
+    /** The drop link whose visitor uploaded this file; null for the admin's uploads. */
+    linkId: integer('link_id'),
   },
   (t) => [
     // Names are unique among the live files of a folder; the trash may hold namesakes.
     uniqueIndex('files_folder_name_live').on(t.folderId, t.name).where(sql`deleted_at is null`),
     index('files_folder_created').on(t.folderId, t.createdAt),
     index('files_folder_size').on(t.folderId, t.sizeBytes),
+    index('files_folder_sort_name').on(t.folderId, t.sortName),
+    index('files_link').on(t.linkId),
     index('files_sha256').on(t.sha256),
     index('files_deleted').on(t.deletedAt),
   ],
@@ -152,6 +160,10 @@ export const links = pgTable(
     /** Comma-separated extensions (.jpg) and media types (image/*); empty: anything. */
     allowedTypes: text('allowed_types'),
     allowDownload: boolean('allow_download').notNull().default(false),
+    /** Visitors who may see the folder see all of it (true) or only the files this link received (false). */
+    showWholeFolder: boolean('show_whole_folder').notNull().default(false),
+    /** The limits as the admin typed them ("5M", "7 days"), JSON, to show them back the same way. */
+    enteredLimits: text('entered_limits'),
     disabled: boolean('disabled').notNull().default(false),
     createdAt: timestamp('created_at').notNull(),
   },

@@ -6,7 +6,8 @@ import { blobs, files, folders, uploadChunks, uploads } from './schema.ts'
 import { changes, insertUploadOnce, type Admission, type NewUpload } from './uploads.ts'
 
 export type FileRow = typeof files.$inferSelect
-export type FolderRow = typeof folders.$inferSelect
+/** A folder as the library reads it (its sort key is the database's business). */
+export type FolderRow = Omit<typeof folders.$inferSelect, 'sortName'>
 
 export function findFolder(db: Db, id: number): FolderRow | undefined {
   return prepared(db, 'findFolder', (d) =>
