@@ -9,6 +9,7 @@ export function layout(args: { title: string; body: SafeHtml; signedIn: boolean;
 <title>${args.title} · Dropfold</title>
 <link rel="stylesheet" href="/assets/vendor/dropzone.css">
 <link rel="stylesheet" href="/assets/app.css">
+<link rel="stylesheet" href="/assets/uploader.css">
 <script src="/assets/vendor/htmx.min.js" defer></script>
 <script src="/assets/app.js" defer></script>
 ${(args.scripts ?? []).map((src) => html`<script src="${src}" defer></script>`)}
