@@ -1,3 +1,7 @@
+import { afterEach } from 'bun:test'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { TEST_PASSWORD } from './server.ts'
 
@@ -33,4 +37,31 @@ export function spawnServer(env: Record<string, string>): ServerProcess {
   })()
   started.catch(() => {})
   return { proc, started, stderr }
+}
+
+/**
+ * What a test file's tests make and must undo after each test, in reverse order: temporary
+ * directories, servers started as processes (stopped with SIGTERM), and anything pushed on `cleanups`.
+ */
+export function undoneAfterEach(prefix: string) {
+  const cleanups: (() => unknown)[] = []
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
+  })
+  return {
+    cleanups,
+    tempDir() {
+      const dir = mkdtempSync(join(tmpdir(), prefix))
+      cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+      return dir
+    },
+    spawned(env: Record<string, string>): ServerProcess {
+      const child = spawnServer(env)
+      cleanups.push(async () => {
+        child.proc.kill('SIGTERM')
+        await child.proc.exited
+      })
+      return child
+    },
+  }
 }

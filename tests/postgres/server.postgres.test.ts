@@ -1,36 +1,18 @@
 import { SQL } from 'bun'
-import { afterEach, expect, test } from 'bun:test'
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { expect, test } from 'bun:test'
+import { existsSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { chunkFields, chunkOf, sendChunk } from '../helpers/dropzone-client.ts'
 import { randomData } from '../helpers/data.ts'
 import { describePostgres, freshDatabase } from '../helpers/postgres.ts'
-import { spawnServer, type ServerProcess } from '../helpers/processes.ts'
+import { undoneAfterEach } from '../helpers/processes.ts'
 import { login, TEST_PASSWORD } from '../helpers/server.ts'
 import { loadConfig } from '../../src/config.ts'
 import { startServer } from '../../src/server.ts'
 
 // DATABASE_URL, from the outside: `bun src/main.ts` as an operator starts it.
 
-const cleanups: (() => unknown)[] = []
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
-})
-
-const tempDir = () => {
-  const dir = mkdtempSync(join(tmpdir(), 'dropfold-pg-server-'))
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
-  return dir
-}
-const spawned = (env: Record<string, string>): ServerProcess => {
-  const child = spawnServer(env)
-  cleanups.push(async () => {
-    child.proc.kill('SIGTERM')
-    await child.proc.exited
-  })
-  return child
-}
+const { cleanups, tempDir, spawned } = undoneAfterEach('dropfold-pg-server-')
 const database = async () => {
   const db = await freshDatabase()
   cleanups.push(() => db.drop())

@@ -1,33 +1,15 @@
 import { PutBucketPolicyCommand } from '@aws-sdk/client-s3'
-import { afterEach, describe, expect, test } from 'bun:test'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { describe, expect, test } from 'bun:test'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { checkS3 } from '../../src/adapters/s3/check.ts'
-import { spawnServer, type ServerProcess } from '../helpers/processes.ts'
+import { undoneAfterEach } from '../helpers/processes.ts'
 import { describeS3, freshBucket, s3Env, testS3Settings, type TestBucket } from '../helpers/s3.ts'
 
 // STORAGE=s3 from the outside: `bun src/main.ts` as an operator starts it, with each thing an
 // operator can get wrong, and the secret key never in what it prints.
 
-const cleanups: (() => unknown)[] = []
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
-})
-
-const tempDir = () => {
-  const dir = mkdtempSync(join(tmpdir(), 'dropfold-s3-startup-'))
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
-  return dir
-}
-const spawned = (env: Record<string, string>): ServerProcess => {
-  const child = spawnServer(env)
-  cleanups.push(async () => {
-    child.proc.kill('SIGTERM')
-    await child.proc.exited
-  })
-  return child
-}
+const { cleanups, tempDir, spawned } = undoneAfterEach('dropfold-s3-startup-')
 const bucket = async () => {
   const made = await freshBucket()
   cleanups.push(() => made.drop())
